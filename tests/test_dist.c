@@ -1,0 +1,59 @@
+/* test_dist.c — the collectives of lib/dist.h.  Run alone it checks the
+ * single-process identities; run under `mpirun -np N` (tests/t_dist_mpi.sh)
+ * every rank checks sums, maxima, broadcast and all-gather against values it
+ * computes itself from the rank numbers. */
+#include <stdint.h>
+#include <string.h>
+#include "dist.h"
+#include "testutil.h"
+
+int main(void) {
+    dv2_dist d;
+    dv2_error err = {0};
+    int rc = dv2_dist_init(&d, 0, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (rc) return tu_finish("test_dist");
+    int W = d.world, r = d.rank;
+    CHECK(r >= 0 && r < W);
+    CHECK(W == dv2_dist_env_world());
+
+    /* sums: element i of rank r holds r*1000+i; the sum is W*(W-1)/2*1000 + W*i */
+    enum { N = 1001 };
+    static float f[N];
+    static double g[N];
+    static int64_t k[N];
+    for (int i = 0; i < N; i++) { f[i] = (float)(r * 1000 + i); g[i] = r * 1000.0 + i + 0.25; k[i] = (int64_t)r << 40 | i; }
+    CHECK(dv2_dist_allreduce_sum_f32(&d, f, N, &err) == 0);
+    CHECK(dv2_dist_allreduce_sum_f64(&d, g, N, &err) == 0);
+    CHECK(dv2_dist_allreduce_sum_i64(&d, k, N, &err) == 0);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        double want = W * (W - 1) / 2.0 * 1000.0 + (double)W * i;
+        if (f[i] != (float)want) bad++;
+        if (g[i] != want + 0.25 * W) bad++;
+        if (k[i] != ((int64_t)(W * (W - 1) / 2) << 40) + (int64_t)W * i) bad++;
+    }
+    CHECKF(bad == 0, "%d wrong sums", bad);
+
+    double m[2] = {(double)r, -(double)r};
+    CHECK(dv2_dist_allreduce_max_f64(&d, m, 2, &err) == 0);
+    CHECK(m[0] == W - 1 && m[1] == 0);
+
+    char msg[32];
+    snprintf(msg, sizeof msg, "from rank %d", r);
+    CHECK(dv2_dist_broadcast(&d, msg, sizeof msg, W - 1, &err) == 0);
+    char want[32];
+    snprintf(want, sizeof want, "from rank %d", W - 1);
+    CHECK(strcmp(msg, want) == 0);
+    CHECK(dv2_dist_broadcast(&d, msg, sizeof msg, W, &err) == DV2_EINVAL);
+
+    int32_t mine[2] = {r, r * r}, all[2 * 64];
+    if (W <= 64) {
+        CHECK(dv2_dist_allgather(&d, mine, sizeof mine, all, &err) == 0);
+        for (int i = 0; i < W; i++) CHECK(all[2 * i] == i && all[2 * i + 1] == i * i);
+    }
+    CHECK(dv2_dist_barrier(&d, &err) == 0);
+    CHECK(strcmp(dv2_dist_backend_name(&d), W > 1 ? "mpi" : "single") == 0);
+    dv2_dist_finalize(&d);
+    return tu_finish("test_dist");
+}
