@@ -1,0 +1,171 @@
+# dv2 — one Makefile for the library, the seven programs, tests and benchmarks.
+#
+#   make            build bin/dv2-* (features detected by compiling probes)
+#   make CUDA=0     build without the CUDA backend (also MPI=0, FAISS=0)
+#   make test       build with -Werror and run the test suite
+#   make help       list the targets
+#
+# Sources are discovered: lib/*.c (+ lib/*.cpp when FAISS is on) form
+# build/libdv2.a, kernels/*.cu are added when CUDA is on, every cmd/NAME.c is
+# a program bin/NAME, every tests/test_*.c a test binary build/tests/test_*.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= gcc
+CXX     ?= g++
+WERROR  ?= 1
+OPT     ?= -O2
+BUILD   ?= build
+
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) -g -fopenmp -Wall -Wextra -Wno-unused-parameter -pthread -Ilib -Ikernels
+CXXFLAGS_BASE = -std=c++17 $(OPT) -g -fopenmp -Wall -Wextra -Wno-unused-parameter -pthread -Ilib
+ifeq ($(WERROR),1)
+CFLAGS_BASE += -Werror
+CXXFLAGS_BASE += -Werror
+endif
+SAN ?=
+ifneq ($(SAN),)
+CFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer
+CXXFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer
+LDSAN = -fsanitize=$(SAN)
+endif
+
+LIBS = -lzstd -lturbojpeg -lpng -lopenblas -lm
+
+# ---- feature probes: each compiles (and links) a tiny program ----------------
+# Results are cached in $(BUILD)/probe/*.result (make clean re-probes); a
+# variable given on the command line (CUDA=0) always wins.
+PROBE_DIR := $(BUILD)/probe
+$(shell mkdir -p $(PROBE_DIR))
+probe = $(shell f=$(PROBE_DIR)/$(1).result; if [ -f $$f ]; then cat $$f; else { $(2); } >/dev/null 2>&1 && r=1 || r=0; echo $$r > $$f; echo $$r; fi)
+
+MPI ?= $(call probe,mpi,printf '\043include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' > $(PROBE_DIR)/mpi.c && \
+	$(CC) $(PROBE_DIR)/mpi.c -o $(PROBE_DIR)/mpi $$(mpicc --showme:compile) $$(mpicc --showme:link))
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell mpicc --showme:compile)
+MPI_LIBS := $(shell mpicc --showme:link)
+CFLAGS_BASE += $(MPI_CFLAGS) -DDV2_HAVE_MPI=1
+CXXFLAGS_BASE += -DDV2_HAVE_MPI=1
+LIBS += $(MPI_LIBS)
+endif
+
+FAISS ?= $(call probe,faiss,printf '\043include <faiss/IndexFlat.h>\nint main(){faiss::IndexFlatIP i(4);return (int)i.ntotal;}\n' > $(PROBE_DIR)/faiss.cpp && \
+	$(CXX) -fopenmp $(PROBE_DIR)/faiss.cpp -o $(PROBE_DIR)/faiss -lfaiss -lopenblas -llapack)
+ifeq ($(FAISS),1)
+CFLAGS_BASE += -DDV2_HAVE_FAISS=1
+CXXFLAGS_BASE += -DDV2_HAVE_FAISS=1
+LIBS := -lfaiss $(LIBS) -llapack -lstdc++
+LIB_CXX := $(wildcard lib/*.cpp)
+endif
+
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= 90
+CUDA ?= $(call probe,cuda,[ -n "$(NVCC)" ] && printf '__global__ void k(float*x){x[0]=1;}\nint main(){return 0;}\n' > $(PROBE_DIR)/cuda.cu && \
+	$(NVCC) -arch=sm_$(CUDA_ARCH) $(PROBE_DIR)/cuda.cu -o $(PROBE_DIR)/cuda)
+ifeq ($(CUDA),1)
+NVCCFLAGS = -O2 -g -std=c++17 -arch=sm_$(CUDA_ARCH) -Ilib -Ikernels -Xcompiler -Wall -DDV2_HAVE_CUDA=1
+CFLAGS_BASE += -DDV2_HAVE_CUDA=1 -DDV2_CUDA_ARCH=\"sm_$(CUDA_ARCH)\" -I$(CUDA_HOME)/include
+LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+LIB_CU := $(wildcard kernels/*.cu)
+endif
+
+CFLAGS ?=
+LDFLAGS ?=
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
+ALL_CXXFLAGS = $(CXXFLAGS_BASE) $(CXXFLAGS)
+
+# ---- sources ----------------------------------------------------------------
+LIB_C    := $(wildcard lib/*.c)
+LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.o)
+PROGS    := $(patsubst cmd/%.c,bin/%,$(wildcard cmd/*.c))
+TEST_SRC := $(wildcard tests/test_*.c)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+LIBDV2   := $(BUILD)/libdv2.a
+
+.PHONY: all test test-gpu bench bench-gpu demo man install clean asan help fuzz features
+.DEFAULT_GOAL := all
+
+all: $(PROGS) features
+
+features:
+	@echo "dv2: features: cuda=$(CUDA) mpi=$(MPI) faiss=$(FAISS)$(if $(filter 0,$(CUDA)), (CPU-only build: nvcc not found or CUDA=0))"
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cpp $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu $(wildcard lib/*.h) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIBDV2): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+bin/%: $(BUILD)/cmd/%.o $(LIBDV2)
+	@mkdir -p bin
+	$(CC) -fopenmp $(LDSAN) $(LDFLAGS) $< $(LIBDV2) $(LIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBDV2)
+	$(CC) -fopenmp $(LDSAN) $(LDFLAGS) $< $(LIBDV2) $(LIBS) -o $@
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBDV2)
+	$(CC) -fopenmp $(LDSAN) $(LDFLAGS) $< $(LIBDV2) $(LIBS) -o $@
+
+# ---- tests and benchmarks ---------------------------------------------------
+test: $(PROGS) $(TESTS)
+	@LC_ALL=C BUILD=$(BUILD) DV2_CUDA=$(CUDA) DV2_MPI=$(MPI) DV2_FAISS=$(FAISS) sh tests/run.sh $(T)
+
+test-gpu: $(PROGS) $(TESTS)
+	@LC_ALL=C BUILD=$(BUILD) DV2_CUDA=$(CUDA) DV2_GPU_ONLY=1 sh tests/run.sh $(T)
+
+bench: $(PROGS) $(BENCHES)
+	@LC_ALL=C BUILD=$(BUILD) sh bench/run.sh $(B)
+
+bench-gpu: $(PROGS) $(BENCHES)
+	@LC_ALL=C BUILD=$(BUILD) DV2_GPU_ONLY=1 sh bench/run.sh $(B)
+
+demo: $(PROGS)
+	sh scripts/demo
+
+asan:
+	$(MAKE) BUILD=build-asan SAN=address,undefined OPT=-O1 CUDA=0 all $(patsubst $(BUILD)/%,build-asan/%,$(TESTS))
+
+fuzz:
+	$(MAKE) -C tests/fuzz
+
+man:
+	@for f in man/*.[15]; do echo "checking $$f"; LC_ALL=C man --warnings -E UTF-8 -l $$f >/dev/null || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+clean:
+	rm -rf $(BUILD) build-asan bin
+
+help:
+	@echo "targets:"
+	@echo "  all        build bin/dv2-* (default); CUDA=0 MPI=0 FAISS=0 turn features off"
+	@echo "  test       build with -Werror and run the tests (T=pattern selects some)"
+	@echo "  test-gpu   run only the GPU tests (needs a GPU)"
+	@echo "  bench      CPU benchmarks against their baselines (B=pattern selects some)"
+	@echo "  bench-gpu  GPU benchmarks"
+	@echo "  demo       the Fashion-MNIST pipeline (scripts/demo)"
+	@echo "  man        check the man pages render"
+	@echo "  install    install programs and man pages (PREFIX, DESTDIR)"
+	@echo "  asan       build with AddressSanitizer + UBSan into build-asan/"
+	@echo "  fuzz       build the fuzz targets in tests/fuzz (clang, libFuzzer)"
+	@echo "  clean      remove build outputs"
+	@echo "variables: CUDA_ARCH=$(CUDA_ARCH) WERROR=$(WERROR) OPT=$(OPT) BUILD=$(BUILD)"
+
+.SECONDARY:
