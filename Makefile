@@ -30,7 +30,7 @@ CXXFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer
 LDSAN = -fsanitize=$(SAN)
 endif
 
-LIBS = -lzstd -lturbojpeg -lpng -lopenblas -lm
+LIBS = -lzstd -lturbojpeg -lpng -lz -lopenblas -lm
 
 # ---- feature probes: each compiles (and links) a tiny program ----------------
 # Results are cached in $(BUILD)/probe/*.result (make clean re-probes); a
