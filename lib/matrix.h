@@ -165,6 +165,12 @@ int dv2_matrix_check_same_dim(const dv2_matrix_info *a, const char *name_a,
 
 /* ---- .npy export (for users: numpy.load) ------------------------------------------ */
 
+/* Every .npy header dv2 writes is this long (so a streaming writer can
+ * rewrite it in place with the final row count). */
+#define DV2_MATRIX_NPY_HEADER 128
+/* Fills out[DV2_MATRIX_NPY_HEADER] with a version 1.0 .npy header: descr
+ * ("<f4"), shape (rows, cols), or (rows,) when cols is 0. */
+void dv2_matrix_npy_header(uint8_t *out, const char *descr, uint64_t rows, size_t cols);
 /* Derived names: "x.npy" -> "x.ids.npy" / "x.labels.npy" (other names get the
  * suffix appended).  Returns a malloc'd string or NULL. */
 char *dv2_matrix_npy_name(const char *npy_path, const char *suffix);
