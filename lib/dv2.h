@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DV2_VERSION "0.1.0"
 
 enum {
@@ -50,4 +54,7 @@ const char *dv2_build_features(void);
 void *dv2_malloc_array(size_t n, size_t size);
 void *dv2_calloc_array(size_t n, size_t size);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
