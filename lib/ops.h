@@ -47,13 +47,13 @@ typedef struct dv2_backend {
     int (*sync)(void);                            /* wait for queued work */
 
     /* ---- linear algebra ----------------------------------------------- */
-    /* out (N,O) = in (N,I) · W(O,I)^T + b(O); b may be NULL. */
+    /* out (N,Cout) = in (N,Cin) · W(Cout,Cin)^T + b(Cout); b may be NULL. */
     void (*linear_forward)(float *out, const float *in, const float *w, const float *b,
-                           int N, int I, int O);
-    /* din (N,I) += dout·W; dw (O,I) += dout^T·in; db (O) += colsum(dout).
+                           int N, int Cin, int Cout);
+    /* din (N,Cin) += dout·W; dw (Cout,Cin) += dout^T·in; db (Cout) += colsum(dout).
      * din, dw, db may each be NULL. */
     void (*linear_backward)(float *din, float *dw, float *db, const float *dout,
-                            const float *in, const float *w, int N, int I, int O);
+                            const float *in, const float *w, int N, int Cin, int Cout);
 
     /* Patch embedding, a p×p stride-p convolution with bias (spec §2.2):
      * img (B,3,Hpx,Wpx) → out (B, (Hpx/p)(Wpx/p), D), tokens row-major over the

@@ -77,8 +77,9 @@ int dv2_vit_droppath_k(int b, double rate);
 /* Length of the subset array for these groups. */
 size_t dv2_vit_droppath_len(const dv2_vit_group *g, int n_groups, int depth, double rate);
 /* Fills subset (dv2_vit_droppath_len ints): for each (block, branch, group)
- * a uniformly random permutation of [0, b) truncated to k. */
-void dv2_vit_droppath_draw(int *subset, const dv2_vit_group *g, int n_groups, int depth,
+ * a uniformly random permutation of [0, b) truncated to k.  Returns 0 or
+ * DV2_ENOMEM. */
+int dv2_vit_droppath_draw(int *subset, const dv2_vit_group *g, int n_groups, int depth,
                            double rate, dv2_rng *rng);
 
 enum {

@@ -1,0 +1,167 @@
+/* ops_cpu_act.c — CPU backend: activations (exact GELU, SwiGLU), the
+ * LayerScale residual with stochastic-depth subsets, token assembly
+ * (CLS, registers, mask token, positional embedding) and row gather/scatter.
+ * Reductions over rows (parameter gradients, scatter with repeated rows) are
+ * split over column blocks, so no two threads write the same element and the
+ * summation order is fixed. */
+#include <math.h>
+#include <string.h>
+#include "ops_cpu.h"
+
+#define CBLK 64
+
+void dv2_cpu_gelu_forward(float *out, const float *in, size_t n) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float)M_SQRT1_2));
+}
+
+/* d/dx x·Φ(x) = Φ(x) + x·φ(x). */
+void dv2_cpu_gelu_backward(float *din, const float *dout, const float *in, size_t n) {
+    const float k = 0.3989422804014327f; /* 1/sqrt(2π) */
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = in[i];
+        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+        din[i] += dout[i] * (cdf + x * k * expf(-0.5f * x * x));
+    }
+}
+
+void dv2_cpu_swiglu_forward(float *out, const float *in, int N, int h) {
+    #pragma omp parallel for schedule(static)
+    for (long n = 0; n < N; n++) {
+        const float *x1 = in + n * 2 * h, *x2 = x1 + h;
+        float *o = out + n * h;
+        for (int j = 0; j < h; j++) o[j] = x1[j] / (1.0f + expf(-x1[j])) * x2[j];
+    }
+}
+
+void dv2_cpu_swiglu_backward(float *din, const float *dout, const float *in, int N, int h) {
+    #pragma omp parallel for schedule(static)
+    for (long n = 0; n < N; n++) {
+        const float *x1 = in + n * 2 * h, *x2 = x1 + h, *g = dout + n * h;
+        float *d1 = din + n * 2 * h, *d2 = d1 + h;
+        for (int j = 0; j < h; j++) {
+            float s = 1.0f / (1.0f + expf(-x1[j]));
+            float silu = x1[j] * s;
+            d1[j] += g[j] * x2[j] * (s + x1[j] * s * (1.0f - s));
+            d2[j] += g[j] * silu;
+        }
+    }
+}
+
+void dv2_cpu_residual_forward(float *x, const float *y, const float *gamma, const int *rows,
+                              const float *scale, int n, int C) {
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) {
+        float *xr = x + (size_t)(rows ? rows[i] : i) * C;
+        const float *yr = y + i * C;
+        float s = scale ? scale[i] : 1.0f;
+        for (int c = 0; c < C; c++) xr[c] += s * gamma[c] * yr[c];
+    }
+}
+
+void dv2_cpu_residual_backward(float *dy, float *dgamma, const float *dx, const float *y,
+                               const float *gamma, const int *rows, const float *scale,
+                               int n, int C) {
+    if (dy) {
+        #pragma omp parallel for schedule(static)
+        for (long i = 0; i < n; i++) {
+            const float *g = dx + (size_t)(rows ? rows[i] : i) * C;
+            float s = scale ? scale[i] : 1.0f;
+            for (int c = 0; c < C; c++) dy[i * C + c] += s * gamma[c] * g[c];
+        }
+    }
+    if (!dgamma) return;
+    #pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += CBLK) {
+        int c1 = c0 + CBLK < C ? c0 + CBLK : C;
+        double acc[CBLK] = {0};
+        for (long i = 0; i < n; i++) {
+            const float *g = dx + (size_t)(rows ? rows[i] : i) * C, *yr = y + i * C;
+            double s = scale ? scale[i] : 1.0;
+            for (int c = c0; c < c1; c++) acc[c - c0] += s * yr[c] * g[c];
+        }
+        for (int c = c0; c < c1; c++) dgamma[c] += (float)acc[c - c0];
+    }
+}
+
+void dv2_cpu_embed_tokens_forward(float *x, const float *patch, const float *cls,
+                                  const float *reg, const float *pos, const uint8_t *mask,
+                                  const float *mask_token, int B, int N, int R, int D) {
+    int S = 1 + R + N;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < S; t++) {
+            float *xr = x + ((size_t)b * S + t) * D;
+            if (t == 0) {
+                for (int c = 0; c < D; c++) xr[c] = cls[c] + pos[c];
+            } else if (t <= R) {
+                memcpy(xr, reg + (size_t)(t - 1) * D, sizeof(float) * (size_t)D);
+            } else {
+                int j = t - 1 - R;
+                const float *src = (mask && mask[(size_t)b * N + j]) ? mask_token
+                                   : patch + ((size_t)b * N + j) * D;
+                const float *pr = pos + (size_t)(1 + j) * D;
+                for (int c = 0; c < D; c++) xr[c] = src[c] + pr[c];
+            }
+        }
+}
+
+void dv2_cpu_embed_tokens_backward(float *dpatch, float *dcls, float *dreg, float *dpos,
+                                   float *dmask_token, const float *dx, const uint8_t *mask,
+                                   int B, int N, int R, int D) {
+    int S = 1 + R + N;
+    if (dpatch) {
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < N; j++) {
+                if (mask && mask[(size_t)b * N + j]) continue;
+                const float *g = dx + ((size_t)b * S + 1 + R + j) * D;
+                float *d = dpatch + ((size_t)b * N + j) * D;
+                for (int c = 0; c < D; c++) d[c] += g[c];
+            }
+    }
+    if (dpos) {
+        #pragma omp parallel for schedule(static)
+        for (int j = 0; j <= N; j++) {
+            int t = j == 0 ? 0 : R + j;
+            for (int c = 0; c < D; c++) {
+                double s = 0;
+                for (int b = 0; b < B; b++) s += dx[((size_t)b * S + t) * D + c];
+                dpos[(size_t)j * D + c] += (float)s;
+            }
+        }
+    }
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < D; c++) {
+        double sc = 0, sm = 0;
+        for (int b = 0; b < B; b++) {
+            sc += dx[(size_t)b * S * D + c];
+            if (dreg)
+                for (int r = 0; r < R; r++) dreg[(size_t)r * D + c] += dx[((size_t)b * S + 1 + r) * D + c];
+            if (dmask_token && mask)
+                for (int j = 0; j < N; j++)
+                    if (mask[(size_t)b * N + j]) sm += dx[((size_t)b * S + 1 + R + j) * D + c];
+        }
+        if (dcls) dcls[c] += (float)sc;
+        if (dmask_token) dmask_token[c] += (float)sm;
+    }
+}
+
+void dv2_cpu_gather_rows(float *out, const float *in, const int *rows, int n, int C) {
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++)
+        memcpy(out + i * C, in + (size_t)rows[i] * C, sizeof(float) * (size_t)C);
+}
+
+void dv2_cpu_scatter_add_rows(float *out, const float *in, const int *rows, int n, int C) {
+    #pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += CBLK) {
+        int c1 = c0 + CBLK < C ? c0 + CBLK : C;
+        for (long i = 0; i < n; i++) {
+            float *o = out + (size_t)rows[i] * C;
+            const float *s = in + i * C;
+            for (int c = c0; c < c1; c++) o[c] += s[c];
+        }
+    }
+}
