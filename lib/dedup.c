@@ -28,6 +28,7 @@ void dv2_dedup_part_free(dv2_dedup_part *part) {
     dv2_uf_free(&part->uf);
     free(part->best_sim);
     free(part->leak_sim);
+    free(part->leak_row);
     memset(part, 0, sizeof *part);
 }
 
@@ -50,17 +51,21 @@ int dv2_dedup_search(dv2_dedup_part *part, const dv2_vecsrc *pool, const dv2_vec
     int64_t m = q1 - q0;
     part->best_sim = dv2_malloc_array(m > 0 ? (size_t)m : 1, sizeof(float));
     part->leak_sim = dv2_malloc_array(m > 0 ? (size_t)m : 1, sizeof(float));
+    part->leak_row = dv2_malloc_array(m > 0 ? (size_t)m : 1, sizeof(int64_t));
     float *q = dv2_malloc_array((size_t)qb * (size_t)dim, sizeof(float));
     float *sim = dv2_malloc_array((size_t)qb * (size_t)k, sizeof(float));
     int64_t *row = dv2_malloc_array((size_t)qb * (size_t)k, sizeof(int64_t));
     float *lsim = dv2_malloc_array((size_t)qb, sizeof(float));
     int64_t *lrow = dv2_malloc_array((size_t)qb, sizeof(int64_t));
     dv2_knn *self = NULL, *ag = NULL;
-    if (!part->best_sim || !part->leak_sim || !q || !sim || !row || !lsim || !lrow) {
+    if (!part->best_sim || !part->leak_sim || !part->leak_row || !q || !sim || !row || !lsim || !lrow) {
         rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for query blocks of %lld rows", (long long)qb);
         goto done;
     }
-    for (int64_t i = 0; i < m; i++) part->best_sim[i] = part->leak_sim[i] = -INFINITY;
+    for (int64_t i = 0; i < m; i++) {
+        part->best_sim[i] = part->leak_sim[i] = -INFINITY;
+        part->leak_row[i] = -1;
+    }
     if (m == 0) goto done;
     rc = dv2_knn_create(&self, pool, &p->pool_knn, err);
     if (rc < 0) goto done;
@@ -89,7 +94,10 @@ int dv2_dedup_search(dv2_dedup_part *part, const dv2_vecsrc *pool, const dv2_vec
         if (ag) {
             rc = dv2_knn_search(ag, lsim, lrow, q, nb, 1, -INFINITY, -1, err);
             if (rc < 0) goto done;
-            for (int64_t i = 0; i < nb; i++) part->leak_sim[b - q0 + i] = lsim[i];
+            for (int64_t i = 0; i < nb; i++) {
+                part->leak_sim[b - q0 + i] = lsim[i];
+                part->leak_row[b - q0 + i] = lrow[i];
+            }
         }
         if (p->progress) p->progress(p->progress_ctx, b + nb - q0, m);
     }
@@ -111,29 +119,31 @@ void dv2_dedup_result_free(dv2_dedup_result *res) {
     free(res->status);
     free(res->best_sim);
     free(res->leak_sim);
+    free(res->leak_row);
     memset(res, 0, sizeof *res);
 }
 
-/* Every rank's searched slice of a per-row float array, gathered into all[n].
- * Slices differ in length, so each is padded to the longest. */
-static int gather_rows(float *all, const float *mine, const dv2_dedup_part *part, const dv2_dist *d,
+/* Every rank's searched slice of a per-row array (elements of es bytes),
+ * gathered into all[n].  Slices differ in length, so each is padded to the
+ * longest. */
+static int gather_rows(void *all, const void *mine, size_t es, const dv2_dedup_part *part, const dv2_dist *d,
                        const int64_t *q0s, const int64_t *q1s, dv2_error *err) {
-    int64_t maxlen = 0;
+    int64_t maxlen = 1;
     for (int r = 0; r < d->world; r++)
         if (q1s[r] - q0s[r] > maxlen) maxlen = q1s[r] - q0s[r];
-    float *send = dv2_calloc_array(maxlen > 0 ? (size_t)maxlen : 1, sizeof(float));
-    float *recv = dv2_calloc_array((size_t)d->world * (size_t)(maxlen > 0 ? maxlen : 1), sizeof(float));
+    uint8_t *send = dv2_calloc_array((size_t)maxlen, es);
+    uint8_t *recv = dv2_calloc_array((size_t)d->world * (size_t)maxlen, es);
     int rc = 0;
     if (!send || !recv) {
         rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory gathering results");
         goto done;
     }
-    memcpy(send, mine, sizeof(float) * (size_t)(part->q1 - part->q0));
-    rc = dv2_dist_allgather(d, send, sizeof(float) * (size_t)(maxlen > 0 ? maxlen : 1), recv, err);
+    memcpy(send, mine, es * (size_t)(part->q1 - part->q0));
+    rc = dv2_dist_allgather(d, send, es * (size_t)maxlen, recv, err);
     if (rc < 0) goto done;
     for (int r = 0; r < d->world; r++)
-        memcpy(all + q0s[r], recv + (size_t)r * (size_t)(maxlen > 0 ? maxlen : 1),
-               sizeof(float) * (size_t)(q1s[r] - q0s[r]));
+        memcpy((uint8_t *)all + es * (size_t)q0s[r], recv + (size_t)r * (size_t)maxlen * es,
+               es * (size_t)(q1s[r] - q0s[r]));
 done:
     free(send);
     free(recv);
@@ -195,12 +205,13 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
     res->status = dv2_calloc_array(nn, 1);
     res->best_sim = dv2_malloc_array(nn, sizeof(float));
     res->leak_sim = dv2_malloc_array(nn, sizeof(float));
+    res->leak_row = dv2_malloc_array(nn, sizeof(int64_t));
     int64_t *size = dv2_calloc_array(nn, sizeof(int64_t));
     uint8_t *leaky = dv2_calloc_array(nn, 1);
     int64_t *q0s = dv2_calloc_array((size_t)d->world, sizeof(int64_t));
     int64_t *q1s = dv2_calloc_array((size_t)d->world, sizeof(int64_t));
     int rc = 0;
-    if (!res->root || !res->comp || !res->status || !res->best_sim || !res->leak_sim || !size || !leaky ||
+    if (!res->root || !res->comp || !res->status || !res->best_sim || !res->leak_sim || !res->leak_row || !size || !leaky ||
         !q0s || !q1s) {
         rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)n);
         goto done;
@@ -211,8 +222,9 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
         if (rc == 0) rc = dv2_dist_allreduce_sum_i64(d, &edges, 1, err);
         if (rc == 0) rc = dv2_dist_allgather(d, &part->q0, sizeof(int64_t), q0s, err);
         if (rc == 0) rc = dv2_dist_allgather(d, &part->q1, sizeof(int64_t), q1s, err);
-        if (rc == 0) rc = gather_rows(res->best_sim, part->best_sim, part, d, q0s, q1s, err);
-        if (rc == 0) rc = gather_rows(res->leak_sim, part->leak_sim, part, d, q0s, q1s, err);
+        if (rc == 0) rc = gather_rows(res->best_sim, part->best_sim, sizeof(float), part, d, q0s, q1s, err);
+        if (rc == 0) rc = gather_rows(res->leak_sim, part->leak_sim, sizeof(float), part, d, q0s, q1s, err);
+        if (rc == 0) rc = gather_rows(res->leak_row, part->leak_row, sizeof(int64_t), part, d, q0s, q1s, err);
         if (rc < 0) goto done;
         for (int r = 0; r < d->world; r++)
             if (r > 0 && q0s[r] != q1s[r - 1]) {
@@ -230,6 +242,7 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
         }
         memcpy(res->best_sim, part->best_sim, sizeof(float) * (size_t)n);
         memcpy(res->leak_sim, part->leak_sim, sizeof(float) * (size_t)n);
+        memcpy(res->leak_row, part->leak_row, sizeof(int64_t) * (size_t)n);
     }
     res->edges = edges;
     dv2_uf_flatten(&part->uf);

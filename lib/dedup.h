@@ -52,6 +52,7 @@ typedef struct dv2_dedup_part {
     dv2_uf uf;           /* n rows, edges of rows q0..q1-1 */
     float *best_sim;     /* q1-q0: similarity of the nearest other pool image (-inf if none) */
     float *leak_sim;     /* q1-q0: best similarity to any against image (-inf if none) */
+    int64_t *leak_row;   /* q1-q0: the against row of leak_sim (-1 if none) */
     int64_t edges;       /* edges above threshold found */
 } dv2_dedup_part;
 
@@ -63,6 +64,7 @@ typedef struct dv2_dedup_result {
     uint8_t *status;     /* DV2_DEDUP_KEPT / COPY / LEAK */
     float *best_sim;     /* as in dv2_dedup_part, for all rows */
     float *leak_sim;
+    int64_t *leak_row;
     int64_t kept, copies, leaked, components, multi_components, largest, edges;
 } dv2_dedup_result;
 
