@@ -50,6 +50,7 @@ struct dv2_vit_pass {
     int nbb;
     float **blk_out;    /* depth (KEEP_BLOCKS) */
     float *out, *fmean, *frstd;
+    float *lmean, *lrstd;   /* statistics scratch of dv2_vit_pass_layer */
     /* backward scratch */
     float *dx, *dbr, *dy, *dln, *dh, *da, *dqkv, *datt, *dpatch, *dpos;
     int *rows_h;        /* host scratch (T) */
@@ -91,7 +92,7 @@ void dv2_vit_pass_free(dv2_vit_pass *ps) {
     if (ps->blk_out)
         for (int l = 0; l < ps->m->arch.depth; l++) be->free(ps->blk_out[l]);
     free(ps->blk_out);
-    float *bufs[] = {ps->x, ps->out, ps->fmean, ps->frstd, ps->dx, ps->dbr, ps->dy, ps->dln,
+    float *bufs[] = {ps->x, ps->out, ps->fmean, ps->frstd, ps->lmean, ps->lrstd, ps->dx, ps->dbr, ps->dy, ps->dln,
                      ps->dh, ps->da, ps->dqkv, ps->datt, ps->dpatch, ps->dpos};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) be->free(bufs[k]);
     free(ps->rows_h);
@@ -215,6 +216,8 @@ int dv2_vit_pass_create(dv2_vit_pass **out, dv2_vit *m, const dv2_vit_group *g, 
             return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
         }
         for (int l = 0; l < L; l++) ALLOC(ps->blk_out[l], T * D);
+        ALLOC(ps->lmean, T);
+        ALLOC(ps->lrstd, T);
     }
     ALLOC(ps->x, T * D);
     ALLOC(ps->out, T * D);
@@ -407,9 +410,8 @@ int dv2_vit_pass_layer(dv2_vit_pass *ps, int block, float *out, dv2_error *err) 
     dv2_vit *m = ps->m;
     if (!ps->blk_out || block < 0 || block >= m->arch.depth)
         return dv2_error_set(err, DV2_EINVAL, "vit: block %d output not kept", block);
-    /* the final-norm statistics buffers are reused; the final output stays valid */
-    blockbuf *b = &ps->bb[0];
-    ps->be->layernorm_forward(out, b->mean1, b->rstd1, ps->blk_out[block], PD(m->i_norm_w),
+    /* own statistics buffers: the saved activations stay valid for backward */
+    ps->be->layernorm_forward(out, ps->lmean, ps->lrstd, ps->blk_out[block], PD(m->i_norm_w),
                               PD(m->i_norm_b), ps->T, m->arch.embed_dim, DV2_VIT_LN_EPS);
     return DV2_OK;
 }
