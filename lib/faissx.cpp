@@ -231,6 +231,7 @@ extern "C" int dv2_faissx_kmeans(float *out_centroids, double *out_objective, co
         cp.spherical = spherical != 0;
         cp.seed = (int)(seed & 0x7fffffff);
         if (max_points_per_centroid > 0) cp.max_points_per_centroid = max_points_per_centroid;
+        cp.min_points_per_centroid = 1; /* FAISS would print its own warning; callers warn instead */
         faiss::Clustering clus(dim, k, cp);
         faiss::IndexFlatIP ip(dim);
         faiss::IndexFlatL2 l2(dim);
