@@ -244,7 +244,7 @@ static int close_container(parser *p, size_t idx, size_t base) {
         qsort_r(tmp, n, sizeof *tmp, cmp_keys, d);
         for (size_t k = 1; k < n; k++)
             if (cmp_keys(&tmp[k - 1], &tmp[k], d) == 0) {
-                dv2_error_set(p->err, DV2_ECORRUPT, "json: duplicate key \"%.200s\" in object",
+                dv2_error_set(p->err, DV2_ECORRUPT, "json: offset %zu: duplicate key \"%.200s\" in object", p->i,
                               d->buf + d->nodes[tmp[k]].key_off);
                 free(tmp);
                 return DV2_ECORRUPT;

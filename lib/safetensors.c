@@ -385,6 +385,10 @@ int dv2_safetensors_write(const char *path, int force, const dv2_safetensors_ent
             if (!strcmp(t[i].name, t[j].name))
                 return dv2_error_set(err, DV2_EINVAL, "%s: duplicate tensor name '%s'", path, t[i].name);
     }
+    for (size_t i = 0; i < nmeta; i++)
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(meta_keys[i], meta_keys[j]))
+                return dv2_error_set(err, DV2_EINVAL, "%s: duplicate metadata key '%s'", path, meta_keys[i]);
     sbuf h = {0};
     char num[64];
     uint64_t off = 0;
