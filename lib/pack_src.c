@@ -258,7 +258,7 @@ int dv2_pack_src_open(dv2_pack_src **out, const dv2_pack_opts *o, char *const *i
             if (s->u[i].cls) c[nc++] = s->u[i].cls;
         if (c) qsort(c, nc, sizeof *c, cmp_str);
         for (size_t i = 0; c && i < nc; i++)
-            if (s->nclasses == 0 || strcmp(c[i], s->classes[s->nclasses - 1]) != 0)
+            if (s->nclasses == 0 || strcmp(c[i], c[s->nclasses - 1]) != 0)
                 c[s->nclasses++] = c[i];
         s->classes = c;
     }
