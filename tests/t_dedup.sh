@@ -1,0 +1,120 @@
+# t_dedup.sh — dv2-dedup against the numpy reference (tests/ref/dedup_ref.py)
+# on planted near-copies: kept ids with and without --against, float16 and
+# zstd and stdin inputs, several input matrices, the --groups TSV, FAISS
+# IVF, and the CLI contract on bad input.
+. "$DV2_ROOT/tests/lib.sh"
+REF="$DV2_ROOT/tests/ref"
+
+$PY - <<EOF || fail "could not make the test matrices"
+import sys; sys.path.insert(0, "$REF")
+import emb_util as e, numpy as np
+x, t, base = e.clusters(60, 5, 500, 96, 0.035, seed=1)
+ids = np.arange(5000, 5000 + len(x)) * 7919
+e.write("pool.emb", ids, x)
+e.write("pool16.emb", ids, x, dtype="f16")
+h = len(x) // 2
+e.write("a.emb", ids[:h], x[:h]); e.write("b.emb", ids[h:], x[h:])
+rng = np.random.default_rng(9)
+ev = np.stack([base[g] + 0.05 * rng.standard_normal(96) for g in (2, 7, 11)]).astype(np.float32)
+e.write("eval.emb", [1, 2, 3], ev)
+e.write("eval_small.emb", [1], np.ones((1, 32), np.float32))
+e.write("empty.emb", np.zeros(0, np.uint64), np.zeros((0, 96), np.float32))
+y = x.copy(); y[10, 5] = np.nan
+e.write("nan.emb", ids, y)
+EOF
+
+$PY "$REF/dedup_ref.py" dedup pool.emb > ref.ids
+$PY "$REF/dedup_ref.py" dedup pool.emb --against eval.emb > ref_leak.ids
+$PY "$REF/dedup_ref.py" dedup pool16.emb > ref16.ids
+$PY "$REF/dedup_ref.py" dedup pool.emb -k 2 -t 0.8 > ref_k2.ids
+
+expect_exit 0 dv2-dedup pool.emb
+expect_same out.txt ref.ids
+n_ref=$(wc -l < ref.ids)
+expect_grep "kept $n_ref" err.txt
+expect_grep "pool 680 images" err.txt
+
+expect_exit 0 dv2-dedup --against eval.emb --groups groups.tsv pool.emb
+expect_same out.txt ref_leak.ids
+cp out.txt kept_leak.ids
+expect_grep "as leakage" err.txt
+# the TSV: a header and one row per image; kept ids are the rows marked kept
+expect_eq "$(grep -vc "^#" groups.tsv)" 680 "groups rows"
+awk -F'\t' '$5 == "kept" {print $1}' groups.tsv > from_groups.ids
+expect_same from_groups.ids kept_leak.ids
+# representatives are kept or leaked, never copies, and represent themselves
+expect_eq "$(awk -F'\t' '$1 == $3 && $5 == "copy"' groups.tsv | wc -l)" 0 "copy as representative"
+# the representative is the first member of its component in pool order
+$PY - <<'EOF' || fail "representative is not the first member"
+first = {}
+for line in open("groups.tsv"):
+    if line.startswith("#"): continue
+    f = line.split("\t")
+    first.setdefault(f[1], f[0])
+    assert f[2] == first[f[1]], line
+EOF
+
+expect_exit 0 dv2-dedup -k 2 -t 0.8 pool.emb
+expect_same out.txt ref_k2.ids
+
+# float16 matrices (converted block by block)
+expect_exit 0 dv2-dedup --block 100 pool16.emb
+expect_same out.txt ref16.ids
+
+# the same pool through zstd, stdin, and as two matrices
+if command -v zstd >/dev/null; then
+	zstd -q pool.emb -o pool.emb.zst
+	expect_exit 0 dv2-dedup pool.emb.zst
+	expect_same out.txt ref.ids
+fi
+dv2-dedup - < pool.emb > stdin.ids 2>/dev/null
+expect_same stdin.ids ref.ids
+expect_exit 0 dv2-dedup a.emb b.emb
+expect_same out.txt ref.ids
+expect_exit 0 dv2-dedup -o kept.ids pool.emb
+expect_same kept.ids ref.ids
+expect_empty out.txt
+expect_exit 1 dv2-dedup -o kept.ids pool.emb
+expect_grep "exists" err.txt
+
+if [ "${DV2_FAISS:-1}" = 1 ]; then
+	expect_exit 0 dv2-dedup --index IVF8,Flat --nprobe 8 pool.emb
+	expect_same out.txt ref.ids
+	expect_exit 0 dv2-dedup --index Flat --against eval.emb --against-index Flat pool.emb
+	expect_same out.txt ref_leak.ids
+	expect_exit 1 dv2-dedup --index NoSuchIndex pool.emb
+	expect_grep "faiss" err.txt
+else
+	expect_exit 2 dv2-dedup --index IVF8,Flat pool.emb
+	expect_grep "no FAISS" err.txt
+fi
+
+# bad input: clear errors, never a crash
+expect_exit 1 dv2-dedup pool.emb --against eval_small.emb
+expect_grep "dimension 32" err.txt
+expect_exit 1 dv2-dedup pool.emb eval_small.emb
+expect_grep "dimension" err.txt
+expect_exit 1 dv2-dedup nan.emb
+expect_grep "row 10 .*NaN" err.txt
+expect_exit 0 dv2-dedup empty.emb
+expect_empty out.txt
+expect_grep "empty" err.txt
+expect_exit 1 dv2-dedup missing.emb
+expect_grep "missing.emb" err.txt
+printf 'not a matrix at all' > junk.emb
+expect_exit 1 dv2-dedup junk.emb
+expect_grep "junk.emb" err.txt
+head -c 5000 pool.emb > cut.emb
+expect_exit 1 dv2-dedup cut.emb
+expect_grep "truncated" err.txt
+expect_exit 2 dv2-dedup --device cuda pool.emb
+expect_grep "no CUDA search" err.txt
+expect_exit 2 dv2-dedup -t 1.5 pool.emb
+expect_exit 2 dv2-dedup -k 0 pool.emb
+expect_exit 2 dv2-dedup --report rep pool.emb
+expect_grep "shards" err.txt
+expect_exit 2 dv2-dedup
+expect_exit 2 dv2-dedup --no-such-option pool.emb
+expect_exit 0 dv2-dedup --help
+expect_grep "against" out.txt
+finish
