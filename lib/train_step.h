@@ -1,0 +1,48 @@
+/* train_step.h — one DINOv2 training iteration (spec §5) on a batch:
+ * teacher forward on the global crops, targets (softmax centering or
+ * Sinkhorn-Knopp, §6.2/§6.3/§7.3), student forward on the packed global +
+ * local crops with iBOT masks and batch-subset stochastic depth, DINO + iBOT +
+ * KoLeo losses (§6–§9), backward, gradient averaging over ranks, the
+ * non-finite check, per-module clipping (§10.3), AdamW with the parameter
+ * groups, and the EMA teacher update (§11).
+ *
+ * Heads are row-wise, so a shared DINO/iBOT head is run as two passes of the
+ * same head (class tokens, then masked patch tokens) whose gradients add up:
+ * the same result as the reference's concatenated pass.  Losses and targets
+ * are computed on the host (lib/loss.h) from copies of the logits. */
+#ifndef DV2_TRAIN_STEP_H
+#define DV2_TRAIN_STEP_H
+
+#include <stdint.h>
+#include "config.h"
+#include "dist.h"
+#include "schedule.h"
+#include "train_data.h"
+#include "train_model.h"
+
+typedef struct dv2_step_stats {
+    double dino_local, dino_global, ibot, koleo, total; /* averaged over ranks */
+    double grad_norm[DV2_TM_N];                          /* before clipping */
+    int n_masked;                                        /* M summed over ranks */
+    int finite;                                          /* 0: step not applied */
+} dv2_step_stats;
+
+typedef struct dv2_stepper dv2_stepper;
+
+int dv2_stepper_create(dv2_stepper **st, const dv2_config *c, dv2_train_model *m, const dv2_dist *dist,
+                       dv2_error *err);
+void dv2_stepper_free(dv2_stepper *st);
+/* Runs iteration `it` on batch b with the schedule values v. */
+int dv2_stepper_run(dv2_stepper *st, const dv2_batch *b, int64_t it, const dv2_sched_values *v,
+                    dv2_step_stats *out, dv2_error *err);
+
+/* Block masks of spec §7.1 for one batch (exposed for tests): n_crops rows
+ * of an h×w grid into mask (n_crops·h·w, 0/1), drawn from rng.  Returns the
+ * upper bound U on the number of masked tokens for these sizes. */
+int dv2_train_masks(uint8_t *mask, int n_crops, int h, int w, int global_size, int patch,
+                    double prob, double ratio_min, double ratio_max, uint64_t seed, int64_t it,
+                    int rank);
+int dv2_train_mask_upperbound(int n_crops, int n_patches, double prob, double ratio_min,
+                              double ratio_max);
+
+#endif
