@@ -1,0 +1,259 @@
+/* dv2-embed — frozen features of images in shards: decode, the official
+ * evaluation transform, a ViT forward (or the pixel baseline), rows of an
+ * embedding matrix.  Parses options, builds the extractor, opens the output
+ * (in place with --resume), and runs lib/embed.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "afile.h"
+#include "cli.h"
+#include "embed.h"
+#include "embed_vit.h"
+#include "matrix.h"
+
+typedef struct opts {
+    const char *model, *arch, *features, *pca;
+    int pixels, layers, normalize, size, resize, batch, resume, strict, f16, size_set, resize_set;
+} opts;
+
+enum { O_MODEL, O_ARCH, O_PIXELS, O_FEATURES, O_LAYERS, O_NORMALIZE, O_SIZE, O_RESIZE, O_PCA,
+       O_BATCH, O_RESUME, O_STRICT, O_F16 };
+static const dv2_opt k_opts[] = {
+    [O_MODEL] = {"model", 'm', 1, "FILE", "backbone weights (safetensors; architecture from its metadata)"},
+    [O_ARCH] = {"arch", 0, 1, "NAME", "random-init baseline: vit_small, vit_base, vit_large, vit_giant2 (with --seed)"},
+    [O_PIXELS] = {"pixels", 0, 0, NULL, "baseline without a model: the normalized crop as the vector"},
+    [O_FEATURES] = {"features", 0, 1, "KIND", "cls (default), avgpool, clsavg (cls + mean patch) or patch"},
+    [O_LAYERS] = {"layers", 0, 1, "N", "linear-probe layout: cls of the last N blocks + avgpool of the last"},
+    [O_NORMALIZE] = {"normalize", 0, 0, NULL, "L2-normalize every row"},
+    [O_SIZE] = {"size", 0, 1, "N", "center crop side, the model input (default 224)"},
+    [O_RESIZE] = {"resize", 0, 1, "N", "shorter side before the crop (default 256 with --size 224, else size*8/7)"},
+    [O_PCA] = {"pca", 0, 1, "DIR", "write DIR/ID.jpg: each crop beside the first 3 PCA components of its patches"},
+    [O_BATCH] = {"batch", 'b', 1, "N", "images per forward (default 32)"},
+    [O_RESUME] = {"resume", 0, 0, NULL, "write OUT in place; skip ids already in OUT and append"},
+    [O_STRICT] = {"strict", 0, 0, NULL, "a corrupt image is an error (default: warn and skip)"},
+    [O_F16] = {"f16", 0, 0, NULL, "store vectors as float16"},
+    {0},
+};
+
+static int on_opt(void *ctx, int idx, const char *arg) {
+    opts *o = ctx;
+    switch (idx) {
+    case O_MODEL: o->model = arg; break;
+    case O_ARCH: o->arch = arg; break;
+    case O_PIXELS: o->pixels = 1; break;
+    case O_FEATURES:
+        if (strcmp(arg, "cls") && strcmp(arg, "avgpool") && strcmp(arg, "clsavg") && strcmp(arg, "patch"))
+            return dv2_usage_error("--features: expected cls, avgpool, clsavg or patch, got '%s'", arg);
+        o->features = arg;
+        break;
+    case O_LAYERS:
+        if (dv2_parse_int(arg, 1, 64, &o->layers)) return dv2_usage_error("--layers: expected 1..64, got '%s'", arg);
+        break;
+    case O_NORMALIZE: o->normalize = 1; break;
+    case O_SIZE:
+        if (dv2_parse_int(arg, 1, 4096, &o->size)) return dv2_usage_error("--size: expected 1..4096, got '%s'", arg);
+        o->size_set = 1;
+        break;
+    case O_RESIZE:
+        if (dv2_parse_int(arg, 0, 8192, &o->resize)) return dv2_usage_error("--resize: expected 0..8192, got '%s'", arg);
+        o->resize_set = 1;
+        break;
+    case O_PCA: o->pca = arg; break;
+    case O_BATCH:
+        if (dv2_parse_int(arg, 1, 4096, &o->batch)) return dv2_usage_error("--batch: expected 1..4096, got '%s'", arg);
+        break;
+    case O_RESUME: o->resume = 1; break;
+    case O_STRICT: o->strict = 1; break;
+    case O_F16: o->f16 = 1; break;
+    }
+    return 0;
+}
+
+typedef struct run_ctx {
+    dv2_matrix_writer *w;
+    int flush_each;
+    const char *pca_dir;
+    const dv2_embed_model *m;
+    dv2_progress prog;
+} run_ctx;
+
+static int sink(void *ctx, const dv2_embed_batch *b, dv2_error *err) {
+    run_ctx *rc = ctx;
+    int r = dv2_matrix_writer_write(rc->w, b->ids, b->labels, b->vecs, b->n, err);
+    if (!r && rc->flush_each) r = dv2_matrix_writer_flush(rc->w, err);
+    if (!r && rc->pca_dir) r = dv2_embed_vit_pca_write(rc->pca_dir, rc->m, b, err);
+    return r;
+}
+
+static void warn(void *ctx, const char *msg) {
+    (void)ctx;
+    dv2_warnf("skipping %s", msg);
+}
+
+static void progress(void *ctx, uint64_t done, uint64_t bytes) {
+    run_ctx *rc = ctx;
+    dv2_progress_update(&rc->prog, done, bytes);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Ids already in an existing OUT (resume), sorted.  A missing file is no ids. */
+static int read_done_ids(const char *path, uint64_t **ids, size_t *n, dv2_error *err) {
+    *ids = NULL;
+    *n = 0;
+    struct stat st;
+    if (stat(path, &st) != 0) return errno == ENOENT ? 0 : dv2_error_errno(err, DV2_EIO, errno, "%s", path);
+    dv2_matrix_reader *r;
+    int rc = dv2_matrix_reader_open(&r, path, err);
+    if (rc) return rc;
+    size_t cap = 0;
+    for (;;) {
+        /* One row per call: a partial last row (what a killed run leaves) ends
+         * the list without losing the complete rows before it; the writer
+         * cuts it off. */
+        uint64_t id;
+        int64_t got = dv2_matrix_reader_read(r, &id, NULL, NULL, 1, err);
+        if (got < 0) {
+            if (got == DV2_ECORRUPT) break;
+            rc = (int)got;
+            break;
+        }
+        if (got == 0) break;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            uint64_t *p = realloc(*ids, cap * sizeof *p);
+            if (!p) { rc = dv2_error_set(err, DV2_ENOMEM, "out of memory"); break; }
+            *ids = p;
+        }
+        (*ids)[(*n)++] = id;
+    }
+    dv2_matrix_reader_close(r);
+    if (rc) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+        return rc;
+    }
+    qsort(*ids, *n, sizeof **ids, cmp_u64);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    dv2_cli_spec spec = {
+        .prog = "dv2-embed",
+        .synopsis = "(-m MODEL | --arch NAME | --pixels) [options] [-o OUT] INPUT...",
+        .summary = "Embed the images of datasets, shards or a shard stream ('-') into an embedding matrix.",
+        .epilog = "Preprocessing is the official evaluation transform: bicubic resize of the shorter\n"
+                  "side (antialiased as PIL), center crop, ImageNet mean/std.",
+        .common = DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_DEVICE | DV2_CLI_THREADS,
+        .opts = k_opts,
+    };
+    opts o = {.size = 224, .resize = 256, .batch = 32};
+    dv2_cli cli;
+    int rc = dv2_cli_parse(&cli, &spec, argc, argv, on_opt, &o);
+    if (rc != DV2_CLI_RUN) return rc;
+    int nin = argc - cli.argi;
+    if (nin < 1) return dv2_usage_error("no input (datasets, shards, or '-' for a shard stream on stdin)");
+    if ((o.model != NULL) + (o.arch != NULL) + o.pixels != 1)
+        return dv2_usage_error("give exactly one of -m MODEL, --arch NAME, --pixels");
+    if (o.pixels && (o.features || o.layers || o.pca))
+        return dv2_usage_error("--pixels takes no --features, --layers or --pca");
+    if (o.layers && o.features) return dv2_usage_error("--layers and --features exclude each other");
+    if (o.size_set && !o.resize_set) o.resize = o.size == 224 ? 256 : (int)((o.size * 8 + 6) / 7);
+    if (o.resize && o.resize < o.size) dv2_warnf("--resize %d is smaller than --size %d: the crop is zero-padded", o.resize, o.size);
+    const char *out = cli.output ? cli.output : "-";
+    if (o.resume && !strcmp(out, "-")) return dv2_usage_error("--resume needs -o FILE");
+    if (!strcmp(out, "-") && (rc = dv2_cli_check_binary_stdout(&cli))) return rc;
+    if (!strcmp(cli.device, "cuda")) {
+        dv2_errorf("--device cuda: this build has no CUDA backend for dv2-embed; use --device cpu");
+        return DV2_EXIT_ERROR;
+    }
+    int nstdin = 0;
+    for (int i = cli.argi; i < argc; i++) nstdin += !strcmp(argv[i], "-");
+    if (nstdin > 1) return dv2_usage_error("'-' (stdin) can be given once");
+    dv2_cleanup_install();
+
+    dv2_error err;
+    dv2_error_clear(&err);
+    dv2_embed_model *m = NULL;
+    if (o.pixels) {
+        rc = dv2_embed_model_pixels(&m, o.size, &err);
+    } else {
+        dv2_embed_vit_opts vo;
+        dv2_embed_vit_opts_default(&vo);
+        vo.weights = o.model;
+        vo.arch = o.arch;
+        vo.seed = cli.seed;
+        vo.size = o.size;
+        vo.features = o.features ? o.features : "cls";
+        vo.layers = o.layers;
+        vo.want_patch = o.pca != NULL;
+        rc = dv2_embed_model_vit(&m, &vo, &err);
+    }
+    if (rc) return dv2_report(&err);
+    if (o.normalize && strlen(m->features) + 11 < sizeof m->features) strcat(m->features, " normalized");
+    dv2_debugf("model %s, features %s, dim %zu", m->name, m->features, m->dim);
+    if (o.pca && (rc = dv2_mkdir_p(o.pca, &err))) {
+        dv2_embed_model_free(m);
+        return dv2_report(&err);
+    }
+
+    uint64_t *done_ids = NULL;
+    size_t ndone = 0;
+    if (o.resume && (rc = read_done_ids(out, &done_ids, &ndone, &err))) {
+        dv2_embed_model_free(m);
+        return dv2_report(&err);
+    }
+    dv2_matrix_info info;
+    dv2_matrix_info_init(&info, o.f16 ? DV2_MATRIX_F16 : DV2_MATRIX_F32, (uint32_t)m->dim);
+    snprintf(info.model, sizeof info.model, "%s", m->name);
+    snprintf(info.features, sizeof info.features, "%s", m->features);
+    snprintf(info.note, sizeof info.note, "dv2-embed resize %d crop %d", o.resize, o.size);
+    dv2_matrix_write_opts wo = {.force = cli.force, .append = o.resume};
+    run_ctx ctx = {.flush_each = o.resume, .pca_dir = o.pca, .m = m};
+    rc = dv2_matrix_writer_open(&ctx.w, out, &info, &wo, &err);
+    if (rc) {
+        free(done_ids);
+        dv2_embed_model_free(m);
+        return dv2_report(&err);
+    }
+    if (o.resume) dv2_debugf("resume: %zu rows already in %s", ndone, out);
+
+    dv2_embed_cfg cfg;
+    dv2_embed_cfg_default(&cfg);
+    cfg.resize = o.resize;
+    cfg.crop = o.size;
+    cfg.batch = o.batch;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg.threads = cli.threads > 0 ? cli.threads : (ncpu > 0 ? (int)ncpu : 1);
+    cfg.strict = o.strict;
+    cfg.normalize = o.normalize;
+    cfg.want_patch = o.pca != NULL;
+    dv2_embed_io io = {.sink = sink, .warn = warn, .progress = progress, .ctx = &ctx,
+                       .skip_ids = done_ids, .nskip = ndone};
+    dv2_embed_stats st;
+    double t0 = dv2_now();
+    dv2_progress_start(&ctx.prog, cli.progress, "images", 0, 0);
+    rc = dv2_embed_run(m, &cfg, (const char *const *)argv + cli.argi, nin, &io, &st, &err);
+    dv2_progress_end(&ctx.prog);
+    if (rc) {
+        dv2_matrix_writer_abort(ctx.w);
+    } else {
+        rc = dv2_matrix_writer_close(ctx.w, &err);
+    }
+    free(done_ids);
+    dv2_embed_model_free(m);
+    if (rc) return dv2_cli_finish(dv2_report(&err));
+    double dt = dv2_now() - t0;
+    dv2_infof("embedded %llu images (%llu skipped as corrupt, %llu already done) in %.1f s, %.1f images/s",
+              (unsigned long long)st.embedded, (unsigned long long)st.bad, (unsigned long long)st.skipped, dt,
+              dt > 0 ? st.embedded / dt : 0.0);
+    return dv2_cli_finish(0);
+}
