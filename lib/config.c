@@ -74,6 +74,7 @@ static const keydef keys[] = {
     W("train.centering", train.centering, "centering|sinkhorn_knopp", "teacher target normalization"),
     L("train.seed", train.seed, 0, 9.0e18, "random seed"),
     I("train.num_workers", train.num_workers, 0, 256, "data loading threads (0: one)"),
+    B("train.shuffle", train.shuffle, "shuffle the samples (false: rank r reads r, r+W, ... in order)"),
     L("train.max_iters", train.max_iters, 0, BIG, "stop after this many iterations (0: epochs*E)"),
     L("train.checkpoint_period", train.checkpoint_period, 0, BIG, "iterations between checkpoints"),
     I("train.keep_checkpoints", train.keep_checkpoints, 1, 1000, "complete checkpoints kept"),
@@ -148,6 +149,7 @@ void dv2_config_defaults(dv2_config *c) {
     copy_word(c->train.centering, sizeof c->train.centering, "centering");
     c->train.seed = 0;
     c->train.num_workers = 10;
+    c->train.shuffle = 1;
     c->train.max_iters = 0;
     c->train.checkpoint_period = 3750; /* 3 * OFFICIAL_EPOCH_LENGTH (spec §10.5) */
     c->train.keep_checkpoints = 3;

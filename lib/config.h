@@ -57,6 +57,7 @@ typedef struct dv2_config {
         char centering[DV2_CFG_STR]; /* centering, sinkhorn_knopp */
         long long seed;
         int num_workers;
+        int shuffle;                  /* ours: 0 = every rank reads r, r+W, ... in order */
         long long max_iters;          /* ours: 0 = optim.epochs * OFFICIAL_EPOCH_LENGTH */
         long long checkpoint_period;  /* ours: iterations between checkpoints (0 = only at exit) */
         int keep_checkpoints;         /* ours: complete checkpoints kept */

@@ -215,7 +215,7 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
     lc.workers = o->threads > 0 ? o->threads : (c->train.num_workers > 0 ? c->train.num_workers : 1);
     lc.depth = 3;
     lc.seed = (uint64_t)c->train.seed;
-    lc.rank = dist->rank, lc.world = dist->world, lc.shuffle = 1;
+    lc.rank = dist->rank, lc.world = dist->world, lc.shuffle = c->train.shuffle;
     if ((rc = dv2_loader_create(&r->ld, r->ds, &lc, r->it, err))) goto done;
     if (dist->rank == 0 && (rc = dv2_runlog_open(&r->log, o->run_dir, r->it, err))) goto done;
 

@@ -1,0 +1,68 @@
+# t_train_mpi.sh — data-parallel dv2-train: `mpirun -np 2` with 4 images per
+# rank equals one process with 8 images (the same global batch) within float
+# tolerance: every logged loss term and the exported teacher weights.
+# Per-rank terms that depend on the local batch are switched off so that the
+# two runs compute the same objective: KoLeo (neighbours within a rank),
+# iBOT masks (stratified per rank batch) and drop-path subsets (per rank).
+# Unshuffled sampling makes the global batches identical.
+. "$DV2_ROOT/tests/lib.sh"
+[ "${DV2_MPI:-0}" = 1 ] || skip "build without MPI"
+command -v mpirun >/dev/null || skip "no mpirun"
+F=/usr/share/datasets/fashion-mnist
+[ -f $F/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
+dv2-pack -q -o data --idx-labels $F/t10k-labels-idx1-ubyte.gz $F/t10k-images-idx3-ubyte.gz || { fail "dv2-pack"; finish; }
+cat > dp.cfg <<'CFG'
+student.arch = custom
+student.embed_dim = 32
+student.depth = 2
+student.num_heads = 2
+student.patch_size = 4
+student.drop_path_rate = 0
+dino.head_n_prototypes = 256
+dino.head_bottleneck_dim = 32
+dino.head_hidden_dim = 64
+dino.koleo_loss_weight = 0
+ibot.head_n_prototypes = 256
+ibot.mask_sample_probability = 0
+train.OFFICIAL_EPOCH_LENGTH = 5
+train.num_workers = 1
+train.shuffle = false
+optim.epochs = 4
+optim.lr = 2e-3
+optim.warmup_epochs = 1
+teacher.warmup_teacher_temp_epochs = 1
+crops.local_crops_number = 2
+crops.global_crops_size = 16
+crops.local_crops_size = 8
+CFG
+extra=""
+[ "$(id -u)" = 0 ] && extra="--allow-run-as-root"
+export OMP_NUM_THREADS=1
+expect_exit 0 dv2-train -c dp.cfg --data data -o one -j 1 train.batch_size_per_gpu=8
+expect_exit 0 mpirun $extra --oversubscribe -np 2 -x OMP_NUM_THREADS dv2-train -c dp.cfg --data data -o two -j 1 train.batch_size_per_gpu=4
+expect_grep "iterations 0..20 of 20" err.txt
+$PY - <<'PY' >cmp.txt 2>&1
+import json, struct, sys
+import numpy as np
+def rows(p):
+    return [json.loads(l) for l in open(p)]
+a, b = rows("one/metrics.jsonl"), rows("two/metrics.jsonl")
+bad = 0
+if len(a) != len(b) or len(a) != 20: print("lengths", len(a), len(b)); bad += 1
+for x, y in zip(a, b):
+    for k in ("loss", "dino_local", "dino_global", "lr", "wd", "momentum", "teacher_temp", "grad_norm_backbone"):
+        if abs(x[k] - y[k]) > 1e-4 * max(1.0, abs(x[k])):
+            print("step", x["step"], k, x[k], y[k]); bad += 1
+def st(p):
+    d = open(p, "rb").read(); n = struct.unpack("<Q", d[:8])[0]; h = json.loads(d[8:8 + n]); base = 8 + n
+    return {k: np.frombuffer(d[base + v["data_offsets"][0]: base + v["data_offsets"][1]], "<f4")
+            for k, v in h.items() if k != "__metadata__"}
+ta, tb = st("one/teacher.safetensors"), st("two/teacher.safetensors")
+worst = max(float(np.max(np.abs(ta[k] - tb[k]))) for k in ta)
+print("teacher max abs diff", worst)
+if worst > 1e-4: bad += 1
+print("bad", bad)
+PY
+cat cmp.txt >&2
+expect_grep "^bad 0$" cmp.txt
+finish
