@@ -85,8 +85,7 @@ int main(int argc, char **argv) {
         "Pack images into dv2 shards; list, verify or extract shards.",
         "INPUT: image files, directories (recursive, sorted), '-' (paths on stdin, or a shard or tar\n"
         "stream), WebDataset tars, IDX files (MNIST format, gzip or raw), shards, datasets.\n"
-        "OUT: a dataset directory (resumed if a run was interrupted) or '-' (a shard stream).\n"
-        "Exit status: 0 ok, 1 runtime or data error, 2 usage error.",
+        "OUT: a dataset directory (resumed if a run was interrupted) or '-' (a shard stream).",
         DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_THREADS, opts};
     ctx c;
     memset(&c, 0, sizeof c);

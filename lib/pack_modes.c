@@ -16,12 +16,36 @@
 
 typedef int (*record_fn)(void *ctx, const dv2_record *r, dv2_error *err);
 
+/* A single shard (file or "-"): read front to back, so damage is reported
+ * at the record where it is found; then the trailing index when seekable. */
+static int each_in_shard(const char *path, record_fn fn, void *ctx, int check_index,
+                         dv2_pack_stats *st, dv2_error *err) {
+    dv2_shard_reader *r;
+    int rc = dv2_shard_open(&r, path, err);
+    if (rc < 0) return rc;
+    dv2_record rec;
+    while ((rc = dv2_shard_next(r, &rec, err)) == 1) {
+        st->records++;
+        st->bytes_in += rec.size;
+        if (fn && (rc = fn(ctx, &rec, err)) < 0) break;
+    }
+    if (rc == 0 && check_index && dv2_shard_seekable(r)) rc = dv2_shard_load_index(r, err);
+    dv2_shard_close(r);
+    return rc;
+}
+
 static int each_record(char *const *inputs, int n, record_fn fn, void *ctx, int check_index,
                        dv2_pack_stats *st, dv2_error *err) {
     int stdin_used = 0;
     for (int i = 0; i < n; i++) {
         if (strcmp(inputs[i], "-") == 0 && stdin_used++)
             return dv2_error_set(err, DV2_EINVAL, "stdin given twice");
+        struct stat sb;
+        if (strcmp(inputs[i], "-") == 0 || (stat(inputs[i], &sb) == 0 && !S_ISDIR(sb.st_mode))) {
+            int rc = each_in_shard(inputs[i], fn, ctx, check_index, st, err);
+            if (rc < 0) return rc;
+            continue;
+        }
         dv2_dataset *ds;
         int rc = dv2_dataset_open(&ds, inputs[i], err);
         if (rc < 0) return rc;
@@ -32,13 +56,11 @@ static int each_record(char *const *inputs, int n, record_fn fn, void *ctx, int 
             st->bytes_in += r.size;
             if (fn && (rc = fn(ctx, &r, err)) < 0) break;
         }
-        if (rc == 0 && dv2_dataset_random_access(ds)) {
-            if (check_index) rc = dv2_dataset_load_index(ds, err);
-            if (rc == 0 && dv2_dataset_count(ds) != st->records - n0)
-                rc = dv2_error_set(err, DV2_ECORRUPT, "%s: %llu records read, %llu expected", inputs[i],
-                                   (unsigned long long)(st->records - n0),
-                                   (unsigned long long)dv2_dataset_count(ds));
-        }
+        if (rc == 0 && check_index) rc = dv2_dataset_load_index(ds, err);
+        if (rc == 0 && dv2_dataset_count(ds) != st->records - n0)
+            rc = dv2_error_set(err, DV2_ECORRUPT, "%s: %llu records read, the manifest says %llu",
+                               inputs[i], (unsigned long long)(st->records - n0),
+                               (unsigned long long)dv2_dataset_count(ds));
         dv2_dataset_close(ds);
         if (rc < 0) return rc;
     }

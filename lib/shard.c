@@ -34,6 +34,7 @@ struct dv2_shard_reader {
     dv2_shard_entry *index; /* loaded index (random access) */
     uint64_t nindex;
     int index_loaded;
+    const char *ctx;        /* "name: record N at offset X" while reading a record */
 };
 
 void dv2_recbuf_init(dv2_recbuf *b) { memset(b, 0, sizeof *b); }
@@ -157,11 +158,12 @@ static long rd(dv2_shard_reader *r, void *dst, size_t n) {
 static int rd_exact(dv2_shard_reader *r, void *dst, size_t n, const char *what, dv2_error *err) {
     uint64_t at = r->off;
     long k = rd(r, dst, n);
-    if (k < 0) return dv2_error_errno(err, DV2_EIO, errno, "%s: read error at offset %llu", r->name,
+    const char *who = r->ctx ? r->ctx : r->name;
+    if (k < 0) return dv2_error_errno(err, DV2_EIO, errno, "%s: read error at offset %llu", who,
                                       (unsigned long long)at);
     if ((size_t)k < n)
         return dv2_error_set(err, DV2_ECORRUPT, "%s: truncated %s at offset %llu (%ld of %zu bytes)",
-                             r->name, what, (unsigned long long)at, k, n);
+                             who, what, (unsigned long long)at, k, n);
     return 0;
 }
 
@@ -331,7 +333,9 @@ int dv2_shard_next(dv2_shard_reader *r, dv2_record *rec, dv2_error *err) {
     if (magic != ZSTD_MAGICNUMBER)
         return dv2_error_set(err, DV2_ECORRUPT, "%s: not a record frame (magic %08x)", what, magic);
     size_t n = 0;
+    r->ctx = what;
     int rc = read_zstd_frame(r, at, what, &n, err);
+    r->ctx = NULL;
     if (rc < 0) return rc;
     if ((rc = dv2_shard_decode_frame(b->frame, n, rec, b, what, err)) < 0) return rc;
     if (r->nseen >= DV2_SHARD_MAX_RECORDS)
