@@ -8,6 +8,18 @@
 #include "ops.h"
 
 /* ops_cpu_linear.c */
+#include <cblas.h>
+/* Row-major sgemm C = alpha·op(A)·op(B) + beta·C split over the OpenMP
+ * threads (by rows of C, or by columns when C is wide and short), each
+ * block a single-threaded OpenBLAS call.  OpenBLAS's own threads are set to
+ * one for the duration (and restored): two thread pools on the same cores
+ * would spin against each other. */
+void dv2_cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* Brackets a region that calls BLAS from several OpenMP threads:
+ * returns the previous OpenBLAS thread count, which _end restores. */
+int dv2_cpu_blas_single_begin(void);
+void dv2_cpu_blas_single_end(int saved);
 void dv2_cpu_linear_forward(float *out, const float *in, const float *w, const float *b,
                             int N, int Cin, int Cout);
 void dv2_cpu_linear_backward(float *din, float *dw, float *db, const float *dout,

@@ -1,9 +1,52 @@
 /* ops_cpu_linear.c — CPU backend: linear layers and the patch embedding
- * (im2col + one GEMM).  Matrix products go to OpenBLAS sgemm (row-major);
- * bias column sums are OpenMP loops. */
-#include <cblas.h>
+ * (im2col + one GEMM).  Matrix products go to OpenBLAS sgemm (row-major),
+ * split over the OpenMP threads by dv2_cpu_sgemm; bias column sums are
+ * OpenMP loops. */
+#include <omp.h>
 #include <string.h>
 #include "ops_cpu.h"
+
+int dv2_cpu_blas_single_begin(void) {
+    int n = openblas_get_num_threads();
+    if (n != 1) openblas_set_num_threads(1);
+    return n;
+}
+
+void dv2_cpu_blas_single_end(int saved) {
+    if (saved != 1) openblas_set_num_threads(saved);
+}
+
+void dv2_cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb = transB ? CblasTrans : CblasNoTrans;
+    int nt = omp_get_max_threads();
+    double flops = 2.0 * M * N * (double)K;
+    if (nt <= 1 || flops < 4e6 || omp_in_parallel()) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int saved = dv2_cpu_blas_single_begin();
+    int by_rows = M >= N || M >= 64 * nt;
+    int len = by_rows ? M : N;
+    /* blocks of a multiple of 16 rows/columns, a few per thread for balance */
+    int nb = 2 * nt, blk = ((len + nb - 1) / nb + 15) & ~15;
+    nb = (len + blk - 1) / blk;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int b = 0; b < nb; b++) {
+        int s = b * blk, n = len - s < blk ? len - s : blk;
+        if (by_rows) {
+            const float *a = transA ? A + s : A + (size_t)s * lda;
+            cblas_sgemm(CblasRowMajor, ta, tb, n, N, K, alpha, a, lda, B, ldb, beta,
+                        C + (size_t)s * ldc, ldc);
+        } else {
+            const float *bb = transB ? B + (size_t)s * ldb : B + s;
+            cblas_sgemm(CblasRowMajor, ta, tb, M, n, K, alpha, A, lda, bb, ldb, beta, C + s, ldc);
+        }
+    }
+    dv2_cpu_blas_single_end(saved);
+}
 
 /* out (N,Cout) = in (N,Cin) · W^T + b. */
 void dv2_cpu_linear_forward(float *out, const float *in, const float *w, const float *b,
@@ -15,8 +58,7 @@ void dv2_cpu_linear_forward(float *out, const float *in, const float *w, const f
         beta = 1.0f;
     }
     if (N == 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Cout, Cin, 1.0f, in, Cin, w, Cin,
-                beta, out, Cout);
+    dv2_cpu_sgemm(0, 1, N, Cout, Cin, 1.0f, in, Cin, w, Cin, beta, out, Cout);
 }
 
 /* db (O) += Σ_n dout[n]: columns split over threads, rows summed in double
@@ -38,11 +80,9 @@ void dv2_cpu_linear_backward(float *din, float *dw, float *db, const float *dout
                              const float *in, const float *w, int N, int Cin, int Cout) {
     if (N == 0) return;
     if (din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Cin, Cout, 1.0f, dout, Cout, w,
-                    Cin, 1.0f, din, Cin);
+        dv2_cpu_sgemm(0, 0, N, Cin, Cout, 1.0f, dout, Cout, w, Cin, 1.0f, din, Cin);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cout, Cin, N, 1.0f, dout, Cout, in,
-                    Cin, 1.0f, dw, Cin);
+        dv2_cpu_sgemm(1, 0, Cout, Cin, N, 1.0f, dout, Cout, in, Cin, 1.0f, dw, Cin);
     if (db) colsum_add(db, dout, N, Cout);
 }
 

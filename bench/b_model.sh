@@ -1,0 +1,22 @@
+# b_model.sh — CPU speed of the model code against eager PyTorch on the same
+# machine, same run, same thread count (OMP_NUM_THREADS, default 2):
+#   1. forward of vit_small/14 at 224x224, batch 16 (images/s);
+#   2. one training step of a tiny configuration (ViT D=192, 4 blocks,
+#      globals 8x112², locals 16x56², DINO head K=1024; steps/s).
+# ours: build/bench/bench_model (lib/vit + lib/head on the CPU backend);
+# baseline: bench/model_torch.py (the reference model of
+# tests/ref/dinov2_ref.py in float32).  Medians of MODEL_REPS runs after a
+# warm-up; the two sides alternate so a busy machine hurts both alike.
+B=${DV2_BENCH_BIN:-${DV2_BUILD:-$DV2_ROOT/build}/bench}/bench_model
+REPS=${MODEL_REPS:-3}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+[ -x "$B" ] || { echo "skip: $B not built"; exit 0; }
+PY=/usr/bin/python3
+"$PY" -c "import torch" 2>/dev/null || { echo "skip: no torch for the baseline"; exit 0; }
+for w in fwd train; do
+	"$B" $w "$REPS" > ours.txt 2>ours.log || { cat ours.log; echo "bench_model $w failed"; continue; }
+	"$PY" "$DV2_ROOT/bench/model_torch.py" $w "$REPS" > base.txt 2>base.log || { cat base.log; echo "baseline $w failed"; continue; }
+	o=$(sed -n 's/^OURS //p' ours.txt); b=$(sed -n 's/^BASE //p' base.txt)
+	case $w in fwd) name=vit_small14_fwd_224_b16 unit=img/s;; *) name=tiny_train_step unit=steps/s;; esac
+	echo "RESULT $name $o $b $unit ratio=$(echo "$o $b" | awk '{printf "%.2f", $1/$2}') threads=$OMP_NUM_THREADS"
+done

@@ -1,0 +1,137 @@
+/* bench_model.c — CPU speed of the model code (lib/vit, lib/head on the CPU
+ * backend), the "ours" side of bench/b_model.sh:
+ *   fwd:   eval forward of vit_small/14 at 224×224, batch 16 → images/s
+ *   train: one full step of a tiny training configuration (teacher forward
+ *          on 2B globals, student packed forward on [masked globals, locals],
+ *          DINO head on all CLS tokens, backward of a fixed linear functional
+ *          of the logits through head and backbone) → steps/s
+ * Prints "OURS <value>" (median over the repetitions after one warm-up).
+ * Usage: bench_model fwd|train [reps] */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "head.h"
+#include "vit.h"
+
+static int cmpd(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static float *randn(dv2_rng *r, size_t n) {
+    float *p = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) p[i] = (float)dv2_rng_normal(r);
+    return p;
+}
+
+static int bench_fwd(int reps) {
+    dv2_error err = {0};
+    dv2_arch a;
+    dv2_arch_preset(&a, "vit_small", &err);
+    dv2_vit m;
+    dv2_rng rng;
+    dv2_rng_seed(&rng, 1, 0);
+    if (dv2_vit_init(&m, &a, &dv2_backend_cpu, 0, &err) || dv2_vit_init_weights(&m, &rng, &err)) {
+        fprintf(stderr, "bench_model: %s\n", err.msg);
+        return 1;
+    }
+    const int B = 16;
+    dv2_vit_group g = {B, 224, 224};
+    dv2_vit_pass *ps;
+    if (dv2_vit_pass_create(&ps, &m, &g, 1, 0, &err)) {
+        fprintf(stderr, "bench_model: %s\n", err.msg);
+        return 1;
+    }
+    float *img = randn(&rng, (size_t)B * 3 * 224 * 224);
+    const float *imgs[1] = {img};
+    double t[64];
+    for (int r = 0; r <= reps; r++) {
+        double t0 = omp_get_wtime();
+        dv2_vit_pass_forward(ps, imgs, NULL, NULL, &err);
+        t[r] = omp_get_wtime() - t0;
+        fprintf(stderr, "fwd %d: %.3f s\n", r, t[r]);
+    }
+    qsort(t + 1, (size_t)reps, sizeof(double), cmpd); /* run 0 is the warm-up */
+    printf("OURS %.2f\n", B / t[1 + reps / 2]);
+    dv2_vit_pass_free(ps);
+    dv2_vit_free(&m);
+    free(img);
+    return 0;
+}
+
+/* tiny config, shared with bench/model_torch.py */
+enum { TD = 192, TL = 4, TH = 3, TP = 14, TB = 4, TNL = 4, TK = 1024 };
+
+static int bench_train(int reps) {
+    dv2_error err = {0};
+    dv2_arch a;
+    dv2_arch_preset(&a, "vit_small", &err);
+    a.embed_dim = TD; a.depth = TL; a.num_heads = TH; a.img_size = 112; a.ffn_hidden = 4 * TD;
+    dv2_vit st, te;
+    dv2_rng rng;
+    dv2_rng_seed(&rng, 2, 0);
+    dv2_head_arch ha = {TD, 512, 64, TK, 3, 1e-6f};
+    dv2_head sh, th;
+    if (dv2_vit_init(&st, &a, &dv2_backend_cpu, 1, &err) || dv2_vit_init_weights(&st, &rng, &err) ||
+        dv2_vit_init(&te, &a, &dv2_backend_cpu, 0, &err) || dv2_params_copy(&te.params, &st.params, &err) ||
+        dv2_head_init(&sh, &ha, &dv2_backend_cpu, 1, &err) || dv2_head_init_weights(&sh, &rng, &err) ||
+        dv2_head_init(&th, &ha, &dv2_backend_cpu, 0, &err) || dv2_params_copy(&th.params, &sh.params, &err)) {
+        fprintf(stderr, "bench_model: %s\n", err.msg);
+        return 1;
+    }
+    dv2_vit_group g[2] = {{2 * TB, 112, 112}, {TNL * TB, 56, 56}};
+    int N = 64, nd = 2 * TB + TNL * TB;
+    float *xg = randn(&rng, (size_t)2 * TB * 3 * 112 * 112), *xl = randn(&rng, (size_t)TNL * TB * 3 * 56 * 56);
+    uint8_t *mask = calloc((size_t)2 * TB * N, 1);
+    for (int i = 0; i < TB; i++)
+        for (int j = 0; j < N; j += 3) mask[i * N + j] = 1;
+    dv2_vit_pass *tp, *sp;
+    dv2_head_pass *thp, *shp;
+    if (dv2_vit_pass_create(&tp, &te, g, 1, 0, &err) || dv2_vit_pass_create(&sp, &st, g, 2, DV2_VIT_TRAIN, &err) ||
+        dv2_head_pass_create(&thp, &th, nd, 0, &err) || dv2_head_pass_create(&shp, &sh, nd, DV2_HEAD_TRAIN, &err)) {
+        fprintf(stderr, "bench_model: %s\n", err.msg);
+        return 1;
+    }
+    int *rows = malloc(sizeof(int) * nd);
+    for (int i = 0; i < 2 * TB; i++) rows[i] = dv2_vit_pass_row(sp, 0, i, 0);
+    for (int i = 0; i < TNL * TB; i++) rows[2 * TB + i] = dv2_vit_pass_row(sp, 1, i, 0);
+    float *cls = malloc(sizeof(float) * nd * TD), *logits = malloc(sizeof(float) * nd * TK);
+    float *dl = randn(&rng, (size_t)nd * TK), *dx = malloc(sizeof(float) * nd * TD);
+    float *dout = malloc(sizeof(float) * (size_t)dv2_vit_pass_tokens(sp) * TD);
+    const float *imgs[2] = {xg, xl};
+    const uint8_t *masks[2] = {mask, NULL};
+    double t[64];
+    for (int r = 0; r <= reps; r++) {
+        double t0 = omp_get_wtime();
+        dv2_params_zero_grad(&st.params);
+        dv2_params_zero_grad(&sh.params);
+        dv2_vit_pass_forward(tp, imgs, NULL, NULL, &err);
+        dv2_backend_cpu.gather_rows(cls, dv2_vit_pass_output(tp), rows, 2 * TB, TD);
+        dv2_head_pass_forward(thp, logits, cls, 2 * TB, &err);
+        dv2_vit_pass_forward(sp, imgs, masks, NULL, &err);
+        dv2_backend_cpu.gather_rows(cls, dv2_vit_pass_output(sp), rows, nd, TD);
+        dv2_head_pass_forward(shp, logits, cls, nd, &err);
+        memset(dx, 0, sizeof(float) * nd * TD);
+        dv2_head_pass_backward(shp, dx, dl, &err);
+        memset(dout, 0, sizeof(float) * (size_t)dv2_vit_pass_tokens(sp) * TD);
+        dv2_backend_cpu.scatter_add_rows(dout, dx, rows, nd, TD);
+        dv2_vit_pass_backward(sp, dout, &err);
+        t[r] = omp_get_wtime() - t0;
+        fprintf(stderr, "train %d: %.3f s\n", r, t[r]);
+    }
+    if (err.code) fprintf(stderr, "bench_model: %s\n", err.msg);
+    qsort(t + 1, (size_t)reps, sizeof(double), cmpd);
+    printf("OURS %.3f\n", 1.0 / t[1 + reps / 2]);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int reps = argc > 2 ? atoi(argv[2]) : 5;
+    if (reps < 1) reps = 1;
+    if (reps > 63) reps = 63;
+    if (argc > 1 && !strcmp(argv[1], "fwd")) return bench_fwd(reps);
+    if (argc > 1 && !strcmp(argv[1], "train")) return bench_train(reps);
+    fprintf(stderr, "usage: bench_model fwd|train [reps]\n");
+    return 2;
+}
