@@ -13,7 +13,24 @@
  *
  * The row entries (softmax_xent, softmax_center, sinkhorn_knopp, koleo) have
  * exactly the signatures of the dv2_backend loss entries, so the CPU backend
- * table can point at them (or at thin wrappers). */
+ * table can point at them (or at thin wrappers).
+ *
+ * One training step, per process (B images, L local crops, W processes):
+ *   targets, centering mode:
+ *     center_apply(c_dino, pending_dino, 1/(2B·W), 0.9)   (if a sum is pending)
+ *     center_apply(c_ibot, pending_ibot, 1/W, 0.9)
+ *     softmax_center_forward(q_dino, t_dino (2B,K, swapped), c_dino, tau_t)
+ *     softmax_center_forward(q_ibot, t_ibot (M,K_i), c_ibot, tau_t)
+ *     center_sum(pending_dino, t_dino, 2B, K, 1)      then all-reduce it
+ *     center_sum(pending_ibot, t_ibot, M, K_i, 1/M)   then all-reduce it
+ *   targets, Sinkhorn-Knopp mode:
+ *     sinkhorn_knopp(q_dino, t_dino, 2B, K, tau_t, 3, 2B·W, allreduce)
+ *     sinkhorn_knopp(q_ibot, t_ibot, M, K_i, tau_t, 3, all-reduced M, allreduce)
+ *   losses: dino_forward (local, global), koleo on each global-crop group
+ *     of the normed student CLS tokens, ibot_forward, dv2_loss_total;
+ *   backward: dv2_loss_total_backward gives each term's upstream gradient;
+ *     dino_backward, koleo_backward (per group), ibot_backward add into the
+ *     zeroed logit / CLS gradients. */
 #ifndef DV2_LOSS_H
 #define DV2_LOSS_H
 
