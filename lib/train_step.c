@@ -44,6 +44,7 @@ struct dv2_stepper {
     int *h_nn;
     int *h_subset;
     size_t subset_cap;
+    int64_t fault_nan_from; /* DV2_TRAIN_FAULT_NAN_FROM: poison gradients from this iteration (tests) */
 };
 
 /* ---- masks (spec §7.1) ---------------------------------------------------- */
@@ -186,6 +187,8 @@ int dv2_stepper_create(dv2_stepper **out, const dv2_config *c, dv2_train_model *
     s->K = m->K;
     s->Ki = m->K_ibot;
     s->sk = strcmp(c->train.centering, "sinkhorn_knopp") == 0;
+    const char *fault = getenv("DV2_TRAIN_FAULT_NAN_FROM");
+    s->fault_nan_from = fault && *fault ? strtoll(fault, NULL, 10) : -1;
     int maxS = c->crops.global_crops_size;
     if (c->train.highres_iters > 0 && c->train.highres_size > maxS) maxS = c->train.highres_size;
     int maxN = (maxS / s->p) * (maxS / s->p);
@@ -437,6 +440,10 @@ int dv2_stepper_run(dv2_stepper *s, const dv2_batch *b, int64_t it, const dv2_sc
     if (M) be->scatter_add_rows(s->d_dout, s->d_dsin_p, s->d_rows_spat, M, D);
     if ((rc = dv2_vit_pass_backward(s->sp, s->d_dout, err))) return rc;
 
+    if (s->fault_nan_from >= 0 && it >= s->fault_nan_from) { /* error injection for tests */
+        float nan = NAN;
+        if ((rc = be->to_device(m->s_mod[0]->grad, &nan, sizeof nan))) goto ioerr;
+    }
     /* ---- gradients across ranks, checks, clipping ---- */
     if (W > 1)
         for (int k = 0; k < m->n_mod; k++) {
