@@ -137,11 +137,11 @@ static int log_step(run *r, const dv2_step_stats *s, const dv2_sched_values *v, 
     const double imgs = (double)r->c->train.batch_size_per_gpu * r->dist->world;
     const char *k[] = {"loss", "dino_local", "dino_global", "ibot", "koleo", "lr", "last_layer_lr", "wd",
                        "momentum", "teacher_temp", "grad_norm_backbone", "grad_norm_dino_head",
-                       "grad_norm_ibot_head", "n_masked", "images_per_s", "step_s", "data_wait_s", "finite"};
+                       "grad_norm_ibot_head", "n_masked", "images_per_s", "step_s", "data_wait_s", "finite", "global_crops_size"};
     double val[] = {s->total, s->dino_local, s->dino_global, s->ibot, s->koleo, v->lr, v->last_layer_lr, v->wd,
                     v->momentum, v->teacher_temp, s->grad_norm[0], s->grad_norm[1],
                     r->m.n_mod > 2 ? s->grad_norm[2] : 0.0, s->n_masked, step_s > 0 ? imgs / step_s : 0,
-                    step_s, wait_s, s->finite};
+                    step_s, wait_s, s->finite, s->global_size};
     int rc = dv2_runlog_append(r->log, r->it, k, val, (int)(sizeof val / sizeof val[0]), err);
     if (rc) return rc;
     int period = r->c->train.log_period;

@@ -301,6 +301,7 @@ int dv2_stepper_run(dv2_stepper *s, const dv2_batch *b, int64_t it, const dv2_sc
         return dv2_error_set(err, DV2_EINVAL, "train: batch shape does not match the config");
     if (b->Sg != s->Sg && (rc = build_sized(s, b->Sg, err))) return rc;
     const int N = s->N, gw = s->Sg / s->p;
+    out->global_size = s->Sg;
 
     /* masks and the masked-token list I (row-major over [2B, N]) */
     rc = dv2_train_masks(s->h_mask, 2 * B, gw, gw, s->Sg, s->p, c->ibot.mask_sample_probability,

@@ -25,6 +25,7 @@ typedef struct dv2_step_stats {
     double grad_norm[DV2_TM_N];                          /* before clipping */
     int n_masked;                                        /* M summed over ranks */
     int finite;                                          /* 0: step not applied */
+    int global_size;                                     /* global crop side of this step */
 } dv2_step_stats;
 
 typedef struct dv2_stepper dv2_stepper;
