@@ -1,7 +1,8 @@
 #!/bin/sh
 # t_convert_weights.sh — scripts/convert-weights on small random state dicts
-# made here (no downloads): an official torch-hub dict (MLP, and SwiGLU with
-# 4 registers), a chunked training checkpoint with heads, Hugging Face
+# made here (no downloads): an official torch-hub dict (MLP as .pth, and
+# SwiGLU with 4 registers as .safetensors), a chunked training checkpoint
+# with heads, Hugging Face
 # checkpoints (pytorch_model.bin in a directory with config.json, and a
 # model.safetensors with F16 tensors and "dinov2." names).  The outputs are
 # read back by a json+numpy reader written here: names, values (bitwise),
@@ -69,7 +70,7 @@ def write_st(path, sd, f16=()):
 a = official()
 torch.save(a, "hub.pth")
 b = official(D=128, depth=2, swiglu=True, R=4)
-torch.save(b, "hub_reg.pth")
+write_st("hub_reg.safetensors", b)
 np.savez("ref.npz", **{"a/" + k: v.numpy() for k, v in a.items()}, **{"b/" + k: v.numpy() for k, v in b.items()})
 open("hub.st", "wb").write(b"already here")
 # training checkpoint: 3 blocks in 2 chunks, heads
@@ -87,7 +88,7 @@ os.makedirs("hf", exist_ok=True)
 torch.save(to_hf(a), "hf/pytorch_model.bin")
 json.dump({"model_type": "dinov2", "num_attention_heads": 2, "hidden_size": 64}, open("hf/config.json", "w"))
 write_st("hf_reg.safetensors", to_hf(b, "dinov2."), f16={"dinov2.embeddings.cls_token", "dinov2.encoder.layer.1.mlp.weights_in.weight"})
-torch.save({"cls_token": a["cls_token"], "weird.thing": r(3)}, "unknown.pth")
+write_st("unknown.safetensors", {"cls_token": a["cls_token"], "weird.thing": r(3)})
 PYEOF
 
 cat > check.py <<'PYEOF'
@@ -134,7 +135,7 @@ expect_exit 1 $PY "$CONV" hub.pth hub.st
 expect_grep "exists" err.txt
 expect_exit 0 $PY "$CONV" -f hub.pth hub.st
 expect_grep "tensors, custom D=64 depth=3" err.txt
-expect_exit 0 $PY "$CONV" -q hub_reg.pth reg.st
+expect_exit 0 $PY "$CONV" -q hub_reg.safetensors reg.st
 expect_empty err.txt
 expect_exit 0 $PY "$CONV" --heads train.pth train.st
 expect_grep "training checkpoint (teacher)" err.txt
@@ -148,7 +149,7 @@ expect_grep "^ok" out.txt
 # errors: data (1) and usage (2)
 expect_exit 1 $PY "$CONV" missing.pth x.st
 expect_grep "missing.pth" err.txt
-expect_exit 1 $PY "$CONV" unknown.pth x.st
+expect_exit 1 $PY "$CONV" unknown.safetensors x.st
 expect_grep "unrecognized tensor names" err.txt
 printf 'not a checkpoint at all' > junk.pth
 expect_exit 1 $PY "$CONV" junk.pth x.st
