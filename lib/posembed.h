@@ -24,10 +24,10 @@
  * A plan with oh = ow = M is the identity (the reference skips the
  * interpolation when the grid is unchanged and square).
  *
- * Axis order: the reference passes its width grid size to tensor dim 2 (the
- * rows of the table's grid) and its height grid size to dim 3; for exact
- * parity on non-square images call dv2_posembed_plan_init with
- * oh = Wpx/p, ow = Hpx/p.  Training only uses square crops. */
+ * Axis order: oh is the number of patch rows (Hpx/p), ow of columns
+ * (Wpx/p).  The reference names them the other way round ("w" is tensor
+ * dim 2, the height) but resamples dim 2 to the row count, so this is the
+ * same computation. */
 #ifndef DV2_POSEMBED_H
 #define DV2_POSEMBED_H
 
