@@ -101,6 +101,10 @@ static void test_fixture(void) {
            fx_get(&fx, "dino_local")->data[0]);
     CHECKF(fabs(glo - fx_get(&fx, "dino_global")->data[0]) < 1e-5 * fabs(glo) + 1e-6, "global %g vs %g", glo,
            fx_get(&fx, "dino_global")->data[0]);
+    float glo0;
+    dv2_loss_dino_forward(NULL, &glo0, NULL, s_g, qc, B, 0, K, tau_s);
+    CHECKF(fabs(glo0 - fx_get(&fx, "dino_global_L0")->data[0]) < 1e-5 * fabs(glo0) + 1e-6, "global (L=0) %g vs %g",
+           glo0, fx_get(&fx, "dino_global_L0")->data[0]);
     float *ds_l = calloc((size_t)L * B * K, sizeof(float)), *ds_g = calloc(2 * (size_t)B * K, sizeof(float));
     dv2_loss_dino_backward(ds_l, ds_g, 0.7f, 1.3f, s_l, s_g, qc, B, L, K, tau_s);
     tu_close("ds_l", ds_l, fx_get(&fx, "ds_l")->data, (long)L * B * K, 1e-7, 1e-4);

@@ -86,6 +86,10 @@ def main():
     local = dino_loss(s_l.chunk(L), qv, tau_s) / Z
     glob = dino_loss([s_g], [qv.flatten(0, 1)], tau_s) * 2 / Z
     (local * 0.7 + glob * 1.3).backward()
+    # no local crops: the reference still counts max(0 * 2, 1) = 1 local term
+    z0 = max(0 * 2, 1) + n_global_terms
+    glob0 = dino_loss([s_g.detach()], [qv.flatten(0, 1)], tau_s) * 2 / z0
+    arrays += [("dino_global_L0", [glob0.item()])]
     arrays += [("s_l", s_l.detach()), ("s_g", s_g.detach()), ("dino_local", [local.item()]),
                ("dino_global", [glob.item()]), ("ds_l", s_l.grad), ("ds_g", s_g.grad)]
 
