@@ -121,30 +121,41 @@ void dv2_cpu_embed_tokens_backward(float *dpatch, float *dcls, float *dreg, floa
                 for (int c = 0; c < D; c++) d[c] += g[c];
             }
     }
+    /* sums over the batch, in column blocks of contiguous reads, double accumulators */
     if (dpos) {
         #pragma omp parallel for schedule(static)
         for (int j = 0; j <= N; j++) {
             int t = j == 0 ? 0 : R + j;
-            for (int c = 0; c < D; c++) {
-                double s = 0;
-                for (int b = 0; b < B; b++) s += dx[((size_t)b * S + t) * D + c];
-                dpos[(size_t)j * D + c] += (float)s;
+            for (int c0 = 0; c0 < D; c0 += CBLK) {
+                int c1 = c0 + CBLK < D ? c0 + CBLK : D;
+                double acc[CBLK] = {0};
+                for (int b = 0; b < B; b++) {
+                    const float *g = dx + ((size_t)b * S + t) * D;
+                    for (int c = c0; c < c1; c++) acc[c - c0] += g[c];
+                }
+                for (int c = c0; c < c1; c++) dpos[(size_t)j * D + c] += (float)acc[c - c0];
             }
         }
     }
     #pragma omp parallel for schedule(static)
-    for (int c = 0; c < D; c++) {
-        double sc = 0, sm = 0;
+    for (int c0 = 0; c0 < D; c0 += CBLK) {
+        int c1 = c0 + CBLK < D ? c0 + CBLK : D;
+        double sc[CBLK] = {0}, sm[CBLK] = {0};
         for (int b = 0; b < B; b++) {
-            sc += dx[(size_t)b * S * D + c];
+            const float *row = dx + (size_t)b * S * D;
+            for (int c = c0; c < c1; c++) sc[c - c0] += row[c];
             if (dreg)
-                for (int r = 0; r < R; r++) dreg[(size_t)r * D + c] += dx[((size_t)b * S + 1 + r) * D + c];
+                for (int r = 0; r < R; r++)
+                    for (int c = c0; c < c1; c++) dreg[(size_t)r * D + c] += row[(size_t)(1 + r) * D + c];
             if (dmask_token && mask)
                 for (int j = 0; j < N; j++)
-                    if (mask[(size_t)b * N + j]) sm += dx[((size_t)b * S + 1 + R + j) * D + c];
+                    if (mask[(size_t)b * N + j])
+                        for (int c = c0; c < c1; c++) sm[c - c0] += row[(size_t)(1 + R + j) * D + c];
         }
-        if (dcls) dcls[c] += (float)sc;
-        if (dmask_token) dmask_token[c] += (float)sm;
+        for (int c = c0; c < c1; c++) {
+            if (dcls) dcls[c] += (float)sc[c - c0];
+            if (dmask_token) dmask_token[c] += (float)sm[c - c0];
+        }
     }
 }
 
