@@ -83,7 +83,7 @@ for C in 0.01 1; do
 	cmp_json lr.json lr_ref.json linear.top1 0.5
 done
 # the C sweep: every grid value tried on the held-out rows, one chosen
-expect_exit 0 dv2-probe --train tr.emb --test te.emb --linear --max-iter 200 --json
+expect_exit 0 dv2-probe --train tr.emb --test te.emb --linear --max-iter 50 --json
 $PY -c '
 import json, sys
 d = json.load(open("out.txt"))["linear"]
