@@ -63,6 +63,13 @@ int dv2_shard_fmt_block(uint32_t bh, size_t *body, const char *what, dv2_error *
     return 0;
 }
 
+/* Most bytes a block can decode to: raw and RLE blocks say it, a compressed
+ * block gives at most the block maximum. */
+static uint64_t block_out_max(uint32_t bh) {
+    unsigned type = (bh >> 1) & 3;
+    return type == 2 ? DV2_FMT_MAX_BLOCK : (uint64_t)(bh >> 3);
+}
+
 uint64_t dv2_shard_fmt_frame_limit(uint64_t cs) { return 2 * cs + 4096; }
 
 int dv2_shard_fmt_frame_size(const uint8_t *p, size_t n, size_t *frame_size, uint64_t *cs,
@@ -76,6 +83,7 @@ int dv2_shard_fmt_frame_size(const uint8_t *p, size_t n, size_t *frame_size, uin
     uint64_t c;
     if ((rc = dv2_shard_fmt_content_size(p, hsize, &c, what, err)) < 0) return rc;
     len = hsize;
+    uint64_t out_max = 0;
     for (;;) {
         if (n - len < 3) return dv2_error_set(err, DV2_ECORRUPT, "%s: truncated frame", what);
         uint32_t bh = p[len] | (uint32_t)p[len + 1] << 8 | (uint32_t)p[len + 2] << 16;
@@ -84,8 +92,14 @@ int dv2_shard_fmt_frame_size(const uint8_t *p, size_t n, size_t *frame_size, uin
         len += 3;
         if (n - len < body) return dv2_error_set(err, DV2_ECORRUPT, "%s: truncated frame", what);
         len += body;
+        out_max += block_out_max(bh);
         if (bh & 1) break;
     }
+    /* a header that claims more than the blocks can produce would make the
+     * caller allocate for data that is not there */
+    if (c > out_max)
+        return dv2_error_set(err, DV2_ECORRUPT, "%s: frame claims %llu bytes, its blocks hold at most %llu",
+                             what, (unsigned long long)c, (unsigned long long)out_max);
     if (p[4] & 0x04) {
         if (n - len < 4) return dv2_error_set(err, DV2_ECORRUPT, "%s: truncated frame", what);
         len += 4;
