@@ -115,4 +115,39 @@ expect_exit 1 $E --pixels --device cuda -o x.emb ds
 expect_grep "cuda" err.txt
 expect_exit 1 $E --arch vit_small --size 30 -o x.emb ds
 expect_grep "multiple of the patch size" err.txt
+
+# End to end on real photographs: dv2-pack + dv2-embed --pixels equal PIL +
+# torchvision's evaluation transform (to 1e-6: the pixels are bit-exact, see
+# test_image --parity) for every image, matched by id.
+SK=/usr/lib/python3/dist-packages/skimage/data
+if command -v dv2-pack >/dev/null && $PY -c 'import torchvision, numpy' 2>/dev/null && [ -d "$SK" ]; then
+	mkdir photos
+	for f in rocket.jpg hubble_deep_field.jpg chelsea.png camera.png horse.png; do
+		[ -f "$SK/$f" ] && cp "$SK/$f" photos/
+	done
+	dv2-pack -q -o photos.ds photos/ || fail "dv2-pack photos"
+	expect_exit 0 $E --pixels -o photos.emb photos.ds
+	dv2-pack --ls photos.ds >photos.ls 2>/dev/null || fail "dv2-pack --ls"
+	cat >pp.py <<'PYEOF'
+import os, sys, numpy as np
+from PIL import Image
+import torchvision.transforms as T
+from torchvision.transforms import InterpolationMode
+D = 3 * 224 * 224
+a = np.fromfile(sys.argv[1], [('id', '<u8'), ('label', '<i4'), ('vec', '<f4', (D,))], offset=4096)
+keys = dict((int(l.split("\t")[0]), l.split("\t")[1]) for l in open(sys.argv[2]))
+tf = T.Compose([T.Resize(256, interpolation=InterpolationMode.BICUBIC), T.CenterCrop(224), T.ToTensor(),
+                T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+assert len(a) == len(os.listdir(sys.argv[3])), len(a)
+for r in a:
+    k = keys[int(r['id'])]
+    ref = tf(Image.open(os.path.join(sys.argv[3], k)).convert("RGB")).numpy().ravel()
+    d = float(np.abs(ref - r['vec']).max())
+    assert d <= 1e-6, (k, d)
+print("ok", len(a))
+PYEOF
+	if $PY pp.py photos.emb photos.ls photos >pp.txt 2>&1; then ok; else fail "pixel parity with torchvision"; cat pp.txt >&2; fi
+else
+	echo "note: end-to-end pixel parity skipped (needs dv2-pack, torchvision, skimage data)" >&2
+fi
 finish
