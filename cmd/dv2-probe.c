@@ -39,7 +39,7 @@ static const dv2_opt opts[] = {
     {"holdout", 0, 1, "F", "fraction of training rows held out to choose C (default 0.1)"},
     {"retrieval", 0, 0, NULL, "instance retrieval: mAP and recall@1,5,10 (labels = instance ids)"},
     {"json", 0, 0, NULL, "print JSON instead of a table"},
-    {"block", 0, 1, "ROWS", "test rows per block (default 256)"},
+    {"block", 0, 1, "ROWS", "test rows per block (default 1024)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -206,7 +206,7 @@ static void on_fit(void *p, int i, double C, double top1) {
 }
 
 int main(int argc, char **argv) {
-    ctx c = {.temperature = 0.07, .holdout = 0.1, .max_iter = 1000, .block = 256,
+    ctx c = {.temperature = 0.07, .holdout = 0.1, .max_iter = 1000, .block = 1024,
              .ks = {10, 20, 100, 200}, .nk = 4};
     static const dv2_cli_spec spec = {
         "dv2-probe", "--train TRAIN.emb --test TEST.emb [--knn K,...] [--linear] [--retrieval] [options]",

@@ -58,7 +58,10 @@ cp out.txt uni.json
 $PY "$REF" sklearn-knn tr.emb te.emb --k 1,5,10,20 > uni_ref.json || fail "sklearn k-NN"
 cmp_json uni.json uni_ref.json knn.results.*.top1 0.17
 
-# the test set through a pipe, compressed, in f16: same numbers
+# the test set in many small blocks, through a pipe, compressed, in f16: same numbers
+expect_exit 0 dv2-probe --train tr.emb --test te.emb --knn 10,20,100,200 --json --block 7 -j 2
+cmp_json out.txt knn.json knn.results.*.top1 0
+cmp_json out.txt knn.json knn.results.*.top5 0
 expect_exit 0 sh -c 'cat te.emb | dv2-probe --train tr.emb --test - --knn 10,20,100,200 --json'
 cmp_json out.txt knn.json knn.results.*.top1 0
 if command -v zstd >/dev/null; then
@@ -106,6 +109,8 @@ cmp_json r.json r_ref.json retrieval.recall@1 0.01
 cmp_json r.json r_ref.json retrieval.recall@10 0.01
 cmp_json r.json r_ref.json retrieval.queries 0
 cmp_json r.json r_ref.json retrieval.no_positive 0
+expect_exit 0 dv2-probe --train itr.emb --test ite.emb --retrieval --json --block 5
+cmp_json out.txt r.json retrieval.mAP 0
 # against itself: a query never finds its own row
 expect_exit 0 dv2-probe --train itr.emb --test itr.emb --retrieval --json
 $PY -c 'import json; d = json.load(open("out.txt"))["retrieval"]; assert d["recall@1"] < 100 and d["no_positive"] == 0, d' && ok || fail "self retrieval"
