@@ -39,7 +39,9 @@ static double loss(void) {
     return s;
 }
 
-static void check_grad(const char *what, float *x, size_t n, const float *ana, double h) {
+/* Checks every `stride`-th element (stride 1: all). */
+static void check_grad_stride(const char *what, float *x, size_t n, const float *ana, double h,
+                              size_t stride) {
     double typ = 0;
     for (size_t i = 0; i < n; i++) typ += fabs(ana[i]);
     typ = n ? typ / n : 0;
@@ -47,7 +49,7 @@ static void check_grad(const char *what, float *x, size_t n, const float *ana, d
     double worst = 0;
     size_t wi = 0;
     float *num = malloc(sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i += stride) {
         float x0 = x[i];
         x[i] = (float)(x0 + h);
         double lp = loss();
@@ -68,6 +70,10 @@ static void check_grad(const char *what, float *x, size_t n, const float *ana, d
     }
     loss(); /* restore outputs */
     free(num);
+}
+
+static void check_grad(const char *what, float *x, size_t n, const float *ana, double h) {
+    check_grad_stride(what, x, n, ana, h, 1);
 }
 
 /* ---- linear ---- */
@@ -233,6 +239,41 @@ static void test_attention(void) {
     free(a_qkv); free(a_lse); free(g_out); free(g_w); free(ref); free(sep); free(lse1); free(dqkv);
 }
 
+/* ---- attention over sequences longer than the query block (300, 129, 1) ---- */
+static int AL_cu[4] = {0, 300, 429, 430};
+static void fwd_attn_long(void) { be->attention_forward(g_out, a_lse, a_qkv, AL_cu, 3, 430, 2, 5); }
+static void test_attention_long(void) {
+    int H = 2, dh = 5, D = H * dh, T = 430;
+    a_qkv = rnd((size_t)T * 3 * D, 1); a_lse = zeros(H * T);
+    g_nout = (size_t)T * D; g_out = zeros(g_nout); g_w = rnd(g_nout, 1); g_fwd = fwd_attn_long;
+    fwd_attn_long();
+    float *ref = zeros(g_nout);
+    double *sc = malloc(sizeof(double) * 300);
+    for (int s = 0; s < 3; s++) for (int h = 0; h < H; h++)
+        for (int i = AL_cu[s]; i < AL_cu[s + 1]; i++) {
+            double mx = -1e300, sum = 0;
+            for (int j = AL_cu[s]; j < AL_cu[s + 1]; j++) {
+                double d = 0;
+                for (int c = 0; c < dh; c++)
+                    d += (double)a_qkv[(size_t)i * 3 * D + h * dh + c] * a_qkv[(size_t)j * 3 * D + D + h * dh + c];
+                sc[j - AL_cu[s]] = d / sqrt((double)dh);
+                if (sc[j - AL_cu[s]] > mx) mx = sc[j - AL_cu[s]];
+            }
+            for (int j = AL_cu[s]; j < AL_cu[s + 1]; j++) sum += exp(sc[j - AL_cu[s]] - mx);
+            for (int c = 0; c < dh; c++) {
+                double o = 0;
+                for (int j = AL_cu[s]; j < AL_cu[s + 1]; j++)
+                    o += exp(sc[j - AL_cu[s]] - mx) / sum * a_qkv[(size_t)j * 3 * D + 2 * D + h * dh + c];
+                ref[(size_t)i * D + h * dh + c] = (float)o;
+            }
+        }
+    tu_close("attention (long) forward vs double loop", g_out, ref, (long)g_nout, 1e-5, 1e-4);
+    float *dqkv = zeros((size_t)T * 3 * D);
+    be->attention_backward(dqkv, g_w, a_qkv, g_out, a_lse, AL_cu, 3, T, H, dh);
+    check_grad_stride("attention (long) dqkv", a_qkv, (size_t)T * 3 * D, dqkv, 1e-2, 61);
+    free(a_qkv); free(a_lse); free(g_out); free(g_w); free(ref); free(sc); free(dqkv);
+}
+
 /* ---- GELU, SwiGLU ---- */
 static float *act_in;
 static void fwd_gelu(void) { be->gelu_forward(g_out, act_in, 17); }
@@ -326,6 +367,7 @@ int main(void) {
     test_l2norm();
     test_weightnorm();
     test_attention();
+    test_attention_long();
     test_act();
     test_residual();
     test_gather();
