@@ -247,61 +247,86 @@ void dv2_augment_work_free(dv2_augment_work *w) {
     dv2_image_free(&w->b);
 }
 
+void dv2_augment_draw(dv2_augment_params *p, int W, int H, int size, double smin, double smax,
+                      double p_blur, double p_solarize, dv2_rng *rng) {
+    memset(p, 0, sizeof *p);
+    p->size = size;
+    dv2_augment_rrc_box(&p->x, &p->y, &p->w, &p->h, W, H, smin, smax, rng);
+    p->flip = dv2_rng_uniform(rng) < 0.5;
+    p->jitter = dv2_rng_uniform(rng) < 0.8;
+    if (p->jitter) {
+        /* ColorJitter(0.4, 0.4, 0.2, 0.1): a random order, then the factors. */
+        uint32_t order[4] = {0, 1, 2, 3};
+        dv2_rng_shuffle_u32(rng, order, 4);
+        for (int i = 0; i < 4; i++) p->order[i] = (int)order[i];
+        p->brightness = (float)dv2_rng_uniform_range(rng, 0.6, 1.4);
+        p->contrast = (float)dv2_rng_uniform_range(rng, 0.6, 1.4);
+        p->saturation = (float)dv2_rng_uniform_range(rng, 0.8, 1.2);
+        p->hue = dv2_rng_uniform_range(rng, -0.1, 0.1);
+    }
+    p->gray = dv2_rng_uniform(rng) < 0.2;
+    p->blur = p_blur > 0 && dv2_rng_uniform(rng) < p_blur;
+    if (p->blur) p->sigma = (float)dv2_rng_uniform_range(rng, 0.1, 2.0);
+    p->solarize = p_solarize > 0 && dv2_rng_uniform(rng) < p_solarize;
+}
+
+int dv2_augment_apply(float *out, const dv2_image *src, const dv2_augment_params *p,
+                      dv2_augment_work *w, dv2_error *err) {
+    int rc = dv2_resize_bicubic(&w->a, src, p->x, p->y, p->w, p->h, p->size, p->size, err);
+    if (rc) return rc;
+    dv2_image *img = &w->a;
+    if (p->flip) dv2_augment_flip(img);
+    if (p->jitter)
+        for (int i = 0; i < 4; i++) {
+            switch (p->order[i]) {
+            case 0: dv2_augment_brightness(img, p->brightness); break;
+            case 1: dv2_augment_contrast(img, p->contrast); break;
+            case 2: dv2_augment_saturation(img, p->saturation); break;
+            default: dv2_augment_hue(img, p->hue); break;
+            }
+        }
+    if (p->gray) dv2_augment_grayscale(img);
+    if (p->blur && (rc = dv2_augment_gaussian_blur(img, 9, p->sigma, &w->b, err))) return rc;
+    if (p->solarize) dv2_augment_solarize(img, 128);
+    dv2_resize_to_tensor(out, img);
+    return 0;
+}
+
 int dv2_augment_crop(float *out, const dv2_image *src, int size, double smin, double smax,
                      double p_blur, double p_solarize, dv2_rng *rng, dv2_augment_work *w,
                      dv2_error *err) {
-    int x, y, cw, ch;
-    dv2_augment_rrc_box(&x, &y, &cw, &ch, src->w, src->h, smin, smax, rng);
-    int rc = dv2_resize_bicubic(&w->a, src, x, y, cw, ch, size, size, err);
-    if (rc) return rc;
-    dv2_image *img = &w->a;
-    if (dv2_rng_uniform(rng) < 0.5) dv2_augment_flip(img);
-    if (dv2_rng_uniform(rng) < 0.8) {
-        /* ColorJitter(0.4, 0.4, 0.2, 0.1): factors drawn first, order random. */
-        uint32_t order[4] = {0, 1, 2, 3};
-        dv2_rng_shuffle_u32(rng, order, 4);
-        float fb = (float)dv2_rng_uniform_range(rng, 0.6, 1.4);
-        float fc = (float)dv2_rng_uniform_range(rng, 0.6, 1.4);
-        float fs = (float)dv2_rng_uniform_range(rng, 0.8, 1.2);
-        double fh = dv2_rng_uniform_range(rng, -0.1, 0.1);
-        for (int i = 0; i < 4; i++) {
-            switch (order[i]) {
-            case 0: dv2_augment_brightness(img, fb); break;
-            case 1: dv2_augment_contrast(img, fc); break;
-            case 2: dv2_augment_saturation(img, fs); break;
-            default: dv2_augment_hue(img, fh); break;
-            }
-        }
-    }
-    if (dv2_rng_uniform(rng) < 0.2) dv2_augment_grayscale(img);
-    if (p_blur > 0 && dv2_rng_uniform(rng) < p_blur) {
-        float sigma = (float)dv2_rng_uniform_range(rng, 0.1, 2.0);
-        if ((rc = dv2_augment_gaussian_blur(img, 9, sigma, &w->b, err))) return rc;
-    }
-    if (p_solarize > 0 && dv2_rng_uniform(rng) < p_solarize) dv2_augment_solarize(img, 128);
-    dv2_resize_to_tensor(out, img);
-    return 0;
+    dv2_augment_params p;
+    dv2_augment_draw(&p, src->w, src->h, size, smin, smax, p_blur, p_solarize, rng);
+    return dv2_augment_apply(out, src, &p, w, err);
 }
 
 int dv2_augment_multicrop(float *global, float *local, const dv2_image *src,
                           const dv2_multicrop_cfg *cfg, dv2_rng *rng, dv2_augment_work *w,
                           dv2_error *err) {
+    return dv2_augment_multicrop_rec(global, local, NULL, src, cfg, rng, w, err);
+}
+
+int dv2_augment_multicrop_rec(float *global, float *local, dv2_augment_params *rec,
+                              const dv2_image *src, const dv2_multicrop_cfg *cfg, dv2_rng *rng,
+                              dv2_augment_work *w, dv2_error *err) {
     if (!src->rgb || src->w <= 0 || src->h <= 0 || cfg->global_size <= 0 ||
         (cfg->n_local > 0 && cfg->local_size <= 0))
         return dv2_error_set(err, DV2_EINVAL, "multicrop: empty image or bad crop sizes");
     size_t gn = (size_t)3 * cfg->global_size * cfg->global_size;
     size_t ln = (size_t)3 * cfg->local_size * cfg->local_size;
     int rc;
-    /* Effective blur probabilities of the released code (spec §4.2 quirk). */
-    if ((rc = dv2_augment_crop(global, src, cfg->global_size, cfg->global_scale[0], cfg->global_scale[1],
-                               0.0, 0.0, rng, w, err)))
-        return rc;
-    if ((rc = dv2_augment_crop(global + gn, src, cfg->global_size, cfg->global_scale[0],
-                               cfg->global_scale[1], 0.9, 0.2, rng, w, err)))
-        return rc;
-    for (int i = 0; i < cfg->n_local; i++)
-        if ((rc = dv2_augment_crop(local + (size_t)i * ln, src, cfg->local_size, cfg->local_scale[0],
-                                   cfg->local_scale[1], 0.5, 0.0, rng, w, err)))
-            return rc;
+    for (int i = 0; i < 2 + cfg->n_local; i++) {
+        /* Effective blur probabilities of the released code (spec §4.2
+         * quirk): global 1 never, global 2 0.9 (+ solarize 0.2), locals 0.5. */
+        int g = i < 2;
+        dv2_augment_params p;
+        dv2_augment_draw(&p, src->w, src->h, g ? cfg->global_size : cfg->local_size,
+                         g ? cfg->global_scale[0] : cfg->local_scale[0],
+                         g ? cfg->global_scale[1] : cfg->local_scale[1],
+                         i == 0 ? 0.0 : i == 1 ? 0.9 : 0.5, i == 1 ? 0.2 : 0.0, rng);
+        if (rec) rec[i] = p;
+        float *out = g ? global + (size_t)i * gn : local + (size_t)(i - 2) * ln;
+        if ((rc = dv2_augment_apply(out, src, &p, w, err))) return rc;
+    }
     return 0;
 }

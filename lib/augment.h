@@ -54,6 +54,30 @@ typedef struct dv2_augment_work {
 void dv2_augment_work_init(dv2_augment_work *w);
 void dv2_augment_work_free(dv2_augment_work *w);
 
+/* The random choices of one crop, drawn by dv2_augment_draw and applied by
+ * dv2_augment_apply (recorded so tests can replay them with torchvision). */
+typedef struct dv2_augment_params {
+    int x, y, w, h;        /* RandomResizedCrop box in the source image */
+    int size;              /* output side */
+    int flip;              /* horizontal flip */
+    int jitter;            /* color jitter applied */
+    int order[4];          /* 0 brightness, 1 contrast, 2 saturation, 3 hue */
+    float brightness, contrast, saturation;
+    double hue;
+    int gray;              /* grayscale */
+    int blur;              /* Gaussian blur (kernel 9) with sigma */
+    float sigma;
+    int solarize;          /* solarize at 128 */
+} dv2_augment_params;
+
+/* Draws the parameters of one crop of a W x H image (see dv2_augment_crop). */
+void dv2_augment_draw(dv2_augment_params *p, int W, int H, int size, double smin, double smax,
+                      double p_blur, double p_solarize, dv2_rng *rng);
+/* Applies p to src: resized crop, flip, jitter in p->order, grayscale, blur,
+ * solarize, then normalized float CHW into out (3*size*size). */
+int dv2_augment_apply(float *out, const dv2_image *src, const dv2_augment_params *p,
+                      dv2_augment_work *w, dv2_error *err);
+
 /* One crop: random resized crop to size x size (bicubic), flip p = 0.5,
  * color jitter p = 0.8 (brightness 0.4, contrast 0.4, saturation 0.2, hue
  * 0.1, random order), grayscale p = 0.2, blur with probability p_blur
@@ -70,5 +94,10 @@ int dv2_augment_crop(float *out, const dv2_image *src, int size, double smin, do
 int dv2_augment_multicrop(float *global, float *local, const dv2_image *src,
                           const dv2_multicrop_cfg *cfg, dv2_rng *rng, dv2_augment_work *w,
                           dv2_error *err);
+/* The same, recording each crop's parameters in rec[2 + n_local] (global 1,
+ * global 2, then the locals); rec may be NULL. */
+int dv2_augment_multicrop_rec(float *global, float *local, dv2_augment_params *rec,
+                              const dv2_image *src, const dv2_multicrop_cfg *cfg, dv2_rng *rng,
+                              dv2_augment_work *w, dv2_error *err);
 
 #endif

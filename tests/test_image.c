@@ -2,7 +2,9 @@
  *
  * Without arguments: self-contained checks (round trips, size limits, corrupt
  * and truncated inputs never crash, resize invariants, multi-crop shapes and
- * determinism).  With `--parity DIR`: compares against the PIL/torchvision
+ * determinism, the multi-crop probabilities).  With `--augment-dump DIR
+ * IMAGE`: writes random crops and their parameters for a torchvision replay.
+ * With `--parity DIR`: compares against the PIL/torchvision
  * references that tests/ref/image_ref.py wrote into DIR (driven by
  * tests/t_image_parity.sh).  Tolerances, each with its reason:
  *   decode, resized crop, flip, color ops, grayscale, solarize: exact (same
@@ -252,6 +254,109 @@ static void test_augment(void) {
     dv2_image_free(&s);
 }
 
+/* Probabilities of the multi-crop choices (spec §4.2 with the blur quirk),
+ * and applying recorded parameters reproduces each crop. */
+static void test_multicrop_stats(void) {
+    dv2_image s;
+    dv2_image_init(&s);
+    fill_pattern(&s, 40, 30, 8);
+    dv2_multicrop_cfg cfg;
+    dv2_multicrop_cfg_default(&cfg);
+    cfg.global_size = 12;
+    cfg.local_size = 8;
+    cfg.n_local = 2;
+    float g[2 * 3 * 12 * 12], l[2 * 3 * 8 * 8], re[3 * 12 * 12];
+    dv2_augment_params rec[4];
+    dv2_augment_work w;
+    dv2_augment_work_init(&w);
+    dv2_rng r;
+    dv2_rng_seed(&r, 5, 0);
+    enum { ITERS = 3000 };
+    int blur[4] = {0}, sol[4] = {0}, flip = 0, jit = 0, gray = 0, ranges = 1, perms = 1, replay = 1;
+    double area_g = 0, area_l = 0;
+    for (int it = 0; it < ITERS; it++) {
+        CHECK(dv2_augment_multicrop_rec(g, l, rec, &s, &cfg, &r, &w, NULL) == 0);
+        for (int k = 0; k < 4; k++) {
+            dv2_augment_params *p = &rec[k];
+            blur[k] += p->blur;
+            sol[k] += p->solarize;
+            flip += p->flip;
+            jit += p->jitter;
+            gray += p->gray;
+            if (k < 2) area_g += (double)p->w * p->h / (40.0 * 30.0);
+            else area_l += (double)p->w * p->h / (40.0 * 30.0);
+            if (p->jitter) {
+                ranges &= p->brightness >= 0.6f && p->brightness <= 1.4f && p->contrast >= 0.6f &&
+                          p->contrast <= 1.4f && p->saturation >= 0.8f && p->saturation <= 1.2f &&
+                          fabs(p->hue) <= 0.1;
+                int seen = 0;
+                for (int j = 0; j < 4; j++) seen |= 1 << p->order[j];
+                perms &= seen == 15;
+            }
+            if (p->blur) ranges &= p->sigma >= 0.1f && p->sigma <= 2.0f;
+        }
+        if (it < 50) { /* replaying the record of global crop 2 gives the same tensor */
+            CHECK(dv2_augment_apply(re, &s, &rec[1], &w, NULL) == 0);
+            replay &= memcmp(re, g + 3 * 12 * 12, sizeof re) == 0;
+        }
+    }
+    CHECK(ranges && perms && replay);
+    CHECKF(blur[0] == 0, "global crop 1 blurred %d times", blur[0]);
+    CHECKF(fabs(blur[1] / (double)ITERS - 0.9) < 0.03, "global 2 blur rate %.3f", blur[1] / (double)ITERS);
+    CHECKF(fabs(blur[2] / (double)ITERS - 0.5) < 0.04 && fabs(blur[3] / (double)ITERS - 0.5) < 0.04,
+           "local blur rates %.3f %.3f", blur[2] / (double)ITERS, blur[3] / (double)ITERS);
+    CHECKF(sol[0] == 0 && sol[2] == 0 && sol[3] == 0 && fabs(sol[1] / (double)ITERS - 0.2) < 0.03,
+           "solarize counts %d %d %d %d", sol[0], sol[1], sol[2], sol[3]);
+    CHECKF(fabs(flip / (4.0 * ITERS) - 0.5) < 0.02, "flip rate %.3f", flip / (4.0 * ITERS));
+    CHECKF(fabs(jit / (4.0 * ITERS) - 0.8) < 0.02, "jitter rate %.3f", jit / (4.0 * ITERS));
+    CHECKF(fabs(gray / (4.0 * ITERS) - 0.2) < 0.02, "grayscale rate %.3f", gray / (4.0 * ITERS));
+    /* Mean area fraction: U(0.32, 1) -> 0.66 and U(0.05, 0.32) -> 0.185, give
+     * or take the rejections and the rounding on a 40x30 image. */
+    area_g /= 2.0 * ITERS;
+    area_l /= 2.0 * ITERS;
+    CHECKF(area_g > 0.55 && area_g < 0.75 && area_l > 0.14 && area_l < 0.23, "areas %.3f %.3f", area_g, area_l);
+    dv2_augment_work_free(&w);
+    dv2_image_free(&s);
+}
+
+/* Draws crops of a real image with every option likely, writes their
+ * parameters (DIR/params.txt) and tensors (DIR/crop_N.f32) for
+ * tests/ref/image_ref.py --check-augment to replay with torchvision. */
+static int augment_dump(const char *dir, const char *image) {
+    size_t n;
+    uint8_t *b = read_all(image, &n);
+    dv2_image src;
+    dv2_image_init(&src);
+    if (!b || dv2_image_decode(&src, b, n, NULL)) { fprintf(stderr, "cannot decode %s\n", image); return 1; }
+    free(b);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/params.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return 1;
+    dv2_augment_work w;
+    dv2_augment_work_init(&w);
+    dv2_rng r;
+    dv2_rng_seed(&r, 99, 0);
+    float *out = malloc(sizeof(float) * 3 * 224 * 224);
+    for (int i = 0; i < 24; i++) {
+        dv2_augment_params p;
+        int size = i % 3 == 2 ? 96 : 224;
+        dv2_augment_draw(&p, src.w, src.h, size, i % 2 ? 0.05 : 0.32, i % 2 ? 0.32 : 1.0, 0.6, 0.5, &r);
+        if (dv2_augment_apply(out, &src, &p, &w, NULL)) return 1;
+        fprintf(f, "%d %d %d %d %d %d %d %d %d %d %d %.9g %.9g %.9g %.17g %d %d %.9g %d\n", p.x, p.y, p.w, p.h,
+                p.size, p.flip, p.jitter, p.order[0], p.order[1], p.order[2], p.order[3], (double)p.brightness,
+                (double)p.contrast, (double)p.saturation, p.hue, p.gray, p.blur, (double)p.sigma, p.solarize);
+        snprintf(path, sizeof path, "%s/crop_%d.f32", dir, i);
+        FILE *o = fopen(path, "wb");
+        if (!o || fwrite(out, sizeof(float), (size_t)3 * size * size, o) != (size_t)3 * size * size) return 1;
+        fclose(o);
+    }
+    free(out);
+    dv2_augment_work_free(&w);
+    dv2_image_free(&src);
+    return fclose(f) ? 1 : 0;
+}
+
 /* ---- parity against tests/ref/image_ref.py ---- */
 
 static int load_image(dv2_image *img, const char *dir, const char *name) {
@@ -383,10 +488,12 @@ static int run_parity(const char *dir) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--parity")) return run_parity(argv[2]);
+    if (argc == 4 && !strcmp(argv[1], "--augment-dump")) return augment_dump(argv[2], argv[3]);
     test_roundtrips();
     test_limits();
     test_png_corrupt();
     test_resize();
     test_augment();
+    test_multicrop_stats();
     return tu_finish("test_image");
 }

@@ -4,6 +4,7 @@ image parity test (tests/t_image_parity.sh, checked by build/tests/test_image
 --parity DIR).
 
 Usage: /usr/bin/python3 tests/ref/image_ref.py OUTDIR
+       /usr/bin/python3 tests/ref/image_ref.py --check-augment DIR IMAGE
 
 Writes into OUTDIR the input images (real photographs from skimage and
 matplotlib, plus JPEG/PNG/PNM variants re-encoded here: grayscale, CMYK,
@@ -34,6 +35,54 @@ except Exception as e:  # pragma: no cover
     sys.exit(77)
 
 torch.set_num_threads(1)
+
+
+def check_augment(d, image):
+    """Replays the crops written by test_image --augment-dump with the
+    torchvision functional ops and compares the tensors: exact to 1e-6, except
+    that a blurred crop may differ by one level (1/255/std) on at most 0.5% of
+    its values (torch's float32 summation order; see test_image.c)."""
+    src = Image.open(image).convert("RGB")
+    norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    bad = 0
+    lines = open(os.path.join(d, "params.txt")).read().split("\n")
+    lines = [l for l in lines if l.strip()]
+    for i, line in enumerate(lines):
+        f = line.split()
+        x, y, w, h, size, flip, jitter = (int(v) for v in f[:7])
+        order = [int(v) for v in f[7:11]]
+        b, c, s, hue = (float(v) for v in f[11:15])
+        gray, blur, sigma, sol = int(f[15]), int(f[16]), float(f[17]), int(f[18])
+        img = F.resized_crop(src, y, x, h, w, [size, size], InterpolationMode.BICUBIC)
+        if flip:
+            img = F.hflip(img)
+        if jitter:
+            for o in order:
+                img = [F.adjust_brightness, F.adjust_contrast, F.adjust_saturation, F.adjust_hue][o](img, [b, c, s, hue][o])
+        if gray:
+            img = F.rgb_to_grayscale(img, 3)
+        if blur:
+            img = F.gaussian_blur(img, [9, 9], [sigma, sigma])
+        if sol:
+            img = F.solarize(img, 128)
+        ref = norm(F.to_tensor(img)).numpy().ravel()
+        got = np.fromfile(os.path.join(d, "crop_%d.f32" % i), dtype="<f4")
+        if got.shape != ref.shape:
+            print("crop %d: %d values, want %d" % (i, got.size, ref.size))
+            bad += 1
+            continue
+        diff = np.abs(got - ref)
+        off = int((diff > 1e-6).sum())
+        limit = 0.005 * ref.size if blur else 0
+        if off > limit or diff.max() > 1.01 / 255 / 0.224:
+            print("crop %d (%s): %d values differ, max %.3g" % (i, line, off, diff.max()))
+            bad += 1
+    print("%d crops replayed, %d differ" % (len(lines), bad))
+    return 1 if bad or not lines else 0
+
+
+if len(sys.argv) == 4 and sys.argv[1] == "--check-augment":
+    sys.exit(check_augment(sys.argv[2], sys.argv[3]))
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 lines = []
