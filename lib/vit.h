@@ -113,8 +113,12 @@ int dv2_vit_pass_npatch(const dv2_vit_pass *ps, int g);   /* N_g */
 /* Row of token j of image i of group g in the packed (T, D) buffers. */
 int dv2_vit_pass_row(const dv2_vit_pass *ps, int g, int i, int j);
 /* Intermediate layer (§2.11): out (T, D) = final LayerNorm of the output of
- * block `block` (0-based; needs DV2_VIT_KEEP_BLOCKS). */
+ * block `block` (0-based; needs DV2_VIT_KEEP_BLOCKS or dv2_vit_pass_keep_blocks). */
 int dv2_vit_pass_layer(dv2_vit_pass *ps, int block, float *out, dv2_error *err);
+/* Keeps the outputs of exactly these blocks (0-based) for dv2_vit_pass_layer,
+ * with or without DV2_VIT_KEEP_BLOCKS (which keeps all of them): one (T, D)
+ * buffer per kept block.  Call before the forward. */
+int dv2_vit_pass_keep_blocks(dv2_vit_pass *ps, const int *blocks, int n, dv2_error *err);
 /* Backward of the last forward (needs DV2_VIT_TRAIN): dout (T, D) is the
  * gradient of the normed output; parameter gradients ACCUMULATE into
  * m->params.grad. */

@@ -390,7 +390,7 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                 be->residual_forward(ps->x, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
             }
         }
-        if (ps->blk_out) be->copy(ps->blk_out[l], ps->x, sizeof(float) * (size_t)ps->T * D);
+        if (ps->blk_out && ps->blk_out[l]) be->copy(ps->blk_out[l], ps->x, sizeof(float) * (size_t)ps->T * D);
     }
     be->layernorm_forward(ps->out, ps->fmean, ps->frstd, ps->x, PD(m->i_norm_w), PD(m->i_norm_b),
                           ps->T, D, DV2_VIT_LN_EPS);
@@ -408,11 +408,38 @@ int dv2_vit_pass_row(const dv2_vit_pass *ps, int g, int i, int j) {
 
 int dv2_vit_pass_layer(dv2_vit_pass *ps, int block, float *out, dv2_error *err) {
     dv2_vit *m = ps->m;
-    if (!ps->blk_out || block < 0 || block >= m->arch.depth)
+    if (!ps->blk_out || block < 0 || block >= m->arch.depth || !ps->blk_out[block])
         return dv2_error_set(err, DV2_EINVAL, "vit: block %d output not kept", block);
     /* own statistics buffers: the saved activations stay valid for backward */
     ps->be->layernorm_forward(out, ps->lmean, ps->lrstd, ps->blk_out[block], PD(m->i_norm_w),
                               PD(m->i_norm_b), ps->T, m->arch.embed_dim, DV2_VIT_LN_EPS);
+    return DV2_OK;
+}
+
+int dv2_vit_pass_keep_blocks(dv2_vit_pass *ps, const int *blocks, int n, dv2_error *err) {
+    const dv2_backend *be = ps->be;
+    int L = ps->m->arch.depth, D = ps->m->arch.embed_dim;
+    for (int i = 0; i < n; i++)
+        if (blocks[i] < 0 || blocks[i] >= L)
+            return dv2_error_set(err, DV2_EINVAL, "vit: block %d outside [0,%d)", blocks[i], L);
+    if (!ps->blk_out) {
+        ps->blk_out = calloc((size_t)L, sizeof *ps->blk_out);
+        ps->lmean = be->alloc(sizeof(float) * (size_t)ps->T + 64);
+        ps->lrstd = be->alloc(sizeof(float) * (size_t)ps->T + 64);
+        if (!ps->blk_out || !ps->lmean || !ps->lrstd)
+            return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+    }
+    for (int l = 0; l < L; l++) {
+        int want = 0;
+        for (int i = 0; i < n; i++) want |= blocks[i] == l;
+        if (!want) {
+            be->free(ps->blk_out[l]);
+            ps->blk_out[l] = NULL;
+        } else if (!ps->blk_out[l]) {
+            ps->blk_out[l] = be->alloc(sizeof(float) * (size_t)ps->T * D + 64);
+            if (!ps->blk_out[l]) return dv2_error_set(err, DV2_ENOMEM, "vit: cannot keep block %d", l);
+        }
+    }
     return DV2_OK;
 }
 

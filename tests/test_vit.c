@@ -216,6 +216,22 @@ static void test_packing(void) {
     CHECK(dv2_vit_pass_layer(pk, a.depth, li, &err) == DV2_EINVAL);
     /* eval pass: no backward */
     CHECK(dv2_vit_pass_backward(pk, dout, &err) == DV2_EINVAL);
+    /* keep only block 0 on a pass created without the flag: same values */
+    dv2_vit_pass *p2;
+    float *l0 = malloc(sizeof(float) * (size_t)T * D);
+    CHECK(dv2_vit_pass_create(&p2, &m, g, 2, 0, &err) == 0);
+    int keep[1] = {0};
+    CHECK(dv2_vit_pass_layer(p2, 0, l0, &err) == DV2_EINVAL);
+    CHECK(dv2_vit_pass_keep_blocks(p2, keep, 1, &err) == 0);
+    CHECK(dv2_vit_pass_forward(p2, imgs, masks, NULL, &err) == 0);
+    CHECK(dv2_vit_pass_layer(p2, 0, l0, &err) == 0);
+    CHECK(dv2_vit_pass_layer(pk, 0, li, &err) == 0);
+    tu_close("kept block 0", l0, li, (long)T * D, 0, 0);
+    CHECK(dv2_vit_pass_layer(p2, 1, l0, &err) == DV2_EINVAL);
+    keep[0] = 7;
+    CHECK(dv2_vit_pass_keep_blocks(p2, keep, 1, &err) == DV2_EINVAL);
+    dv2_vit_pass_free(p2);
+    free(l0);
     free(li);
     dv2_vit_pass_free(pk);
 
