@@ -1,6 +1,6 @@
 /* pack.c — dv2-pack's packing engine: items from pack_src.c are filtered
- * (--select), labelled (--labels), loaded, checked and compressed in
- * parallel batches (OpenMP, one zstd context per thread), then written in
+ * (--select), labelled (--labels), loaded, checked and compressed by
+ * worker threads (pack_pipe.c, one zstd context per worker), then written in
  * input order into shards that are committed by rename as each one fills.
  * An output directory without a manifest is resumed: its complete shards are
  * kept after checking that their ids are the next ids the inputs yield. */
@@ -8,7 +8,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <omp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "dataset.h"
 #include "hash.h"
 #include "idlist.h"
+#include "pack_pipe.h"
 #include "pack_src.h"
 #include "pngenc.h"
 #include "shard.h"
@@ -309,16 +309,12 @@ static int prepare_dir(packer *p, dv2_error *err) {
     return 0;
 }
 
-static int process_batch(packer *p, dv2_pack_item *b, int n, dv2_error *err) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(p->nthreads)
-    for (int i = 0; i < n; i++) prepare(p, &b[i], omp_get_thread_num());
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        if (rc == 0) rc = emit(p, &b[i], err);
-        dv2_pack_item_free(&b[i]);
-    }
-    if (rc == 0 && p->o->progress)
-        p->o->progress(p->o->ctx, p->st->records, p->st->bytes_in, p->total);
+static void work_fn(void *ctx, dv2_pack_item *it, int worker) { prepare(ctx, it, worker); }
+
+static int emit_fn(void *ctx, dv2_pack_item *it, dv2_error *err) {
+    packer *p = ctx;
+    int rc = emit(p, it, err);
+    if (rc == 0 && p->o->progress) p->o->progress(p->o->ctx, p->st->records, p->st->bytes_in, p->total);
     return rc;
 }
 
@@ -330,15 +326,18 @@ int dv2_pack_run(const dv2_pack_opts *o, char *const *inputs, int ninputs, dv2_p
     p.st = st;
     p.to_stdout = strcmp(o->out, "-") == 0;
     dv2_manifest_init(&p.m);
-    p.nthreads = o->threads > 0 ? o->threads : omp_get_num_procs();
+    p.nthreads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (p.nthreads < 1) p.nthreads = 1;
     dv2_idlist sel = {0};
     size_t nlab = 0;
     label_entry *lab = NULL;
     dv2_pack_src *src = NULL;
-    int batch_cap = 16 * p.nthreads, nb = 0, rc = 0;
-    dv2_pack_item *batch = calloc((size_t)batch_cap, sizeof *batch);
+    dv2_pack_pipe *pipe = NULL;
+    dv2_pack_item item, *it = &item;
+    int rc = 0;
+    memset(&item, 0, sizeof item);
     p.cctx = calloc((size_t)p.nthreads, sizeof *p.cctx);
-    if (!batch || !p.cctx) { rc = dv2_error_set(err, DV2_ENOMEM, "out of memory"); goto out; }
+    if (!p.cctx) { rc = dv2_error_set(err, DV2_ENOMEM, "out of memory"); goto out; }
     for (int i = 0; i < p.nthreads; i++)
         if (!(p.cctx[i] = ZSTD_createCCtx())) { rc = dv2_error_set(err, DV2_ENOMEM, "out of memory"); goto out; }
     if (o->select) {
@@ -349,8 +348,11 @@ int dv2_pack_run(const dv2_pack_opts *o, char *const *inputs, int ninputs, dv2_p
     if ((rc = dv2_pack_src_open(&src, o, inputs, ninputs, err)) < 0) goto out;
     p.total = dv2_pack_src_known_items(src);
     if (!p.to_stdout && (rc = prepare_dir(&p, err)) < 0) goto out;
+    /* -j1 works inline; otherwise N workers and this thread reading/writing */
+    if ((rc = dv2_pack_pipe_create(&pipe, p.nthreads > 1 ? p.nthreads : 0, 32 * p.nthreads, work_fn,
+                                   emit_fn, &p, err)) < 0)
+        goto out;
     for (;;) {
-        dv2_pack_item *it = &batch[nb];
         rc = dv2_pack_src_next(src, it, err);
         if (rc < 0) goto out;
         if (rc == 1) {
@@ -374,19 +376,17 @@ int dv2_pack_run(const dv2_pack_opts *o, char *const *inputs, int ninputs, dv2_p
                 }
                 it->must_fail = 1; /* only a bad image may have been left out */
             }
-            if (++nb < batch_cap) continue;
-        } else if (p.resume_pos < p.nresume) {
+            if ((rc = dv2_pack_pipe_push(pipe, it, err)) < 0) goto out;
+            continue;
+        }
+        if (p.resume_pos < p.nresume) {
             rc = dv2_error_set(err, DV2_EINVAL, "%s: the complete shards hold records the inputs do "
                                "not give; use -f to start over", o->out);
             goto out;
         }
-        if (nb > 0) {
-            int r2 = process_batch(&p, batch, nb, err);
-            nb = 0;
-            if (r2 < 0) { rc = r2; goto out; }
-        }
-        if (rc == 0) break;
+        break;
     }
+    if ((rc = dv2_pack_pipe_drain(pipe, err)) < 0) goto out;
     rc = 0;
     if (p.to_stdout && !p.w) rc = shard_open(&p, err); /* an empty stream is still a shard */
     if (rc == 0) rc = shard_close(&p, err);
@@ -397,14 +397,14 @@ int dv2_pack_run(const dv2_pack_opts *o, char *const *inputs, int ninputs, dv2_p
         if (rc == 0) rc = dv2_manifest_write(&p.m, o->out, err);
     }
 out:
-    for (int i = 0; batch && i < batch_cap; i++) dv2_pack_item_free(&batch[i]);
+    dv2_pack_pipe_free(pipe); /* joins the workers before their contexts go */
+    dv2_pack_item_free(&item);
     if (p.w) {
         dv2_shard_writer_free(p.w);
         if (p.af_open) dv2_afile_abort(&p.af);
     }
     for (int i = 0; p.cctx && i < p.nthreads; i++) ZSTD_freeCCtx(p.cctx[i]);
     free(p.cctx);
-    free(batch);
     dv2_idlist_free(&sel);
     free(lab);
     free(p.ids.slot);
