@@ -7,7 +7,10 @@
  * JPEG goes through libjpeg-turbo with its default (islow DCT, fancy
  * upsampling) settings, the same code path PIL uses, so pixels are identical.
  * Sizes are checked against DV2_IMAGE_MAX_* before any allocation, and damaged
- * or truncated data is an error (DV2_ECORRUPT), never a crash. */
+ * or truncated data is an error (DV2_ECORRUPT), never a crash.
+ * One deliberate difference: a 16-bit grayscale PNG also keeps its high byte,
+ * where PIL opens it as mode "I" and its RGB conversion clips values above
+ * 255 (making most such images white). */
 #ifndef DV2_IMAGE_H
 #define DV2_IMAGE_H
 

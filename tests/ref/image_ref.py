@@ -131,6 +131,25 @@ base.convert("P", palette=Image.ADAPTIVE, colors=37).save(os.path.join(out, "pal
 base.convert("LA").save(os.path.join(out, "la.png"))
 base.save(os.path.join(out, "interlaced.png"))  # PIL writes non-interlaced; still a plain RGB case
 Image.fromarray((np.arange(64 * 8) % 2).reshape(8, 64).astype(bool)).save(os.path.join(out, "bits.png"))
+
+
+def png16(path, arr, ctype):
+    """A 16-bit PNG (PIL cannot write 16-bit RGB): rows with filter 0."""
+    import struct, zlib
+    h, w = arr.shape[:2]
+    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    with open(os.path.join(out, path), "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+r16 = np.random.RandomState(0)
+png16("rgb16.png", r16.randint(0, 65536, (31, 47, 3)), 2)    # PIL: "RGB;16B", the high byte
+png16("rgba16.png", r16.randint(0, 65536, (31, 47, 4)), 6)
+inputs += ["rgb16.png", "rgba16.png"]
 inputs += ["gray.jpg", "cmyk.jpg", "prog.jpg", "s444.jpg", "s422.jpg", "odd.jpg", "rgb.ppm", "gray.pgm",
            "pal.png", "la.png", "interlaced.png", "bits.png"]
 
