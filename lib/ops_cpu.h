@@ -7,6 +7,12 @@
 
 #include "ops.h"
 
+/* OpenMP threshold: loops over fewer elements run on one thread.  Each
+ * parallel region ends in a barrier; on a busy machine a barrier waits for a
+ * descheduled sibling, so tiny regions cost more than they save (the same
+ * idea as PyTorch's grain size). */
+#define DV2_CPU_PAR(work) ((size_t)(work) >= (size_t)32768)
+
 /* ops_cpu_linear.c */
 #include <cblas.h>
 /* Row-major sgemm C = alpha·op(A)·op(B) + beta·C split over the OpenMP

@@ -11,14 +11,14 @@
 #define CBLK 64
 
 void dv2_cpu_gelu_forward(float *out, const float *in, size_t n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
     for (size_t i = 0; i < n; i++) out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float)M_SQRT1_2));
 }
 
 /* d/dx x·Φ(x) = Φ(x) + x·φ(x). */
 void dv2_cpu_gelu_backward(float *din, const float *dout, const float *in, size_t n) {
     const float k = 0.3989422804014327f; /* 1/sqrt(2π) */
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
         float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
@@ -27,7 +27,7 @@ void dv2_cpu_gelu_backward(float *din, const float *dout, const float *in, size_
 }
 
 void dv2_cpu_swiglu_forward(float *out, const float *in, int N, int h) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * h))
     for (long n = 0; n < N; n++) {
         const float *x1 = in + n * 2 * h, *x2 = x1 + h;
         float *o = out + n * h;
@@ -36,7 +36,7 @@ void dv2_cpu_swiglu_forward(float *out, const float *in, int N, int h) {
 }
 
 void dv2_cpu_swiglu_backward(float *din, const float *dout, const float *in, int N, int h) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * h))
     for (long n = 0; n < N; n++) {
         const float *x1 = in + n * 2 * h, *x2 = x1 + h, *g = dout + n * h;
         float *d1 = din + n * 2 * h, *d2 = d1 + h;
@@ -51,7 +51,7 @@ void dv2_cpu_swiglu_backward(float *din, const float *dout, const float *in, int
 
 void dv2_cpu_residual_forward(float *x, const float *y, const float *gamma, const int *rows,
                               const float *scale, int n, int C) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)n * C))
     for (long i = 0; i < n; i++) {
         float *xr = x + (size_t)(rows ? rows[i] : i) * C;
         const float *yr = y + i * C;
@@ -64,7 +64,7 @@ void dv2_cpu_residual_backward(float *dy, float *dgamma, const float *dx, const 
                                const float *gamma, const int *rows, const float *scale,
                                int n, int C) {
     if (dy) {
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)n * C))
         for (long i = 0; i < n; i++) {
             const float *g = dx + (size_t)(rows ? rows[i] : i) * C;
             float s = scale ? scale[i] : 1.0f;
@@ -72,7 +72,7 @@ void dv2_cpu_residual_backward(float *dy, float *dgamma, const float *dx, const 
         }
     }
     if (!dgamma) return;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)n * C))
     for (int c0 = 0; c0 < C; c0 += CBLK) {
         int c1 = c0 + CBLK < C ? c0 + CBLK : C;
         double acc[CBLK] = {0};
@@ -89,7 +89,7 @@ void dv2_cpu_embed_tokens_forward(float *x, const float *patch, const float *cls
                                   const float *reg, const float *pos, const uint8_t *mask,
                                   const float *mask_token, int B, int N, int R, int D) {
     int S = 1 + R + N;
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(static) if (DV2_CPU_PAR((size_t)B * S * D))
     for (int b = 0; b < B; b++)
         for (int t = 0; t < S; t++) {
             float *xr = x + ((size_t)b * S + t) * D;
@@ -112,7 +112,7 @@ void dv2_cpu_embed_tokens_backward(float *dpatch, float *dcls, float *dreg, floa
                                    int B, int N, int R, int D) {
     int S = 1 + R + N;
     if (dpatch) {
-        #pragma omp parallel for collapse(2) schedule(static)
+        #pragma omp parallel for collapse(2) schedule(static) if (DV2_CPU_PAR((size_t)B * N * D))
         for (int b = 0; b < B; b++)
             for (int j = 0; j < N; j++) {
                 if (mask && mask[(size_t)b * N + j]) continue;
@@ -123,7 +123,7 @@ void dv2_cpu_embed_tokens_backward(float *dpatch, float *dcls, float *dreg, floa
     }
     /* sums over the batch, in column blocks of contiguous reads, double accumulators */
     if (dpos) {
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)B * (N + 1) * D))
         for (int j = 0; j <= N; j++) {
             int t = j == 0 ? 0 : R + j;
             for (int c0 = 0; c0 < D; c0 += CBLK) {
@@ -137,7 +137,7 @@ void dv2_cpu_embed_tokens_backward(float *dpatch, float *dcls, float *dreg, floa
             }
         }
     }
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)B * S * D))
     for (int c0 = 0; c0 < D; c0 += CBLK) {
         int c1 = c0 + CBLK < D ? c0 + CBLK : D;
         double sc[CBLK] = {0}, sm[CBLK] = {0};
@@ -160,13 +160,13 @@ void dv2_cpu_embed_tokens_backward(float *dpatch, float *dcls, float *dreg, floa
 }
 
 void dv2_cpu_gather_rows(float *out, const float *in, const int *rows, int n, int C) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)n * C))
     for (long i = 0; i < n; i++)
         memcpy(out + i * C, in + (size_t)rows[i] * C, sizeof(float) * (size_t)C);
 }
 
 void dv2_cpu_scatter_add_rows(float *out, const float *in, const int *rows, int n, int C) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)n * C))
     for (int c0 = 0; c0 < C; c0 += CBLK) {
         int c1 = c0 + CBLK < C ? c0 + CBLK : C;
         for (long i = 0; i < n; i++) {

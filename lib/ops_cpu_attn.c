@@ -54,7 +54,7 @@ void dv2_cpu_attention_forward(float *out, float *lse, const float *qkv,
     int nmax = max_seqlen(cu_seqlens, nseq), np = nseq * H, fail = 0;
     size_t blk = (size_t)QBLOCK * (nmax ? nmax : 1);
     int saved = dv2_cpu_blas_single_begin();
-    #pragma omp parallel reduction(| : fail)
+    #pragma omp parallel reduction(| : fail) if (np > 1)
     {
         float *P = malloc(sizeof(float) * blk);
         if (!P) fail = 1;
@@ -114,7 +114,7 @@ void dv2_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv
     int nmax = max_seqlen(cu_seqlens, nseq), np = nseq * H, fail = 0;
     size_t blk = (size_t)QBLOCK * (nmax ? nmax : 1);
     int saved = dv2_cpu_blas_single_begin();
-    #pragma omp parallel reduction(| : fail)
+    #pragma omp parallel reduction(| : fail) if (np > 1)
     {
         float *P = malloc(sizeof(float) * 2 * blk);
         if (!P) fail = 1;

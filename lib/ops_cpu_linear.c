@@ -53,7 +53,7 @@ void dv2_cpu_linear_forward(float *out, const float *in, const float *w, const f
                             int N, int Cin, int Cout) {
     float beta = 0.0f;
     if (b) {
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * Cout))
         for (long n = 0; n < N; n++) memcpy(out + n * Cout, b, sizeof(float) * (size_t)Cout);
         beta = 1.0f;
     }
@@ -64,7 +64,7 @@ void dv2_cpu_linear_forward(float *out, const float *in, const float *w, const f
 /* db (O) += Σ_n dout[n]: columns split over threads, rows summed in double
  * per column block so the result does not depend on the thread count. */
 static void colsum_add(float *db, const float *dout, int N, int O) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * O))
     for (int o0 = 0; o0 < O; o0 += 64) {
         int o1 = o0 + 64 < O ? o0 + 64 : O;
         double acc[64] = {0};
@@ -90,7 +90,7 @@ void dv2_cpu_linear_backward(float *din, float *dw, float *db, const float *dout
  * convolution weight (D,3,p,p). */
 static void im2col(float *col, const float *img, int B, int Hpx, int Wpx, int p) {
     int gh = Hpx / p, gw = Wpx / p, K = 3 * p * p;
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(static) if (DV2_CPU_PAR((size_t)B * gh * gw * 3 * p * p))
     for (int b = 0; b < B; b++)
         for (int ty = 0; ty < gh; ty++)
             for (int tx = 0; tx < gw; tx++) {

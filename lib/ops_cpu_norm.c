@@ -8,7 +8,7 @@
 
 void dv2_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
                                const float *w, const float *b, int N, int C, float eps) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * C))
     for (long n = 0; n < N; n++) {
         const float *x = in + n * C;
         float *y = out + n * C;
@@ -28,7 +28,7 @@ void dv2_cpu_layernorm_backward(float *din, float *dw, float *db, const float *d
                                 const float *in, const float *w, const float *mean,
                                 const float *rstd, int N, int C) {
     if (din) {
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * C))
         for (long n = 0; n < N; n++) {
             const float *x = in + n * C, *g = dout + n * C;
             float m = mean[n], r = rstd[n];
@@ -47,7 +47,7 @@ void dv2_cpu_layernorm_backward(float *din, float *dw, float *db, const float *d
         }
     }
     if (!dw && !db) return;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * C))
     for (int c0 = 0; c0 < C; c0 += 32) {
         int c1 = c0 + 32 < C ? c0 + 32 : C;
         double aw[32] = {0}, ab[32] = {0};
@@ -67,7 +67,7 @@ void dv2_cpu_layernorm_backward(float *din, float *dw, float *db, const float *d
 }
 
 void dv2_cpu_l2norm_forward(float *out, float *norm, const float *in, int N, int C, float eps) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * C))
     for (long n = 0; n < N; n++) {
         const float *x = in + n * C;
         double s = 0;
@@ -82,7 +82,7 @@ void dv2_cpu_l2norm_forward(float *out, float *norm, const float *in, int N, int
 /* For ||x|| > eps: d(x/||x||) = (g − x̂ (x̂·g)) / ||x||; below eps the map is x/eps. */
 void dv2_cpu_l2norm_backward(float *din, const float *dout, const float *in, const float *norm,
                              int N, int C, float eps) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * C))
     for (long n = 0; n < N; n++) {
         const float *x = in + n * C, *g = dout + n * C;
         float *d = din + n * C;
@@ -100,7 +100,7 @@ void dv2_cpu_l2norm_backward(float *din, const float *dout, const float *in, con
 
 void dv2_cpu_weightnorm_forward(float *w, float *vnorm, const float *v, const float *g,
                                 int K, int C) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)K * C))
     for (long k = 0; k < K; k++) {
         const float *vr = v + k * C;
         double s = 0;
@@ -115,7 +115,7 @@ void dv2_cpu_weightnorm_forward(float *w, float *vnorm, const float *v, const fl
 /* w = g v/||v||:  dg = (dw·v)/||v||;  dv = (g/||v||)(dw − v (dw·v)/||v||²). */
 void dv2_cpu_weightnorm_backward(float *dv, float *dg, const float *dw, const float *v,
                                  const float *g, const float *vnorm, int K, int C) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)K * C))
     for (long k = 0; k < K; k++) {
         const float *vr = v + k * C, *gr = dw + k * C;
         double s = 0;

@@ -5,17 +5,17 @@
 #include "ops_cpu.h"
 
 void dv2_cpu_add(float *y, const float *x, size_t n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
 void dv2_cpu_scale(float *x, float a, size_t n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
     for (size_t i = 0; i < n; i++) x[i] *= a;
 }
 
 void dv2_cpu_axpby(float *y, float a, const float *x, float b, size_t n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
     for (size_t i = 0; i < n; i++) y[i] = a * x[i] + b * y[i];
 }
 
@@ -24,7 +24,7 @@ void dv2_cpu_axpby(float *y, float a, const float *x, float b, size_t n) {
 double dv2_cpu_sumsq(const float *x, size_t n) {
     double part[256];
     size_t per = (n + 255) / 256;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
     for (int b = 0; b < 256; b++) {
         size_t s0 = (size_t)b * per, e = s0 + per < n ? s0 + per : n;
         double s = 0;
@@ -38,7 +38,7 @@ double dv2_cpu_sumsq(const float *x, size_t n) {
 
 int dv2_cpu_all_finite(const float *x, size_t n) {
     int ok = 1;
-    #pragma omp parallel for schedule(static) reduction(&& : ok)
+    #pragma omp parallel for schedule(static) reduction(&& : ok) if (DV2_CPU_PAR(n))
     for (size_t i = 0; i < n; i++) ok = ok && isfinite(x[i]);
     return ok;
 }
@@ -47,7 +47,7 @@ void dv2_cpu_adamw_step(float *p, float *m, float *v, const float *g, size_t n, 
                         float wd, float beta1, float beta2, float eps, int t) {
     double bc1 = 1.0 - pow(beta1, t), bc2 = 1.0 - pow(beta2, t);
     float step = (float)(lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2)), decay = 1.0f - lr * wd;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
@@ -58,6 +58,6 @@ void dv2_cpu_adamw_step(float *p, float *m, float *v, const float *g, size_t n, 
 }
 
 void dv2_cpu_ema_update(float *teacher, const float *student, size_t n, float mom) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
     for (size_t i = 0; i < n; i++) teacher[i] = mom * teacher[i] + (1.0f - mom) * student[i];
 }
