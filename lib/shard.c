@@ -402,17 +402,21 @@ int dv2_shard_load_index(dv2_shard_reader *r, dv2_error *err) {
     uint64_t pos = DV2_FMT_HEADER_FRAME;
     for (uint64_t i = 0; i < r->nindex; i++) {
         if (r->index[i].offset != pos || r->index[i].frame_size < 8) {
+            dv2_error_set(err, DV2_ECORRUPT, "%s: index entry %llu: bad offset %llu or frame size %u "
+                          "(expected offset %llu)", r->name, (unsigned long long)i,
+                          (unsigned long long)r->index[i].offset, r->index[i].frame_size,
+                          (unsigned long long)pos);
             free(r->index);
             r->index = NULL;
-            return dv2_error_set(err, DV2_ECORRUPT, "%s: index entry %llu: bad offset %llu (expected "
-                                 "%llu)", r->name, (unsigned long long)i,
-                                 (unsigned long long)r->index[i].offset, (unsigned long long)pos);
+            r->nindex = 0;
+            return DV2_ECORRUPT;
         }
         pos += r->index[i].frame_size;
     }
     if (pos != at) {
         free(r->index);
         r->index = NULL;
+        r->nindex = 0;
         return dv2_error_set(err, DV2_ECORRUPT, "%s: index does not cover the records (end %llu, "
                              "index at %llu)", r->name, (unsigned long long)pos, (unsigned long long)at);
     }

@@ -178,6 +178,26 @@ int main(void) {
         if (read_all("d.dv2s", 1, &e) != -1 || read_random("d.dv2s", &e) != -1) trunc_ok = 0;
     }
     CHECK(trunc_ok);
+    /* an index whose checksum is right but whose offsets are not (a writer
+     * bug or a forged file) is refused, not followed */
+    {
+        static uint8_t forged[1 << 16];
+        memcpy(forged, orig, len);
+        uint64_t T = 0;
+        for (int k = 0; k < 8; k++) T |= (uint64_t)forged[len - 16 + k] << (8 * k);
+        uint8_t *idx = forged + len - T, *e1 = idx + 24 + 24;
+        e1[0] ^= 1; /* entry 1: offset off by one */
+        uint64_t n = 0;
+        for (int k = 0; k < 8; k++) n |= (uint64_t)idx[16 + k] << (8 * k);
+        uint64_t h = dv2_xxh64(idx + 8, (size_t)(16 + 24 * n), 0);
+        for (int k = 0; k < 8; k++) idx[24 + 24 * n + k] = (uint8_t)(h >> (8 * k));
+        f = fopen("forged.dv2s", "wb");
+        fwrite(forged, 1, len, f);
+        fclose(f);
+        CHECK(read_random("forged.dv2s", &e) == -1);
+        CHECKF(strstr(e.msg, "index entry 1"), "%s", e.msg);
+        CHECK(read_all("forged.dv2s", 0, &e) == -1);
+    }
     /* the message names the shard and the record */
     orig[40] ^= 0xff;
     f = fopen("d.dv2s", "wb");
