@@ -276,10 +276,65 @@ static void test_droppath(void) {
     free(a); free(b);
 }
 
+/* Head backward against central differences for 1, 2 and 3 layers. */
+static double head_loss(dv2_head_pass *hp, float *logits, const float *x, const float *w, int n, int K) {
+    dv2_head_pass_forward(hp, logits, x, n, NULL);
+    double s = 0;
+    for (int i = 0; i < n * K; i++) s += (double)w[i] * logits[i];
+    return s;
+}
+
+static void test_head_grad(void) {
+    dv2_error err = {0};
+    dv2_rng rng;
+    dv2_rng_seed(&rng, 21, 0);
+    for (int nl = 1; nl <= 3; nl++) {
+        dv2_head_arch ha = {6, 7, 5, 9, nl, 1e-6f};
+        dv2_head h;
+        CHECK(dv2_head_init(&h, &ha, be, 1, &err) == 0 && dv2_head_init_weights(&h, &rng, &err) == 0);
+        /* larger weights than the init so every layer matters */
+        for (size_t i = 0; i < h.params.numel; i++) h.params.data[i] = (float)dv2_rng_normal(&rng) * 0.7f;
+        int n = 3;
+        float *x = randn(&rng, (size_t)n * 6, 1), *w = randn(&rng, (size_t)n * 9, 1);
+        float *logits = malloc(sizeof(float) * n * 9), *dx = calloc((size_t)n * 6, sizeof(float));
+        dv2_head_pass *hp;
+        CHECK(dv2_head_pass_create(&hp, &h, n, DV2_HEAD_TRAIN, &err) == 0);
+        dv2_params_zero_grad(&h.params);
+        head_loss(hp, logits, x, w, n, 9);
+        CHECK(dv2_head_pass_backward(hp, dx, w, &err) == 0);
+        int bad = 0;
+        const double eps = 1e-2;
+        for (int pass = 0; pass < 2; pass++) {
+            float *v = pass ? h.params.data : x, *g = pass ? h.params.grad : dx;
+            size_t cnt = pass ? h.params.numel : (size_t)n * 6;
+            for (size_t i = 0; i < cnt; i++) {
+                if (pass && i >= h.params.t[h.params.n - 1].offset + h.params.t[h.params.n - 1].numel) break;
+                float v0 = v[i];
+                v[i] = v0 + (float)eps;
+                double lp = head_loss(hp, logits, x, w, n, 9);
+                v[i] = v0 - (float)eps;
+                double lm = head_loss(hp, logits, x, w, n, 9);
+                v[i] = v0;
+                double num = (lp - lm) / (2 * eps);
+                if (fabs(num - g[i]) > 3e-3 * fmax(fabs(num), fabs(g[i])) + 3e-3) {
+                    if (!bad) fprintf(stderr, "head nlayers %d %s[%zu]: numeric %g analytic %g\n", nl,
+                                      pass ? "param" : "x", i, num, g[i]);
+                    bad++;
+                }
+            }
+        }
+        CHECKF(bad == 0, "head nlayers %d: %d gradient elements off", nl, bad);
+        dv2_head_pass_free(hp);
+        dv2_head_free(&h);
+        free(x); free(w); free(logits); free(dx);
+    }
+}
+
 int main(void) {
     test_table();
     test_init();
     test_packing();
     test_droppath();
+    test_head_grad();
     return tu_finish("test_vit");
 }
