@@ -70,9 +70,7 @@ int dv2_probe_retr_block(dv2_probe_retr *s, const dv2_probe_db *db, const float 
         for (size_t t = a; t < db->n && db->labels[db->by_label[t]] == labels[i]; t++) {
             int64_t r = db->by_label[t];
             if (db->ids[r] == ids[i]) continue;
-            const float *x = db->x + (size_t)r * db->ld, *qi = q + i * dim;
-            float d = 0;
-            for (size_t j = 0; j < dim; j++) d += qi[j] * x[j];
+            float d = cblas_sdot((int)dim, q + i * dim, 1, db->x + (size_t)r * db->ld, 1);
             pos[k].s = d * db->inv_norm[r];
             pos[k++].r = r;
         }
