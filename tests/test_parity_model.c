@@ -7,8 +7,9 @@
  *      [masked globals, locals], heads, DINO + iBOT + KoLeo, backward — every
  *      output, loss term and parameter gradient; then the batch-subset drop
  *      path with the oracle's fixed subsets (outputs and gradients).
- *   B: SwiGLU, 2 registers, antialiased pos_embed resampling (down and up),
- *      three groups of different sizes packed, intermediate layer, gradients.
+ *   B: SwiGLU, 2 registers, antialiased pos_embed resampling (down, up,
+ *      non-square), four groups of different sizes packed, intermediate
+ *      layer, gradients.
  * Criterion: |c − ref| ≤ 1e-4·|ref| + 1e-4·max|ref| per tensor (float32
  * against float64).
  * If the fixture is stale, regenerate it (needs torch):
@@ -21,7 +22,7 @@
 #include "testutil.h"
 #include "vit.h"
 
-#define FIXTURE_VERSION 1
+#define FIXTURE_VERSION 2
 
 static const dv2_backend *be = &dv2_backend_cpu;
 static fx_file fx;
@@ -219,16 +220,17 @@ static void config_b(void) {
     dv2_vit m;
     CHECK(dv2_vit_init(&m, &a, be, 1, &err) == 0);
     load_params(&m.params, "B.");
-    dv2_vit_group g[3] = {{3, 10, 10}, {2, 6, 6}, {2, 14, 14}};
+    dv2_vit_group g[4] = {{3, 10, 10}, {2, 6, 6}, {2, 14, 14}, {2, 6, 12}};
     dv2_vit_pass *ps;
-    CHECK(dv2_vit_pass_create(&ps, &m, g, 3, DV2_VIT_TRAIN | DV2_VIT_KEEP_BLOCKS, &err) == 0);
-    const float *imgs[3] = {fx_get(&fx, "B.x0")->data, fx_get(&fx, "B.x1")->data, fx_get(&fx, "B.x2")->data};
+    CHECK(dv2_vit_pass_create(&ps, &m, g, 4, DV2_VIT_TRAIN | DV2_VIT_KEEP_BLOCKS, &err) == 0);
+    const float *imgs[4] = {fx_get(&fx, "B.x0")->data, fx_get(&fx, "B.x1")->data,
+                            fx_get(&fx, "B.x2")->data, fx_get(&fx, "B.x3")->data};
     CHECK(dv2_vit_pass_forward(ps, imgs, NULL, NULL, &err) == 0);
     int T = dv2_vit_pass_tokens(ps);
     float *inter = xmalloc(sizeof(float) * (size_t)T * D), *dout = xmalloc(sizeof(float) * (size_t)T * D);
     CHECK(dv2_vit_pass_layer(ps, 1, inter, &err) == 0);
     char nm[64];
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         size_t off = (size_t)dv2_vit_pass_row(ps, k, 0, 0) * D;
         snprintf(nm, sizeof nm, "B.norm%d", k);
         cmpn(nm, dv2_vit_pass_output(ps) + off);

@@ -13,9 +13,9 @@
 #   cfgA.*  MLP FFN, 1 register, offset-0.1 bicubic pos_embed, full step with
 #           centering (DINO) and Sinkhorn-Knopp (iBOT) targets, drop path 0;
 #           then the batch-subset drop path with fixed subsets.
-#   cfgB.*  SwiGLU FFN, 2 registers, antialiased size-driven pos_embed,
-#           eval forward with intermediate layers, and gradients of a fixed
-#           linear functional of the outputs.
+#   cfgB.*  SwiGLU FFN, 2 registers, antialiased size-driven pos_embed
+#           (down, up and non-square grids), forward with intermediate layers,
+#           and gradients of a fixed linear functional of the outputs.
 #
 # Regenerate:  /usr/bin/python3 tests/ref/dinov2_ref.py tests/ref/fixtures/model.bin
 import math
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 torch.set_default_dtype(torch.float64)
 LN_EPS = 1e-6
-FIXTURE_VERSION = 1  # bump with every change of what is written; test_parity_model checks it
+FIXTURE_VERSION = 2  # bump with every change of what is written; test_parity_model checks it
 
 
 def write_fixture(path, arrays):
@@ -338,10 +338,10 @@ def main(path):
     for k, v in Pb.items():
         put("B." + k, v)
     ximgs = [torch.randn(3, 3, 10, 10, generator=gen), torch.randn(2, 3, 6, 6, generator=gen),
-             torch.randn(2, 3, 14, 14, generator=gen)]
-    bn, pre, blocks = backbone(Pb, cB, ximgs, [None, None, None], keep_blocks=True)
+             torch.randn(2, 3, 14, 14, generator=gen), torch.randn(2, 3, 6, 12, generator=gen)]
+    bn, pre, blocks = backbone(Pb, cB, ximgs, [None] * 4, keep_blocks=True)
     fn = 0
-    for g in range(3):
+    for g in range(4):
         put("B.x%d" % g, ximgs[g])
         put("B.norm%d" % g, bn[g])
         put("B.prenorm%d" % g, pre[g])
