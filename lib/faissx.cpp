@@ -24,6 +24,7 @@ extern "C" {
 #include <faiss/Index.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
@@ -75,6 +76,11 @@ extern "C" int dv2_faissx_index_create(dv2_faissx_index **out, int dim, const ch
             ix = new faiss::IndexFlatIP(dim);
         else
             ix = faiss::index_factory(dim, factory, faiss::METRIC_INNER_PRODUCT);
+        /* The factory turns on polysemous training for IVF-PQ: a slow
+         * reordering of PQ centroids that only Hamming-filtered search uses,
+         * which dv2 never does. */
+        if (faiss::IndexIVFPQ *pq = dynamic_cast<faiss::IndexIVFPQ *>(faiss::ivflib::try_extract_index_ivf(ix)))
+            pq->do_polysemous_training = false;
         dv2_faissx_index *h = new (std::nothrow) dv2_faissx_index;
         if (!h) {
             delete ix;

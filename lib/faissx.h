@@ -31,7 +31,9 @@ int dv2_faissx_available(void);
 const char *dv2_faissx_version(void);
 
 /* Creates an empty inner-product index of dimension dim from a FAISS factory
- * string.  "Flat" gives an exact IndexFlatIP. */
+ * string.  "Flat" gives an exact IndexFlatIP.  IVF-PQ indexes skip FAISS's
+ * polysemous training (only Hamming-filtered search needs it; it can take
+ * minutes), the same as the factory's "np" suffix. */
 int dv2_faissx_index_create(dv2_faissx_index **out, int dim, const char *factory,
                             dv2_error *err);
 void dv2_faissx_index_free(dv2_faissx_index *idx); /* NULL is fine */
