@@ -23,11 +23,15 @@ void dv2_cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, con
     enum CBLAS_TRANSPOSE tb = transB ? CblasTrans : CblasNoTrans;
     int nt = omp_get_max_threads();
     double flops = 2.0 * M * N * (double)K;
+    /* OpenBLAS's own pool stays at one thread even for a small product run
+     * on this thread alone: its threads would compete with the OpenMP
+     * workers that wait for the next parallel region */
+    int saved = dv2_cpu_blas_single_begin();
     if (nt <= 1 || flops < 4e6 || omp_in_parallel()) {
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        dv2_cpu_blas_single_end(saved);
         return;
     }
-    int saved = dv2_cpu_blas_single_begin();
     int by_rows = M >= N || M >= 64 * nt;
     int len = by_rows ? M : N;
     /* blocks of a multiple of 16 rows/columns, a few per thread for balance */
