@@ -43,6 +43,7 @@ static const char *image_ext(const uint8_t *d, size_t n) {
 typedef struct thumbs {
     uint64_t *ids;
     char **file;
+    char **key;    /* the record's key, shown under the image */
     size_t n;
 } thumbs;
 
@@ -86,6 +87,10 @@ static int extract(thumbs *t, const char *dir, const dv2_report_opts *o, dv2_err
             dv2_record rec;
             rc = dv2_dataset_get(ds, i, &rec, &buf, err);
             if (rc < 0) break;
+            if (!t->key[w] && rec.key && !(t->key[w] = strdup(rec.key))) {
+                rc = dv2_error_set(err, DV2_ENOMEM, "report: out of memory");
+                break;
+            }
             const char *ext = image_ext(rec.data, rec.size);
             if (!ext) continue;
             char name[64];
@@ -109,7 +114,18 @@ static void put_img(FILE *f, const thumbs *t, uint64_t id, const char *caption, 
         fprintf(f, "<img src=\"%s\" alt=\"%" PRIu64 "\">", t->file[w], id);
     else
         fprintf(f, "<div class=\"missing\">no image</div>");
-    fprintf(f, "<figcaption>%" PRIu64 "<br>%s</figcaption></figure>\n", id, caption);
+    fprintf(f, "<figcaption>");
+    if (w >= 0 && t->key[w]) { /* keys are checked free of control characters; escape markup */
+        for (const char *c = t->key[w]; *c; c++) {
+            if (*c == '<') fputs("&lt;", f);
+            else if (*c == '>') fputs("&gt;", f);
+            else if (*c == '&') fputs("&amp;", f);
+            else if (*c == '"') fputs("&quot;", f);
+            else fputc(*c, f);
+        }
+        fputs("<br>", f);
+    }
+    fprintf(f, "%" PRIu64 "<br>%s</figcaption></figure>\n", id, caption);
 }
 
 static void sim_text(char *b, size_t n, const char *what, float s) {
@@ -181,7 +197,8 @@ int dv2_report_dedup(const char *dir, const dv2_report_opts *o, const uint64_t *
         if (u == 0 || t.ids[i] != t.ids[u - 1]) t.ids[u++] = t.ids[i];
     t.n = u;
     t.file = dv2_calloc_array(t.n ? t.n : 1, sizeof(char *));
-    if (!t.file) rc = dv2_error_set(err, DV2_ENOMEM, "report: out of memory");
+    t.key = dv2_calloc_array(t.n ? t.n : 1, sizeof(char *));
+    if (!t.file || !t.key) rc = dv2_error_set(err, DV2_ENOMEM, "report: out of memory");
     if (rc == 0) rc = extract(&t, dir, o, err);
     if (rc < 0) {
         free(shown);
@@ -253,7 +270,9 @@ int dv2_report_dedup(const char *dir, const dv2_report_opts *o, const uint64_t *
     rc = dv2_afile_commit(&af, err);
 done:
     for (size_t i = 0; t.file && i < t.n; i++) free(t.file[i]);
+    for (size_t i = 0; t.key && i < t.n; i++) free(t.key[i]);
     free(t.file);
+    free(t.key);
     free(t.ids);
     free(ci);
     free(slot);
