@@ -108,7 +108,7 @@ int main(void) {
             {"vitg14", 625000, 2e-4 * sqrt(3.0), 1536, 4096},
             {"vits14", 625000, 2e-4 * sqrt(2.0), 384, 1536},
             {"vitb14", 625000, 2e-4 * sqrt(2.0), 768, 3072},
-            {"fmnist_tiny", 0, 0, 128, 512},
+            {"fmnist_tiny", 0, 0, 96, 384},
         };
         for (size_t i = 0; i < sizeof rec / sizeof rec[0]; i++) {
             char path[4096];
