@@ -152,8 +152,11 @@ int main(int argc, char **argv) {
     if (npool < 1) return dv2_usage_error("no pool matrix given");
     if (npool > MAX_INPUTS) return dv2_usage_error("at most %d pool matrices", MAX_INPUTS);
     if (c.report && c.nshards == 0) return dv2_usage_error("--report needs --shards DATASET (where the images are)");
-    if (strcmp(cli.device, "cuda") == 0)
-        return dv2_usage_error("--device cuda: this build has no CUDA search yet (use --device cpu)");
+    int cuda = strcmp(cli.device, "cuda") == 0;
+    if (cuda && !dv2_knn_cuda_built())
+        return dv2_usage_error("--device cuda: this build has no CUDA search (built without nvcc; use --device cpu)");
+    if (cuda && c.index)
+        return dv2_usage_error("--device cuda is the exact search on the GPU; --index runs FAISS on the CPU");
     if ((c.index || c.against_index) && !dv2_faissx_available())
         return dv2_usage_error("--index: this build has no FAISS; only exact search is available");
 
@@ -217,6 +220,10 @@ int main(int argc, char **argv) {
     p.threshold = (float)c.threshold;
     p.against_threshold = (float)c.against_threshold;
     p.query_block = c.block;
+    if (cuda) {
+        p.pool_knn.backend = DV2_KNN_CUDA;
+        if (!c.against_index) p.against_knn.backend = DV2_KNN_CUDA;
+    }
     if (c.index) {
         p.pool_knn.backend = DV2_KNN_FAISS;
         p.pool_knn.factory = c.index;

@@ -94,8 +94,11 @@ int main(int argc, char **argv) {
     if (c.npool == 0) return dv2_usage_error("--pool is required");
     if (c.clusters && c.n_set) return dv2_usage_error("-n and --clusters select different modes; give one");
     if (c.clusters && c.keep_repeats) return dv2_usage_error("--keep-repeats applies to sample-based retrieval (-n)");
-    if (strcmp(cli.device, "cuda") == 0)
-        return dv2_usage_error("--device cuda: this build has no CUDA search yet (use --device cpu)");
+    int cuda = strcmp(cli.device, "cuda") == 0;
+    if (cuda && !dv2_knn_cuda_built())
+        return dv2_usage_error("--device cuda: this build has no CUDA search (built without nvcc; use --device cpu)");
+    if (cuda && c.index)
+        return dv2_usage_error("--device cuda is the exact search on the GPU; --index runs FAISS on the CPU");
     if ((c.index || c.clusters) && !dv2_faissx_available())
         return dv2_usage_error("%s: this build has no FAISS; only exact sample-based search is available",
                                c.clusters ? "--clusters" : "--index");
@@ -174,6 +177,7 @@ int main(int argc, char **argv) {
     p.niter = c.niter;
     p.seed = cli.seed;
     p.query_block = c.block;
+    if (cuda) p.knn.backend = DV2_KNN_CUDA;
     if (c.index) {
         p.knn.backend = DV2_KNN_FAISS;
         p.knn.factory = c.index;

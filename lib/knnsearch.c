@@ -9,6 +9,14 @@
 #include <string.h>
 
 #include "faissx.h"
+#if defined(DV2_HAVE_CUDA) && DV2_HAVE_CUDA
+#include "knn.h"
+#define KNN_HAVE_CUDA 1
+#else
+#define KNN_HAVE_CUDA 0
+#endif
+
+int dv2_knn_cuda_built(void) { return KNN_HAVE_CUDA; }
 
 /* ---- vector sources ------------------------------------------------------ */
 
@@ -111,7 +119,31 @@ struct dv2_knn {
     const dv2_vecsrc *db;
     dv2_knn_opts o;
     dv2_faissx_index *index; /* faiss backend */
+#if KNN_HAVE_CUDA
+    dv2_cuda_knn *gpu;       /* cuda backend */
+#endif
 };
+
+/* Copies the database to the GPU block by block. */
+static int cuda_build(dv2_knn *s, dv2_error *err) {
+#if KNN_HAVE_CUDA
+    const dv2_vecsrc *db = s->db;
+    int rc = dv2_cuda_knn_create(&s->gpu, db->dim, db->n, err);
+    if (rc < 0) return rc;
+    int64_t bs = s->o.db_block > 0 ? s->o.db_block : 8192;
+    float *buf = dv2_malloc_array((size_t)bs * (size_t)db->dim, sizeof(float));
+    if (!buf) return dv2_error_set(err, DV2_ENOMEM, "k-NN search: out of memory");
+    for (int64_t b0 = 0; b0 < db->n && rc == 0; b0 += bs) {
+        int64_t cnt = db->n - b0 < bs ? db->n - b0 : bs;
+        rc = dv2_vecsrc_read(db, buf, b0, cnt, err);
+        if (rc == 0) rc = dv2_cuda_knn_add(s->gpu, buf, cnt, err);
+    }
+    free(buf);
+    return rc;
+#else
+    return dv2_error_set(err, DV2_EUNSUPPORTED, "this build has no CUDA search (rebuild with nvcc, CUDA=1)");
+#endif
+}
 
 void dv2_knn_opts_default(dv2_knn_opts *o) {
     memset(o, 0, sizeof *o);
@@ -322,8 +354,8 @@ int dv2_knn_create(dv2_knn **out, const dv2_vecsrc *db, const dv2_knn_opts *o, d
         s->o = *o;
     else
         dv2_knn_opts_default(&s->o);
-    if (s->o.backend == DV2_KNN_FAISS) {
-        int rc = faiss_build(s, err);
+    if (s->o.backend == DV2_KNN_FAISS || (s->o.backend == DV2_KNN_CUDA && db->n > 0)) {
+        int rc = s->o.backend == DV2_KNN_FAISS ? faiss_build(s, err) : cuda_build(s, err);
         if (rc < 0) {
             dv2_knn_free(s);
             return rc;
@@ -336,6 +368,9 @@ int dv2_knn_create(dv2_knn **out, const dv2_vecsrc *db, const dv2_knn_opts *o, d
 void dv2_knn_free(dv2_knn *s) {
     if (!s) return;
     dv2_faissx_index_free(s->index);
+#if KNN_HAVE_CUDA
+    dv2_cuda_knn_free(s->gpu);
+#endif
     free(s);
 }
 
@@ -344,7 +379,14 @@ int dv2_knn_search(dv2_knn *s, float *out_sim, int64_t *out_row, const float *q,
     if (k <= 0) return dv2_error_set(err, DV2_EINVAL, "k-NN search: k must be positive (got %d)", k);
     if (nq <= 0) return 0;
     if (nq > INT32_MAX) return dv2_error_set(err, DV2_EINVAL, "k-NN search: query block too large");
-    if (s->db->n == 0 || (s->o.backend != DV2_KNN_FAISS)) {
+#if KNN_HAVE_CUDA
+    if (s->gpu) {
+        if (k > DV2_CUDA_KNN_MAX_K)
+            return dv2_error_set(err, DV2_EINVAL, "k-NN search: k %d is above the GPU limit %d", k, DV2_CUDA_KNN_MAX_K);
+        return dv2_cuda_knn_search(s->gpu, out_sim, out_row, q, nq, k, min_sim, self_first, err);
+    }
+#endif
+    if (s->db->n == 0 || (s->o.backend == DV2_KNN_EXACT)) {
         if (s->db->n == 0) {
             for (int64_t i = 0; i < nq * k; i++) {
                 out_sim[i] = -INFINITY;

@@ -13,6 +13,8 @@
  *     streamed database blocks plus a partial top-k per query; memory is
  *     bounded by the block sizes, not by the database (see dv2_knn_exact_peak).
  *     This is the reference that a GPU search would mirror.
+ *   - cuda: the same brute force on the GPU (kernels/knn.h), same contract;
+ *     the database must fit in device memory.
  *   - faiss: an index built from a factory string (lib/faissx.h), trained on
  *     a deterministic sample of the database, database added block by block,
  *     searched with nprobe.
@@ -57,10 +59,14 @@ int dv2_vecsrc_read(const dv2_vecsrc *src, float *out, int64_t start, int64_t co
  * (first_row + i).  Returns 0 or the status. */
 int dv2_knn_normalize(float *x, int64_t n, int dim, int64_t first_row, dv2_error *err);
 
-enum { DV2_KNN_EXACT = 0, DV2_KNN_FAISS = 1 };
+enum { DV2_KNN_EXACT = 0, DV2_KNN_FAISS = 1, DV2_KNN_CUDA = 2 };
+
+/* 1 when this build has the GPU brute-force search (kernels/knn.h). */
+int dv2_knn_cuda_built(void);
 
 typedef struct dv2_knn_opts {
-    int backend;             /* DV2_KNN_EXACT or DV2_KNN_FAISS */
+    int backend;             /* DV2_KNN_EXACT, DV2_KNN_FAISS or DV2_KNN_CUDA (exact, on
+                                the GPU: the database is copied to device memory) */
     const char *factory;     /* faiss: "IVF4096,PQ32", ...; NULL = "Flat" */
     int nprobe;              /* faiss IVF: lists visited; 0 = FAISS default (1) */
     int64_t train_max;       /* faiss: at most this many training vectors, evenly

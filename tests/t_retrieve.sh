@@ -82,8 +82,11 @@ expect_exit 0 dv2-retrieve --queries q.emb --pool pool.emb --keep nokeep.ids
 expect_grep "pool is empty" err.txt
 expect_exit 2 dv2-retrieve --queries q.emb --pool pool.emb -n 4 --clusters 3
 expect_exit 2 dv2-retrieve --pool pool.emb
-expect_exit 2 dv2-retrieve --queries q.emb --pool pool.emb --device cuda
-expect_grep "no CUDA search" err.txt
+if [ "${DV2_CUDA:-0}" = 0 ]; then
+	expect_exit 2 dv2-retrieve --queries q.emb --pool pool.emb --device cuda
+	expect_grep "no CUDA search" err.txt
+fi
+expect_exit 2 dv2-retrieve --queries q.emb --pool pool.emb --device cuda --index IVF8,Flat
 expect_exit 2 dv2-retrieve --queries q.emb --pool pool.emb -n 0
 expect_exit 0 dv2-retrieve --help
 finish
