@@ -15,9 +15,10 @@
 
 /* ops_cpu_linear.c */
 #include <cblas.h>
-/* Row-major sgemm C = alpha·op(A)·op(B) + beta·C split over the OpenMP
- * threads (by rows of C, or by columns when C is wide and short), each
- * block a single-threaded OpenBLAS call.  OpenBLAS's own threads are set to
+/* Row-major sgemm C = alpha·op(A)·op(B) + beta·C in fixed blocks of 128
+ * rows of C (or columns when C is wide and short) spread over the OpenMP
+ * threads, each block a single-threaded OpenBLAS call; the result does not
+ * depend on the number of threads.  OpenBLAS's own threads are set to
  * one for the duration (and restored): two thread pools on the same cores
  * would spin against each other. */
 void dv2_cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,

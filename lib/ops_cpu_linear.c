@@ -16,30 +16,28 @@ void dv2_cpu_blas_single_end(int saved) {
     if (saved != 1) openblas_set_num_threads(saved);
 }
 
+/* Rows (or columns) per GEMM block.  The blocks do not depend on the thread
+ * count, so every element of C is computed by the same call at the same
+ * position whatever OMP_NUM_THREADS is: results are bitwise independent of
+ * the number of threads (a resumed run may use another machine). */
+#define GEMM_BLK 128
+
 void dv2_cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans;
     enum CBLAS_TRANSPOSE tb = transB ? CblasTrans : CblasNoTrans;
-    int nt = omp_get_max_threads();
     double flops = 2.0 * M * N * (double)K;
-    /* OpenBLAS's own pool stays at one thread even for a small product run
+    /* OpenBLAS's own pool stays at one thread, also for small products run
      * on this thread alone: its threads would compete with the OpenMP
      * workers that wait for the next parallel region */
     int saved = dv2_cpu_blas_single_begin();
-    if (nt <= 1 || flops < 4e6 || omp_in_parallel()) {
-        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        dv2_cpu_blas_single_end(saved);
-        return;
-    }
-    int by_rows = M >= N || M >= 64 * nt;
-    int len = by_rows ? M : N;
-    /* blocks of a multiple of 16 rows/columns, a few per thread for balance */
-    int nb = 2 * nt, blk = ((len + nb - 1) / nb + 15) & ~15;
-    nb = (len + blk - 1) / blk;
-    #pragma omp parallel for schedule(dynamic, 1)
+    int by_rows = M >= N || M >= GEMM_BLK;
+    int len = by_rows ? M : N, nb = (len + GEMM_BLK - 1) / GEMM_BLK;
+    int par = nb > 1 && flops >= 4e6 && omp_get_max_threads() > 1 && !omp_in_parallel();
+    #pragma omp parallel for schedule(dynamic, 1) if (par)
     for (int b = 0; b < nb; b++) {
-        int s = b * blk, n = len - s < blk ? len - s : blk;
+        int s = b * GEMM_BLK, n = len - s < GEMM_BLK ? len - s : GEMM_BLK;
         if (by_rows) {
             const float *a = transA ? A + s : A + (size_t)s * lda;
             cblas_sgemm(CblasRowMajor, ta, tb, n, N, K, alpha, a, lda, B, ldb, beta,

@@ -5,6 +5,7 @@
  * drop-path subset sizes and draws, intermediate layers, and the errors the
  * API reports. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "head.h"
@@ -330,8 +331,49 @@ static void test_head_grad(void) {
     }
 }
 
+/* Training forward + backward with 1 and with 2 threads: bitwise equal. */
+static void test_threads(void) {
+    dv2_error err = {0};
+    dv2_arch a = small_arch(64, 2, 2, 8, 32);
+    a.layerscale_init = 0.3f;
+    dv2_vit m;
+    dv2_rng rng;
+    dv2_rng_seed(&rng, 5, 0);
+    CHECK(dv2_vit_init(&m, &a, be, 1, &err) == 0 && dv2_vit_init_weights(&m, &rng, &err) == 0);
+    dv2_vit_group g[2] = {{6, 32, 32}, {9, 16, 16}};
+    float *x0 = randn(&rng, 6 * 3 * 32 * 32, 1), *x1 = randn(&rng, 9 * 3 * 16 * 16, 1);
+    const float *imgs[2] = {x0, x1};
+    dv2_vit_pass *ps;
+    CHECK(dv2_vit_pass_create(&ps, &m, g, 2, DV2_VIT_TRAIN, &err) == 0);
+    int T = dv2_vit_pass_tokens(ps);
+    float *dout = randn(&rng, (size_t)T * 64, 1);
+    size_t n = m.params.numel;
+    float *out1 = malloc(sizeof(float) * (size_t)T * 64), *g1 = malloc(sizeof(float) * n);
+    int nt0 = omp_get_max_threads();
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run == 0 ? 1 : (nt0 > 1 ? nt0 : 2));
+        dv2_params_zero_grad(&m.params);
+        CHECK(dv2_vit_pass_forward(ps, imgs, NULL, NULL, &err) == 0);
+        CHECK(dv2_vit_pass_backward(ps, dout, &err) == 0);
+        if (run == 0) {
+            memcpy(out1, dv2_vit_pass_output(ps), sizeof(float) * (size_t)T * 64);
+            memcpy(g1, m.params.grad, sizeof(float) * n);
+        } else {
+            CHECKF(!memcmp(out1, dv2_vit_pass_output(ps), sizeof(float) * (size_t)T * 64),
+                   "forward differs between 1 and %d threads", omp_get_max_threads());
+            CHECKF(!memcmp(g1, m.params.grad, sizeof(float) * n),
+                   "gradients differ between 1 and %d threads", omp_get_max_threads());
+        }
+    }
+    omp_set_num_threads(nt0);
+    dv2_vit_pass_free(ps);
+    dv2_vit_free(&m);
+    free(x0); free(x1); free(dout); free(out1); free(g1);
+}
+
 int main(void) {
     test_table();
+    test_threads();
     test_init();
     test_packing();
     test_droppath();
