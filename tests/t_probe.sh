@@ -17,6 +17,7 @@ def walk(d, parts):
     if not parts: return [d]
     p = parts[0]
     if p == "*": return [x for e in d for x in walk(e, parts[1:])]
+    if isinstance(d, list): return walk(d[int(p)], parts[1:])
     return walk(d[p], parts[1:])
 gp = path.split(".")
 g = walk(got, gp)
@@ -130,6 +131,22 @@ expect_grep "junk.emb: not a dv2 embedding matrix" err.txt
 head -c 5000 te.emb > cut.emb
 expect_exit 1 dv2-probe --train tr.emb --test cut.emb
 expect_grep "cut.emb: truncated row" err.txt
+$PY - <<'PYEOF'
+import numpy as np
+h = bytearray(open("te.emb", "rb").read())
+rows = np.frombuffer(bytes(h[4096:]), [("id", "<u8"), ("label", "<i4"), ("vec", "<f4", (24,))]).copy()
+rows["label"][3] = -1
+open("nolabel.emb", "wb").write(bytes(h[:4096]) + rows.tobytes())
+PYEOF
+expect_exit 1 dv2-probe --train nolabel.emb --test te.emb
+expect_grep "nolabel.emb: row 3 (id [0-9]*) has no label" err.txt
+expect_exit 1 dv2-probe --train tr.emb --test nolabel.emb --linear --C 1
+expect_grep "nolabel.emb: row 3 (id [0-9]*) has no label" err.txt
+# -o writes the result file, and refuses to overwrite it without -f
+expect_exit 0 dv2-probe --train tr.emb --test te.emb --knn 10 --json -o res.json
+expect_empty out.txt
+cmp_json res.json knn.json knn.results.0.top1 0
+expect_exit 1 dv2-probe --train tr.emb --test te.emb --knn 10 --json -o res.json
 expect_exit 1 dv2-probe --train tr.emb --test missing.emb
 expect_grep "missing.emb" err.txt
 expect_empty out.txt
