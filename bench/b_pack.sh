@@ -46,16 +46,16 @@ echo "$N JPEG files, $MB MiB, $(nproc) cores"
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 t() { t0=$(now); "$@" >/dev/null 2>&1 || echo "FAILED: $*" >&2; t1=$(now); echo "$t0 $t1" | awk '{print $2 - $1}'; }
-pack_ours() { rm -rf ds; dv2-pack -q -o ds jpg/; }
+pack_ours() { dv2-pack -q -o ds jpg/; }
 pack_base() { (cd jpg && ls | sort | tar -cf - -T - | zstd -q -3 > ../base.tar.zst); }
 read_ls() { dv2-pack --ls ds; }
 read_verify() { dv2-pack -q --verify ds; }
 read_base() { zstd -dc base.tar.zst | tar -tf -; }
 : >po.txt; : >pb.txt; : >ro.txt; : >rv.txt; : >rb.txt
-pack_ours; pack_base; read_ls >/dev/null; read_base >/dev/null
+rm -rf ds; pack_ours; pack_base; read_ls >/dev/null; read_base >/dev/null
 i=0
 while [ $i -lt "$RUNS" ]; do
-	t pack_ours >>po.txt; t pack_base >>pb.txt
+	rm -rf ds; sync; t pack_ours >>po.txt; t pack_base >>pb.txt
 	t read_ls >>ro.txt; t read_verify >>rv.txt; t read_base >>rb.txt
 	i=$((i + 1))
 done
