@@ -184,11 +184,11 @@ typedef struct dv2_backend {
 } dv2_backend;
 
 /* The CPU backend: host memory, float32 with double accumulators where
- * cheap.  Its results are deterministic and bitwise independent of the
- * number of OpenMP threads (fixed GEMM blocks, column-block reductions);
- * it holds OpenBLAS's own thread pool at one thread while an op runs.  An op
- * whose scratch allocation fails fills its output with NaN (the training
- * loop's finiteness check reports it). */
+ * cheap.  The ops of lib/ops_cpu_*.c are deterministic and bitwise
+ * independent of the number of OpenMP threads (fixed GEMM blocks,
+ * column-block reductions); OpenBLAS's own thread pool is held at one
+ * thread while an op runs.  An op whose scratch allocation fails fills its
+ * output with NaN (the training loop's finiteness check reports it). */
 extern const dv2_backend dv2_backend_cpu;
 
 #endif
