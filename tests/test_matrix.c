@@ -28,13 +28,14 @@ static void gen_rows(uint64_t *ids, int32_t *labels, float *vecs, size_t first, 
     }
 }
 
-static int write_matrix(const char *path, size_t n, size_t d, int dtype, int zstd, size_t chunk) {
+static int write_matrix_npy(const char *path, size_t n, size_t d, int dtype, int zstd, size_t chunk,
+                            const char *npy) {
     dv2_matrix_info info;
     dv2_matrix_info_init(&info, dtype, (uint32_t)d);
     strcpy(info.model, "test-model");
     strcpy(info.features, "cls");
     strcpy(info.note, "made by test_matrix");
-    dv2_matrix_write_opts o = {.force = 1, .zstd = zstd};
+    dv2_matrix_write_opts o = {.force = 1, .zstd = zstd, .npy_path = npy};
     dv2_matrix_writer *w;
     dv2_error err = {0};
     int rc = dv2_matrix_writer_open(&w, path, &info, &o, &err);
@@ -57,6 +58,10 @@ static int write_matrix(const char *path, size_t n, size_t d, int dtype, int zst
     free(lab);
     free(v);
     return rc;
+}
+
+static int write_matrix(const char *path, size_t n, size_t d, int dtype, int zstd, size_t chunk) {
+    return write_matrix_npy(path, n, d, dtype, zstd, chunk, NULL);
 }
 
 /* Reads path with the streaming reader in blocks of cap and compares. */
@@ -406,6 +411,12 @@ int main(void) {
         CHECK(dv2_matrix_write_npy(&m, "a.npy", 0, &err) == DV2_EEXIST);
         dv2_matrix_free(&m);
         CHECK(py("npy a.npy %zu %zu", n, d));
+        /* the writer's own .npy mirror, plain and beside a compressed matrix */
+        CHECK(write_matrix_npy("w.emb", n, d, DV2_MATRIX_F32, 0, 111, "w.npy") == 0);
+        CHECK(py("npy w.npy %zu %zu", n, d));
+        CHECK(write_matrix_npy("wz.emb", n, d, DV2_MATRIX_F16, 1, 1000, "wz") == 0);
+        CHECK(py("npy wz %zu %zu", n, d));
+        CHECK(read_check("wz.emb", n, d, 100));
     } else {
         fprintf(stderr, "numpy not available: numpy checks skipped\n");
     }
