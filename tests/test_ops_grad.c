@@ -97,6 +97,58 @@ static void test_linear(void) {
     free(l_in); free(l_w); free(l_b); free(g_out); free(g_w); free(din); free(dw); free(db); free(dw2);
 }
 
+/* ---- linear at sizes that cross the 128-row/column GEMM blocks, against
+ * double-precision loops (forward, din, dw, db) ---- */
+static void check_linear_big(int N, int I, int O) {
+    float *in = rnd((size_t)N * I, 1), *w = rnd((size_t)O * I, 1), *b = rnd(O, 1), *g = rnd((size_t)N * O, 1);
+    float *out = zeros((size_t)N * O), *din = rnd((size_t)N * I, 1), *dw = rnd((size_t)O * I, 1), *db = rnd(O, 1);
+    float *r_out = zeros((size_t)N * O), *r_din = zeros((size_t)N * I), *r_dw = zeros((size_t)O * I), *r_db = zeros(O);
+    for (size_t i = 0; i < (size_t)N * I; i++) r_din[i] = din[i];   /* += semantics */
+    for (size_t i = 0; i < (size_t)O * I; i++) r_dw[i] = dw[i];
+    for (int i = 0; i < O; i++) r_db[i] = db[i];
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++) {
+            double acc = b[o];
+            for (int k = 0; k < I; k++) acc += (double)in[(size_t)n * I + k] * w[(size_t)o * I + k];
+            r_out[(size_t)n * O + o] = (float)acc;
+        }
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < I; k++) {
+            double acc = 0;
+            for (int o = 0; o < O; o++) acc += (double)g[(size_t)n * O + o] * w[(size_t)o * I + k];
+            r_din[(size_t)n * I + k] += (float)acc;
+        }
+    for (int o = 0; o < O; o++) {
+        double sb = 0;
+        for (int k = 0; k < I; k++) {
+            double acc = 0;
+            for (int n = 0; n < N; n++) acc += (double)g[(size_t)n * O + o] * in[(size_t)n * I + k];
+            r_dw[(size_t)o * I + k] += (float)acc;
+        }
+        for (int n = 0; n < N; n++) sb += g[(size_t)n * O + o];
+        r_db[o] += (float)sb;
+    }
+    be->linear_forward(out, in, w, b, N, I, O);
+    be->linear_backward(din, dw, db, g, in, w, N, I, O);
+    char what[64];
+    snprintf(what, sizeof what, "linear %dx%dx%d forward", N, I, O);
+    tu_close(what, out, r_out, (long)N * O, 1e-4, 1e-4);
+    snprintf(what, sizeof what, "linear %dx%dx%d din", N, I, O);
+    tu_close(what, din, r_din, (long)N * I, 1e-4, 1e-4);
+    snprintf(what, sizeof what, "linear %dx%dx%d dw", N, I, O);
+    tu_close(what, dw, r_dw, (long)O * I, 1e-4, 1e-4);
+    snprintf(what, sizeof what, "linear %dx%dx%d db", N, I, O);
+    tu_close(what, db, r_db, O, 1e-4, 1e-4);
+    free(in); free(w); free(b); free(g); free(out); free(din); free(dw); free(db);
+    free(r_out); free(r_din); free(r_dw); free(r_db);
+}
+
+static void test_linear_big(void) {
+    check_linear_big(300, 70, 260); /* row blocks, parallel */
+    check_linear_big(5, 33, 700);   /* column blocks */
+    check_linear_big(129, 257, 3);
+}
+
 /* ---- patch embedding ---- */
 static int P_B = 2, P_H = 6, P_W = 9, P_P = 3, P_D = 4;
 static float *p_img, *p_w, *p_b, *p_col;
@@ -361,6 +413,7 @@ static void test_optim(void) {
 int main(void) {
     dv2_rng_seed(&rng, 1234, 0);
     test_linear();
+    test_linear_big();
     test_patch();
     test_embed();
     test_layernorm();
