@@ -135,8 +135,14 @@ bench-gpu: $(PROGS) $(BENCHES)
 demo: $(PROGS)
 	sh scripts/demo
 
+# The sanitizer build runs the tests of every parser of untrusted input
+# (shards, IDX/tar, matrices, safetensors/JSON, configs, id lists, images).
+ASAN_TESTS ?= test_core test_shard test_matrix test_safetensors test_json test_config test_idlist test_image
 asan:
-	$(MAKE) BUILD=build-asan SAN=address,undefined OPT=-O1 CUDA=0 all $(patsubst $(BUILD)/%,build-asan/%,$(TESTS))
+	$(MAKE) BUILD=build-asan SAN=address,undefined OPT=-O1 CUDA=0 \
+		$(foreach t,$(ASAN_TESTS),$(if $(wildcard tests/$(t).c),build-asan/tests/$(t)))
+	@ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 LC_ALL=C BUILD=build-asan \
+		sh tests/run.sh $(foreach t,$(ASAN_TESTS),$(if $(wildcard tests/$(t).c),$(t)))
 
 fuzz:
 	$(MAKE) -C tests/fuzz
