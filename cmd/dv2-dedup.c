@@ -39,7 +39,7 @@ static const dv2_opt opts[] = {
     {"index", 0, 1, "STR", "FAISS index factory string for the pool search (e.g. IVF4096,PQ32); default exact"},
     {"nprobe", 0, 1, "N", "inverted lists visited per query with --index (default 16)"},
     {"against-index", 0, 1, "STR", "FAISS factory string for the --against search; default exact"},
-    {"block", 0, 1, "ROWS", "pool rows searched at once (default 1024; bounds memory)"},
+    {"block", 0, 1, "ROWS", "pool rows searched at once (default 1024 exact, 16384 with --index or cuda; bounds memory)"},
     {"report", 0, 1, "DIR", "write an HTML page of the largest groups and leakage hits (needs --shards)"},
     {"shards", 0, 1, "DATASET", "dataset holding the images, for --report thumbnails (repeatable)"},
     {"report-groups", 0, 1, "N", "groups shown in the report (default 50)"},
@@ -137,7 +137,7 @@ static int write_outputs(const dv2_cli *cli, const ctx *c, const uint64_t *ids, 
 }
 
 int main(int argc, char **argv) {
-    ctx c = {.k = 64, .nprobe = 16, .threshold = 0.6, .against_threshold = 0.45, .block = 1024, .report_groups = 50};
+    ctx c = {.k = 64, .nprobe = 16, .threshold = 0.6, .against_threshold = 0.45, .block = 0, .report_groups = 50};
     static const dv2_cli_spec spec = {
         "dv2-dedup", "[options] POOL.emb... > kept.ids",
         "Copy-detection dedup of an embedding pool: k-NN graph by cosine, components above a threshold, "
@@ -234,8 +234,8 @@ int main(int argc, char **argv) {
         p.against_knn.factory = c.against_index;
         p.against_knn.nprobe = c.nprobe;
     }
-    int64_t q0, q1;
-    dv2_dedup_split(n, c.block, dist.rank, dist.world, &q0, &q1);
+    int64_t q0, q1, qb = dv2_dedup_block(&p);
+    dv2_dedup_split(n, qb, dist.rank, dist.world, &q0, &q1);
     dv2_progress prog;
     dv2_progress_start(&prog, cli.progress && root, "images", (uint64_t)(q1 - q0), 0);
     p.progress = on_progress;
@@ -244,7 +244,7 @@ int main(int argc, char **argv) {
                "exact search needs %.1f MiB per block",
                (long long)n, pool[0].dim, npool, pool[0].mapped ? " (mapped)" : "", dist.rank, dist.world,
                (long long)q0, (long long)q1,
-               dv2_knn_exact_peak(c.block, pool[0].dim, c.k, 8192) / 1048576.0);
+               dv2_knn_exact_peak(qb, pool[0].dim, c.k, 8192) / 1048576.0);
     double t0 = dv2_now();
     rc = dv2_dedup_search(&part, &poolsrc, c.nagainst ? &agsrc : NULL, q0, q1, &p, &err);
     dv2_progress_end(&prog);

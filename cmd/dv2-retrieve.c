@@ -38,7 +38,7 @@ static const dv2_opt opts[] = {
     {"keep-repeats", 0, 0, NULL, "sample-based: list a pool image once per query that retrieved it"},
     {"index", 0, 1, "STR", "FAISS index factory string for the pool search (e.g. IVF4096,PQ32); default exact"},
     {"nprobe", 0, 1, "N", "inverted lists visited per query with --index (default 16)"},
-    {"block", 0, 1, "ROWS", "query rows searched at once (default 1024; bounds memory)"},
+    {"block", 0, 1, "ROWS", "query rows searched at once (default 1024 exact, 16384 with --index or cuda; bounds memory)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -77,7 +77,7 @@ static int agree(const dv2_dist *d, int rc, dv2_error *err) {
 }
 
 int main(int argc, char **argv) {
-    ctx c = {.n = 4, .per_cluster = 10000, .min_queries = 3, .cap = 1000000, .block = 1024, .nprobe = 16, .niter = 20};
+    ctx c = {.n = 4, .per_cluster = 10000, .min_queries = 3, .cap = 1000000, .block = 0, .nprobe = 16, .niter = 20};
     static const dv2_cli_spec spec = {
         "dv2-retrieve", "--queries CURATED.emb --pool POOL.emb [--keep IDS] [-n N | --clusters K] > selected.tsv",
         "Retrieval of pool images close to a curated query set: N nearest neighbours per query image, or "
@@ -218,6 +218,10 @@ int main(int argc, char **argv) {
         rc = dv2_afile_commit(&af, &err);
         if (rc < 0) goto fail;
         double secs = dv2_now() - t0;
+        if (!c.clusters)
+            dv2_debugf("searcher built in %.3f s; %lld queries searched in %.3f s (%.0f queries/s)", out.build_seconds,
+                       (long long)qs.n, out.search_seconds,
+                       out.search_seconds > 0 ? (double)qs.n / dist.world / out.search_seconds : 0.0);
         if (c.clusters)
             dv2_infof("%lld queries, pool %lld images: %d clusters (k-means objective %.1f), %lld used, "
                       "%lld images selected, %lld dropped by the cap (%.1f s)",

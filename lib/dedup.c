@@ -11,9 +11,14 @@ void dv2_dedup_params_default(dv2_dedup_params *p) {
     p->k = 64;
     p->threshold = 0.6f;
     p->against_threshold = 0.45f;
-    p->query_block = 1024;
+    p->query_block = 0;
     dv2_knn_opts_default(&p->pool_knn);
     dv2_knn_opts_default(&p->against_knn);
+}
+
+int64_t dv2_dedup_block(const dv2_dedup_params *p) {
+    if (p->query_block > 0) return p->query_block;
+    return p->pool_knn.backend == DV2_KNN_EXACT ? 1024 : 16384;
 }
 
 void dv2_dedup_split(int64_t n, int64_t query_block, int rank, int world, int64_t *q0, int64_t *q1) {
@@ -42,7 +47,7 @@ int dv2_dedup_search(dv2_dedup_part *part, const dv2_vecsrc *pool, const dv2_vec
     if (against && against->dim != dim)
         return dv2_error_set(err, DV2_EINVAL, "dedup: against vectors have dimension %d, pool %d",
                              against->dim, dim);
-    int64_t qb = p->query_block > 0 ? p->query_block : 1024;
+    int64_t qb = dv2_dedup_block(p);
     int rc = dv2_uf_init(&part->uf, n, err);
     if (rc < 0) return rc;
     part->n = n;

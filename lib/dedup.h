@@ -37,7 +37,7 @@ typedef struct dv2_dedup_params {
     int k;                    /* neighbours per image (64) */
     float threshold;          /* edge if similarity > threshold (0.6) */
     float against_threshold;  /* leakage if similarity > this (0.45) */
-    int64_t query_block;      /* pool rows searched at once (1024) */
+    int64_t query_block;      /* pool rows searched at once (0: dv2_dedup_block) */
     dv2_knn_opts pool_knn;    /* backend for pool-vs-pool */
     dv2_knn_opts against_knn; /* backend for pool-vs-against */
     /* progress: called after each query block with rows done so far (may be NULL) */
@@ -67,6 +67,11 @@ typedef struct dv2_dedup_result {
     int64_t *leak_row;
     int64_t kept, copies, leaked, components, multi_components, largest, edges;
 } dv2_dedup_result;
+
+/* The query block in effect: query_block, or 1024 rows for the exact CPU
+ * search (its similarity tile is block × 8192 floats) and 16384 for FAISS
+ * and the GPU. */
+int64_t dv2_dedup_block(const dv2_dedup_params *p);
 
 /* The rows [q0, q1) this rank searches out of n: contiguous ranges of whole
  * query blocks, so every rank issues the same BLAS calls a single process

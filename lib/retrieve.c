@@ -6,10 +6,17 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dedup.h"
 #include "faissx.h"
 #include "rng.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 void dv2_retrieve_params_default(dv2_retrieve_params *p) {
     memset(p, 0, sizeof *p);
@@ -20,7 +27,7 @@ void dv2_retrieve_params_default(dv2_retrieve_params *p) {
     p->cap = 1000000;
     p->niter = 20;
     p->kmeans_max_points = 256;
-    p->query_block = 1024;
+    p->query_block = 0; /* 1024 rows for the exact search, 16384 for FAISS and the GPU */
     dv2_knn_opts_default(&p->knn);
 }
 
@@ -77,7 +84,7 @@ int dv2_retrieve_sample(dv2_retrieve_out *out, const dv2_vecsrc *queries, const 
     if (k <= 0) return dv2_error_set(err, DV2_EINVAL, "retrieve: n must be positive");
     if (queries->dim != pool->dim)
         return dv2_error_set(err, DV2_EINVAL, "retrieve: queries have dimension %d, pool %d", queries->dim, pool->dim);
-    int64_t qb = p->query_block > 0 ? p->query_block : 1024, q0, q1;
+    int64_t qb = p->query_block > 0 ? p->query_block : p->knn.backend == DV2_KNN_EXACT ? 1024 : 16384, q0, q1;
     dv2_dedup_split(queries->n, qb, d->rank, d->world, &q0, &q1);
     int dim = pool->dim;
     int64_t np = pool->n;
@@ -104,10 +111,13 @@ int dv2_retrieve_sample(dv2_retrieve_out *out, const dv2_vecsrc *queries, const 
         }
         for (int64_t i = 0; i < np; i++) bs[i] = bq[i] = -INFINITY;
     }
+    double t0 = now_seconds();
     if (np > 0 && q1 > q0) {
         rc = dv2_knn_create(&s, pool, &p->knn, err);
         if (rc < 0) goto done;
     }
+    double t1 = now_seconds();
+    out->build_seconds = t1 - t0;
     for (int64_t b = q0; b < q1 && s; b += qb) {
         int64_t nb = q1 - b < qb ? q1 - b : qb;
         rc = dv2_vecsrc_read(queries, q, b, nb, err);
@@ -141,6 +151,7 @@ int dv2_retrieve_sample(dv2_retrieve_out *out, const dv2_vecsrc *queries, const 
             }
         if (p->progress) p->progress(p->progress_ctx, b + nb - q0, q1 - q0);
     }
+    out->search_seconds = now_seconds() - t1;
     rc = dv2_dist_allreduce_sum_i64(d, &out->pairs, 1, err);
     if (rc < 0) goto done;
     if (p->keep_repeats) {

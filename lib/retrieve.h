@@ -33,7 +33,7 @@ typedef struct dv2_retrieve_params {
     int niter;               /* k-means iterations (20) */
     int64_t kmeans_max_points; /* k-means trains on at most this many points per centroid (256) */
     uint64_t seed;
-    int64_t query_block;     /* rows searched at once (1024) */
+    int64_t query_block;     /* rows searched at once (0: 1024 exact, 16384 FAISS/GPU) */
     dv2_knn_opts knn;        /* backend for the neighbour search */
     void (*progress)(void *ctx, int64_t done, int64_t total);
     void *progress_ctx;
@@ -55,6 +55,8 @@ typedef struct dv2_retrieve_out {
     int64_t clusters_used;   /* clusters: clusters above min_queries */
     int64_t capped;          /* clusters: images dropped by the cap */
     double kmeans_objective; /* clusters: FAISS's final objective (sum of cosines) */
+    double build_seconds;    /* sample: building the searcher (index training and adding) */
+    double search_seconds;   /* sample: reading the queries and searching them */
 } dv2_retrieve_out;
 
 int dv2_retrieve_sample(dv2_retrieve_out *out, const dv2_vecsrc *queries, const dv2_vecsrc *pool,
