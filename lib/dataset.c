@@ -43,7 +43,22 @@ int dv2_manifest_add_shard(dv2_manifest *m, const char *name, uint64_t records, 
     return 0;
 }
 
+/* JSON text must be UTF-8: class names come from directory names, which
+ * need not be. */
+static int utf8_valid(const unsigned char *s) {
+    while (*s) {
+        int n = *s < 0x80 ? 0 : (*s & 0xe0) == 0xc0 ? 1 : (*s & 0xf0) == 0xe0 ? 2 : (*s & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0 || (n == 1 && *s < 0xc2)) return 0;
+        s++;
+        for (int i = 0; i < n; i++, s++)
+            if ((*s & 0xc0) != 0x80) return 0;
+    }
+    return 1;
+}
+
 int dv2_manifest_add_class(dv2_manifest *m, const char *name, dv2_error *err) {
+    if (!utf8_valid((const unsigned char *)name))
+        return dv2_error_set(err, DV2_EINVAL, "class name '%s' is not UTF-8", name);
     char **c = realloc(m->classes, (m->nclasses + 1) * sizeof *c);
     if (!c) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
     m->classes = c;

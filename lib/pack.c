@@ -347,6 +347,15 @@ int dv2_pack_run(const dv2_pack_opts *o, char *const *inputs, int ninputs, dv2_p
     if (o->labels_tsv && (rc = labels_read(o->labels_tsv, &lab, &nlab, err)) < 0) goto out;
     if ((rc = dv2_pack_src_open(&src, o, inputs, ninputs, err)) < 0) goto out;
     p.total = dv2_pack_src_known_items(src);
+    { /* class names must be valid before any shard is written */
+        char *const *names;
+        size_t nc = dv2_pack_src_classes(src, &names);
+        dv2_manifest tmp;
+        dv2_manifest_init(&tmp);
+        for (size_t i = 0; i < nc && rc == 0; i++) rc = dv2_manifest_add_class(&tmp, names[i], err);
+        dv2_manifest_free(&tmp);
+        if (rc < 0) goto out;
+    }
     if (!p.to_stdout && (rc = prepare_dir(&p, err)) < 0) goto out;
     /* -j1 works inline; otherwise N workers and this thread reading/writing */
     if ((rc = dv2_pack_pipe_create(&pipe, p.nthreads > 1 ? p.nthreads : 0, 32 * p.nthreads, work_fn,
