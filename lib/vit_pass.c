@@ -18,9 +18,13 @@
 
 #define MAXG 8
 
+/* Activations of one block.  xin_* (branch inputs) exist in training
+ * passes only; ln1 (the LayerNorm output of either branch) and a (the FFN
+ * activation) exist in bb[0] only, shared by all blocks and recomputed in
+ * backward. */
 typedef struct blockbuf {
     float *xin_a, *ln1, *mean1, *rstd1, *qkv, *att, *lse, *y1;
-    float *xin_f, *ln2, *mean2, *rstd2, *h, *a, *y2;
+    float *xin_f, *mean2, *rstd2, *h, *a, *y2;
 } blockbuf;
 
 /* The tokens one branch runs on. */
@@ -203,11 +207,14 @@ int dv2_vit_pass_create(dv2_vit_pass **out, dv2_vit *m, const dv2_vit_group *g, 
     for (int i = 0; i < ps->nbb; i++) {
         blockbuf *b = &ps->bb[i];
         if (train) { ALLOC(b->xin_a, T * D); ALLOC(b->xin_f, T * D); }
-        ALLOC(b->ln1, T * D); ALLOC(b->mean1, T); ALLOC(b->rstd1, T);
+        ALLOC(b->mean1, T); ALLOC(b->rstd1, T);
         ALLOC(b->qkv, T * 3 * D); ALLOC(b->att, T * D); ALLOC(b->lse, T * H); ALLOC(b->y1, T * D);
-        ALLOC(b->ln2, T * D); ALLOC(b->mean2, T); ALLOC(b->rstd2, T);
+        ALLOC(b->mean2, T); ALLOC(b->rstd2, T);
         ALLOC(b->h, T * hin); ALLOC(b->y2, T * D);
-        ALLOC(b->a, T * hid);
+        /* LayerNorm outputs and the FFN activation are not kept per block
+         * (6 of 17 D-wide floats per token): one shared buffer each, and
+         * backward recomputes them from the saved inputs and statistics */
+        if (i == 0) { ALLOC(b->ln1, T * D); ALLOC(b->a, T * hid); }
     }
     if (flags & DV2_VIT_KEEP_BLOCKS) {
         ps->blk_out = calloc((size_t)L, sizeof *ps->blk_out);
@@ -374,19 +381,22 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                 in = xin;
             }
             if (k == 0) {
-                be->layernorm_forward(b->ln1, b->mean1, b->rstd1, in, PD(bi->norm1_w),
+                float *ln = ps->bb[0].ln1;
+                be->layernorm_forward(ln, b->mean1, b->rstd1, in, PD(bi->norm1_w),
                                       PD(bi->norm1_b), n, D, DV2_VIT_LN_EPS);
-                be->linear_forward(b->qkv, b->ln1, PD(bi->qkv_w), PD(bi->qkv_b), n, D, 3 * D);
+                be->linear_forward(b->qkv, ln, PD(bi->qkv_w), PD(bi->qkv_b), n, D, 3 * D);
                 be->attention_forward(b->att, b->lse, b->qkv, br->cu, br->nseq, n, H, dh);
                 be->linear_forward(b->y1, b->att, PD(bi->proj_w), PD(bi->proj_b), n, D, D);
                 be->residual_forward(ps->x, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
             } else {
-                be->layernorm_forward(b->ln2, b->mean2, b->rstd2, in, PD(bi->norm2_w),
+                float *ln = ps->bb[0].ln1;
+                be->layernorm_forward(ln, b->mean2, b->rstd2, in, PD(bi->norm2_w),
                                       PD(bi->norm2_b), n, D, DV2_VIT_LN_EPS);
-                be->linear_forward(b->h, b->ln2, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin);
-                if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_forward(b->a, b->h, n, hid);
-                else be->gelu_forward(b->a, b->h, (size_t)n * hid);
-                be->linear_forward(b->y2, b->a, PD(bi->fc2_w), PD(bi->fc2_b), n, hid, D);
+                be->linear_forward(b->h, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin);
+                float *act = ps->bb[0].a;
+                if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_forward(act, b->h, n, hid);
+                else be->gelu_forward(act, b->h, (size_t)n * hid);
+                be->linear_forward(b->y2, act, PD(bi->fc2_w), PD(bi->fc2_b), n, hid, D);
                 be->residual_forward(ps->x, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
             }
         }
@@ -477,12 +487,19 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         be->zero(ps->dy, sizeof(float) * (size_t)n * D);
         be->residual_backward(ps->dy, PG(bi->ls2), ps->dx, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
         be->zero(ps->da, sizeof(float) * (size_t)n * hid);
-        be->linear_backward(ps->da, PG(bi->fc2_w), PG(bi->fc2_b), ps->dy, b->a, PD(bi->fc2_w), n, hid, D);
+        /* recompute the FFN activation (not kept per block: 4D floats per token) */
+        float *act = ps->bb[0].a;
+        if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_forward(act, b->h, n, hid);
+        else be->gelu_forward(act, b->h, (size_t)n * hid);
+        be->linear_backward(ps->da, PG(bi->fc2_w), PG(bi->fc2_b), ps->dy, act, PD(bi->fc2_w), n, hid, D);
         be->zero(ps->dh, sizeof(float) * (size_t)n * hin);
         if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_backward(ps->dh, ps->da, b->h, n, hid);
         else be->gelu_backward(ps->dh, ps->da, b->h, (size_t)n * hid);
         be->zero(ps->dln, sizeof(float) * (size_t)n * D);
-        be->linear_backward(ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), ps->dh, b->ln2, PD(bi->fc1_w), n, D, hin);
+        float *ln = ps->bb[0].ln1; /* recomputed LayerNorm output (same statistics) */
+        be->layernorm_forward(ln, b->mean2, b->rstd2, b->xin_f, PD(bi->norm2_w), PD(bi->norm2_b),
+                              n, D, DV2_VIT_LN_EPS);
+        be->linear_backward(ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), ps->dh, ln, PD(bi->fc1_w), n, D, hin);
         ln_back_into(ps, br, ps->dln, b->xin_f, PD(bi->norm2_w), b->mean2, b->rstd2,
                      PG(bi->norm2_w), PG(bi->norm2_b));
         /* attention branch */
@@ -495,7 +512,9 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         be->zero(ps->dqkv, sizeof(float) * (size_t)n * 3 * D);
         be->attention_backward(ps->dqkv, ps->datt, b->qkv, b->att, b->lse, br->cu, br->nseq, n, H, dh);
         be->zero(ps->dln, sizeof(float) * (size_t)n * D);
-        be->linear_backward(ps->dln, PG(bi->qkv_w), PG(bi->qkv_b), ps->dqkv, b->ln1, PD(bi->qkv_w), n, D, 3 * D);
+        be->layernorm_forward(ln, b->mean1, b->rstd1, b->xin_a, PD(bi->norm1_w), PD(bi->norm1_b),
+                              n, D, DV2_VIT_LN_EPS);
+        be->linear_backward(ps->dln, PG(bi->qkv_w), PG(bi->qkv_b), ps->dqkv, ln, PD(bi->qkv_w), n, D, 3 * D);
         ln_back_into(ps, br, ps->dln, b->xin_a, PD(bi->norm1_w), b->mean1, b->rstd1,
                      PG(bi->norm1_w), PG(bi->norm1_b));
     }
