@@ -30,6 +30,12 @@ done
 expect_exit 0 dv2-pack -o ds2 img
 expect_same ds/shard-000000.dv2s ds2/shard-000000.dv2s
 expect_same ds/manifest.json ds2/manifest.json
+# the thread count does not change the bytes
+dv2-pack -q -j 1 -o - img > j1.dv2s && dv2-pack -q -j 3 -o - img > j3.dv2s
+expect_same j1.dv2s j3.dv2s
+# --progress draws on stderr even when it is not a terminal; stdout stays data
+dv2-pack --progress -o - img 2> prog.txt | dv2-pack --ls - > /dev/null
+expect_grep "records.*/s.*MB/s" prog.txt
 # ids are the XXH64 of the key; keys are relative to the directory operand
 dv2-pack --ls ds > ls.txt
 expect_eq "$(wc -l < ls.txt | tr -d ' ')" "$n_img" "ls lines"
