@@ -141,14 +141,28 @@ int dv2_tar_next(dv2_tar *t, const char **path, const uint8_t **data, size_t *si
             }
             continue;
         }
-        if (padded + 1 > t->cap) {
-            uint8_t *d = realloc(t->data, (size_t)padded + 1);
-            if (!d) return dv2_error_set(err, DV2_ENOMEM, "%s: out of memory", t->name);
-            t->data = d;
-            t->cap = (size_t)padded + 1;
+        /* the buffer grows with the bytes that actually arrive, so a header
+         * that lies about the size cannot make us allocate for absent data */
+        uint64_t have = 0;
+        if (!t->data) {
+            if (!(t->data = malloc(1u << 16))) return dv2_error_set(err, DV2_ENOMEM, "%s: out of memory", t->name);
+            t->cap = 1u << 16;
         }
-        int rc = tread_exact(t, t->data, (size_t)padded, err);
-        if (rc < 0) return rc;
+        while (have < padded) {
+            if (t->cap < padded + 1 && have + 1 >= t->cap) {
+                uint64_t c = t->cap ? (uint64_t)t->cap * 2 : (1u << 16);
+                if (c > padded + 1) c = padded + 1;
+                uint8_t *d = realloc(t->data, (size_t)c);
+                if (!d) return dv2_error_set(err, DV2_ENOMEM, "%s: out of memory", t->name);
+                t->data = d;
+                t->cap = (size_t)c;
+            }
+            uint64_t chunk = (uint64_t)t->cap - 1 - have;
+            if (chunk > padded - have) chunk = padded - have;
+            int rc = tread_exact(t, t->data + have, (size_t)chunk, err);
+            if (rc < 0) return rc;
+            have += chunk;
+        }
         t->data[sz] = 0;
         if (type == 'x') { pax_path(t, t->data, (size_t)sz); continue; }
         if (type == 'L') {
