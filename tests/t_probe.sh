@@ -99,6 +99,13 @@ assert chosen["holdout_top1"] == best, d
 assert d["fit_rows"] == 2700 and d["holdout_rows"] == 300, d
 assert 30 < d["top1"] <= 100, d
 ' && ok || fail "linear sweep JSON"
+# the official 45-value grid: 10^linspace(-6, 5, 45)
+expect_exit 0 dv2-probe --train tr.emb --test te.emb --linear --c-grid full --max-iter 3 --json
+$PY -c '
+import json, numpy as np
+cs = [s["C"] for s in json.load(open("out.txt"))["linear"]["sweep"]]
+assert np.allclose(cs, 10 ** np.linspace(-6, 5, 45), rtol=1e-12), cs
+' && ok || fail "full C grid"
 
 # retrieval vs numpy over the fully sorted database
 $PY "$REF" inst itr.emb ite.emb --instances 150 --views 4 --dim 16 --seed 2 || fail "gen inst"
