@@ -135,7 +135,7 @@ static void print_json(FILE *f, const ctx *c, const results *r) {
     json_str(f, c->test);
     fprintf(f, ", \"rows\": %" PRIu64 "}", r->test_rows);
     if (c->knn) {
-        fprintf(f, ",\n \"knn\": {\"temperature\": %.17g, \"weights\": \"%s\", \"neighbours\": %d, "
+        fprintf(f, ",\n \"knn\": {\"temperature\": %.15g, \"weights\": \"%s\", \"neighbours\": %d, "
                    "\"classes\": %d, \"results\": [",
                 c->temperature, c->uniform ? "uniform" : "softmax", r->knn.kmax, r->knn.nclass);
         for (int i = 0; i < r->knn.nk; i++)
@@ -144,12 +144,12 @@ static void print_json(FILE *f, const ctx *c, const results *r) {
         fprintf(f, "]}");
     }
     if (c->linear) {
-        fprintf(f, ",\n \"linear\": {\"C\": %.17g, \"top1\": %.4f, \"top5\": %.4f, \"fit_rows\": %zu, "
+        fprintf(f, ",\n \"linear\": {\"C\": %.15g, \"top1\": %.4f, \"top5\": %.4f, \"fit_rows\": %zu, "
                    "\"holdout_rows\": %zu, \"refit_iterations\": %d, \"sweep\": [",
                 r->lr.best_c, pct(r->lr_top1, r->test_rows), pct(r->lr_top5, r->test_rows),
                 r->lr.n_fit, r->lr.n_holdout, r->lr.refit_iters);
         for (int i = 0; i < r->lr.nc && r->lr.nc > 1; i++)
-            fprintf(f, "%s{\"C\": %.17g, \"holdout_top1\": %.4f, \"iterations\": %d}", i ? ", " : "",
+            fprintf(f, "%s{\"C\": %.15g, \"holdout_top1\": %.4f, \"iterations\": %d}", i ? ", " : "",
                     r->lr.cs[i], r->lr.holdout_top1[i], r->lr.iters[i]);
         fprintf(f, "]}");
     }
