@@ -107,3 +107,12 @@ int dv2_idx_sniff(const char *path) {
     gzclose(g);
     return k == 4 && h[0] == 0 && h[1] == 0 && h[2] == 8 && h[3] >= 1 && h[3] <= 3;
 }
+
+uint32_t dv2_idx_count(const char *path) {
+    gzFile g = gzopen(path, "rb");
+    if (!g) return 0;
+    uint8_t h[8];
+    int k = gzread(g, h, 8);
+    gzclose(g);
+    return k == 8 ? be32(h + 4) : 0;
+}

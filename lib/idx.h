@@ -20,6 +20,8 @@ int dv2_idx_read_images(dv2_idx_images *im, const char *path, dv2_error *err);
 void dv2_idx_images_free(dv2_idx_images *im);
 /* *labels is malloc'd (n bytes). */
 int dv2_idx_read_labels(uint8_t **labels, uint32_t *n, const char *path, dv2_error *err);
+/* Number of items an IDX file declares (header only), 0 if unreadable. */
+uint32_t dv2_idx_count(const char *path);
 /* 1 if path's (decompressed) content starts with an IDX unsigned-byte magic. */
 int dv2_idx_sniff(const char *path);
 

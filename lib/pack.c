@@ -314,7 +314,8 @@ static void work_fn(void *ctx, dv2_pack_item *it, int worker) { prepare(ctx, it,
 static int emit_fn(void *ctx, dv2_pack_item *it, dv2_error *err) {
     packer *p = ctx;
     int rc = emit(p, it, err);
-    if (rc == 0 && p->o->progress) p->o->progress(p->o->ctx, p->st->records, p->st->bytes_in, p->total);
+    if (rc == 0 && p->o->progress) /* inputs handled so far, against the inputs known */
+        p->o->progress(p->o->ctx, p->st->records + p->st->skipped + p->st->filtered, p->st->bytes_in, p->total);
     return rc;
 }
 

@@ -35,7 +35,9 @@ typedef struct dv2_pack_opts {
     /* callbacks (may be NULL) */
     void (*warn)(void *ctx, const char *msg);
     void (*info)(void *ctx, const char *msg);
-    void (*progress)(void *ctx, uint64_t records, uint64_t bytes, uint64_t total); /* total 0: unknown */
+    /* inputs handled so far (written, skipped, filtered), payload bytes,
+     * inputs known up front (0: unknown) */
+    void (*progress)(void *ctx, uint64_t inputs, uint64_t bytes, uint64_t total);
     void *ctx;
 } dv2_pack_opts;
 

@@ -38,7 +38,7 @@ struct dv2_pack_src {
     char **classes;
     size_t nclasses;
     int own_classes;    /* names copied from a repacked dataset */
-    uint64_t nfiles;
+    uint64_t nfiles;    /* items known up front: image files and IDX images */
     int nidx;
     uint8_t stdin_pre[512];  /* bytes peeked from stdin */
     size_t nstdin_pre;
@@ -191,7 +191,11 @@ static int add_path(dv2_pack_src *s, const char *path, dv2_error *err) {
     if (sniff_shard(b, (size_t)k)) return add_unit(s, U_SHARDS, path, NULL, NULL, err);
     if (k == 512 && dv2_tar_is_header(b)) return add_unit(s, U_TAR, path, NULL, NULL, err);
     if ((k >= 2 && b[0] == 0x1f && b[1] == 0x8b) || (k >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 8)) {
-        if (dv2_idx_sniff(path)) return add_unit(s, U_IDX, path, NULL, NULL, err);
+        if (dv2_idx_sniff(path)) {
+            uint32_t n = dv2_idx_count(path); /* for the progress ETA */
+            s->nfiles += n <= DV2_IDX_MAX_ITEMS ? n : 0;
+            return add_unit(s, U_IDX, path, NULL, NULL, err);
+        }
     }
     /* anything else is an image file; its check happens when it is packed */
     const char *key = key_of_path(path), *slash = strrchr(key, '/');
