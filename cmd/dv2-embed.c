@@ -16,12 +16,12 @@
 #include "matrix.h"
 
 typedef struct opts {
-    const char *model, *arch, *features, *pca;
-    int pixels, layers, normalize, size, resize, batch, resume, strict, f16, size_set, resize_set;
+    const char *model, *arch, *features, *pca, *npy;
+    int zstd, pixels, layers, normalize, size, resize, batch, resume, strict, f16, size_set, resize_set;
 } opts;
 
 enum { O_MODEL, O_ARCH, O_PIXELS, O_FEATURES, O_LAYERS, O_NORMALIZE, O_SIZE, O_RESIZE, O_PCA,
-       O_BATCH, O_RESUME, O_STRICT, O_F16 };
+       O_BATCH, O_RESUME, O_STRICT, O_F16, O_ZSTD, O_NPY };
 static const dv2_opt k_opts[] = {
     [O_MODEL] = {"model", 'm', 1, "FILE", "backbone weights (safetensors; architecture from its metadata)"},
     [O_ARCH] = {"arch", 0, 1, "NAME", "random-init baseline: vit_small, vit_base, vit_large, vit_giant2 (with --seed)"},
@@ -36,6 +36,8 @@ static const dv2_opt k_opts[] = {
     [O_RESUME] = {"resume", 0, 0, NULL, "write OUT in place; skip ids already in OUT and append"},
     [O_STRICT] = {"strict", 0, 0, NULL, "a corrupt image is an error (default: warn and skip)"},
     [O_F16] = {"f16", 0, 0, NULL, "store vectors as float16"},
+    [O_ZSTD] = {"zstd", 0, 0, NULL, "compress the matrix with zstd (every reader accepts both forms)"},
+    [O_NPY] = {"npy", 0, 1, "FILE", "also write FILE (float32 rows, .npy) and its ids and labels beside it (X.ids.npy, X.labels.npy for X.npy)"},
     {0},
 };
 
@@ -69,6 +71,8 @@ static int on_opt(void *ctx, int idx, const char *arg) {
     case O_RESUME: o->resume = 1; break;
     case O_STRICT: o->strict = 1; break;
     case O_F16: o->f16 = 1; break;
+    case O_ZSTD: o->zstd = 1; break;
+    case O_NPY: o->npy = arg; break;
     }
     return 0;
 }
@@ -170,6 +174,7 @@ int main(int argc, char **argv) {
     if (o.resize && o.resize < o.size) dv2_warnf("--resize %d is smaller than --size %d: the crop is zero-padded", o.resize, o.size);
     const char *out = cli.output ? cli.output : "-";
     if (o.resume && !strcmp(out, "-")) return dv2_usage_error("--resume needs -o FILE");
+    if (o.resume && o.zstd) return dv2_usage_error("--resume cannot append to a --zstd matrix (write it uncompressed)");
     if (!strcmp(out, "-") && (rc = dv2_cli_check_binary_stdout(&cli))) return rc;
     if (!strcmp(cli.device, "cuda")) {
         dv2_errorf("--device cuda: this build has no CUDA backend for dv2-embed; use --device cpu");
@@ -216,7 +221,7 @@ int main(int argc, char **argv) {
     snprintf(info.model, sizeof info.model, "%s", m->name);
     snprintf(info.features, sizeof info.features, "%s", m->features);
     snprintf(info.note, sizeof info.note, "dv2-embed resize %d crop %d", o.resize, o.size);
-    dv2_matrix_write_opts wo = {.force = cli.force, .append = o.resume};
+    dv2_matrix_write_opts wo = {.force = cli.force, .append = o.resume, .zstd = o.zstd, .npy_path = o.npy};
     run_ctx ctx = {.flush_each = o.resume, .pca_dir = o.pca, .m = m};
     rc = dv2_matrix_writer_open(&ctx.w, out, &info, &wo, &err);
     if (rc) {

@@ -57,7 +57,9 @@ void dv2_cleanup_install(void) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     if (!g_graceful_on) sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a closed pipe becomes EPIPE on write, reported as an error */
+    /* A reader that went away (`dv2-pack --ls | head`) ends the program the
+     * way it ends cat or grep: silently, by SIGPIPE, temporary files removed. */
+    sigaction(SIGPIPE, &sa, NULL);
 }
 
 void dv2_graceful_install(void) {
