@@ -67,6 +67,48 @@ static int grow(uint8_t **p, size_t *cap, size_t need) {
 
 /* ---- decoding one record frame ---------------------------------------------- */
 
+/* Decompresses a whole frame into buf->raw, leaving room after the record
+ * for NUL-terminated copies of key and metadata.  Small records are decoded
+ * in one call; above DECODE_STEP the buffer grows with the bytes actually
+ * produced, so a frame header that claims a size its data does not have
+ * cannot make us allocate it. */
+#define DECODE_STEP ((size_t)1 << 20)
+#define DECODE_EXTRA ((size_t)DV2_SHARD_MAX_KEY + DV2_SHARD_MAX_META + 2)
+static int decompress(dv2_recbuf *buf, const uint8_t *frame, size_t n, uint64_t cs, size_t *got,
+                      const char *what, dv2_error *err) {
+    ZSTD_DCtx *d = (ZSTD_DCtx *)buf->dctx;
+    if (cs <= DECODE_STEP) {
+        if (grow(&buf->raw, &buf->raw_cap, (size_t)cs + DECODE_EXTRA))
+            return dv2_error_set(err, DV2_ENOMEM, "%s: out of memory", what);
+        *got = ZSTD_decompressDCtx(d, buf->raw, (size_t)cs, frame, n);
+        if (ZSTD_isError(*got))
+            return dv2_error_set(err, DV2_ECORRUPT, "%s: zstd: %s", what, ZSTD_getErrorName(*got));
+        return 0;
+    }
+    ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
+    ZSTD_inBuffer in = {frame, n, 0};
+    size_t limit = DECODE_STEP, have = 0;
+    for (;;) {
+        if (grow(&buf->raw, &buf->raw_cap, limit + DECODE_EXTRA))
+            return dv2_error_set(err, DV2_ENOMEM, "%s: out of memory", what);
+        ZSTD_outBuffer out = {buf->raw, limit, have};
+        size_t r = ZSTD_decompressStream(d, &out, &in);
+        if (ZSTD_isError(r))
+            return dv2_error_set(err, DV2_ECORRUPT, "%s: zstd: %s", what, ZSTD_getErrorName(r));
+        have = out.pos;
+        if (r == 0) break; /* frame complete */
+        if (have == limit) {
+            if (limit == cs)
+                return dv2_error_set(err, DV2_ECORRUPT, "%s: frame holds more than its header says", what);
+            limit = limit > cs / 2 ? (size_t)cs : 2 * limit;
+        } else if (in.pos == in.size) {
+            return dv2_error_set(err, DV2_ECORRUPT, "%s: frame ends early", what);
+        }
+    }
+    *got = have;
+    return 0;
+}
+
 int dv2_shard_decode_frame(const uint8_t *frame, size_t n, dv2_record *rec, dv2_recbuf *buf,
                            const char *what, dv2_error *err) {
     uint64_t cs;
@@ -77,13 +119,9 @@ int dv2_shard_decode_frame(const uint8_t *frame, size_t n, dv2_record *rec, dv2_
         return dv2_error_set(err, DV2_ECORRUPT, "%s: %zu stray bytes after the frame", what, n - fsize);
     if (!buf->dctx && !(buf->dctx = ZSTD_createDCtx()))
         return dv2_error_set(err, DV2_ENOMEM, "%s: cannot create a zstd context", what);
-    /* room for the record plus NUL-terminated copies of key and metadata */
-    if (grow(&buf->raw, &buf->raw_cap, (size_t)cs + DV2_SHARD_MAX_KEY + DV2_SHARD_MAX_META + 2))
-        return dv2_error_set(err, DV2_ENOMEM, "%s: out of memory (%llu bytes)", what,
-                             (unsigned long long)cs);
-    size_t got = ZSTD_decompressDCtx((ZSTD_DCtx *)buf->dctx, buf->raw, (size_t)cs, frame, n);
-    if (ZSTD_isError(got))
-        return dv2_error_set(err, DV2_ECORRUPT, "%s: zstd: %s", what, ZSTD_getErrorName(got));
+    size_t got = 0;
+    int rc2 = decompress(buf, frame, n, cs, &got, what, err);
+    if (rc2 < 0) return rc2;
     if (got != cs)
         return dv2_error_set(err, DV2_ECORRUPT, "%s: frame holds %zu bytes, header says %llu",
                              what, got, (unsigned long long)cs);

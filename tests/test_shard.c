@@ -25,7 +25,7 @@ static void make_records(void) {
     dv2_rng g;
     dv2_rng_seed(&g, 7, 0);
     for (int i = 0; i < NREC; i++) {
-        psize[i] = i == 0 ? 0 : i == NREC - 1 ? 300000 : (size_t)dv2_rng_below(&g, 5000);
+        psize[i] = i == 0 ? 0 : i == NREC - 1 ? 2500000 : (size_t)dv2_rng_below(&g, 5000);
         payload[i] = malloc(psize[i] + 1);
         for (size_t j = 0; j < psize[i]; j++) /* half compressible, half noise */
             payload[i][j] = (uint8_t)(j < psize[i] / 2 ? j % 7 : dv2_rng_u64(&g));
