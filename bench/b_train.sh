@@ -3,12 +3,12 @@
 # with masks, heads, DINO + iBOT + KoLeo, backward, clipping, AdamW, EMA)
 # against the same step in eager PyTorch (bench/train_torch.py, float32,
 # random inputs), same machine, same thread count (OMP_NUM_THREADS, default
-# 2).  Ours is the median images_per_s of metrics.jsonl over iterations
+# 2, passive OpenMP waiting as in b_model.sh).  Ours is the median images_per_s of metrics.jsonl over iterations
 # 2..TRAIN_STEPS-1 of a real run on Fashion-MNIST (data loading runs on
 # worker threads in parallel and is included only where the step waits for
 # it); baseline: median of the same number of steps after a warm-up.
 STEPS=${TRAIN_STEPS:-12}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 PY=/usr/bin/python3
 F=/usr/share/datasets/fashion-mnist
 data=${TRAIN_DATA:-}   # a packed dataset to use instead of packing Fashion-MNIST
