@@ -28,6 +28,7 @@ typedef struct ctx {
     const char *shards[MAX_INPUTS];
     int nshards;
     const char *groups, *report, *index, *against_index;
+    int64_t cache;
 } ctx;
 
 static const dv2_opt opts[] = {
@@ -39,10 +40,11 @@ static const dv2_opt opts[] = {
     {"index", 0, 1, "STR", "FAISS index factory string for the pool search (e.g. IVF4096,PQ32); default exact"},
     {"nprobe", 0, 1, "N", "inverted lists visited per query with --index (default 16)"},
     {"against-index", 0, 1, "STR", "FAISS factory string for the --against search; default exact"},
-    {"block", 0, 1, "ROWS", "pool rows searched at once (default 1024 exact, 16384 with --index or cuda; bounds memory)"},
+    {"block", 0, 1, "ROWS", "pool rows searched at once (default 1024 exact, 65536 with --index or cuda; bounds memory)"},
     {"report", 0, 1, "DIR", "write an HTML page of the largest groups and leakage hits (needs --shards)"},
     {"shards", 0, 1, "DATASET", "dataset holding the images, for --report thumbnails (repeatable)"},
     {"report-groups", 0, 1, "N", "groups shown in the report (default 50)"},
+    {"cache", 0, 1, "SIZE", "exact search: keep a pool of up to SIZE float32 bytes converted in memory (default 2G; 0 streams)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -71,6 +73,12 @@ static int on_opt(void *vc, int idx, const char *arg) {
         c->shards[c->nshards++] = arg;
         break;
     case 11: if (dv2_parse_int(arg, 1, 100000, &c->report_groups)) return dv2_usage_error("--report-groups: expected 1..100000, got '%s'", arg); break;
+    case 12: {
+        uint64_t sz;
+        if (dv2_parse_size(arg, &sz) || sz > INT64_MAX) return dv2_usage_error("--cache: expected a size such as 512M, got '%s'", arg);
+        c->cache = sz == 0 ? -1 : (int64_t)sz;
+        break;
+    }
     }
     return 0;
 }
@@ -220,6 +228,7 @@ int main(int argc, char **argv) {
     p.threshold = (float)c.threshold;
     p.against_threshold = (float)c.against_threshold;
     p.query_block = c.block;
+    p.pool_knn.cache_bytes = p.against_knn.cache_bytes = c.cache;
     if (cuda) {
         p.pool_knn.backend = DV2_KNN_CUDA;
         if (!c.against_index) p.against_knn.backend = DV2_KNN_CUDA;

@@ -38,7 +38,7 @@ static const dv2_opt opts[] = {
     {"keep-repeats", 0, 0, NULL, "sample-based: list a pool image once per query that retrieved it"},
     {"index", 0, 1, "STR", "FAISS index factory string for the pool search (e.g. IVF4096,PQ32); default exact"},
     {"nprobe", 0, 1, "N", "inverted lists visited per query with --index (default 16)"},
-    {"block", 0, 1, "ROWS", "query rows searched at once (default 1024 exact, 16384 with --index or cuda; bounds memory)"},
+    {"block", 0, 1, "ROWS", "query rows searched at once (default 1024 exact, 65536 with --index or cuda; bounds memory)"},
     {NULL, 0, 0, NULL, NULL},
 };
 

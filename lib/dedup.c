@@ -18,7 +18,7 @@ void dv2_dedup_params_default(dv2_dedup_params *p) {
 
 int64_t dv2_dedup_block(const dv2_dedup_params *p) {
     if (p->query_block > 0) return p->query_block;
-    return p->pool_knn.backend == DV2_KNN_EXACT ? 1024 : 16384;
+    return p->pool_knn.backend == DV2_KNN_EXACT ? 1024 : 65536;
 }
 
 void dv2_dedup_split(int64_t n, int64_t query_block, int rank, int world, int64_t *q0, int64_t *q1) {

@@ -69,7 +69,7 @@ typedef struct dv2_dedup_result {
 } dv2_dedup_result;
 
 /* The query block in effect: query_block, or 1024 rows for the exact CPU
- * search (its similarity tile is block × 8192 floats) and 16384 for FAISS
+ * search (its similarity tile is block × 8192 floats) and 65536 for FAISS
  * and the GPU. */
 int64_t dv2_dedup_block(const dv2_dedup_params *p);
 

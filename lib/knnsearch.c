@@ -118,6 +118,7 @@ void dv2_vecsrc_concat(dv2_vecsrc *src, const dv2_vecsrc *parts, int nparts) {
 struct dv2_knn {
     const dv2_vecsrc *db;
     dv2_knn_opts o;
+    float *cache;            /* exact: the whole database, normalised, or NULL */
     dv2_faissx_index *index; /* faiss backend */
 #if KNN_HAVE_CUDA
     dv2_cuda_knn *gpu;       /* cuda backend */
@@ -210,23 +211,26 @@ static int exact_search(dv2_knn *s, float *out_sim, int64_t *out_row, const floa
     int dim = db->dim;
     int64_t bs = s->o.db_block > 0 ? s->o.db_block : 8192;
     if (bs > db->n) bs = db->n > 0 ? db->n : 1;
-    float *dbuf = dv2_malloc_array((size_t)bs * (size_t)dim, sizeof(float));
+    float *dbuf = s->cache ? NULL : dv2_malloc_array((size_t)bs * (size_t)dim, sizeof(float));
     float *tile = dv2_malloc_array((size_t)nq * (size_t)bs, sizeof(float));
     knn_pair *heap = dv2_malloc_array((size_t)nq * (size_t)k, sizeof(knn_pair));
     int *hn = dv2_calloc_array((size_t)nq, sizeof(int));
     int rc = 0;
-    if (!dbuf || !tile || !heap || !hn) {
+    if ((!dbuf && !s->cache) || !tile || !heap || !hn) {
         rc = dv2_error_set(err, DV2_ENOMEM, "k-NN search: cannot allocate %zu bytes for %lld queries",
                            dv2_knn_exact_peak(nq, dim, k, bs), (long long)nq);
         goto done;
     }
     for (int64_t b0 = 0; b0 < db->n; b0 += bs) {
         int64_t cnt = db->n - b0 < bs ? db->n - b0 : bs;
-        rc = dv2_vecsrc_read(db, dbuf, b0, cnt, err);
-        if (rc < 0) goto done;
-        /* tile (nq × cnt) = q (nq × dim) · dbuf (cnt × dim)^T */
+        const float *blk = s->cache ? s->cache + b0 * (int64_t)dim : dbuf;
+        if (!s->cache) {
+            rc = dv2_vecsrc_read(db, dbuf, b0, cnt, err);
+            if (rc < 0) goto done;
+        }
+        /* tile (nq × cnt) = q (nq × dim) · blk (cnt × dim)^T */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)cnt, dim, 1.0f, q, dim,
-                    dbuf, dim, 0.0f, tile, (int)cnt);
+                    blk, dim, 0.0f, tile, (int)cnt);
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < nq; i++) {
             const float *t = tile + i * cnt;
@@ -354,6 +358,21 @@ int dv2_knn_create(dv2_knn **out, const dv2_vecsrc *db, const dv2_knn_opts *o, d
         s->o = *o;
     else
         dv2_knn_opts_default(&s->o);
+    int64_t limit = s->o.cache_bytes == 0 ? (int64_t)2 << 30 : s->o.cache_bytes;
+    if (s->o.backend == DV2_KNN_EXACT && db->n > 0 && db->n * (int64_t)db->dim * 4 <= limit) {
+        /* small enough: convert once instead of once per query block */
+        s->cache = dv2_malloc_array((size_t)db->n * (size_t)db->dim, sizeof(float));
+        int rc = 0;
+        if (s->cache) {
+            int64_t bs = 65536;
+            for (int64_t b0 = 0; b0 < db->n && rc == 0; b0 += bs)
+                rc = dv2_vecsrc_read(db, s->cache + b0 * (int64_t)db->dim, b0, db->n - b0 < bs ? db->n - b0 : bs, err);
+        }
+        if (rc < 0) {
+            dv2_knn_free(s);
+            return rc;
+        }
+    }
     if (s->o.backend == DV2_KNN_FAISS || (s->o.backend == DV2_KNN_CUDA && db->n > 0)) {
         int rc = s->o.backend == DV2_KNN_FAISS ? faiss_build(s, err) : cuda_build(s, err);
         if (rc < 0) {
@@ -368,6 +387,7 @@ int dv2_knn_create(dv2_knn **out, const dv2_vecsrc *db, const dv2_knn_opts *o, d
 void dv2_knn_free(dv2_knn *s) {
     if (!s) return;
     dv2_faissx_index_free(s->index);
+    free(s->cache);
 #if KNN_HAVE_CUDA
     dv2_cuda_knn_free(s->gpu);
 #endif

@@ -11,7 +11,8 @@
  * one of two backends:
  *   - exact: our own brute force, OpenBLAS sgemm of a query block against
  *     streamed database blocks plus a partial top-k per query; memory is
- *     bounded by the block sizes, not by the database (see dv2_knn_exact_peak).
+ *     bounded by the block sizes, not by the database (see dv2_knn_exact_peak),
+ *     except that a database up to cache_bytes is converted once and kept.
  *     This is the reference that a GPU search would mirror.
  *   - cuda: the same brute force on the GPU (kernels/knn.h), same contract;
  *     the database must fit in device memory.
@@ -72,6 +73,9 @@ typedef struct dv2_knn_opts {
     int64_t train_max;       /* faiss: at most this many training vectors, evenly
                                 spaced over the database (0: 256 per list, at least 100k) */
     int64_t db_block;        /* rows of the database read at once (0 = 8192) */
+    int64_t cache_bytes;     /* exact: a database of at most this many float32 bytes is
+                                converted once and kept in memory; larger ones are
+                                streamed (0 = 2 GiB, < 0 = always stream) */
 } dv2_knn_opts;
 void dv2_knn_opts_default(dv2_knn_opts *o);
 

@@ -27,7 +27,7 @@ void dv2_retrieve_params_default(dv2_retrieve_params *p) {
     p->cap = 1000000;
     p->niter = 20;
     p->kmeans_max_points = 256;
-    p->query_block = 0; /* 1024 rows for the exact search, 16384 for FAISS and the GPU */
+    p->query_block = 0; /* 1024 rows for the exact search, 65536 for FAISS and the GPU */
     dv2_knn_opts_default(&p->knn);
 }
 
@@ -84,7 +84,7 @@ int dv2_retrieve_sample(dv2_retrieve_out *out, const dv2_vecsrc *queries, const 
     if (k <= 0) return dv2_error_set(err, DV2_EINVAL, "retrieve: n must be positive");
     if (queries->dim != pool->dim)
         return dv2_error_set(err, DV2_EINVAL, "retrieve: queries have dimension %d, pool %d", queries->dim, pool->dim);
-    int64_t qb = p->query_block > 0 ? p->query_block : p->knn.backend == DV2_KNN_EXACT ? 1024 : 16384, q0, q1;
+    int64_t qb = p->query_block > 0 ? p->query_block : p->knn.backend == DV2_KNN_EXACT ? 1024 : 65536, q0, q1;
     dv2_dedup_split(queries->n, qb, d->rank, d->world, &q0, &q1);
     int dim = pool->dim;
     int64_t np = pool->n;

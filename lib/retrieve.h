@@ -33,7 +33,7 @@ typedef struct dv2_retrieve_params {
     int niter;               /* k-means iterations (20) */
     int64_t kmeans_max_points; /* k-means trains on at most this many points per centroid (256) */
     uint64_t seed;
-    int64_t query_block;     /* rows searched at once (0: 1024 exact, 16384 FAISS/GPU) */
+    int64_t query_block;     /* rows searched at once (0: 1024 exact, 65536 FAISS/GPU) */
     dv2_knn_opts knn;        /* backend for the neighbour search */
     void (*progress)(void *ctx, int64_t done, int64_t total);
     void *progress_ctx;

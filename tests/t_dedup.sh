@@ -57,9 +57,13 @@ EOF
 expect_exit 0 dv2-dedup -k 2 -t 0.8 pool.emb
 expect_same out.txt ref_k2.ids
 
-# float16 matrices (converted block by block)
+# float16 matrices, converted once or streamed from the mapping block by block
 expect_exit 0 dv2-dedup --block 100 pool16.emb
 expect_same out.txt ref16.ids
+expect_exit 0 dv2-dedup --block 100 --cache 0 pool16.emb
+expect_same out.txt ref16.ids
+expect_exit 0 dv2-dedup --cache 100K --against eval.emb pool.emb
+expect_same out.txt ref_leak.ids
 
 # the same pool through zstd, stdin, and as two matrices
 if command -v zstd >/dev/null; then

@@ -32,7 +32,8 @@ static void test_exact_knn(void) {
     dv2_vecsrc_floats(&src, db, nb, dim);
     dv2_knn_opts o;
     dv2_knn_opts_default(&o);
-    o.db_block = 100; /* many partial blocks */
+    o.db_block = 100; /* many partial blocks, streamed (no cache) */
+    o.cache_bytes = -1;
     dv2_knn *s;
     dv2_error err;
     CHECK(dv2_knn_create(&s, &src, &o, &err) == 0);
@@ -64,9 +65,11 @@ static void test_exact_knn(void) {
     }
     CHECKF(bad == 0, "%d mismatches against the naive scan", bad);
 
-    /* other block sizes and a self-search give the same answers */
+    /* other block sizes, the converted-once cache and a self-search give the
+     * same answers */
     dv2_knn *s2;
     o.db_block = 8192;
+    o.cache_bytes = 0;
     CHECK(dv2_knn_create(&s2, &src, &o, &err) == 0);
     float *sim2 = malloc(sizeof(float) * nq * k);
     int64_t *row2 = malloc(sizeof(int64_t) * nq * k);
