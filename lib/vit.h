@@ -72,7 +72,9 @@ typedef struct dv2_vit_droppath {
     const int *subset;
 } dv2_vit_droppath;
 
-/* k = max(floor(b(1 − rate)), 1). */
+/* k = max(floor(b(1 − rate)), 1), in double as the reference's Python
+ * int(b * (1 - r)); pass the rate as the double parsed from the config (a
+ * float 0.3f would give k = 6 for b = 10 where the reference has 7). */
 int dv2_vit_droppath_k(int b, double rate);
 /* Length of the subset array for these groups. */
 size_t dv2_vit_droppath_len(const dv2_vit_group *g, int n_groups, int depth, double rate);

@@ -253,6 +253,8 @@ static void test_droppath(void) {
     CHECK(dv2_vit_droppath_k(1, 0.4) == 1);
     CHECK(dv2_vit_droppath_k(3, 0.9) == 1);
     CHECK(dv2_vit_droppath_k(10, 0.0) == 10);
+    CHECK(dv2_vit_droppath_k(10, 0.3) == 7);  /* Python: int(10 * (1 - 0.3)) = 7 */
+    CHECK(dv2_vit_droppath_k(32, 0.1) == 28); /* int(32 * 0.9) = int(28.8) */
     dv2_vit_group g[2] = {{8, 28, 28}, {20, 14, 14}};
     size_t n = dv2_vit_droppath_len(g, 2, 3, 0.3);
     CHECK(n == (size_t)3 * 2 * (5 + 14));
