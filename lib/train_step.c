@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "loss.h"
+#include "mask.h"
 #include "rng.h"
 
 #define STUDENT_TEMP 0.1f
@@ -31,6 +32,10 @@ struct dv2_stepper {
     dv2_vit_pass *tp, *sp;
     float *d_gimg, *d_limg;
     uint8_t *h_mask, *d_mask;
+    dv2_mask_gen mgen;            /* block masks of this grid (lib/mask.h) */
+    int32_t *h_midx;              /* flat masked indices (2B·N) */
+    float *h_mw;                  /* their weights (2B·N) */
+    void *mscratch;
     /* rows */
     int *h_rows, *d_rows_tcls, *d_rows_tpat, *d_rows_scls, *d_rows_spat;
     float *h_w;                   /* iBOT weights (U) */
@@ -46,83 +51,6 @@ struct dv2_stepper {
     size_t subset_cap;
     int64_t fault_nan_from; /* DV2_TRAIN_FAULT_NAN_FROM: poison gradients from this iteration (tests) */
 };
-
-/* ---- masks (spec §7.1) ---------------------------------------------------- */
-
-/* One block placement of up to `budget` new cells; returns cells added. */
-static int mask_place(uint8_t *m, int h, int w, int budget, dv2_rng *r) {
-    const double lmin = log(0.3), lmax = log(1.0 / 0.3);
-    int delta = 0;
-    for (int attempt = 0; attempt < 10; attempt++) {
-        double area = dv2_rng_uniform_range(r, 4.0, (double)budget);
-        double asp = exp(dv2_rng_uniform_range(r, lmin, lmax));
-        int bh = (int)nearbyint(sqrt(area * asp)), bw = (int)nearbyint(sqrt(area / asp));
-        if (bw < w && bh < h) {
-            int top = (int)dv2_rng_randint(r, 0, h - bh), left = (int)dv2_rng_randint(r, 0, w - bw);
-            int already = 0;
-            for (int y = top; y < top + bh; y++)
-                for (int x = left; x < left + bw; x++) already += m[y * w + x];
-            int fresh = bh * bw - already;
-            if (fresh > 0 && fresh <= budget) {
-                for (int y = top; y < top + bh; y++)
-                    for (int x = left; x < left + bw; x++) m[y * w + x] = 1;
-                delta += fresh;
-            }
-        }
-        if (delta > 0) break;
-    }
-    return delta;
-}
-
-int dv2_train_mask_upperbound(int n_crops, int n_patches, double prob, double ratio_min,
-                              double ratio_max) {
-    int nm = (int)floor(n_crops * prob), U = 0;
-    for (int i = 0; i < nm; i++) {
-        double hi = nm > 0 ? ratio_min + (ratio_max - ratio_min) * (i + 1) / nm : ratio_max;
-        U += (int)floor(n_patches * (float)hi);
-    }
-    return U;
-}
-
-int dv2_train_masks(uint8_t *mask, int n_crops, int h, int w, int global_size, int patch,
-                    double prob, double ratio_min, double ratio_max, uint64_t seed, int64_t it,
-                    int rank) {
-    const int N = h * w;
-    dv2_rng r;
-    dv2_rng_seed(&r, seed ^ 0x6d61736bull, (uint64_t)it * 4096u + (uint64_t)rank);
-    memset(mask, 0, (size_t)n_crops * N);
-    int nm = (int)floor(n_crops * prob);
-    /* max_num_patches = ((0.5·S)//p · S)//p with float floor divisions */
-    int maxp = (int)floor(floor(0.5 * global_size / patch) * global_size / patch);
-    if (maxp < 1) maxp = 1;
-    int *order = malloc(sizeof(int) * (size_t)(n_crops ? n_crops : 1));
-    uint8_t *tmp = malloc((size_t)n_crops * N + 1);
-    if (!order || !tmp) { free(order); free(tmp); return DV2_ENOMEM; }
-    memset(tmp, 0, (size_t)n_crops * N);
-    for (int i = 0; i < nm; i++) {
-        double lo = ratio_min + (ratio_max - ratio_min) * i / nm;
-        double hi = ratio_min + (ratio_max - ratio_min) * (i + 1) / nm;
-        int target = (int)floor(N * dv2_rng_uniform_range(&r, lo, hi));
-        uint8_t *m = tmp + (size_t)i * N;
-        int count = 0;
-        while (count < target) {
-            int budget = target - count < maxp ? target - count : maxp;
-            int d = mask_place(m, h, w, budget, &r);
-            if (d == 0) break;
-            count += d;
-        }
-    }
-    /* shuffle the list of masks onto the crop rows */
-    for (int i = 0; i < n_crops; i++) order[i] = i;
-    for (int i = n_crops - 1; i > 0; i--) {
-        int j = (int)dv2_rng_below(&r, (uint64_t)i + 1);
-        int t = order[i]; order[i] = order[j]; order[j] = t;
-    }
-    for (int i = 0; i < n_crops; i++) memcpy(mask + (size_t)i * N, tmp + (size_t)order[i] * N, (size_t)N);
-    free(order);
-    free(tmp);
-    return 0;
-}
 
 /* ---- buffers ---------------------------------------------------------------- */
 
@@ -145,8 +73,8 @@ static void free_sized(dv2_stepper *s) {
     const dv2_backend *be = s->be;
     be->free(s->d_gimg), be->free(s->d_mask), be->free(s->d_dout);
     s->d_gimg = NULL, s->d_mask = NULL, s->d_dout = NULL;
-    free(s->h_mask);
-    s->h_mask = NULL;
+    free(s->h_mask), free(s->h_midx), free(s->h_mw), free(s->mscratch);
+    s->h_mask = NULL, s->h_midx = NULL, s->h_mw = NULL, s->mscratch = NULL;
 }
 
 /* (Re)builds the passes for global crops of side Sg. */
@@ -165,8 +93,11 @@ static int build_sized(dv2_stepper *s, int Sg, dv2_error *err) {
     s->d_mask = dalloc(s, (size_t)2 * B * s->N, &rc);
     s->d_dout = dalloc(s, sizeof(float) * T * s->D, &rc);
     s->h_mask = halloc((size_t)2 * B * s->N, 1, &rc);
+    s->h_midx = halloc((size_t)2 * B * s->N, sizeof(int32_t), &rc);
+    s->h_mw = halloc((size_t)2 * B * s->N, sizeof(float), &rc);
+    s->mscratch = halloc(dv2_mask_batch_scratch_bytes(2 * B, s->N), 1, &rc);
     if (rc) return dv2_error_set(err, rc, "train: out of memory for crops of %d px", Sg);
-    return 0;
+    return dv2_mask_gen_init(&s->mgen, Sg, s->p, err);
 }
 
 int dv2_stepper_create(dv2_stepper **out, const dv2_config *c, dv2_train_model *m, const dv2_dist *dist,
@@ -193,8 +124,8 @@ int dv2_stepper_create(dv2_stepper **out, const dv2_config *c, dv2_train_model *
     if (c->train.highres_iters > 0 && c->train.highres_size > maxS) maxS = c->train.highres_size;
     int maxN = (maxS / s->p) * (maxS / s->p);
     int B = s->B, D = s->D, LB = s->L * B;
-    s->U = dv2_train_mask_upperbound(2 * B, maxN, c->ibot.mask_sample_probability,
-                                     c->ibot.mask_ratio_min_max[0], c->ibot.mask_ratio_min_max[1]);
+    s->U = dv2_mask_upperbound(2 * B, maxN, c->ibot.mask_sample_probability,
+                               (float)c->ibot.mask_ratio_min_max[0], (float)c->ibot.mask_ratio_min_max[1]);
     int U = s->U > 0 ? s->U : 1;
     int rc = 0;
     s->d_limg = dalloc(s, sizeof(float) * (size_t)LB * 3 * s->Sl * s->Sl, &rc);
@@ -300,34 +231,29 @@ int dv2_stepper_run(dv2_stepper *s, const dv2_batch *b, int64_t it, const dv2_sc
     if (b->B != B || b->L != L || b->Sl != s->Sl)
         return dv2_error_set(err, DV2_EINVAL, "train: batch shape does not match the config");
     if (b->Sg != s->Sg && (rc = build_sized(s, b->Sg, err))) return rc;
-    const int N = s->N, gw = s->Sg / s->p;
+    const int N = s->N;
     out->global_size = s->Sg;
 
-    /* masks and the masked-token list I (row-major over [2B, N]) */
-    rc = dv2_train_masks(s->h_mask, 2 * B, gw, gw, s->Sg, s->p, c->ibot.mask_sample_probability,
-                         c->ibot.mask_ratio_min_max[0], c->ibot.mask_ratio_min_max[1],
-                         (uint64_t)c->train.seed, it, s->dist->rank);
-    if (rc) return dv2_error_set(err, rc, "train: out of memory for masks");
-    int M = 0;
-    int *rows_tpat = s->h_rows; /* reused below for each row list */
-    for (int r = 0; r < 2 * B; r++) {
-        int mr = 0;
-        for (int j = 0; j < N; j++) mr += s->h_mask[(size_t)r * N + j];
-        for (int j = 0; j < N; j++)
-            if (s->h_mask[(size_t)r * N + j]) {
-                if (M >= s->U) break;
-                s->h_w[M] = 1.0f / (float)(mr > 1 ? mr : 1);
-                rows_tpat[M++] = dv2_vit_pass_row(s->tp, 0, r, 1 + s->R + j);
-            }
-    }
-    if ((rc = be->to_device(s->d_rows_tpat, rows_tpat, sizeof(int) * (M ? M : 1)))) goto ioerr;
+    /* masks (lib/mask.h) and the masked-token list I (row-major over [2B, N]) */
+    int M = 0, ub = 0;
     {
-        int k = 0;
-        for (int r = 0; r < 2 * B; r++)
-            for (int j = 0; j < N; j++)
-                if (s->h_mask[(size_t)r * N + j] && k < M) s->h_rows[k++] = dv2_vit_pass_row(s->sp, 0, r, 1 + s->R + j);
-        if ((rc = be->to_device(s->d_rows_spat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
+        dv2_rng r;
+        dv2_rng_seed(&r, (uint64_t)c->train.seed ^ 0x6d61736bull, (uint64_t)it * 4096u + (uint64_t)s->dist->rank);
+        rc = dv2_mask_batch(s->h_mask, s->h_midx, s->h_mw, &M, &ub, s->mscratch, &s->mgen, 2 * B,
+                            c->ibot.mask_sample_probability, (float)c->ibot.mask_ratio_min_max[0],
+                            (float)c->ibot.mask_ratio_min_max[1], &r, err);
+        if (rc) return rc;
+        if (M > s->U) return dv2_error_set(err, DV2_EINVAL, "train: %d masked tokens above the bound %d", M, s->U);
     }
+    for (int j = 0; j < M; j++) {
+        int r = s->h_midx[j] / N, q = s->h_midx[j] % N;
+        s->h_w[j] = s->h_mw[j];
+        s->h_rows[j] = dv2_vit_pass_row(s->tp, 0, r, 1 + s->R + q);
+    }
+    if ((rc = be->to_device(s->d_rows_tpat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
+    for (int j = 0; j < M; j++)
+        s->h_rows[j] = dv2_vit_pass_row(s->sp, 0, s->h_midx[j] / N, 1 + s->R + s->h_midx[j] % N);
+    if ((rc = be->to_device(s->d_rows_spat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
     /* images */
     if ((rc = be->to_device(s->d_gimg, b->global, sizeof(float) * 2 * B * 3 * (size_t)s->Sg * s->Sg)) ||
         (LB && (rc = be->to_device(s->d_limg, b->local, sizeof(float) * (size_t)LB * 3 * s->Sl * s->Sl))) ||

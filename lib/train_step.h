@@ -37,13 +37,4 @@ void dv2_stepper_free(dv2_stepper *st);
 int dv2_stepper_run(dv2_stepper *st, const dv2_batch *b, int64_t it, const dv2_sched_values *v,
                     dv2_step_stats *out, dv2_error *err);
 
-/* Block masks of spec §7.1 for one batch (exposed for tests): n_crops rows
- * of an h×w grid into mask (n_crops·h·w, 0/1), drawn from rng.  Returns the
- * upper bound U on the number of masked tokens for these sizes. */
-int dv2_train_masks(uint8_t *mask, int n_crops, int h, int w, int global_size, int patch,
-                    double prob, double ratio_min, double ratio_max, uint64_t seed, int64_t it,
-                    int rank);
-int dv2_train_mask_upperbound(int n_crops, int n_patches, double prob, double ratio_min,
-                              double ratio_max);
-
 #endif
