@@ -147,8 +147,8 @@ int main(int argc, char **argv) {
 
     dv2_dist dist;
     if (dv2_dist_init(&dist, 0, &err)) return dv2_report(&err);
-    if (dist.rank == 0 && !c.resume && !cli.force && dir_has_run(out)) {
-        dv2_errorf("%s: already holds a run (use --resume to continue it, -f to start over)", out);
+    if (!c.resume && !cli.force && dir_has_run(out)) { /* every rank sees it: all stop */
+        if (dist.rank == 0) dv2_errorf("%s: already holds a run (use --resume to continue it, -f to start over)", out);
         dv2_dist_finalize(&dist);
         return DV2_EXIT_USAGE;
     }
