@@ -152,6 +152,12 @@ int main(int argc, char **argv) {
         dv2_dist_finalize(&dist);
         return DV2_EXIT_USAGE;
     }
+    /* every rank has looked at the directory before rank 0 writes into it */
+    if (dv2_dist_barrier(&dist, &err)) {
+        dv2_report(&err);
+        dv2_dist_finalize(&dist);
+        return DV2_EXIT_ERROR;
+    }
     if (dv2_verbosity() > 0 && dist.rank == 0) {
         fprintf(stderr, "dv2-train: resolved config:\n");
         dv2_config_write(&cfg, stderr);
