@@ -29,6 +29,7 @@ typedef struct ctx {
     int nshards;
     const char *groups, *report, *index, *against_index;
     int64_t cache;
+    const char *save_index, *load_index;
 } ctx;
 
 static const dv2_opt opts[] = {
@@ -45,6 +46,8 @@ static const dv2_opt opts[] = {
     {"shards", 0, 1, "DATASET", "dataset holding the images, for --report thumbnails (repeatable)"},
     {"report-groups", 0, 1, "N", "groups shown in the report (default 50)"},
     {"cache", 0, 1, "SIZE", "exact search: keep a pool of up to SIZE float32 bytes converted in memory (default 2G; 0 streams)"},
+    {"save-index", 0, 1, "FILE", "write the FAISS index built for --index to FILE"},
+    {"load-index", 0, 1, "FILE", "search with a FAISS index saved by --save-index over the same pool"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -79,6 +82,8 @@ static int on_opt(void *vc, int idx, const char *arg) {
         c->cache = sz == 0 ? -1 : (int64_t)sz;
         break;
     }
+    case 13: c->save_index = arg; break;
+    case 14: c->load_index = arg; break;
     }
     return 0;
 }
@@ -160,6 +165,9 @@ int main(int argc, char **argv) {
     if (npool < 1) return dv2_usage_error("no pool matrix given");
     if (npool > MAX_INPUTS) return dv2_usage_error("at most %d pool matrices", MAX_INPUTS);
     if (c.report && c.nshards == 0) return dv2_usage_error("--report needs --shards DATASET (where the images are)");
+    if ((c.save_index || c.load_index) && !c.index)
+        return dv2_usage_error("--save-index and --load-index go with --index");
+    if (c.save_index && c.load_index) return dv2_usage_error("--save-index and --load-index exclude each other");
     int cuda = strcmp(cli.device, "cuda") == 0;
     if (cuda && !dv2_knn_cuda_built())
         return dv2_usage_error("--device cuda: this build has no CUDA search (built without nvcc; use --device cpu)");
@@ -237,6 +245,9 @@ int main(int argc, char **argv) {
         p.pool_knn.backend = DV2_KNN_FAISS;
         p.pool_knn.factory = c.index;
         p.pool_knn.nprobe = c.nprobe;
+        p.pool_knn.index_load = c.load_index;
+        p.pool_knn.index_save = dist.rank == 0 ? c.save_index : NULL;
+        p.pool_knn.force = cli.force;
     }
     if (c.against_index) {
         p.against_knn.backend = DV2_KNN_FAISS;

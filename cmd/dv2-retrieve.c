@@ -23,6 +23,7 @@ typedef struct ctx {
     int npool;
     int n, n_set, clusters, keep_repeats, nprobe, niter;
     int64_t per_cluster, min_queries, cap, block;
+    const char *save_index, *load_index;
 } ctx;
 
 static const dv2_opt opts[] = {
@@ -39,6 +40,8 @@ static const dv2_opt opts[] = {
     {"index", 0, 1, "STR", "FAISS index factory string for the pool search (e.g. IVF4096,PQ32); default exact"},
     {"nprobe", 0, 1, "N", "inverted lists visited per query with --index (default 16)"},
     {"block", 0, 1, "ROWS", "query rows searched at once (default 1024 exact, 65536 with --index or cuda; bounds memory)"},
+    {"save-index", 0, 1, "FILE", "write the FAISS index built for --index to FILE"},
+    {"load-index", 0, 1, "FILE", "search with a FAISS index saved by --save-index over the same pool"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -63,6 +66,8 @@ static int on_opt(void *vc, int idx, const char *arg) {
     case 10: c->index = arg; break;
     case 11: if (dv2_parse_int(arg, 1, 1 << 20, &c->nprobe)) return dv2_usage_error("--nprobe: expected a positive integer, got '%s'", arg); break;
     case 12: if (dv2_parse_i64(arg, 1, 1 << 24, &c->block)) return dv2_usage_error("--block: expected 1..16777216, got '%s'", arg); break;
+    case 13: c->save_index = arg; break;
+    case 14: c->load_index = arg; break;
     }
     return 0;
 }
@@ -94,6 +99,9 @@ int main(int argc, char **argv) {
     if (c.npool == 0) return dv2_usage_error("--pool is required");
     if (c.clusters && c.n_set) return dv2_usage_error("-n and --clusters select different modes; give one");
     if (c.clusters && c.keep_repeats) return dv2_usage_error("--keep-repeats applies to sample-based retrieval (-n)");
+    if ((c.save_index || c.load_index) && !c.index)
+        return dv2_usage_error("--save-index and --load-index go with --index");
+    if (c.save_index && c.load_index) return dv2_usage_error("--save-index and --load-index exclude each other");
     int cuda = strcmp(cli.device, "cuda") == 0;
     if (cuda && !dv2_knn_cuda_built())
         return dv2_usage_error("--device cuda: this build has no CUDA search (built without nvcc; use --device cpu)");
@@ -182,6 +190,9 @@ int main(int argc, char **argv) {
         p.knn.backend = DV2_KNN_FAISS;
         p.knn.factory = c.index;
         p.knn.nprobe = c.nprobe;
+        p.knn.index_load = c.load_index;
+        p.knn.index_save = dist.rank == 0 ? c.save_index : NULL;
+        p.knn.force = cli.force;
     }
     dv2_progress prog;
     dv2_progress_start(&prog, cli.progress && root, "queries", (uint64_t)qs.n, 0);

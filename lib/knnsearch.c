@@ -267,9 +267,24 @@ done:
     return rc;
 }
 
+/* A saved index must have been built over this database: same dimension
+ * and row count (the rows themselves are the caller's promise). */
+static int faiss_load(dv2_knn *s, dv2_error *err) {
+    int rc = dv2_faissx_index_load(&s->index, s->o.index_load, err);
+    if (rc < 0) return rc;
+    if (dv2_faissx_index_dim(s->index) != s->db->dim || dv2_faissx_index_ntotal(s->index) != s->db->n)
+        return dv2_error_set(err, DV2_EINVAL, "%s: the index holds %lld vectors of dimension %d, the pool %lld of %d",
+                             s->o.index_load, (long long)dv2_faissx_index_ntotal(s->index),
+                             dv2_faissx_index_dim(s->index), (long long)s->db->n, s->db->dim);
+    if (s->o.nprobe > 0 && dv2_faissx_index_nlist(s->index) > 0)
+        return dv2_faissx_index_set_nprobe(s->index, s->o.nprobe, err);
+    return 0;
+}
+
 static int faiss_build(dv2_knn *s, dv2_error *err) {
     const dv2_vecsrc *db = s->db;
     int dim = db->dim;
+    if (s->o.index_load) return faiss_load(s, err);
     const char *factory = s->o.factory ? s->o.factory : "Flat";
     int rc = dv2_faissx_index_create(&s->index, dim, factory, err);
     if (rc < 0) return rc;
@@ -305,6 +320,7 @@ static int faiss_build(dv2_knn *s, dv2_error *err) {
         if (rc == 0) rc = dv2_faissx_index_add(s->index, buf, cnt, err);
     }
     free(buf);
+    if (rc == 0 && s->o.index_save) rc = dv2_faissx_index_save(s->index, s->o.index_save, s->o.force, err);
     return rc;
 }
 

@@ -73,6 +73,10 @@ typedef struct dv2_knn_opts {
     int64_t train_max;       /* faiss: at most this many training vectors, evenly
                                 spaced over the database (0: 256 per list, at least 100k) */
     int64_t db_block;        /* rows of the database read at once (0 = 8192) */
+    const char *index_load;  /* faiss: load this index (built over the same database)
+                                instead of building one */
+    const char *index_save;  /* faiss: write the built index here (atomically) */
+    int force;               /* faiss: index_save may overwrite */
     int64_t cache_bytes;     /* exact: a database of at most this many float32 bytes is
                                 converted once and kept in memory; larger ones are
                                 streamed (0 = 2 GiB, < 0 = always stream) */

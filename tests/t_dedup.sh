@@ -88,6 +88,17 @@ if [ "${DV2_FAISS:-1}" = 1 ]; then
 	expect_same out.txt ref_leak.ids
 	expect_exit 1 dv2-dedup --index NoSuchIndex pool.emb
 	expect_grep "faiss" err.txt
+	# an index trained and filled once, saved, and reused
+	expect_exit 0 dv2-dedup --index IVF8,Flat --nprobe 8 --save-index ix.faiss pool.emb
+	expect_same out.txt ref.ids
+	[ -s ix.faiss ] && ok || fail "no saved index"
+	expect_exit 0 dv2-dedup --index IVF8,Flat --nprobe 8 --load-index ix.faiss pool.emb
+	expect_same out.txt ref.ids
+	expect_exit 1 dv2-dedup --index IVF8,Flat --load-index ix.faiss a.emb
+	expect_grep "the index holds 680 vectors" err.txt
+	expect_exit 1 dv2-dedup --index IVF8,Flat --save-index ix.faiss pool.emb
+	expect_grep "exists" err.txt
+	expect_exit 2 dv2-dedup --load-index ix.faiss pool.emb
 else
 	expect_exit 2 dv2-dedup --index IVF8,Flat pool.emb
 	expect_grep "no FAISS" err.txt
