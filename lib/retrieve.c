@@ -36,6 +36,16 @@ void dv2_retrieve_out_free(dv2_retrieve_out *out) {
     memset(out, 0, sizeof *out);
 }
 
+/* Every rank must reach the same collectives: after a local phase the ranks
+ * agree whether all of them succeeded (a failed rank keeps its own message). */
+static int agree(const dv2_dist *d, int rc, dv2_error *err) {
+    int64_t failed = rc < 0;
+    int arc = dv2_dist_allreduce_sum_i64(d, &failed, 1, NULL);
+    if (rc < 0) return rc;
+    if (arc < 0 || failed) return dv2_error_set(err, DV2_EIO, "retrieve: another process failed");
+    return 0;
+}
+
 /* Gathers every rank's hits (in rank order) into *all. */
 static int gather_hits(dv2_retrieve_hit **all, int64_t *nall, const dv2_retrieve_hit *mine, int64_t n,
                        const dv2_dist *d, dv2_error *err) {
@@ -100,21 +110,21 @@ int dv2_retrieve_sample(dv2_retrieve_out *out, const dv2_vecsrc *queries, const 
     int rc = 0;
     if (!q || !sim || !row) {
         rc = dv2_error_set(err, DV2_ENOMEM, "retrieve: out of memory");
-        goto done;
+        goto local_end;
     }
     if (!p->keep_repeats) {
         bs = dv2_malloc_array(np ? (size_t)np : 1, sizeof(double));
         bq = dv2_malloc_array(np ? (size_t)np : 1, sizeof(double));
         if (!bs || !bq) {
             rc = dv2_error_set(err, DV2_ENOMEM, "retrieve: out of memory for %lld pool rows", (long long)np);
-            goto done;
+            goto local_end;
         }
         for (int64_t i = 0; i < np; i++) bs[i] = bq[i] = -INFINITY;
     }
     double t0 = now_seconds();
     if (np > 0 && q1 > q0) {
         rc = dv2_knn_create(&s, pool, &p->knn, err);
-        if (rc < 0) goto done;
+        if (rc < 0) goto local_end;
     }
     double t1 = now_seconds();
     out->build_seconds = t1 - t0;
@@ -122,7 +132,7 @@ int dv2_retrieve_sample(dv2_retrieve_out *out, const dv2_vecsrc *queries, const 
         int64_t nb = q1 - b < qb ? q1 - b : qb;
         rc = dv2_vecsrc_read(queries, q, b, nb, err);
         if (rc == 0) rc = dv2_knn_search(s, sim, row, q, nb, k, -INFINITY, -1, err);
-        if (rc < 0) goto done;
+        if (rc < 0) goto local_end;
         for (int64_t i = 0; i < nb; i++)
             for (int j = 0; j < k; j++) {
                 int64_t r = row[i * k + j];
@@ -142,7 +152,7 @@ int dv2_retrieve_sample(dv2_retrieve_out *out, const dv2_vecsrc *queries, const 
                     dv2_retrieve_hit *g = realloc(mine, sizeof *g * (size_t)nc);
                     if (!g) {
                         rc = dv2_error_set(err, DV2_ENOMEM, "retrieve: out of memory for %lld hits", (long long)nc);
-                        goto done;
+                        goto local_end;
                     }
                     mine = g;
                     cap = nc;
@@ -152,6 +162,9 @@ int dv2_retrieve_sample(dv2_retrieve_out *out, const dv2_vecsrc *queries, const 
         if (p->progress) p->progress(p->progress_ctx, b + nb - q0, q1 - q0);
     }
     out->search_seconds = now_seconds() - t1;
+local_end:
+    rc = agree(d, rc, err);
+    if (rc < 0) goto done;
     rc = dv2_dist_allreduce_sum_i64(d, &out->pairs, 1, err);
     if (rc < 0) goto done;
     if (p->keep_repeats) {
@@ -286,7 +299,7 @@ int dv2_retrieve_clusters(dv2_retrieve_out *out, const dv2_vecsrc *queries, cons
     /* assign this rank's share of the pool and of the queries, then share */
     int64_t a0, a1;
     dv2_dedup_split(np, qb, d->rank, d->world, &a0, &a1);
-    rc = dv2_retrieve_assign(pc + a0, ps + a0, pool, a0, a1, cent, k, qb, err);
+    rc = agree(d, dv2_retrieve_assign(pc + a0, ps + a0, pool, a0, a1, cent, k, qb, err), err);
     if (rc < 0) goto done;
     if (d->world > 1) {
         /* every rank fills only its slice; sums of zeroed arrays combine them */
@@ -312,7 +325,7 @@ int dv2_retrieve_clusters(dv2_retrieve_out *out, const dv2_vecsrc *queries, cons
         rc = dv2_error_set(err, DV2_ENOMEM, "retrieve: out of memory");
         goto done;
     }
-    rc = dv2_retrieve_assign(qc, qs, queries, b0, b1, cent, k, qb, err);
+    rc = agree(d, dv2_retrieve_assign(qc, qs, queries, b0, b1, cent, k, qb, err), err);
     if (rc < 0) goto done;
     for (int64_t i = 0; i < b1 - b0; i++) qcount[qc[i]]++;
     rc = dv2_dist_allreduce_sum_i64(d, qcount, (size_t)k, err);
