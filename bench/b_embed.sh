@@ -11,33 +11,7 @@ PY=/usr/bin/python3
 $PY -c 'import PIL, torch, torchvision' 2>/dev/null || { echo "skip: python3 without PIL/torch/torchvision (no baseline)"; exit 0; }
 command -v dv2-pack >/dev/null || { echo "skip: dv2-pack not built"; exit 0; }
 mkdir -p jpg
-$PY - "$N" <<'PYEOF' || { echo "skip: cannot make images"; exit 0; }
-import glob, os, random, sys
-from PIL import Image
-n = int(sys.argv[1])
-srcs = sorted(glob.glob("/usr/lib/python3/dist-packages/skimage/data/*.png") +
-              glob.glob("/usr/lib/python3/dist-packages/skimage/data/*.jpg") +
-              glob.glob("/usr/share/matplotlib/mpl-data/sample_data/*.jpg"))
-ims = []
-for p in srcs:
-    try:
-        im = Image.open(p).convert("RGB")
-    except Exception:
-        continue
-    if min(im.size) >= 256:
-        ims.append(im)
-rng = random.Random(0)
-for i in range(n):
-    im = ims[i % len(ims)]
-    w, h = im.size
-    s = rng.uniform(0.6, 1.0)
-    cw, ch = int(w * s), int(h * s)
-    x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-    c = im.crop((x, y, x + cw, y + ch))
-    f = 500 / max(c.size)
-    c = c.resize((max(256, int(c.size[0] * f)), max(256, int(c.size[1] * f))), Image.BICUBIC)
-    c.save("jpg/%05d.jpg" % i, quality=90)
-PYEOF
+$PY "$DV2_ROOT/bench/make_jpegs.py" "$N" jpg || { echo "skip: cannot make images"; exit 0; }
 dv2-pack -q -o ds jpg/ || { echo "skip: dv2-pack failed"; exit 0; }
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
