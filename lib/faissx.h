@@ -10,7 +10,7 @@
  * Index rows are numbered 0, 1, 2, ... in the order they were added; mapping
  * rows to record ids is the caller's business.
  *
- * When dv2 is built without FAISS (FAISS=0) lib/faissx_stub.c provides the
+ * When dv2 is built without FAISS (FAISS=0) lib/faissx_none.c provides the
  * same functions: dv2_faissx_available() returns 0 and everything else returns
  * DV2_EUNSUPPORTED with a message saying the build has no FAISS. */
 #ifndef DV2_FAISSX_H

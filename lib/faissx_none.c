@@ -1,4 +1,4 @@
-/* faissx_stub.c — lib/faissx.h for builds without FAISS (FAISS=0): the same
+/* faissx_none.c — lib/faissx.h for builds without FAISS (FAISS=0): the same
  * functions, each saying that this build has no FAISS.  With FAISS the real
  * layer is lib/faissx.cpp and this file compiles to nothing. */
 #include "faissx.h"
@@ -55,5 +55,5 @@ int dv2_faissx_kmeans(float *out_centroids, double *out_objective, const float *
 }
 
 #else
-typedef int dv2_faissx_stub_unused; /* keeps the translation unit non-empty */
+typedef int dv2_faissx_none_unused; /* keeps the translation unit non-empty */
 #endif
