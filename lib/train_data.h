@@ -36,6 +36,8 @@ typedef struct dv2_batch {
     int B, L, Sg, Sl;
     float *global, *local;     /* host */
     uint64_t *idx;             /* B dataset indices */
+    const uint8_t *masks;      /* (2B, N_g) iBOT masks to use instead of drawing
+                                * them (NULL, as the loader leaves it: drawn) */
 } dv2_batch;
 
 typedef struct dv2_loader dv2_loader;

@@ -234,17 +234,25 @@ int dv2_stepper_run(dv2_stepper *s, const dv2_batch *b, int64_t it, const dv2_sc
     const int N = s->N;
     out->global_size = s->Sg;
 
-    /* masks (lib/mask.h) and the masked-token list I (row-major over [2B, N]) */
+    /* masks (lib/mask.h, or the batch's own) and the masked-token list I (row-major over [2B, N]) */
     int M = 0, ub = 0;
-    {
+    if (b->masks) { /* given masks (parity tests): the same list and weights */
+        memcpy(s->h_mask, b->masks, (size_t)2 * B * N);
+        for (int r = 0; r < 2 * B; r++) {
+            int cnt = 0, m0 = M;
+            for (int q = 0; q < N; q++)
+                if (s->h_mask[r * N + q]) s->h_midx[M++] = r * N + q, cnt++;
+            for (int j = m0; j < M; j++) s->h_mw[j] = 1.0f / (float)cnt;
+        }
+    } else {
         dv2_rng r;
         dv2_rng_seed(&r, (uint64_t)c->train.seed ^ 0x6d61736bull, (uint64_t)it * 4096u + (uint64_t)s->dist->rank);
         rc = dv2_mask_batch(s->h_mask, s->h_midx, s->h_mw, &M, &ub, s->mscratch, &s->mgen, 2 * B,
                             c->ibot.mask_sample_probability, (float)c->ibot.mask_ratio_min_max[0],
                             (float)c->ibot.mask_ratio_min_max[1], &r, err);
         if (rc) return rc;
-        if (M > s->U) return dv2_error_set(err, DV2_EINVAL, "train: %d masked tokens above the bound %d", M, s->U);
     }
+    if (M > s->U) return dv2_error_set(err, DV2_EINVAL, "train: %d masked tokens above the bound %d", M, s->U);
     for (int j = 0; j < M; j++) {
         int r = s->h_midx[j] / N, q = s->h_midx[j] % N;
         s->h_w[j] = s->h_mw[j];

@@ -33,7 +33,8 @@ typedef struct dv2_stepper dv2_stepper;
 int dv2_stepper_create(dv2_stepper **st, const dv2_config *c, dv2_train_model *m, const dv2_dist *dist,
                        dv2_error *err);
 void dv2_stepper_free(dv2_stepper *st);
-/* Runs iteration `it` on batch b with the schedule values v. */
+/* Runs iteration `it` on batch b with the schedule values v (b->masks, when
+ * set, replaces the iBOT masks the step would draw). */
 int dv2_stepper_run(dv2_stepper *st, const dv2_batch *b, int64_t it, const dv2_sched_values *v,
                     dv2_step_stats *out, dv2_error *err);
 

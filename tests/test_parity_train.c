@@ -1,0 +1,202 @@
+/* test_parity_train.c — the C training step (lib/train_step, lib/train_model,
+ * lib/schedule on the CPU backend) against the independent PyTorch oracle
+ * tests/ref/train_ref.py (fixture tests/ref/fixtures/train.bin, float64
+ * reference): the first NSTEPS iterations of a tiny config, fed the same
+ * initial weights and, per step, the same crops and iBOT masks.  Checked per
+ * step: the schedule values, the loss terms (dino local, dino global, iBOT,
+ * KoLeo, total) within 1e-4 relative, the per-module gradient norms before
+ * clipping; at the end, every student and teacher tensor and both centers.
+ *
+ * Final tensors: |c − ref| ≤ 1e-4·|ref| + 1e-4·max|ref| per tensor, except
+ * the key part of attn.qkv.bias (rows D..2D−1): softmax over keys is blind to
+ * a shift shared by all keys, so its true gradient is 0 and what both sides
+ * compute is rounding noise (float32 here, float64 there); AdamW turns noise
+ * into steps of about ±lr, so those entries are only checked to stay within
+ * the total lr the schedule allows (they do not change any output).
+ *
+ * If the fixture is stale, regenerate it (needs torch):
+ *   /usr/bin/python3 tests/ref/train_ref.py tests/ref/fixtures/train.bin */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../tests/ref/fixture.h"
+#include "config.h"
+#include "dist.h"
+#include "schedule.h"
+#include "testutil.h"
+#include "train_model.h"
+#include "train_step.h"
+
+#define FIXTURE_VERSION 1
+
+static fx_file fx;
+static double worst_loss[5], worst_group[4], worst_keybias;
+
+static const char *tiny_cfg[] = {
+    "student.arch=custom", "student.embed_dim=32", "student.depth=2", "student.num_heads=2",
+    "student.patch_size=4", "student.drop_path_rate=0", "student.ffn_layer=mlp",
+    "student.num_register_tokens=0", "student.interpolate_offset=0.1",
+    "dino.head_n_prototypes=64", "dino.head_bottleneck_dim=32", "dino.head_hidden_dim=64",
+    "ibot.separate_head=false", "ibot.head_n_prototypes=64", "ibot.head_bottleneck_dim=32",
+    "ibot.head_hidden_dim=64", "train.batch_size_per_gpu=4", "train.OFFICIAL_EPOCH_LENGTH=2",
+    "train.centering=centering", "teacher.momentum_teacher=0.9", "teacher.final_momentum_teacher=1.0",
+    "teacher.warmup_teacher_temp=0.04", "teacher.teacher_temp=0.07", "teacher.warmup_teacher_temp_epochs=2",
+    "optim.epochs=3", "optim.lr=2e-3", "optim.warmup_epochs=1", "optim.min_lr=1e-6",
+    "optim.weight_decay=0.04", "optim.weight_decay_end=0.4", "optim.clip_grad=3.0",
+    "optim.freeze_last_layer_epochs=1", "optim.layerwise_decay=0.9", "optim.patch_embed_lr_mult=0.2",
+    "crops.local_crops_number=2", "crops.global_crops_size=16", "crops.local_crops_size=8",
+};
+
+static double relerr(double got, double ref) { return fabs(got - ref) / (fabs(ref) > 1e-12 ? fabs(ref) : 1e-12); }
+
+/* Loads every tensor of p from "<prefix><name>". */
+static void load_params(dv2_params *p, const char *prefix) {
+    char nm[128];
+    for (int i = 0; i < dv2_params_count(p); i++) {
+        const dv2_param_info *t = dv2_params_info(p, i);
+        snprintf(nm, sizeof nm, "%s%s", prefix, t->name);
+        fx_array *a = fx_get(&fx, nm);
+        CHECKF(a->n == (long)t->numel, "%s: %ld elements, model has %zu", nm, a->n, t->numel);
+        if (a->n == (long)t->numel) dv2_params_set(p, i, a->data, NULL);
+    }
+}
+
+/* Compares every tensor of p with "<prefix><name>"; records the worst
+ * |c − ref| / max|ref| of the tensor in worst_group[g]. */
+static void cmp_params(const dv2_train_model *m, const dv2_params *p, const char *prefix, int g, double lr_total) {
+    char nm[128];
+    const int D = m->arch.embed_dim;
+    float *h = malloc(sizeof(float) * (p->numel ? p->numel : 1));
+    m->be->to_host(h, p->data, sizeof(float) * p->numel);
+    for (int i = 0; i < dv2_params_count(p); i++) {
+        const dv2_param_info *t = dv2_params_info(p, i);
+        snprintf(nm, sizeof nm, "%s%s", prefix, t->name);
+        fx_array *a = fx_get(&fx, nm);
+        const float *c = h + t->offset;
+        double mx = 0;
+        for (long k = 0; k < a->n; k++) mx = fabs(a->data[k]) > mx ? fabs(a->data[k]) : mx;
+        int qkv_bias = strstr(t->name, "attn.qkv.bias") != NULL;
+        double worst = 0, worst_key = 0;
+        long bad = 0;
+        for (long k = 0; k < a->n; k++) {
+            double d = fabs((double)c[k] - a->data[k]);
+            if (qkv_bias && k >= D && k < 2 * D) {
+                worst_key = d > worst_key ? d : worst_key;
+                continue;
+            }
+            worst = d / mx > worst ? d / mx : worst;
+            if (d > 1e-4 * fabs(a->data[k]) + 1e-4 * mx) bad++;
+        }
+        worst_group[g] = worst > worst_group[g] ? worst : worst_group[g];
+        CHECKF(bad == 0, "%s: %ld of %ld values off (worst |diff|/max|ref| %.3g)", nm, bad, a->n, worst);
+        worst_keybias = worst_key > worst_keybias ? worst_key : worst_keybias;
+        if (qkv_bias) CHECKF(worst_key <= lr_total, "%s: key bias moved %.3g, more than the lr sum %.3g", nm,
+                             worst_key, lr_total);
+    }
+    free(h);
+}
+
+static void run(void) {
+    dv2_error err = {0};
+    dv2_config c;
+    dv2_config_defaults(&c);
+    for (size_t i = 0; i < sizeof tiny_cfg / sizeof tiny_cfg[0]; i++)
+        CHECKF(dv2_config_override(&c, tiny_cfg[i], &err) == 0, "%s: %s", tiny_cfg[i], err.msg);
+    CHECKF(dv2_config_validate(&c, &err) == 0, "config: %s", err.msg);
+    dv2_dist dist;
+    dv2_dist_init_single(&dist);
+    dv2_train_model m;
+    if (dv2_tm_init(&m, &c, &dv2_backend_cpu, &err)) {
+        CHECKF(0, "dv2_tm_init: %s", err.msg);
+        return;
+    }
+    CHECK(m.n_mod == 2);
+    load_params(m.s_mod[0], "init.");
+    load_params(m.t_mod[0], "init.");
+    load_params(m.s_mod[1], "init_head.");
+    load_params(m.t_mod[1], "init_head.");
+    dv2_stepper *st;
+    if (dv2_stepper_create(&st, &c, &m, &dist, &err)) {
+        CHECKF(0, "dv2_stepper_create: %s", err.msg);
+        dv2_tm_free(&m);
+        return;
+    }
+    dv2_schedules sch;
+    dv2_schedules_init(&sch, &c, 1);
+    fx_array *fl = fx_get(&fx, "losses"), *fs = fx_get(&fx, "sched"), *fg = fx_get(&fx, "gnorm");
+    const int nsteps = (int)fl->dims[0], B = 4, L = 2, N = 16;
+    uint8_t mask[2 * 4 * 16];
+    double lr_total = 0;
+    for (int s = 0; s < nsteps; s++) {
+        char nm[64];
+        dv2_batch b = {0};
+        b.it = s, b.B = B, b.L = L, b.Sg = 16, b.Sl = 8;
+        snprintf(nm, sizeof nm, "s%d.xg", s);
+        b.global = fx_get(&fx, nm)->data;
+        snprintf(nm, sizeof nm, "s%d.xl", s);
+        b.local = fx_get(&fx, nm)->data;
+        snprintf(nm, sizeof nm, "s%d.masks", s);
+        fx_array *fm = fx_get(&fx, nm);
+        CHECK(fm->n == 2 * B * N);
+        for (int k = 0; k < 2 * B * N && k < fm->n; k++) mask[k] = fm->data[k] != 0;
+        b.masks = mask;
+        dv2_sched_values v;
+        dv2_schedules_at(&sch, s, &v);
+        double sv[5] = {v.lr, v.last_layer_lr, v.wd, v.momentum, v.teacher_temp};
+        for (int k = 0; k < 5; k++)
+            CHECKF(fabs(sv[k] - fs->data[s * 5 + k]) <= 1e-6 * fabs(fs->data[s * 5 + k]) + 1e-12,
+                   "step %d schedule value %d: %.9g, reference %.9g", s, k, sv[k], fs->data[s * 5 + k]);
+        lr_total += v.lr;
+        dv2_step_stats o;
+        if (dv2_stepper_run(st, &b, s, &v, &o, &err)) {
+            CHECKF(0, "step %d: %s", s, err.msg);
+            break;
+        }
+        CHECK(o.finite);
+        double lv[5] = {o.dino_local, o.dino_global, o.ibot, o.koleo, o.total};
+        static const char *ln[5] = {"dino_local", "dino_global", "ibot", "koleo", "total"};
+        for (int k = 0; k < 5; k++) {
+            double e = relerr(lv[k], fl->data[s * 5 + k]);
+            worst_loss[k] = e > worst_loss[k] ? e : worst_loss[k];
+            CHECKF(e <= 1e-4, "step %d %s: %.7g, reference %.7g (rel %.2g)", s, ln[k], lv[k], fl->data[s * 5 + k], e);
+        }
+        for (int k = 0; k < 2; k++)
+            CHECKF(relerr(o.grad_norm[k], fg->data[s * 2 + k]) <= 1e-4, "step %d grad norm of %s: %.7g, reference %.7g",
+                   s, m.mod_name[k], o.grad_norm[k], fg->data[s * 2 + k]);
+        fprintf(stderr, "step %d: loss %.6f (ref %.6f) gnorm %.4f %.4f (ref %.4f %.4f)\n", s, o.total,
+                fl->data[s * 5 + 4], o.grad_norm[0], o.grad_norm[1], fg->data[s * 2], fg->data[s * 2 + 1]);
+    }
+    cmp_params(&m, m.s_mod[0], "fs.", 0, lr_total);
+    cmp_params(&m, m.s_mod[1], "fsh.", 1, lr_total);
+    cmp_params(&m, m.t_mod[0], "ft.", 2, lr_total);
+    cmp_params(&m, m.t_mod[1], "fth.", 3, lr_total);
+    fx_array *dc = fx_get(&fx, "dino_center"), *ic = fx_get(&fx, "ibot_center");
+    tu_close("dino_center", m.dino_center, dc->data, dc->n, 1e-5, 1e-4);
+    tu_close("ibot_center", m.ibot_center, ic->data, ic->n, 1e-5, 1e-4);
+    fprintf(stderr, "%d steps; worst rel. error: dino_local %.2g dino_global %.2g ibot %.2g koleo %.2g total %.2g\n",
+            nsteps, worst_loss[0], worst_loss[1], worst_loss[2], worst_loss[3], worst_loss[4]);
+    fprintf(stderr, "worst |diff|/max|ref| per tensor: student backbone %.2g head %.2g, teacher backbone %.2g head %.2g\n",
+            worst_group[0], worst_group[1], worst_group[2], worst_group[3]);
+    fprintf(stderr, "key part of attn.qkv.bias (zero true gradient): worst |diff| %.2g\n", worst_keybias);
+    dv2_stepper_free(st);
+    dv2_tm_free(&m);
+}
+
+int main(void) {
+    const char *root = getenv("DV2_ROOT");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/ref/fixtures/train.bin", root ? root : ".");
+    if (fx_load(&fx, path) < 0) {
+        fprintf(stderr, "cannot read %s; regenerate: /usr/bin/python3 tests/ref/train_ref.py %s\n", path, path);
+        return 1;
+    }
+    fx_array *v = fx_get(&fx, "version");
+    if (v->n != 1 || (int)v->data[0] != FIXTURE_VERSION) {
+        fprintf(stderr, "%s is stale (version %g, test wants %d); regenerate: "
+                "/usr/bin/python3 tests/ref/train_ref.py %s\n", path, v->data[0], FIXTURE_VERSION, path);
+        return 1;
+    }
+    run();
+    fx_free(&fx);
+    return tu_finish("test_parity_train");
+}
