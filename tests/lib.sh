@@ -39,3 +39,30 @@ finish() {
 	if [ $_fail -gt 0 ]; then echo "$_fail of $((_n + _fail)) checks failed" >&2; exit 1; fi
 	echo "$_n checks passed" >&2; exit 0
 }
+
+# pack_fmnist_t10k OUT: the Fashion-MNIST test set (10,000 labelled images)
+# packed into OUT (a dataset directory, or a .dv2s file); skips when Debian's
+# dataset-fashion-mnist is not installed.
+FMNIST=/usr/share/datasets/fashion-mnist
+pack_fmnist_t10k() {
+	[ -f $FMNIST/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
+	dv2-pack -q -o "$1" --idx-labels $FMNIST/t10k-labels-idx1-ubyte.gz $FMNIST/t10k-images-idx3-ubyte.gz ||
+		{ fail "dv2-pack of the Fashion-MNIST test set"; finish; }
+}
+
+# micro_cfg FILE ['key = value'...]: a training config for a micro ViT (D 32,
+# 2 blocks, 2 heads, patch 4, 16 px globals, 2 local crops of 8 px, 256
+# prototypes) that trains in seconds; each argument adds a key or replaces
+# the base value of that key.
+micro_cfg() {
+	f=$1; shift
+	printf '%s\n' 'student.arch = custom' 'student.embed_dim = 32' 'student.depth = 2' \
+		'student.num_heads = 2' 'student.patch_size = 4' 'dino.head_n_prototypes = 256' \
+		'dino.head_bottleneck_dim = 32' 'dino.head_hidden_dim = 64' 'ibot.head_n_prototypes = 256' \
+		'crops.local_crops_number = 2' 'crops.global_crops_size = 16' 'crops.local_crops_size = 8' > "$f"
+	for kv in "$@"; do
+		k=$(printf '%s' "${kv%%=*}" | tr -d ' ')
+		grep -v "^$k *=" "$f" > "$f.tmp"; mv "$f.tmp" "$f"
+		printf '%s\n' "$kv" >> "$f"
+	done
+}

@@ -4,27 +4,9 @@
 # the base size, and a run resumed inside the high-resolution phase ends
 # with the same weights.
 . "$DV2_ROOT/tests/lib.sh"
-F=/usr/share/datasets/fashion-mnist
-[ -f $F/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
-dv2-pack -q -o data --idx-labels $F/t10k-labels-idx1-ubyte.gz $F/t10k-images-idx3-ubyte.gz || { fail "dv2-pack"; finish; }
-cat > h.cfg <<'CFG'
-student.arch = custom
-student.embed_dim = 32
-student.depth = 2
-student.num_heads = 2
-student.patch_size = 4
-dino.head_n_prototypes = 256
-dino.head_bottleneck_dim = 32
-dino.head_hidden_dim = 64
-ibot.head_n_prototypes = 256
-train.batch_size_per_gpu = 8
-train.OFFICIAL_EPOCH_LENGTH = 4
-train.checkpoint_period = 4
-optim.epochs = 4
-crops.local_crops_number = 2
-crops.global_crops_size = 16
-crops.local_crops_size = 8
-CFG
+pack_fmnist_t10k data
+micro_cfg h.cfg 'train.batch_size_per_gpu = 8' 'train.OFFICIAL_EPOCH_LENGTH = 4' \
+	'train.checkpoint_period = 4' 'optim.epochs = 4'
 digest() { sed -n 's/.*digest \([0-9a-f]*\).*/\1/p' "$1" | tail -n 1; }
 expect_exit 0 dv2-train -c h.cfg --data data -o run -j 1 --highres-iters 6 --highres-size 24
 ref=$(digest err.txt)

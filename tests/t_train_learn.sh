@@ -9,42 +9,18 @@
 # stays below the k-NN of raw pixels (about 81%): the proof of learning at
 # a larger budget is docs/RESULTS.md (configs/fmnist_tiny.cfg).
 . "$DV2_ROOT/tests/lib.sh"
-F=/usr/share/datasets/fashion-mnist
-[ -f $F/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
-dv2-pack -q -o all --idx-labels $F/t10k-labels-idx1-ubyte.gz $F/t10k-images-idx3-ubyte.gz || { fail "dv2-pack"; finish; }
+pack_fmnist_t10k all
 dv2-pack --ls all | cut -f1 > ids.txt
 head -n 8000 ids.txt > tr.ids
 tail -n 2000 ids.txt > te.ids
 dv2-pack -q --select tr.ids -o tr all && dv2-pack -q --select te.ids -o te all || { fail "split"; finish; }
-cat > t.cfg <<'CFG'
-student.arch = custom
-student.embed_dim = 32
-student.depth = 2
-student.num_heads = 2
-student.patch_size = 4
-student.drop_path_rate = 0
-dino.head_n_prototypes = 256
-dino.head_bottleneck_dim = 32
-dino.head_hidden_dim = 128
-ibot.head_n_prototypes = 256
-train.batch_size_per_gpu = 16
-train.OFFICIAL_EPOCH_LENGTH = 20
-train.num_workers = 1
-train.checkpoint_period = 0
-teacher.momentum_teacher = 0.99
-teacher.warmup_teacher_temp = 0.04
-teacher.teacher_temp = 0.07
-teacher.warmup_teacher_temp_epochs = 3
-optim.epochs = 8
-optim.lr = 1e-3
-optim.warmup_epochs = 1
-optim.layerwise_decay = 1.0
-crops.global_crops_scale = [0.4, 1.0]
-crops.local_crops_number = 2
-crops.local_crops_scale = [0.1, 0.4]
-crops.global_crops_size = 28
-crops.local_crops_size = 12
-CFG
+micro_cfg t.cfg 'student.drop_path_rate = 0' 'dino.head_hidden_dim = 128' \
+	'train.batch_size_per_gpu = 16' 'train.OFFICIAL_EPOCH_LENGTH = 20' 'train.num_workers = 1' \
+	'train.checkpoint_period = 0' 'teacher.momentum_teacher = 0.99' \
+	'teacher.warmup_teacher_temp = 0.04' 'teacher.teacher_temp = 0.07' \
+	'teacher.warmup_teacher_temp_epochs = 3' 'optim.epochs = 8' 'optim.lr = 1e-3' \
+	'optim.warmup_epochs = 1' 'optim.layerwise_decay = 1.0' 'crops.global_crops_scale = [0.4, 1.0]' \
+	'crops.local_crops_scale = [0.1, 0.4]' 'crops.global_crops_size = 28' 'crops.local_crops_size = 12'
 knn() { # RUN -> top-1 of k = 20
 	dv2-embed -q -m $1/teacher.safetensors --size 28 --resize 28 -o $1.tr.emb tr &&
 	dv2-embed -q -m $1/teacher.safetensors --size 28 --resize 28 -o $1.te.emb te &&

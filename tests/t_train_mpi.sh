@@ -9,33 +9,11 @@
 . "$DV2_ROOT/tests/lib.sh"
 [ "${DV2_MPI:-0}" = 1 ] || skip "build without MPI"
 command -v mpirun >/dev/null || skip "no mpirun"
-F=/usr/share/datasets/fashion-mnist
-[ -f $F/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
-dv2-pack -q -o data --idx-labels $F/t10k-labels-idx1-ubyte.gz $F/t10k-images-idx3-ubyte.gz || { fail "dv2-pack"; finish; }
-cat > dp.cfg <<'CFG'
-student.arch = custom
-student.embed_dim = 32
-student.depth = 2
-student.num_heads = 2
-student.patch_size = 4
-student.drop_path_rate = 0
-dino.head_n_prototypes = 256
-dino.head_bottleneck_dim = 32
-dino.head_hidden_dim = 64
-dino.koleo_loss_weight = 0
-ibot.head_n_prototypes = 256
-ibot.mask_sample_probability = 0
-train.OFFICIAL_EPOCH_LENGTH = 5
-train.num_workers = 1
-train.shuffle = false
-optim.epochs = 4
-optim.lr = 2e-3
-optim.warmup_epochs = 1
-teacher.warmup_teacher_temp_epochs = 1
-crops.local_crops_number = 2
-crops.global_crops_size = 16
-crops.local_crops_size = 8
-CFG
+pack_fmnist_t10k data
+micro_cfg dp.cfg 'student.drop_path_rate = 0' 'dino.koleo_loss_weight = 0' \
+	'ibot.mask_sample_probability = 0' 'train.OFFICIAL_EPOCH_LENGTH = 5' 'train.num_workers = 1' \
+	'train.shuffle = false' 'optim.epochs = 4' 'optim.lr = 2e-3' 'optim.warmup_epochs = 1' \
+	'teacher.warmup_teacher_temp_epochs = 1'
 extra=""
 [ "$(id -u)" = 0 ] && extra="--allow-run-as-root"
 export OMP_NUM_THREADS=1

@@ -5,28 +5,9 @@
 # holds only finite numbers and resuming from it (without the fault)
 # reaches the end.
 . "$DV2_ROOT/tests/lib.sh"
-F=/usr/share/datasets/fashion-mnist
-[ -f $F/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
-dv2-pack -q -o data --idx-labels $F/t10k-labels-idx1-ubyte.gz $F/t10k-images-idx3-ubyte.gz || { fail "dv2-pack"; finish; }
-cat > n.cfg <<'CFG'
-student.arch = custom
-student.embed_dim = 32
-student.depth = 2
-student.num_heads = 2
-student.patch_size = 4
-dino.head_n_prototypes = 256
-dino.head_bottleneck_dim = 32
-dino.head_hidden_dim = 64
-ibot.head_n_prototypes = 256
-train.batch_size_per_gpu = 8
-train.OFFICIAL_EPOCH_LENGTH = 10
-train.checkpoint_period = 8
-train.max_bad_steps = 3
-optim.epochs = 2
-crops.local_crops_number = 2
-crops.global_crops_size = 16
-crops.local_crops_size = 8
-CFG
+pack_fmnist_t10k data
+micro_cfg n.cfg 'train.batch_size_per_gpu = 8' 'train.OFFICIAL_EPOCH_LENGTH = 10' \
+	'train.checkpoint_period = 8' 'train.max_bad_steps = 3' 'optim.epochs = 2'
 DV2_TRAIN_FAULT_NAN_FROM=10 dv2-train -c n.cfg --data data -o run -j 1 >out.txt 2>err.txt
 expect_eq "$?" 1 "exit status"
 expect_grep "stopping after 3 non-finite steps" err.txt

@@ -4,32 +4,11 @@
 # checkpoint and exits 0; a damaged newest checkpoint is skipped; usage
 # errors exit 2.  Tiny ViT on 10k Fashion-MNIST test images, 1 compute thread.
 . "$DV2_ROOT/tests/lib.sh"
-F=/usr/share/datasets/fashion-mnist
-[ -f $F/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
-dv2-pack -q -o data --idx-labels $F/t10k-labels-idx1-ubyte.gz $F/t10k-images-idx3-ubyte.gz || { fail "dv2-pack"; finish; }
-cat > tiny.cfg <<'CFG'
-student.arch = custom
-student.embed_dim = 32
-student.depth = 2
-student.num_heads = 2
-student.patch_size = 4
-student.drop_path_rate = 0.1
-dino.head_n_prototypes = 256
-dino.head_bottleneck_dim = 32
-dino.head_hidden_dim = 64
-ibot.head_n_prototypes = 256
-train.batch_size_per_gpu = 8
-train.OFFICIAL_EPOCH_LENGTH = 20
-train.num_workers = 2
-train.checkpoint_period = 8
-optim.epochs = 6
-optim.lr = 1e-3
-optim.warmup_epochs = 1
-teacher.warmup_teacher_temp_epochs = 1
-crops.local_crops_number = 2
-crops.global_crops_size = 16
-crops.local_crops_size = 8
-CFG
+pack_fmnist_t10k data
+micro_cfg tiny.cfg 'student.drop_path_rate = 0.1' 'train.batch_size_per_gpu = 8' \
+	'train.OFFICIAL_EPOCH_LENGTH = 20' 'train.num_workers = 2' 'train.checkpoint_period = 8' \
+	'optim.epochs = 6' 'optim.lr = 1e-3' 'optim.warmup_epochs = 1' \
+	'teacher.warmup_teacher_temp_epochs = 1'
 digest() { sed -n 's/.*digest \([0-9a-f]*\).*/\1/p' "$1" | tail -n 1; }
 losses() { sed 's/.*"loss": \([^,]*\),.*/\1/' "$1"; }
 export OMP_NUM_THREADS=1

@@ -6,32 +6,14 @@
 # without requeueing.
 . "$DV2_ROOT/tests/lib.sh"
 command -v bash >/dev/null || skip "no bash"
-F=/usr/share/datasets/fashion-mnist
-[ -f $F/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
-dv2-pack -q -o data --idx-labels $F/t10k-labels-idx1-ubyte.gz $F/t10k-images-idx3-ubyte.gz || { fail "dv2-pack"; finish; }
+pack_fmnist_t10k data
 mkdir fake
 printf '#!/bin/sh\n[ "$1" = --kill-on-bad-exit=1 ] && shift\nexec "$@"\n' > fake/srun
 printf '#!/bin/sh\necho "$@" >> "%s/scontrol.log"\n' "$PWD" > fake/scontrol
 chmod +x fake/srun fake/scontrol
 PATH="$PWD/fake:$PATH"
-cat > s.cfg <<'CFG'
-student.arch = custom
-student.embed_dim = 32
-student.depth = 2
-student.num_heads = 2
-student.patch_size = 4
-dino.head_n_prototypes = 256
-dino.head_bottleneck_dim = 32
-dino.head_hidden_dim = 64
-ibot.head_n_prototypes = 256
-train.batch_size_per_gpu = 8
-train.OFFICIAL_EPOCH_LENGTH = 100
-train.checkpoint_period = 10
-optim.epochs = 3
-crops.local_crops_number = 2
-crops.global_crops_size = 16
-crops.local_crops_size = 8
-CFG
+micro_cfg s.cfg 'train.batch_size_per_gpu = 8' 'train.OFFICIAL_EPOCH_LENGTH = 100' \
+	'train.checkpoint_period = 10' 'optim.epochs = 3'
 S="$DV2_ROOT/scripts/slurm/dv2-train.sbatch"
 SLURM_JOB_ID=42 SLURM_CPUS_PER_TASK=1 bash "$S" s.cfg data run >job1.out 2>&1 &
 pid=$!

@@ -5,27 +5,9 @@
 # resampling (teacher.safetensors gets the official blocks.N. names and the
 # architecture metadata, and dv2-embed reads it).
 . "$DV2_ROOT/tests/lib.sh"
-F=/usr/share/datasets/fashion-mnist
-[ -f $F/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
-dv2-pack -q -o data --idx-labels $F/t10k-labels-idx1-ubyte.gz $F/t10k-images-idx3-ubyte.gz || { fail "dv2-pack"; finish; }
-cat > v.cfg <<'CFG'
-student.arch = custom
-student.embed_dim = 32
-student.depth = 2
-student.num_heads = 2
-student.patch_size = 4
-student.drop_path_rate = 0.2
-dino.head_n_prototypes = 256
-dino.head_bottleneck_dim = 32
-dino.head_hidden_dim = 64
-ibot.head_n_prototypes = 256
-train.batch_size_per_gpu = 8
-train.OFFICIAL_EPOCH_LENGTH = 4
-optim.epochs = 2
-crops.local_crops_number = 2
-crops.global_crops_size = 16
-crops.local_crops_size = 8
-CFG
+pack_fmnist_t10k data
+micro_cfg v.cfg 'student.drop_path_rate = 0.2' 'train.batch_size_per_gpu = 8' \
+	'train.OFFICIAL_EPOCH_LENGTH = 4' 'optim.epochs = 2'
 expect_exit 0 dv2-train -c v.cfg --data data -o sep -j 1 ibot.separate_head=true train.centering=sinkhorn_knopp \
 	ibot.head_n_prototypes=128 ibot.head_bottleneck_dim=16
 expect_exit 0 dv2-train -c v.cfg --data data -o reg -j 1 student.num_register_tokens=4 student.interpolate_offset=0 \

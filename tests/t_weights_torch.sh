@@ -10,29 +10,11 @@
 # LayerScale is 1 so that every block weighs in the comparison.
 . "$DV2_ROOT/tests/lib.sh"
 "$PY" -c 'import torch, numpy' 2>/dev/null || skip "python3-torch not installed"
-F=/usr/share/datasets/fashion-mnist
-[ -f $F/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
-dv2-pack -q -o all.dv2s --idx-labels $F/t10k-labels-idx1-ubyte.gz $F/t10k-images-idx3-ubyte.gz || { fail "dv2-pack"; finish; }
+pack_fmnist_t10k all.dv2s
 dv2-pack --ls all.dv2s | awk 'NR % 500 == 1' | cut -f1 > ids.txt
 dv2-pack -q -o few.dv2s --select ids.txt all.dv2s || fail "select"
-cat > w.cfg <<'CFG'
-student.arch = custom
-student.embed_dim = 32
-student.depth = 2
-student.num_heads = 2
-student.patch_size = 4
-student.layerscale = 1.0
-dino.head_n_prototypes = 256
-dino.head_bottleneck_dim = 32
-dino.head_hidden_dim = 64
-ibot.head_n_prototypes = 256
-train.batch_size_per_gpu = 8
-train.OFFICIAL_EPOCH_LENGTH = 4
-optim.epochs = 2
-crops.local_crops_number = 2
-crops.global_crops_size = 16
-crops.local_crops_size = 8
-CFG
+micro_cfg w.cfg 'student.layerscale = 1.0' 'train.batch_size_per_gpu = 8' \
+	'train.OFFICIAL_EPOCH_LENGTH = 4' 'optim.epochs = 2'
 expect_exit 0 dv2-train -q -c w.cfg --data all.dv2s -o mlp -j 2 --max-iters 2
 expect_exit 0 dv2-train -q -c w.cfg --data all.dv2s -o swiglu -j 2 --max-iters 2 student.num_register_tokens=4 \
 	student.interpolate_offset=0 student.interpolate_antialias=true student.ffn_layer=swiglufused
