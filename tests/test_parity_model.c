@@ -252,19 +252,7 @@ static void config_b(void) {
 }
 
 int main(void) {
-    const char *root = getenv("DV2_ROOT");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/ref/fixtures/model.bin", root ? root : ".");
-    if (fx_load(&fx, path) < 0) {
-        fprintf(stderr, "cannot read %s; regenerate: /usr/bin/python3 tests/ref/dinov2_ref.py %s\n", path, path);
-        return 1;
-    }
-    fx_array *v = fx_get(&fx, "version");
-    if (v->n != 1 || (int)v->data[0] != FIXTURE_VERSION) {
-        fprintf(stderr, "%s is stale (version %g, test wants %d); regenerate: "
-                "/usr/bin/python3 tests/ref/dinov2_ref.py %s\n", path, v->data[0], FIXTURE_VERSION, path);
-        return 1;
-    }
+    if (fx_load_versioned(&fx, "model.bin", "dinov2_ref.py", FIXTURE_VERSION) < 0) return 1;
     config_a();
     config_b();
     fx_free(&fx);

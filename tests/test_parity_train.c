@@ -183,19 +183,7 @@ static void run(void) {
 }
 
 int main(void) {
-    const char *root = getenv("DV2_ROOT");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/ref/fixtures/train.bin", root ? root : ".");
-    if (fx_load(&fx, path) < 0) {
-        fprintf(stderr, "cannot read %s; regenerate: /usr/bin/python3 tests/ref/train_ref.py %s\n", path, path);
-        return 1;
-    }
-    fx_array *v = fx_get(&fx, "version");
-    if (v->n != 1 || (int)v->data[0] != FIXTURE_VERSION) {
-        fprintf(stderr, "%s is stale (version %g, test wants %d); regenerate: "
-                "/usr/bin/python3 tests/ref/train_ref.py %s\n", path, v->data[0], FIXTURE_VERSION, path);
-        return 1;
-    }
+    if (fx_load_versioned(&fx, "train.bin", "train_ref.py", FIXTURE_VERSION) < 0) return 1;
     run();
     fx_free(&fx);
     return tu_finish("test_parity_train");

@@ -19,31 +19,17 @@
 #
 # Regenerate:  /usr/bin/python3 tests/ref/dinov2_ref.py tests/ref/fixtures/model.bin
 import math
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fixture import write_fixture
+
 torch.set_default_dtype(torch.float64)
 LN_EPS = 1e-6
 FIXTURE_VERSION = 2  # bump with every change of what is written; test_parity_model checks it
-
-
-def write_fixture(path, arrays):
-    with open(path, "wb") as f:
-        f.write(b"DV2REF01")
-        f.write(struct.pack("<I", len(arrays)))
-        for name, a in arrays:
-            a = np.ascontiguousarray(np.asarray(a, dtype=np.float32))
-            nb = name.encode()
-            assert len(nb) < 64, name
-            f.write(struct.pack("<I", len(nb)) + nb)
-            f.write(struct.pack("<I", a.ndim))
-            for d in a.shape:
-                f.write(struct.pack("<I", d))
-            f.write(a.astype("<f4").tobytes())
 
 
 # ---------------------------------------------------------------- parameters

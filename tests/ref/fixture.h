@@ -73,6 +73,26 @@ static fx_array *fx_get(fx_file *fx, const char *name) {
     exit(1);
 }
 
+/* Loads $DV2_ROOT/tests/ref/fixtures/<file> and checks its "version" array
+ * against the one the test was written for; on a missing or stale fixture
+ * prints how to regenerate it with tests/ref/<script> and returns -1. */
+static int fx_load_versioned(fx_file *fx, const char *file, const char *script, int version) {
+    const char *root = getenv("DV2_ROOT");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/ref/fixtures/%s", root ? root : ".", file);
+    if (fx_load(fx, path) < 0) {
+        fprintf(stderr, "cannot read %s; regenerate: /usr/bin/python3 tests/ref/%s %s\n", path, script, path);
+        return -1;
+    }
+    fx_array *v = fx_get(fx, "version");
+    if (v->n != 1 || (int)v->data[0] != version) {
+        fprintf(stderr, "%s is stale (version %g, test wants %d); regenerate: /usr/bin/python3 tests/ref/%s %s\n",
+                path, v->data[0], version, script, path);
+        return -1;
+    }
+    return 0;
+}
+
 static void fx_free(fx_file *fx) {
     for (int i = 0; i < fx->n; i++) free(fx->a[i].data);
     free(fx->a);

@@ -6,26 +6,13 @@
 # gradients from autograd.  Writes tests/ref/fixtures/loss.bin.
 #
 # Regenerate:  /usr/bin/python3 tests/ref/loss_ref.py tests/ref/fixtures/loss.bin
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def write_fixture(path, arrays):
-    with open(path, "wb") as f:
-        f.write(b"DV2REF01")
-        f.write(struct.pack("<I", len(arrays)))
-        for name, a in arrays:
-            a = np.ascontiguousarray(np.asarray(a, dtype=np.float32))
-            nb = name.encode()
-            f.write(struct.pack("<I", len(nb)) + nb)
-            f.write(struct.pack("<I", a.ndim))
-            for d in a.shape:
-                f.write(struct.pack("<I", d))
-            f.write(a.astype("<f4").tobytes())
+from fixture import write_fixture
 
 
 def sinkhorn(t, temp, n_iter, b_total):
