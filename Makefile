@@ -93,7 +93,7 @@ all: $(PROGS) features
 features:
 	@echo "dv2: features: cuda=$(CUDA) mpi=$(MPI) faiss=$(FAISS)$(if $(filter 0,$(CUDA)), (CPU-only build: nvcc not found or CUDA=0))"
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh)
+$(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh) $(wildcard tests/*.h tests/ref/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

@@ -76,7 +76,7 @@ static fx_array *fx_get(fx_file *fx, const char *name) {
 /* Loads $DV2_ROOT/tests/ref/fixtures/<file> and checks its "version" array
  * against the one the test was written for; on a missing or stale fixture
  * prints how to regenerate it with tests/ref/<script> and returns -1. */
-static int fx_load_versioned(fx_file *fx, const char *file, const char *script, int version) {
+static inline int fx_load_versioned(fx_file *fx, const char *file, const char *script, int version) {
     const char *root = getenv("DV2_ROOT");
     char path[4096];
     snprintf(path, sizeof path, "%s/tests/ref/fixtures/%s", root ? root : ".", file);
