@@ -5,8 +5,9 @@
 #   make test       build with -Werror and run the test suite
 #   make help       list the targets
 #
-# Sources are discovered: lib/*.c (+ lib/*.cpp when FAISS is on) form
-# build/libdv2.a, kernels/*.cu are added when CUDA is on, every cmd/NAME.c is
+# Sources are discovered per folder of lib/ (LIB_DIRS, the layers of
+# lib/README): lib/*/*.c (+ .cpp when FAISS is on) form build/libdv2.a,
+# kernels/*.cu are added when CUDA is on, every cmd/NAME.c is
 # a program bin/NAME, every tests/test_*.c a test binary build/tests/test_*.
 
 PREFIX  ?= /usr/local
@@ -29,6 +30,10 @@ CFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer
 CXXFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer
 LDSAN = -fsanitize=$(SAN)
 endif
+
+# The folders of lib/, lowest layer first (lib/README; tests/t_layers.sh).
+LIB_DIRS := core format image ops ops/cpu model search train embed pack curate eval cli
+LIB_H    := $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.h))
 
 LIBS = -lzstd -lturbojpeg -lpng -lz -lopenblas -lm
 
@@ -55,7 +60,7 @@ ifeq ($(FAISS),1)
 CFLAGS_BASE += -DDV2_HAVE_FAISS=1
 CXXFLAGS_BASE += -DDV2_HAVE_FAISS=1
 LIBS := -lfaiss $(LIBS) -llapack -lstdc++
-LIB_CXX := $(wildcard lib/*.cpp)
+LIB_CXX := $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.cpp))
 endif
 
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -76,7 +81,7 @@ ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 ALL_CXXFLAGS = $(CXXFLAGS_BASE) $(CXXFLAGS)
 
 # ---- sources ----------------------------------------------------------------
-LIB_C    := $(wildcard lib/*.c)
+LIB_C    := $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.c))
 LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.o)
 PROGS    := $(patsubst cmd/%.c,bin/%,$(wildcard cmd/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -93,15 +98,15 @@ all: $(PROGS) features
 features:
 	@echo "dv2: features: cuda=$(CUDA) mpi=$(MPI) faiss=$(FAISS)$(if $(filter 0,$(CUDA)), (CPU-only build: nvcc not found or CUDA=0))"
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh) $(wildcard tests/*.h tests/ref/*.h)
+$(BUILD)/%.o: %.c $(LIB_H) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh) $(wildcard tests/*.h tests/ref/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cpp $(wildcard lib/*.h)
+$(BUILD)/%.o: %.cpp $(LIB_H)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cu $(wildcard lib/*.h) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh)
+$(BUILD)/%.o: %.cu $(LIB_H) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 

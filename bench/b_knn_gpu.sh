@@ -1,4 +1,4 @@
-# b_knn_gpu.sh — GPU exact cosine k-NN (kernels/knn.cu) against PyTorch
+# b_knn_gpu.sh — GPU exact cosine k-NN (kernels/cuda_knn.cu) against PyTorch
 # (torch.mm + torch.topk, FP32, same blocks) on the same GPU, same vectors,
 # same run.  Sizes: N=${KNN_N:-1000000} database rows, NQ=${KNN_NQ:-20000}
 # queries, D=384, K=64 (dv2-dedup's defaults).  Needs a GPU; prints a skip

@@ -1,4 +1,4 @@
-/* bench_knn_gpu.c — times kernels/knn.cu: exact cosine top-k of nq queries
+/* bench_knn_gpu.c — times kernels/cuda_knn.cu: exact cosine top-k of nq queries
  * against n database rows of dimension d, median of several runs after a
  * warm-up.  Writes the same random data to files (db.f32, q.f32) so the
  * PyTorch baseline in bench/b_knn_gpu.sh searches exactly the same vectors.
@@ -8,14 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "dv2.h"
-#include "rng.h"
+#include "cli/cli.h"
+#include "core/dv2.h"
+#include "core/rng.h"
 
 #ifndef DV2_HAVE_CUDA
 int main(void) { printf("skip: built without CUDA\n"); return 77; }
 #else
-#include "knn.h"
+#include "cuda_knn.h"
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

@@ -1,5 +1,5 @@
 """PyTorch baseline for bench/b_knn_gpu.sh: the same exact cosine top-k as
-kernels/knn.cu (FP32 matrix products, TF32 off) with torch.mm + torch.topk on
+kernels/cuda_knn.cu (FP32 matrix products, TF32 off) with torch.mm + torch.topk on
 the GPU over the vectors bench_knn_gpu wrote, in the same query blocks.
 Prints the median time and the agreement of the returned rows with ours."""
 import sys, time

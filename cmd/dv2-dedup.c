@@ -8,14 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "afile.h"
-#include "cli.h"
-#include "dedup.h"
-#include "dist.h"
-#include "embsrc.h"
-#include "faissx.h"
-#include "idlist.h"
-#include "report.h"
+#include "core/afile.h"
+#include "cli/cli.h"
+#include "curate/dedup.h"
+#include "core/dist.h"
+#include "search/embsrc.h"
+#include "search/faissx.h"
+#include "format/idlist.h"
+#include "curate/report.h"
 
 #define MAX_INPUTS 256
 

@@ -1,7 +1,7 @@
 /* dv2-embed — frozen features of images in shards: decode, the official
  * evaluation transform, a ViT forward (or the pixel baseline), rows of an
  * embedding matrix.  Parses options, builds the extractor, opens the output
- * (in place with --resume), and runs lib/embed.h. */
+ * (in place with --resume), and runs lib/embed/embed.h. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "afile.h"
-#include "cli.h"
-#include "embed.h"
-#include "embed_vit.h"
-#include "matrix.h"
+#include "core/afile.h"
+#include "cli/cli.h"
+#include "embed/embed.h"
+#include "embed/embed_vit.h"
+#include "format/matrix.h"
 
 typedef struct opts {
     const char *model, *arch, *features, *pca, *npy;

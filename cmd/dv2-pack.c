@@ -1,14 +1,14 @@
 /* dv2-pack — packs images (files, directories, path lists, WebDataset tars,
  * IDX files, shards) into a dataset of shards or a shard stream; lists,
  * verifies and extracts shards.  Parsing and reporting only: the engine is
- * lib/pack.c, the format lib/shard.c (man/dv2-pack.1, man/dv2-shard.5). */
+ * lib/pack/pack.c, the format lib/format/shard.c (man/dv2-pack.1, man/dv2-shard.5). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "afile.h"
-#include "cli.h"
-#include "pack.h"
+#include "core/afile.h"
+#include "cli/cli.h"
+#include "pack/pack.h"
 
 enum { M_PACK, M_LS, M_VERIFY, M_EXTRACT };
 

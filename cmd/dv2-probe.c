@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "afile.h"
-#include "cli.h"
-#include "logreg.h"
-#include "matrix.h"
-#include "probe.h"
+#include "core/afile.h"
+#include "cli/cli.h"
+#include "eval/logreg.h"
+#include "format/matrix.h"
+#include "eval/probe.h"
 
 typedef struct ctx {
     const char *train, *test;

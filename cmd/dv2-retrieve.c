@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "afile.h"
-#include "cli.h"
-#include "dist.h"
-#include "embsrc.h"
-#include "faissx.h"
-#include "idlist.h"
-#include "retrieve.h"
+#include "core/afile.h"
+#include "cli/cli.h"
+#include "core/dist.h"
+#include "search/embsrc.h"
+#include "search/faissx.h"
+#include "format/idlist.h"
+#include "curate/retrieve.h"
 
 #define MAX_INPUTS 256
 

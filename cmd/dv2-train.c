@@ -8,11 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "afile.h"
-#include "cli.h"
-#include "config.h"
-#include "dist.h"
-#include "train.h"
+#include "core/afile.h"
+#include "cli/cli.h"
+#include "train/config.h"
+#include "core/dist.h"
+#include "train/train.h"
 
 #define MAX_OVERRIDES 256
 

@@ -8,7 +8,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include "dv2.h"
+#include "core/dv2.h"
 
 #define DV2_CUDA_TRY(err, stmt) do { cudaError_t e_ = (stmt); if (e_ != cudaSuccess) \
     return dv2_error_set((err), e_ == cudaErrorMemoryAllocation ? DV2_ENOMEM : DV2_EIO, \

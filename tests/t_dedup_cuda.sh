@@ -1,4 +1,4 @@
-# t_dedup_cuda.sh — the GPU exact search (--device cuda, kernels/knn.cu)
+# t_dedup_cuda.sh — the GPU exact search (--device cuda, kernels/cuda_knn.cu)
 # gives dv2-dedup and dv2-retrieve the same outputs as the CPU search on data
 # without near-ties; SKIP without a CUDA build or a GPU.
 . "$DV2_ROOT/tests/lib.sh"

@@ -1,4 +1,4 @@
-# t_dist_mpi.sh — lib/dist.h collectives across 2 MPI ranks (skips without MPI).
+# t_dist_mpi.sh — lib/core/dist.h collectives across 2 MPI ranks (skips without MPI).
 . "$DV2_ROOT/tests/lib.sh"
 [ "${DV2_MPI:-0}" = 1 ] || skip "build without MPI"
 command -v mpirun >/dev/null || skip "no mpirun"

@@ -1,11 +1,11 @@
-/* test_ckpt.c — checkpoint files (lib/ckpt.h): write/read round trip with
+/* test_ckpt.c — checkpoint files (lib/train/ckpt.h): write/read round trip with
  * metadata, keeping the newest K, detection of a flipped data byte by the
  * checksum, fallback to the previous checkpoint, truncated files refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "ckpt.h"
+#include "train/ckpt.h"
 #include "testutil.h"
 
 static void flip_byte(const char *path, long from_end) {

@@ -1,10 +1,10 @@
-/* test_config.c — the training config (lib/config.h): official defaults,
+/* test_config.c — the training config (lib/train/config.h): official defaults,
  * file parsing with comments and lists, overrides, every rejection naming
  * file:line, and the resolved writer reading back to the same struct. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "config.h"
+#include "train/config.h"
 #include "testutil.h"
 
 static int parse(dv2_config *c, const char *text, dv2_error *err) {

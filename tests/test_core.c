@@ -5,10 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "afile.h"
-#include "cli.h"
-#include "hash.h"
-#include "rng.h"
+#include "core/afile.h"
+#include "cli/cli.h"
+#include "core/hash.h"
+#include "core/rng.h"
 #include "testutil.h"
 
 static void test_xxh64(void) {

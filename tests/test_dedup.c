@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dedup.h"
-#include "faissx.h"
-#include "knnsearch.h"
-#include "rng.h"
+#include "curate/dedup.h"
+#include "search/faissx.h"
+#include "search/knn.h"
+#include "core/rng.h"
 #include "testutil.h"
-#include "unionfind.h"
+#include "curate/uf.h"
 
 static float *random_unit(int64_t n, int dim, uint64_t seed) {
     dv2_rng r;

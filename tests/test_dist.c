@@ -1,10 +1,10 @@
-/* test_dist.c — the collectives of lib/dist.h.  Run alone it checks the
+/* test_dist.c — the collectives of lib/core/dist.h.  Run alone it checks the
  * single-process identities; run under `mpirun -np N` (tests/t_dist_mpi.sh)
  * every rank checks sums, maxima, broadcast and all-gather against values it
  * computes itself from the rank numbers. */
 #include <stdint.h>
 #include <string.h>
-#include "dist.h"
+#include "core/dist.h"
 #include "testutil.h"
 
 int main(void) {

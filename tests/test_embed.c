@@ -1,4 +1,4 @@
-/* test_embed.c — the embedding engine (lib/embed.h, lib/embed_vit.h).
+/* test_embed.c — the embedding engine (lib/embed/embed.h, lib/embed/embed_vit.h).
  *
  * Without arguments: builds a small dataset of generated JPEG/PNM images (one
  * of them corrupt) in the current directory and checks that
@@ -17,19 +17,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "afile.h"
-#include "dataset.h"
-#include "embed.h"
-#include "embed_vit.h"
-#include "hash.h"
-#include "image.h"
-#include "ops.h"
-#include "resize.h"
-#include "rng.h"
-#include "safetensors.h"
-#include "shard.h"
+#include "core/afile.h"
+#include "format/dataset.h"
+#include "embed/embed.h"
+#include "embed/embed_vit.h"
+#include "core/hash.h"
+#include "image/image.h"
+#include "ops/ops.h"
+#include "image/resize.h"
+#include "core/rng.h"
+#include "format/safetensors.h"
+#include "model/weights.h"
+#include "format/shard.h"
 #include "testutil.h"
-#include "vit.h"
+#include "model/vit.h"
 
 /* Image i: a deterministic picture of size (20 + 7i%23) x (18 + 5i%19), JPEG
  * for even i, PPM for odd i. */
@@ -297,7 +298,7 @@ static void test_vit(void) {
         for (int d = 0; d < pi->ndim; d++) e[i].shape[d] = pi->shape[d];
         off += pi->numel;
     }
-    CHECK(dv2_safetensors_write_arch("good.safetensors", 1, e, (size_t)nt, &arch, NULL, NULL, 0, NULL) == 0);
+    CHECK(dv2_weights_write("good.safetensors", 1, e, (size_t)nt, &arch, NULL, NULL, 0, NULL) == 0);
     dv2_embed_vit_opts vo;
     dv2_embed_vit_opts_default(&vo);
     vo.weights = "good.safetensors";
@@ -309,13 +310,13 @@ static void test_vit(void) {
     CHECK(q >= 0);
     if (q >= 0) {
         e[q].shape[0] -= 3; /* data is longer than needed; the writer takes numel from shape */
-        CHECK(dv2_safetensors_write_arch("bad.safetensors", 1, e, (size_t)nt, &arch, NULL, NULL, 0, NULL) == 0);
+        CHECK(dv2_weights_write("bad.safetensors", 1, e, (size_t)nt, &arch, NULL, NULL, 0, NULL) == 0);
         vo.weights = "bad.safetensors";
         CHECK(dv2_embed_model_vit(&m, &vo, &err) == DV2_ECORRUPT);
         CHECKF(strstr(err.msg, "blocks.3.attn.qkv.weight") != NULL, "%s", err.msg);
         e[q].shape[0] += 3;
         e[q] = e[nt - 1]; /* drop the tensor */
-        CHECK(dv2_safetensors_write_arch("miss.safetensors", 1, e, (size_t)nt - 1, &arch, NULL, NULL, 0, NULL) == 0);
+        CHECK(dv2_weights_write("miss.safetensors", 1, e, (size_t)nt - 1, &arch, NULL, NULL, 0, NULL) == 0);
         vo.weights = "miss.safetensors";
         CHECK(dv2_embed_model_vit(&m, &vo, &err) != 0);
         CHECKF(strstr(err.msg, "blocks.3.attn.qkv.weight") != NULL, "%s", err.msg);
@@ -354,7 +355,7 @@ static int write_model(const char *path, const char *bad) {
         if (bad && !strcmp(bad, pi->name)) e[i].shape[0] -= 1;
         off += pi->numel;
     }
-    if (!rc) rc = dv2_safetensors_write_arch(path, 1, e, (size_t)nt, &arch, NULL, NULL, 0, &err);
+    if (!rc) rc = dv2_weights_write(path, 1, e, (size_t)nt, &arch, NULL, NULL, 0, &err);
     if (rc) fprintf(stderr, "%s\n", err.msg);
     free(e);
     free(host);

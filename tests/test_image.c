@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "augment.h"
-#include "image.h"
-#include "resize.h"
-#include "rng.h"
+#include "image/augment.h"
+#include "image/image.h"
+#include "image/resize.h"
+#include "core/rng.h"
 #include "testutil.h"
 
 static uint8_t *read_all(const char *path, size_t *n) {

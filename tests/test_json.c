@@ -1,11 +1,11 @@
-/* test_json.c — the strict JSON parser (lib/json.h): values, escapes and
+/* test_json.c — the strict JSON parser (lib/core/json.h): values, escapes and
  * UTF-8, exact 64-bit integers, and the inputs it must refuse (with the
  * offset in the message), without crashing on any prefix of a valid text. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "core/json.h"
 #include "testutil.h"
 
 static int parses(const char *s) {

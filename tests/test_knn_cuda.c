@@ -1,4 +1,4 @@
-/* test_knn_cuda.c — the GPU brute-force k-NN (kernels/knn.cu) against an
+/* test_knn_cuda.c — the GPU brute-force k-NN (kernels/cuda_knn.cu) against an
  * independent double-precision brute force computed here: similarities within
  * 2e-5 (FP32 SGEMM vs double: dim·2^-24 relative rounding), the same rows
  * except between candidates whose reference similarities are within that
@@ -10,14 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dv2.h"
-#include "rng.h"
+#include "core/dv2.h"
+#include "core/rng.h"
 #include "testutil.h"
 
 #ifndef DV2_HAVE_CUDA
 int main(void) { TU_SKIP("built without CUDA"); }
 #else
-#include "knn.h"
+#include "cuda_knn.h"
 
 static void normalize(float *x, int64_t n, int d) {
     for (int64_t i = 0; i < n; i++) {

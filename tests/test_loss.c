@@ -1,4 +1,4 @@
-/* test_loss.c — the DINOv2 losses of lib/loss.h against
+/* test_loss.c — the DINOv2 losses of lib/model/loss.h against
  *   - the PyTorch oracle tests/ref/fixtures/loss.bin (tests/ref/loss_ref.py):
  *     centered and Sinkhorn-Knopp targets, center EMA, DINO local/global,
  *     iBOT, KoLeo, forward values and autograd gradients;
@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loss.h"
-#include "rng.h"
+#include "model/loss.h"
+#include "ops/cpu/cpu_loss.h"
+#include "core/rng.h"
 #include "testutil.h"
 #include "ref/fixture.h"
 
@@ -79,38 +80,38 @@ static void test_fixture(void) {
     const float *t = fx_get(&fx, "t")->data, *c = fx_get(&fx, "center")->data;
     float *q = malloc(sizeof(float) * 2 * B * K), *work = malloc(sizeof(float) * (K + 1));
 
-    dv2_loss_softmax_center_forward(q, t, c, 2 * B, K, tau_t);
+    dv2_cpu_softmax_center_forward(q, t, c, 2 * B, K, tau_t);
     tu_close("q_center", q, fx_get(&fx, "q_center")->data, 2L * B * K, 1e-7, 1e-5);
-    CHECK(dv2_loss_sinkhorn_knopp_ws(q, work, t, 2 * B, K, tau_t, 3, 2 * B, NULL, NULL) == 0);
+    CHECK(dv2_cpu_sinkhorn_knopp_ws(q, work, t, 2 * B, K, tau_t, 3, 2 * B, NULL, NULL) == 0);
     tu_close("q_sk", q, fx_get(&fx, "q_sk")->data, 2L * B * K, 1e-7, 1e-4);
-    CHECK(dv2_loss_sinkhorn_knopp_forward(q, t, 2 * B, K, tau_t, 3, 2 * B, NULL, NULL) == 0);
+    CHECK(dv2_cpu_sinkhorn_knopp_forward(q, t, 2 * B, K, tau_t, 3, 2 * B, NULL, NULL) == 0);
     tu_close("q_sk (allocating form)", q, fx_get(&fx, "q_sk")->data, 2L * B * K, 1e-7, 1e-4);
 
     float *cen = malloc(sizeof(float) * K), *sum = malloc(sizeof(float) * K);
     memcpy(cen, c, sizeof(float) * K);
-    dv2_loss_center_sum(sum, t, 2 * B, K, 1.0f);
-    dv2_loss_center_apply(cen, sum, 1.0f / (2 * B), 0.9f, K);
+    dv2_cpu_center_sum(sum, t, 2 * B, K, 1.0f);
+    dv2_cpu_center_apply(cen, sum, 1.0f / (2 * B), 0.9f, K);
     tu_close("center EMA", cen, fx_get(&fx, "new_center")->data, K, 1e-6, 1e-5);
 
     /* DINO with the centered targets */
     const float *qc = fx_get(&fx, "q_center")->data;
     const float *s_l = fx_get(&fx, "s_l")->data, *s_g = fx_get(&fx, "s_g")->data;
     float loc, glo;
-    dv2_loss_dino_forward(&loc, &glo, s_l, s_g, qc, B, L, K, tau_s);
+    dv2_cpu_dino_forward(&loc, &glo, s_l, s_g, qc, B, L, K, tau_s);
     CHECKF(fabs(loc - fx_get(&fx, "dino_local")->data[0]) < 1e-5 * fabs(loc) + 1e-6, "local %g vs %g", loc,
            fx_get(&fx, "dino_local")->data[0]);
     CHECKF(fabs(glo - fx_get(&fx, "dino_global")->data[0]) < 1e-5 * fabs(glo) + 1e-6, "global %g vs %g", glo,
            fx_get(&fx, "dino_global")->data[0]);
     float glo0;
-    dv2_loss_dino_forward(NULL, &glo0, NULL, s_g, qc, B, 0, K, tau_s);
+    dv2_cpu_dino_forward(NULL, &glo0, NULL, s_g, qc, B, 0, K, tau_s);
     CHECKF(fabs(glo0 - fx_get(&fx, "dino_global_L0")->data[0]) < 1e-5 * fabs(glo0) + 1e-6, "global (L=0) %g vs %g",
            glo0, fx_get(&fx, "dino_global_L0")->data[0]);
     float *ds_l = calloc((size_t)L * B * K, sizeof(float)), *ds_g = calloc(2 * (size_t)B * K, sizeof(float));
-    dv2_loss_dino_backward(ds_l, ds_g, 0.7f, 1.3f, s_l, s_g, qc, B, L, K, tau_s);
+    dv2_cpu_dino_backward(ds_l, ds_g, 0.7f, 1.3f, s_l, s_g, qc, B, L, K, tau_s);
     tu_close("ds_l", ds_l, fx_get(&fx, "ds_l")->data, (long)L * B * K, 1e-7, 1e-4);
     tu_close("ds_g", ds_g, fx_get(&fx, "ds_g")->data, 2L * B * K, 1e-7, 1e-4);
     /* accumulation: a second call adds the same again */
-    dv2_loss_dino_backward(NULL, ds_g, 0.7f, 1.3f, s_l, s_g, qc, B, L, K, tau_s);
+    dv2_cpu_dino_backward(NULL, ds_g, 0.7f, 1.3f, s_l, s_g, qc, B, L, K, tau_s);
     for (long i = 0; i < 2L * B * K; i++) ds_g[i] *= 0.5f;
     tu_close("ds_g accumulates", ds_g, fx_get(&fx, "ds_g")->data, 2L * B * K, 1e-7, 1e-4);
 
@@ -119,28 +120,28 @@ static void test_fixture(void) {
     int M = (int)wa->n;
     const float *t_p = fx_get(&fx, "t_p")->data, *s_p = fx_get(&fx, "s_p")->data;
     float *q_p = malloc(sizeof(float) * M * K), ib;
-    CHECK(dv2_loss_sinkhorn_knopp_ws(q_p, work, t_p, M, K, tau_t, 3, M, NULL, NULL) == 0);
+    CHECK(dv2_cpu_sinkhorn_knopp_ws(q_p, work, t_p, M, K, tau_t, 3, M, NULL, NULL) == 0);
     tu_close("q_p", q_p, fx_get(&fx, "q_p")->data, (long)M * K, 1e-7, 1e-4);
     const float *q_pr = fx_get(&fx, "q_p")->data;
-    dv2_loss_ibot_forward(&ib, s_p, q_pr, wa->data, M, K, 2 * B, tau_s);
+    dv2_cpu_ibot_forward(&ib, s_p, q_pr, wa->data, M, K, 2 * B, tau_s);
     CHECKF(fabs(ib - fx_get(&fx, "ibot")->data[0]) < 1e-5 * fabs(ib) + 1e-6, "ibot %g vs %g", ib,
            fx_get(&fx, "ibot")->data[0]);
     float *ds_p = calloc((size_t)M * K, sizeof(float));
-    dv2_loss_ibot_backward(ds_p, 0.9f, s_p, q_pr, wa->data, M, K, 2 * B, tau_s);
+    dv2_cpu_ibot_backward(ds_p, 0.9f, s_p, q_pr, wa->data, M, K, 2 * B, tau_s);
     tu_close("ds_p", ds_p, fx_get(&fx, "ds_p")->data, (long)M * K, 1e-7, 1e-4);
-    dv2_loss_center_sum(sum, t_p, M, K, 1.0f / M);
+    dv2_cpu_center_sum(sum, t_p, M, K, 1.0f / M);
     tu_close("ibot center mean", sum, fx_get(&fx, "ibot_center_mean")->data, K, 1e-6, 1e-5);
 
     /* KoLeo */
     fx_array *xa = fx_get(&fx, "koleo_x");
     int N = (int)xa->dims[0], C = (int)xa->dims[1], nn[16];
     float kl, kwork[64], dx[256] = {0}, nnf[16];
-    dv2_loss_koleo_forward_ws(&kl, nn, kwork, xa->data, N, C);
+    dv2_cpu_koleo_forward_ws(&kl, nn, kwork, xa->data, N, C);
     CHECKF(fabs(kl - fx_get(&fx, "koleo")->data[0]) < 1e-5 * fabs(kl) + 1e-6, "koleo %g vs %g", kl,
            fx_get(&fx, "koleo")->data[0]);
     for (int i = 0; i < N; i++) nnf[i] = (float)nn[i];
     tu_close("koleo nn", nnf, fx_get(&fx, "koleo_nn")->data, N, 0, 0);
-    dv2_loss_koleo_backward(dx, 1.7f, xa->data, nn, N, C);
+    dv2_cpu_koleo_backward(dx, 1.7f, xa->data, nn, N, C);
     tu_close("koleo dx", dx, fx_get(&fx, "koleo_dx")->data, (long)N * C, 1e-6, 1e-4);
 
     free(q); free(work); free(cen); free(sum); free(ds_l); free(ds_g); free(q_p); free(ds_p);
@@ -160,17 +161,17 @@ static void test_fd(void) {
     fill(s_l, 6 * 13, &r, 1);
     fill(s_g, 4 * 13, &r, 1);
     float zero[13] = {0};
-    dv2_loss_softmax_center_forward(q, t, zero, 2 * B, K, 0.05f);
+    dv2_cpu_softmax_center_forward(q, t, zero, 2 * B, K, 0.05f);
     float loc, glo;
     double sd[6 * 13];
-    dv2_loss_dino_forward(&loc, &glo, s_l, s_g, q, B, L, K, (float)tau);
+    dv2_cpu_dino_forward(&loc, &glo, s_l, s_g, q, B, L, K, (float)tau);
     to_double(sd, s_l, 6 * 13);
     CHECKF(fabs(loc - ref_dino(0, sd, q, B, L, K, tau)) < 1e-5, "local %g vs ref", loc);
     to_double(sd, s_g, 4 * 13);
     CHECKF(fabs(glo - ref_dino(1, sd, q, B, L, K, tau)) < 1e-5, "global %g vs ref", glo);
 
     float ds_l[6 * 13] = {0}, ds_g[4 * 13] = {0}, fd_l[6 * 13], fd_g[4 * 13];
-    dv2_loss_dino_backward(ds_l, ds_g, 1.0f, 1.0f, s_l, s_g, q, B, L, K, (float)tau);
+    dv2_cpu_dino_backward(ds_l, ds_g, 1.0f, 1.0f, s_l, s_g, q, B, L, K, (float)tau);
     to_double(sd, s_l, 6 * 13);
     for (int i = 0; i < 6 * 13; i++) {
         double o = sd[i];
@@ -198,11 +199,11 @@ static void test_fd(void) {
     fill(t, 5 * 13 < 4 * 13 ? 5 * 13 : 4 * 13, &r, 0.4);
     float tp[5 * 13];
     fill(tp, 5 * 13, &r, 0.4);
-    dv2_loss_softmax_center_forward(q_p, tp, zero, M, K, 0.05f);
-    dv2_loss_ibot_forward(&ib, s_p, q_p, w, M, K, 4, (float)tau);
+    dv2_cpu_softmax_center_forward(q_p, tp, zero, M, K, 0.05f);
+    dv2_cpu_ibot_forward(&ib, s_p, q_p, w, M, K, 4, (float)tau);
     to_double(sd, s_p, 5 * 13);
     CHECKF(fabs(ib - ref_ibot(sd, q_p, w, M, K, 4, tau)) < 1e-5, "ibot %g vs ref", ib);
-    dv2_loss_ibot_backward(ds_p, 1.0f, s_p, q_p, w, M, K, 4, (float)tau);
+    dv2_cpu_ibot_backward(ds_p, 1.0f, s_p, q_p, w, M, K, 4, (float)tau);
     for (int i = 0; i < 5 * 13; i++) {
         double o = sd[i];
         sd[i] = o + h; double p = ref_ibot(sd, q_p, w, M, K, 4, tau);
@@ -212,7 +213,7 @@ static void test_fd(void) {
     }
     tu_close("ibot grad vs FD", ds_p, fd_p, 5 * 13, 1e-6, 1e-4);
     float ib0 = 1;
-    dv2_loss_ibot_forward(&ib0, s_p, q_p, w, 0, K, 4, (float)tau);
+    dv2_cpu_ibot_forward(&ib0, s_p, q_p, w, 0, K, 4, (float)tau);
     CHECK(ib0 == 0.0f);
 
     /* KoLeo: groups of 7 rows, dim 5, one tiny row (norm below eps is not
@@ -222,7 +223,7 @@ static void test_fd(void) {
     double xd[35];
     fill(x, 35, &r, 1);
     for (int c = 0; c < C; c++) x[3 * C + c] *= 1e-3f;
-    dv2_loss_koleo_forward_ws(&kl, nn, kwork, x, N, C);
+    dv2_cpu_koleo_forward_ws(&kl, nn, kwork, x, N, C);
     to_double(xd, x, 35);
     CHECKF(fabs(kl - ref_koleo(xd, nn, N, C)) < 1e-5, "koleo %g vs ref %g", kl, ref_koleo(xd, nn, N, C));
     /* nn really is the nearest neighbour by cosine */
@@ -237,7 +238,7 @@ static void test_fd(void) {
         }
         CHECKF(nn[i] == bj, "nn[%d] = %d, expected %d", i, nn[i], bj);
     }
-    dv2_loss_koleo_backward_ws(dx, kwork, 1.0f, x, nn, N, C);
+    dv2_cpu_koleo_backward_ws(dx, kwork, 1.0f, x, nn, N, C);
     double hk = 1e-6;
     for (int i = 0; i < 35; i++) {
         double o = xd[i];
@@ -249,7 +250,7 @@ static void test_fd(void) {
     tu_close("koleo grad vs FD", dx, fd, 35, 1e-4, 1e-3);
 
     /* N = 1: paired with itself, as the reference */
-    dv2_loss_koleo_forward_ws(&kl, nn, kwork, x, 1, C);
+    dv2_cpu_koleo_forward_ws(&kl, nn, kwork, x, 1, C);
     CHECK(nn[0] == 0);
     CHECKF(fabs(kl + log(1e-8 * sqrt(C) + 1e-8)) < 1e-3, "koleo N=1 %g", kl);
 }
@@ -270,7 +271,7 @@ static void test_sinkhorn(void) {
     int N = 6, K = 40;
     float t[12 * 40], q[12 * 40], q2[12 * 40], work[41];
     fill(t, (size_t)N * K, &r, 0.3);
-    CHECK(dv2_loss_sinkhorn_knopp_ws(q, work, t, N, K, 0.07f, 3, N, NULL, NULL) == 0);
+    CHECK(dv2_cpu_sinkhorn_knopp_ws(q, work, t, N, K, 0.07f, 3, N, NULL, NULL) == 0);
     for (int j = 0; j < N; j++) {
         double s = 0;
         for (int k = 0; k < K; k++) s += q[j * K + k];
@@ -278,17 +279,17 @@ static void test_sinkhorn(void) {
     }
     /* two processes with identical halves == one process on the doubled batch */
     memcpy(t + N * K, t, sizeof(float) * N * K);
-    CHECK(dv2_loss_sinkhorn_knopp_ws(q2, work, t, 2 * N, K, 0.07f, 3, 2 * N, NULL, NULL) == 0);
+    CHECK(dv2_cpu_sinkhorn_knopp_ws(q2, work, t, 2 * N, K, 0.07f, 3, 2 * N, NULL, NULL) == 0);
     fake_world = 2;
-    CHECK(dv2_loss_sinkhorn_knopp_ws(q, work, t, N, K, 0.07f, 3, 2 * N, allreduce_twice, NULL) == 0);
+    CHECK(dv2_cpu_sinkhorn_knopp_ws(q, work, t, N, K, 0.07f, 3, 2 * N, allreduce_twice, NULL) == 0);
     tu_close("SK over 2 simulated processes", q, q2, (long)N * K, 1e-7, 1e-5);
     /* a process with no samples still takes part */
-    CHECK(dv2_loss_sinkhorn_knopp_ws(q, work, t, 0, K, 0.07f, 3, 2 * N, allreduce_twice, NULL) == 0);
-    CHECK(dv2_loss_sinkhorn_knopp_ws(q, work, t, N, K, 0.07f, 3, N, allreduce_fail, NULL) == DV2_EIO);
+    CHECK(dv2_cpu_sinkhorn_knopp_ws(q, work, t, 0, K, 0.07f, 3, 2 * N, allreduce_twice, NULL) == 0);
+    CHECK(dv2_cpu_sinkhorn_knopp_ws(q, work, t, N, K, 0.07f, 3, N, allreduce_fail, NULL) == DV2_EIO);
     /* in place */
     memcpy(q, t, sizeof(float) * N * K);
-    CHECK(dv2_loss_sinkhorn_knopp_ws(q, work, q, N, K, 0.07f, 3, N, NULL, NULL) == 0);
-    CHECK(dv2_loss_sinkhorn_knopp_ws(q2, work, t, N, K, 0.07f, 3, N, NULL, NULL) == 0);
+    CHECK(dv2_cpu_sinkhorn_knopp_ws(q, work, q, N, K, 0.07f, 3, N, NULL, NULL) == 0);
+    CHECK(dv2_cpu_sinkhorn_knopp_ws(q2, work, t, N, K, 0.07f, 3, N, NULL, NULL) == 0);
     tu_close("SK in place", q, q2, (long)N * K, 0, 0);
 }
 
@@ -305,9 +306,9 @@ static void test_sanity(void) {
     fill(t, 2 * (size_t)B * K, &r, 0.06);
     fill(s_l, (size_t)L * B * K, &r, 0.01);
     fill(s_g, 2 * (size_t)B * K, &r, 0.01);
-    dv2_loss_softmax_center_forward(q, t, cen, 2 * B, K, 0.04f);
+    dv2_cpu_softmax_center_forward(q, t, cen, 2 * B, K, 0.04f);
     float loc, glo;
-    dv2_loss_dino_forward(&loc, &glo, s_l, s_g, q, B, L, K, 0.1f);
+    dv2_cpu_dino_forward(&loc, &glo, s_l, s_g, q, B, L, K, 0.1f);
     CHECKF(fabs(loc - 16.0 / 18 * lnK) < 0.05, "local %g, expected ~%g", loc, 16.0 / 18 * lnK);
     CHECKF(fabs(glo - 2.0 / 18 * lnK) < 0.02, "global %g, expected ~%g", glo, 2.0 / 18 * lnK);
     /* iBOT: B of the 2B crops masked with N tokens each */
@@ -316,8 +317,8 @@ static void test_sanity(void) {
     float *s_p = malloc(sizeof(float) * (size_t)B * N * K), *q_p = malloc(sizeof(float) * (size_t)B * N * K);
     fill(s_p, (size_t)B * N * K, &r, 0.01);
     fill(q_p, (size_t)B * N * K, &r, 0.06);
-    CHECK(dv2_loss_sinkhorn_knopp_forward(q_p, q_p, B * N, K, 0.04f, 3, B * N, NULL, NULL) == 0);
-    dv2_loss_ibot_forward(&ib, s_p, q_p, w, B * N, K, 2 * B, 0.1f);
+    CHECK(dv2_cpu_sinkhorn_knopp_forward(q_p, q_p, B * N, K, 0.04f, 3, B * N, NULL, NULL) == 0);
+    dv2_cpu_ibot_forward(&ib, s_p, q_p, w, B * N, K, 2 * B, 0.1f);
     CHECKF(fabs(ib - 0.5 * lnK) < 0.05, "ibot %g, expected ~%g", ib, 0.5 * lnK);
     /* the total with the default weights */
     dv2_loss_terms lt = {loc, glo, -1.0f, -2.0f, ib, 0};
@@ -339,14 +340,14 @@ static void test_center_lag(void) {
     float t0[12] = {1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3};
     float t1[12] = {5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5};
     /* it 0: targets use cen = 0; then the sum of batch 0 becomes pending */
-    dv2_loss_center_sum(pending, t0, N, K, 1.0f);
+    dv2_cpu_center_sum(pending, t0, N, K, 1.0f);
     /* it 1: apply pending first */
-    dv2_loss_center_apply(cen, pending, 1.0f / N, 0.9f, K);
+    dv2_cpu_center_apply(cen, pending, 1.0f / N, 0.9f, K);
     CHECK(fabsf(cen[0] - 0.1f) < 1e-6f && fabsf(cen[2] - 0.3f) < 1e-6f);
-    dv2_loss_center_sum(sum, t1, N, K, 1.0f);
-    dv2_loss_center_apply(cen, sum, 1.0f / N, 0.9f, K);
+    dv2_cpu_center_sum(sum, t1, N, K, 1.0f);
+    dv2_cpu_center_apply(cen, sum, 1.0f / N, 0.9f, K);
     CHECK(fabsf(cen[0] - (0.09f + 0.5f)) < 1e-6f);
-    dv2_loss_center_sum(sum, t1, 0, K, 1.0f / 0.0f);
+    dv2_cpu_center_sum(sum, t1, 0, K, 1.0f / 0.0f);
     CHECK(sum[0] == 0.0f && sum[2] == 0.0f);
 }
 

@@ -1,4 +1,4 @@
-/* test_mask.c — iBOT block masking (lib/mask.h), the checks of the spec's
+/* test_mask.c — iBOT block masking (lib/model/mask.h), the checks of the spec's
  * verification plan §19.4 and the invariants of §7.1:
  *   - max_num_patches by the left-to-right floor formula (128, 98, 666);
  *   - upperbound: the values the reference collate code gives with
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mask.h"
+#include "model/mask.h"
 #include "testutil.h"
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }

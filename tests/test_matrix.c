@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "matrix.h"
+#include "format/matrix.h"
 #include "testutil.h"
 
 /* Must match gen() in tests/ref/matrix_np.py. */

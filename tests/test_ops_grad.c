@@ -1,4 +1,4 @@
-/* test_ops_grad.c — every backward of the CPU backend (lib/ops.h) against
+/* test_ops_grad.c — every backward of the CPU backend (lib/ops/ops.h) against
  * central finite differences of its forward, on small awkward shapes.
  *
  * For an op y = f(x) we take the scalar L = Σ w·y with fixed random w, run
@@ -13,8 +13,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "ops.h"
-#include "rng.h"
+#include "ops/ops.h"
+#include "core/rng.h"
 #include "testutil.h"
 
 static const dv2_backend *be = &dv2_backend_cpu;

@@ -17,10 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../tests/ref/fixture.h"
-#include "head.h"
-#include "loss.h"
+#include "model/head.h"
+#include "model/loss.h"
+#include "ops/cpu/cpu_loss.h"
 #include "testutil.h"
-#include "vit.h"
+#include "model/vit.h"
 
 #define FIXTURE_VERSION 2
 
@@ -158,8 +159,8 @@ static void config_a(void) {
     dv2_loss_terms lt = {0}, dl = {0};
     dv2_loss_weights lw = dv2_loss_default_weights();
     const float *s_l = s_dino, *s_g = s_dino + (size_t)NL * B * K, *cls_g = din + (size_t)NL * B * D;
-    dv2_loss_dino_forward(&lt.dino_local, &lt.dino_global, s_l, s_g, q_dino, B, NL, K, tau_s);
-    dv2_loss_ibot_forward(&lt.ibot, s_ibot, q_ibot, w, M, Ki, 2 * B, tau_s);
+    dv2_cpu_dino_forward(&lt.dino_local, &lt.dino_global, s_l, s_g, q_dino, B, NL, K, tau_s);
+    dv2_cpu_ibot_forward(&lt.ibot, s_ibot, q_ibot, w, M, Ki, 2 * B, tau_s);
     int nn1[2], nn2[2];
     be->koleo_forward(&lt.koleo1, nn1, cls_g, B, D);
     be->koleo_forward(&lt.koleo2, nn2, cls_g + (size_t)B * D, B, D);
@@ -170,9 +171,9 @@ static void config_a(void) {
     /* ---- backward ---- */
     dv2_loss_total_backward(&dl, &lw, 1.0f);
     float *ds_dino = xmalloc(sizeof(float) * nd * K), *ds_ibot = xmalloc(sizeof(float) * M * Ki);
-    dv2_loss_dino_backward(ds_dino, ds_dino + (size_t)NL * B * K, dl.dino_local, dl.dino_global,
+    dv2_cpu_dino_backward(ds_dino, ds_dino + (size_t)NL * B * K, dl.dino_local, dl.dino_global,
                            s_l, s_g, q_dino, B, NL, K, tau_s);
-    dv2_loss_ibot_backward(ds_ibot, dl.ibot, s_ibot, q_ibot, w, M, Ki, 2 * B, tau_s);
+    dv2_cpu_ibot_backward(ds_ibot, dl.ibot, s_ibot, q_ibot, w, M, Ki, 2 * B, tau_s);
     float *dxd = xmalloc(sizeof(float) * nd * D), *dxp = xmalloc(sizeof(float) * M * D);
     CHECK(dv2_head_pass_backward(dp_, dxd, ds_dino, &err) == 0);
     CHECK(dv2_head_pass_backward(ip_, dxp, ds_ibot, &err) == 0);

@@ -20,12 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../tests/ref/fixture.h"
-#include "config.h"
-#include "dist.h"
-#include "schedule.h"
+#include "train/config.h"
+#include "core/dist.h"
+#include "train/schedule.h"
 #include "testutil.h"
-#include "train_model.h"
-#include "train_step.h"
+#include "train/train_model.h"
+#include "train/train_step.h"
 
 #define FIXTURE_VERSION 1
 
@@ -106,8 +106,8 @@ static void run(void) {
     dv2_dist dist;
     dv2_dist_init_single(&dist);
     dv2_train_model m;
-    if (dv2_tm_init(&m, &c, &dv2_backend_cpu, &err)) {
-        CHECKF(0, "dv2_tm_init: %s", err.msg);
+    if (dv2_train_model_init(&m, &c, &dv2_backend_cpu, &err)) {
+        CHECKF(0, "dv2_train_model_init: %s", err.msg);
         return;
     }
     CHECK(m.n_mod == 2);
@@ -115,10 +115,10 @@ static void run(void) {
     load_params(m.t_mod[0], "init.");
     load_params(m.s_mod[1], "init_head.");
     load_params(m.t_mod[1], "init_head.");
-    dv2_stepper *st;
-    if (dv2_stepper_create(&st, &c, &m, &dist, &err)) {
-        CHECKF(0, "dv2_stepper_create: %s", err.msg);
-        dv2_tm_free(&m);
+    dv2_train_step *st;
+    if (dv2_train_step_create(&st, &c, &m, &dist, &err)) {
+        CHECKF(0, "dv2_train_step_create: %s", err.msg);
+        dv2_train_model_free(&m);
         return;
     }
     dv2_schedules sch;
@@ -147,8 +147,8 @@ static void run(void) {
             CHECKF(fabs(sv[k] - fs->data[s * 5 + k]) <= 1e-6 * fabs(fs->data[s * 5 + k]) + 1e-12,
                    "step %d schedule value %d: %.9g, reference %.9g", s, k, sv[k], fs->data[s * 5 + k]);
         lr_total += v.lr;
-        dv2_step_stats o;
-        if (dv2_stepper_run(st, &b, s, &v, &o, &err)) {
+        dv2_train_step_stats o;
+        if (dv2_train_step_run(st, &b, s, &v, &o, &err)) {
             CHECKF(0, "step %d: %s", s, err.msg);
             break;
         }
@@ -178,8 +178,8 @@ static void run(void) {
     fprintf(stderr, "worst |diff|/max|ref| per tensor: student backbone %.2g head %.2g, teacher backbone %.2g head %.2g\n",
             worst_group[0], worst_group[1], worst_group[2], worst_group[3]);
     fprintf(stderr, "key part of attn.qkv.bias (zero true gradient): worst |diff| %.2g\n", worst_keybias);
-    dv2_stepper_free(st);
-    dv2_tm_free(&m);
+    dv2_train_step_free(st);
+    dv2_train_model_free(&m);
 }
 
 int main(void) {

@@ -1,4 +1,4 @@
-/* test_posembed.c — positional-embedding resampling (lib/posembed.h):
+/* test_posembed.c — positional-embedding resampling (lib/model/posembed.h):
  *   - parity with torch.nn.functional.interpolate (bicubic, align_corners
  *     False; scale factor (n+0.1)/M without antialias, size with antialias,
  *     and the two other combinations) on awkward grids, forward and
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "posembed.h"
-#include "rng.h"
+#include "model/posembed.h"
+#include "core/rng.h"
 #include "testutil.h"
 #include "ref/fixture.h"
 

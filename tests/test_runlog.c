@@ -1,4 +1,4 @@
-/* test_runlog.c — metrics.jsonl and the SVG chart (lib/runlog.h): lines are
+/* test_runlog.c — metrics.jsonl and the SVG chart (lib/train/runlog.h): lines are
  * valid JSON with null for non-finite values, reopening at a step drops the
  * later lines and reloads the series, the chart is written and well formed
  * (checked by Python's XML parser when available). */
@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "afile.h"
-#include "json.h"
-#include "runlog.h"
+#include "core/afile.h"
+#include "core/json.h"
+#include "train/runlog.h"
 #include "testutil.h"
 
 static int count_lines(const char *path) {

@@ -1,4 +1,4 @@
-/* test_safetensors.c — lib/safetensors.h and lib/arch.h:
+/* test_safetensors.c — lib/format/safetensors.h and lib/model/arch.h:
  *   - round trip of F32 tensors (scalar, empty, escaped names) and metadata;
  *   - a file written here is read by a small json+numpy reader in Python, and
  *     a file written by numpy + struct (F32, F16, BF16, metadata) is read here;
@@ -12,9 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arch.h"
-#include "rng.h"
-#include "safetensors.h"
+#include "model/arch.h"
+#include "core/rng.h"
+#include "format/safetensors.h"
+#include "model/weights.h"
 #include "testutil.h"
 
 static char *slurp(const char *path, size_t *n) {
@@ -276,7 +277,7 @@ static void test_arch(void) {
     dv2_safetensors_file *f;
     CHECK(dv2_safetensors_open(&f, "arch.safetensors", &err) == 0);
     if (!f) return;
-    CHECKF(dv2_safetensors_arch(f, &a, &err) == 0, "%s", err.msg);
+    CHECKF(dv2_weights_arch(f, &a, &err) == 0, "%s", err.msg);
     CHECK(a.embed_dim == D && a.depth == 3 && a.num_heads == 2 && a.patch_size == 7 && a.img_size == 28);
     CHECK(a.num_register_tokens == 4 && a.interpolate_antialias == 1 && a.interpolate_offset == 0.0f);
     CHECK(a.ffn_kind == DV2_FFN_SWIGLU && a.ffn_hidden == h2 / 2 && a.qkv_bias == 1 && a.proj_bias == 0 && a.ffn_bias == 1);
@@ -284,34 +285,34 @@ static void test_arch(void) {
     dv2_safetensors_close(f);
 
     /* metadata written by write_arch wins and round-trips; shapes must agree */
-    CHECK(dv2_safetensors_write_arch("arch2.safetensors", 1, e, ne, &a, NULL, NULL, 0, &err) == 0);
+    CHECK(dv2_weights_write("arch2.safetensors", 1, e, ne, &a, NULL, NULL, 0, &err) == 0);
     CHECK(dv2_safetensors_open(&f, "arch2.safetensors", &err) == 0);
-    CHECK(dv2_safetensors_arch(f, &b, &err) == 0 && memcmp(&a, &b, sizeof a) == 0);
+    CHECK(dv2_weights_arch(f, &b, &err) == 0 && memcmp(&a, &b, sizeof a) == 0);
     CHECK(strcmp(dv2_safetensors_meta(f, "format"), "dv2") == 0);
     dv2_safetensors_close(f);
     b = a;
     b.depth = 5;
-    CHECK(dv2_safetensors_write_arch("arch3.safetensors", 1, e, ne, &b, NULL, NULL, 0, &err) == 0);
+    CHECK(dv2_weights_write("arch3.safetensors", 1, e, ne, &b, NULL, NULL, 0, &err) == 0);
     CHECK(dv2_safetensors_open(&f, "arch3.safetensors", &err) == 0);
-    CHECK(dv2_safetensors_arch(f, &b, &err) == DV2_ECORRUPT && strstr(err.msg, "depth"));
+    CHECK(dv2_weights_arch(f, &b, &err) == DV2_ECORRUPT && strstr(err.msg, "depth"));
     dv2_safetensors_close(f);
     /* without metadata a dim that is not a multiple of 64 cannot give heads */
     dv2_safetensors_entry small[] = {{"cls_token", z, 3, {1, 1, 32}}, {"blocks.0.norm1.weight", z, 1, {32}}};
     CHECK(dv2_safetensors_write("s.safetensors", 1, small, 2, NULL, NULL, 0, &err) == 0);
     CHECK(dv2_safetensors_open(&f, "s.safetensors", &err) == 0);
-    CHECK(dv2_safetensors_arch(f, &b, &err) == DV2_ECORRUPT && strstr(err.msg, "num_heads"));
+    CHECK(dv2_weights_arch(f, &b, &err) == DV2_ECORRUPT && strstr(err.msg, "num_heads"));
     dv2_safetensors_close(f);
     /* metadata key/value */
     CHECK(dv2_arch_set_kv(&b, "depth", "x", &err) == DV2_EINVAL && dv2_arch_set_kv(&b, "other", "1", NULL) == 0);
 
     char out[256];
-    CHECK(dv2_safetensors_canonical_name(out, sizeof out, "module.backbone.blocks.1.6.attn.qkv.weight") == 1 &&
+    CHECK(dv2_weights_canonical_name(out, sizeof out, "module.backbone.blocks.1.6.attn.qkv.weight") == 1 &&
           strcmp(out, "blocks.6.attn.qkv.weight") == 0);
-    CHECK(dv2_safetensors_canonical_name(out, sizeof out, "blocks.6.attn.qkv.weight") == 1 &&
+    CHECK(dv2_weights_canonical_name(out, sizeof out, "blocks.6.attn.qkv.weight") == 1 &&
           strcmp(out, "blocks.6.attn.qkv.weight") == 0);
-    CHECK(dv2_safetensors_canonical_name(out, sizeof out, "teacher.dino_head.mlp.0.weight") == 0);
-    CHECK(dv2_safetensors_canonical_name(out, sizeof out, "student.backbone.norm.weight") == 1 && !strcmp(out, "norm.weight"));
-    CHECK(dv2_safetensors_canonical_name(out, 4, "cls_token") == DV2_EINVAL);
+    CHECK(dv2_weights_canonical_name(out, sizeof out, "teacher.dino_head.mlp.0.weight") == 0);
+    CHECK(dv2_weights_canonical_name(out, sizeof out, "student.backbone.norm.weight") == 1 && !strcmp(out, "norm.weight"));
+    CHECK(dv2_weights_canonical_name(out, 4, "cls_token") == DV2_EINVAL);
 }
 
 int main(void) {

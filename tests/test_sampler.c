@@ -1,10 +1,10 @@
-/* test_sampler.c — the sharded infinite sampler (lib/sampler.h): ranks
+/* test_sampler.c — the sharded infinite sampler (lib/train/sampler.h): ranks
  * partition each pass, every pass is a permutation of the rank's slice,
  * passes differ, the remainder is dropped evenly, state save/restore
  * continues the exact sequence, and bad arguments are refused. */
 #include <stdlib.h>
 #include <string.h>
-#include "sampler.h"
+#include "train/sampler.h"
 #include "testutil.h"
 
 static int cmp(const void *x, const void *y) {

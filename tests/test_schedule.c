@@ -1,4 +1,4 @@
-/* test_schedule.c — the schedules of lib/schedule.h at the iterations of spec
+/* test_schedule.c — the schedules of lib/train/schedule.h at the iterations of spec
  * §19.5 ({0, 1, 1249, 1250, 12499, 12500, 37499, 37500, T-1, T}) for the
  * default and the vitl14 configs, against (1) closed-form values computed
  * here from the formulas of §10.4 and (2) the reference's numpy construction
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "schedule.h"
+#include "train/schedule.h"
 #include "testutil.h"
 
 static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-300); }

@@ -1,5 +1,5 @@
-/* test_shard.c — the shard format end to end through lib/shard.h and
- * lib/dataset.h: write records of awkward sizes, read them back
+/* test_shard.c — the shard format end to end through lib/format/shard.h and
+ * lib/format/dataset.h: write records of awkward sizes, read them back
  * sequentially, from a pipe and by random access; then damage a shard at
  * every byte (flip) and every length (truncate) and require a clean error,
  * never a crash, a hang or a silently wrong record. */
@@ -9,10 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "dataset.h"
-#include "hash.h"
-#include "rng.h"
-#include "shard.h"
+#include "format/dataset.h"
+#include "core/hash.h"
+#include "core/rng.h"
+#include "format/shard.h"
 #include "testutil.h"
 
 #define NREC 37

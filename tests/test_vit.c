@@ -8,9 +8,9 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include "head.h"
+#include "model/head.h"
 #include "testutil.h"
-#include "vit.h"
+#include "model/vit.h"
 
 static const dv2_backend *be = &dv2_backend_cpu;
 

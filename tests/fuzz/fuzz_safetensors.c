@@ -9,8 +9,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "json.h"
-#include "safetensors.h"
+#include "core/json.h"
+#include "format/safetensors.h"
+#include "model/weights.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     dv2_error err;
@@ -24,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             free(buf);
         }
         dv2_arch a;
-        dv2_safetensors_arch(f, &a, &err);
+        dv2_weights_arch(f, &a, &err);
         for (size_t i = 0; i < dv2_safetensors_meta_count(f); i++)
             (void)dv2_safetensors_meta(f, dv2_safetensors_meta_key(f, i));
         dv2_safetensors_close(f);

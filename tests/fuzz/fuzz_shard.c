@@ -8,7 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "shard.h"
+#include "format/shard.h"
 
 static int memfd_with(const uint8_t *data, size_t size) {
     int fd = memfd_create("shard", 0);

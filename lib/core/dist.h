@@ -1,0 +1,56 @@
+/* dist.h — the collectives dv2 needs across processes, behind one small
+ * interface: rank and world size, in-place all-reduce (sum, max) of float,
+ * double and int64 buffers, broadcast, barrier and all-gather.
+ *
+ * Backends: MPI when the build has it (DV2_HAVE_MPI) and the process was
+ * launched by mpirun or srun with more than one task (OMPI_COMM_WORLD_SIZE,
+ * PMI_SIZE or SLURM_NTASKS > 1 in the environment); otherwise a single-process
+ * implementation where every collective is the identity.  A GPU backend
+ * (NCCL) can take the same entry points later: callers only see dv2_dist.
+ *
+ * All collectives must be called by every rank in the same order with the
+ * same counts.  Buffers of any size are accepted (split into chunks below
+ * INT_MAX elements for MPI).  Functions return 0 or a negative DV2_E* status. */
+#ifndef DV2_DIST_H
+#define DV2_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/dv2.h"
+
+enum { DV2_DIST_SINGLE = 0, DV2_DIST_MPI = 1 };
+
+typedef struct dv2_dist {
+    int rank;       /* 0 .. world-1 */
+    int world;      /* number of processes, 1 when single */
+    int backend;    /* DV2_DIST_SINGLE or DV2_DIST_MPI */
+    int owns_init;  /* 1 if dv2_dist_init initialized MPI (and finalize ends it) */
+} dv2_dist;
+
+/* Number of tasks the launcher announced in the environment (1 if none). */
+int dv2_dist_env_world(void);
+
+/* Sets up d: MPI if built in and the environment announces > 1 task, else
+ * single.  force_single = 1 never touches MPI. */
+int dv2_dist_init(dv2_dist *d, int force_single, dv2_error *err);
+/* A single-process dv2_dist (rank 0 of 1); never fails. */
+void dv2_dist_init_single(dv2_dist *d);
+void dv2_dist_finalize(dv2_dist *d);
+
+/* In-place sums across ranks: buf[i] = sum over ranks of buf[i]. */
+int dv2_dist_allreduce_sum_f32(const dv2_dist *d, float *buf, size_t n, dv2_error *err);
+int dv2_dist_allreduce_sum_f64(const dv2_dist *d, double *buf, size_t n, dv2_error *err);
+int dv2_dist_allreduce_sum_i64(const dv2_dist *d, int64_t *buf, size_t n, dv2_error *err);
+/* In-place maxima across ranks. */
+int dv2_dist_allreduce_max_f64(const dv2_dist *d, double *buf, size_t n, dv2_error *err);
+/* Copies root's buf[0..bytes) to every rank. */
+int dv2_dist_broadcast(const dv2_dist *d, void *buf, size_t bytes, int root, dv2_error *err);
+int dv2_dist_barrier(const dv2_dist *d, dv2_error *err);
+/* recv (world*bytes) receives every rank's send block in rank order. */
+int dv2_dist_allgather(const dv2_dist *d, const void *send, size_t bytes, void *recv,
+                       dv2_error *err);
+
+/* "mpi" or "single". */
+const char *dv2_dist_backend_name(const dv2_dist *d);
+
+#endif

@@ -1,0 +1,433 @@
+/* embed.c — the embedding pipeline (see embed.h).
+ *
+ * Threads and hand-offs:
+ *   loader (1 thread)   reads records in input order, skips resumed ids,
+ *                        copies the encoded bytes into the next free batch
+ *                        slot and publishes it for decoding;
+ *   decoders (N)        claim single images of the oldest slot being decoded,
+ *                        decode + evaluation transform into the slot's pixel
+ *                        buffer;
+ *   caller's thread     takes slots in order once fully decoded, runs the
+ *                        extractor (itself multi-threaded through OpenMP /
+ *                        BLAS) and hands rows to the sink.
+ * NSLOT slots rotate, so decoding of batch k+1 and k+2 overlaps the forward
+ * of batch k.  One mutex and one condition variable guard the slot states;
+ * the work items (an image decode, a forward) are milliseconds long, so
+ * contention is irrelevant. */
+#include "embed/embed.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image/image.h"
+#include "image/resize.h"
+
+#define NSLOT 3
+
+/* ---- pixel baseline ------------------------------------------------------ */
+
+static int pixels_forward(dv2_embed_model *m, float *out, float *patch, const float *img, int n,
+                          dv2_error *err) {
+    (void)patch;
+    (void)err;
+    memcpy(out, img, (size_t)n * m->dim * sizeof(float));
+    return 0;
+}
+
+static void pixels_free(dv2_embed_model *m) { free(m); }
+
+static const dv2_embed_model_ops pixels_ops = {pixels_forward, pixels_free};
+
+int dv2_embed_model_pixels(dv2_embed_model **out, int size, dv2_error *err) {
+    *out = NULL;
+    if (size <= 0 || size > 4096) return dv2_error_set(err, DV2_EINVAL, "pixels: bad size %d", size);
+    dv2_embed_model *m = calloc(1, sizeof *m);
+    if (!m) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    m->ops = &pixels_ops;
+    m->size = size;
+    m->dim = (size_t)3 * size * size;
+    snprintf(m->name, sizeof m->name, "pixels");
+    snprintf(m->features, sizeof m->features, "pixels %dx%d normalized", size, size);
+    *out = m;
+    return 0;
+}
+
+void dv2_embed_model_free(dv2_embed_model *m) {
+    if (m && m->ops && m->ops->free) m->ops->free(m);
+}
+
+void dv2_embed_l2_normalize(float *rows, size_t n, size_t dim) {
+    for (size_t i = 0; i < n; i++) {
+        float *r = rows + i * dim;
+        double s = 0;
+        for (size_t j = 0; j < dim; j++) s += (double)r[j] * r[j];
+        if (s > 0) {
+            float inv = (float)(1.0 / sqrt(s));
+            for (size_t j = 0; j < dim; j++) r[j] *= inv;
+        }
+    }
+}
+
+void dv2_embed_cfg_default(dv2_embed_cfg *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->resize = 256;
+    cfg->crop = 224;
+    cfg->batch = 32;
+    cfg->threads = 1;
+}
+
+/* ---- pipeline state ------------------------------------------------------ */
+
+enum { SLOT_FREE, SLOT_DECODING, SLOT_READY };
+
+typedef struct slot {
+    int state;
+    uint64_t seq;
+    size_t n, next, done;
+    uint64_t *ids;
+    int32_t *labels;
+    size_t *off, *len, *key_off; /* into arena */
+    uint8_t *arena;
+    size_t arena_len, arena_cap;
+    char **msg;                  /* per item: NULL if decoded, else the error */
+    float *pix;                  /* batch x 3 x S x S */
+    uint64_t bytes;
+} slot;
+
+typedef struct pipe_state {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    slot slots[NSLOT];
+    int batch, size, resize;
+    size_t pix_per;              /* 3*S*S */
+    const char *const *inputs;
+    int ninputs;
+    const dv2_embed_io *io;
+    int loader_done;             /* no more slots will be published */
+    uint64_t published;          /* slots published so far */
+    int stop;                    /* error or cancellation: everyone leaves */
+    int err_code;
+    dv2_error err;
+    uint64_t records, skipped;
+} pipe_state;
+
+static void fail(pipe_state *ps, int code, const dv2_error *e) {
+    pthread_mutex_lock(&ps->mu);
+    if (!ps->err_code) {
+        ps->err_code = code;
+        if (e) ps->err = *e;
+        else dv2_error_set(&ps->err, code, "%s", dv2_status_str(code));
+    }
+    ps->stop = 1;
+    pthread_cond_broadcast(&ps->cv);
+    pthread_mutex_unlock(&ps->mu);
+}
+
+static int slot_alloc(slot *s, int batch, size_t pix_per) {
+    memset(s, 0, sizeof *s);
+    s->ids = calloc((size_t)batch, sizeof *s->ids);
+    s->labels = calloc((size_t)batch, sizeof *s->labels);
+    s->off = calloc((size_t)batch, sizeof *s->off);
+    s->len = calloc((size_t)batch, sizeof *s->len);
+    s->key_off = calloc((size_t)batch, sizeof *s->key_off);
+    s->msg = calloc((size_t)batch, sizeof *s->msg);
+    s->pix = dv2_malloc_array((size_t)batch, pix_per * sizeof(float));
+    return s->ids && s->labels && s->off && s->len && s->key_off && s->msg && s->pix ? 0 : DV2_ENOMEM;
+}
+
+static void slot_free(slot *s, int batch) {
+    if (s->msg)
+        for (int i = 0; i < batch; i++) free(s->msg[i]);
+    free(s->ids); free(s->labels); free(s->off); free(s->len); free(s->key_off);
+    free(s->msg); free(s->pix); free(s->arena);
+}
+
+static int arena_put(slot *s, const void *p, size_t n, size_t *off) {
+    if (s->arena_len + n > s->arena_cap) {
+        size_t cap = s->arena_cap ? s->arena_cap : 1 << 20;
+        while (cap < s->arena_len + n) cap *= 2;
+        uint8_t *a = realloc(s->arena, cap);
+        if (!a) return DV2_ENOMEM;
+        s->arena = a;
+        s->arena_cap = cap;
+    }
+    memcpy(s->arena + s->arena_len, p, n);
+    *off = s->arena_len;
+    s->arena_len += n;
+    return 0;
+}
+
+static int skip_id(const dv2_embed_io *io, uint64_t id) {
+    size_t lo = 0, hi = io->nskip;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (io->skip_ids[mid] < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < io->nskip && io->skip_ids[lo] == id;
+}
+
+/* Waits for the slot of sequence number seq to be free; returns it or NULL when stopping. */
+static slot *loader_take(pipe_state *ps, uint64_t seq) {
+    slot *s = &ps->slots[seq % NSLOT];
+    pthread_mutex_lock(&ps->mu);
+    while (!ps->stop && s->state != SLOT_FREE) pthread_cond_wait(&ps->cv, &ps->mu);
+    int stop = ps->stop;
+    if (!stop) {
+        for (size_t i = 0; i < s->n; i++) {
+            free(s->msg[i]);
+            s->msg[i] = NULL;
+        }
+        s->n = s->next = s->done = 0;
+        s->arena_len = 0;
+        s->bytes = 0;
+        s->seq = seq;
+    }
+    pthread_mutex_unlock(&ps->mu);
+    return stop ? NULL : s;
+}
+
+static void loader_publish(pipe_state *ps, slot *s) {
+    pthread_mutex_lock(&ps->mu);
+    s->state = SLOT_DECODING;
+    ps->published++;
+    pthread_cond_broadcast(&ps->cv);
+    pthread_mutex_unlock(&ps->mu);
+}
+
+static void *loader_main(void *arg) {
+    pipe_state *ps = arg;
+    uint64_t seq = 0;
+    slot *s = NULL;
+    dv2_error err;
+    dv2_error_clear(&err);
+    int rc = 0;
+    for (int k = 0; k < ps->ninputs && !rc; k++) {
+        dv2_dataset *ds = NULL;
+        if ((rc = dv2_dataset_open(&ds, ps->inputs[k], &err))) break;
+        dv2_record rec;
+        int r;
+        while ((r = dv2_dataset_next(ds, &rec, &err)) == 1) {
+            pthread_mutex_lock(&ps->mu);
+            ps->records++;
+            int stop = ps->stop;
+            pthread_mutex_unlock(&ps->mu);
+            if (stop) break;
+            if (ps->io->nskip && skip_id(ps->io, rec.id)) {
+                pthread_mutex_lock(&ps->mu);
+                ps->skipped++;
+                pthread_mutex_unlock(&ps->mu);
+                continue;
+            }
+            if (!s && !(s = loader_take(ps, seq))) break;
+            size_t i = s->n;
+            s->ids[i] = rec.id;
+            s->labels[i] = rec.label;
+            if (arena_put(s, rec.data, rec.size, &s->off[i]) ||
+                arena_put(s, rec.key, strlen(rec.key) + 1, &s->key_off[i])) {
+                r = dv2_error_set(&err, DV2_ENOMEM, "out of memory for a batch of images");
+                break;
+            }
+            s->len[i] = rec.size;
+            s->bytes += rec.size;
+            s->n++;
+            if (s->n == (size_t)ps->batch) {
+                loader_publish(ps, s);
+                s = NULL;
+                seq++;
+            }
+        }
+        dv2_dataset_close(ds);
+        if (r < 0) rc = r;
+        pthread_mutex_lock(&ps->mu);
+        int stop = ps->stop;
+        pthread_mutex_unlock(&ps->mu);
+        if (stop) break;
+    }
+    if (rc) fail(ps, rc, &err);
+    else if (s && s->n) loader_publish(ps, s);
+    pthread_mutex_lock(&ps->mu);
+    ps->loader_done = 1;
+    pthread_cond_broadcast(&ps->cv);
+    pthread_mutex_unlock(&ps->mu);
+    return NULL;
+}
+
+static void *decoder_main(void *arg) {
+    pipe_state *ps = arg;
+    dv2_image img, tmp;
+    dv2_image_init(&img);
+    dv2_image_init(&tmp);
+    pthread_mutex_lock(&ps->mu);
+    for (;;) {
+        slot *s = NULL;
+        for (int k = 0; k < NSLOT; k++) {
+            slot *c = &ps->slots[k];
+            if (c->state == SLOT_DECODING && c->next < c->n && (!s || c->seq < s->seq)) s = c;
+        }
+        if (!s) {
+            /* Nothing to claim: leave when nothing more can be published. */
+            if (ps->stop || ps->loader_done) break;
+            pthread_cond_wait(&ps->cv, &ps->mu);
+            continue;
+        }
+        size_t i = s->next++;
+        pthread_mutex_unlock(&ps->mu);
+
+        dv2_error e;
+        int rc = dv2_image_decode(&img, s->arena + s->off[i], s->len[i], &e);
+        if (!rc) rc = dv2_resize_eval_transform(s->pix + i * ps->pix_per, &img, ps->resize, ps->size, &tmp, &e);
+        char *msg = NULL;
+        if (rc) {
+            msg = strdup(e.msg);
+            if (!msg) msg = strdup("undecodable");
+        }
+
+        pthread_mutex_lock(&ps->mu);
+        s->msg[i] = msg;
+        if (rc && !msg) { /* strdup failed twice: record as a fatal error */
+            ps->stop = 1;
+            if (!ps->err_code) ps->err_code = dv2_error_set(&ps->err, DV2_ENOMEM, "out of memory");
+        }
+        if (++s->done == s->n) {
+            s->state = SLOT_READY;
+        }
+        pthread_cond_broadcast(&ps->cv);
+    }
+    pthread_mutex_unlock(&ps->mu);
+    dv2_image_free(&img);
+    dv2_image_free(&tmp);
+    return NULL;
+}
+
+/* ---- the caller's side: forward and sink --------------------------------- */
+
+static int consume(pipe_state *ps, dv2_embed_model *m, const dv2_embed_cfg *cfg, slot *s, float *vecs,
+                   float *patch, const char **keys, dv2_embed_stats *st, dv2_error *err) {
+    const dv2_embed_io *io = ps->io;
+    /* Compact the decoded images to the front, reporting the bad ones in order. */
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const char *key = (const char *)s->arena + s->key_off[i];
+        if (s->msg[i]) {
+            st->bad++;
+            char line[1400];
+            snprintf(line, sizeof line, "%s (id %016llx): %s", key, (unsigned long long)s->ids[i], s->msg[i]);
+            if (cfg->strict) return dv2_error_set(err, DV2_ECORRUPT, "%s", line);
+            if (io->warn) io->warn(io->ctx, line);
+            continue;
+        }
+        if (k != i) {
+            s->ids[k] = s->ids[i];
+            s->labels[k] = s->labels[i];
+            memmove(s->pix + k * ps->pix_per, s->pix + i * ps->pix_per, ps->pix_per * sizeof(float));
+        }
+        keys[k] = key;
+        k++;
+    }
+    st->bytes += s->bytes;
+    if (k == 0) return 0;
+    int rc = m->ops->forward(m, vecs, cfg->want_patch ? patch : NULL, s->pix, (int)k, err);
+    if (rc) return rc;
+    if (cfg->normalize) dv2_embed_l2_normalize(vecs, k, m->dim);
+    dv2_embed_batch b = {k, s->ids, s->labels, keys, vecs, s->pix, cfg->want_patch ? patch : NULL};
+    if ((rc = io->sink(io->ctx, &b, err))) return rc;
+    st->embedded += k;
+    return 0;
+}
+
+int dv2_embed_run(dv2_embed_model *m, const dv2_embed_cfg *cfg, const char *const *inputs,
+                  int ninputs, const dv2_embed_io *io, dv2_embed_stats *stats, dv2_error *err) {
+    dv2_embed_stats st = {0};
+    if (stats) *stats = st;
+    if (cfg->batch < 1 || cfg->batch > 65536 || cfg->threads < 1 || cfg->threads > 1024 ||
+        cfg->crop != m->size || !io->sink)
+        return dv2_error_set(err, DV2_EINVAL, "embed: bad configuration (batch %d, threads %d, crop %d, model input %d)",
+                             cfg->batch, cfg->threads, cfg->crop, m->size);
+    if (cfg->want_patch && !m->npatch)
+        return dv2_error_set(err, DV2_EINVAL, "embed: patch features need a model");
+    pipe_state *ps = calloc(1, sizeof *ps);
+    float *vecs = dv2_malloc_array((size_t)cfg->batch, m->dim * sizeof(float));
+    float *patch = cfg->want_patch ? dv2_malloc_array((size_t)cfg->batch * m->npatch, (size_t)m->patch_dim * sizeof(float)) : NULL;
+    const char **keys = calloc((size_t)cfg->batch, sizeof *keys);
+    pthread_t *dec = calloc((size_t)cfg->threads, sizeof *dec);
+    int rc = 0, nslots = 0, ndec = 0, loader = 0;
+    if (!ps || !vecs || !keys || !dec || (cfg->want_patch && !patch)) {
+        rc = dv2_error_set(err, DV2_ENOMEM, "embed: out of memory for batch buffers");
+        goto out;
+    }
+    pthread_mutex_init(&ps->mu, NULL);
+    pthread_cond_init(&ps->cv, NULL);
+    ps->batch = cfg->batch;
+    ps->size = cfg->crop;
+    ps->resize = cfg->resize;
+    ps->pix_per = (size_t)3 * cfg->crop * cfg->crop;
+    ps->inputs = inputs;
+    ps->ninputs = ninputs;
+    ps->io = io;
+    for (; nslots < NSLOT; nslots++)
+        if (slot_alloc(&ps->slots[nslots], cfg->batch, ps->pix_per)) {
+            nslots++;
+            rc = dv2_error_set(err, DV2_ENOMEM, "embed: out of memory for batch buffers");
+            goto out;
+        }
+    while (ndec < cfg->threads && pthread_create(&dec[ndec], NULL, decoder_main, ps) == 0) ndec++;
+    pthread_t lt;
+    if (ndec == 0 || pthread_create(&lt, NULL, loader_main, ps)) {
+        rc = dv2_error_set(err, DV2_ENOMEM, "embed: cannot start threads");
+        fail(ps, rc, err);
+        goto join;
+    }
+    loader = 1;
+
+    for (uint64_t seq = 0;; seq++) {
+        slot *s = &ps->slots[seq % NSLOT];
+        pthread_mutex_lock(&ps->mu);
+        while (!ps->stop && !(s->state == SLOT_READY && s->seq == seq) && !(ps->loader_done && ps->published <= seq))
+            pthread_cond_wait(&ps->cv, &ps->mu);
+        int go = !ps->stop && s->state == SLOT_READY && s->seq == seq;
+        pthread_mutex_unlock(&ps->mu);
+        if (!go) break;
+        dv2_error e;
+        dv2_error_clear(&e);
+        int r = consume(ps, m, cfg, s, vecs, patch, keys, &st, &e);
+        if (r) {
+            fail(ps, r, &e);
+            break;
+        }
+        pthread_mutex_lock(&ps->mu);
+        st.records = ps->records;
+        st.skipped = ps->skipped;
+        s->state = SLOT_FREE;
+        pthread_cond_broadcast(&ps->cv);
+        pthread_mutex_unlock(&ps->mu);
+        if (io->progress) io->progress(io->ctx, st.embedded + st.bad, st.bytes);
+    }
+join:
+    pthread_mutex_lock(&ps->mu);
+    ps->stop = 1; /* normal end too: wake and release every thread */
+    pthread_cond_broadcast(&ps->cv);
+    pthread_mutex_unlock(&ps->mu);
+    if (loader) pthread_join(lt, NULL);
+    for (int i = 0; i < ndec; i++) pthread_join(dec[i], NULL);
+    st.records = ps->records;
+    st.skipped = ps->skipped;
+    if (ps->err_code && !rc) {
+        rc = ps->err_code;
+        if (err) *err = ps->err;
+    }
+    pthread_cond_destroy(&ps->cv);
+    pthread_mutex_destroy(&ps->mu);
+out:
+    if (ps)
+        for (int i = 0; i < nslots; i++) slot_free(&ps->slots[i], cfg->batch);
+    free(ps);
+    free(vecs);
+    free(patch);
+    free(keys);
+    free(dec);
+    if (stats) *stats = st;
+    return rc;
+}

@@ -1,0 +1,104 @@
+/* embed.h — the embedding engine of dv2-embed: records are read from
+ * datasets/shards in order, decoded and preprocessed (the evaluation
+ * transform of lib/image/resize.h) on worker threads into batch slots, overlapped
+ * with the feature extractor running on the previous batch, and the rows are
+ * handed to a sink in input order.
+ *
+ * A feature extractor (dv2_embed_model) turns a batch of normalized images
+ * (B, 3, S, S) into rows (B, dim).  Two kinds exist: the pixel baseline (the
+ * normalized crop itself, dim 3*S*S) and the ViT (lib/embed/embed_vit.c, features
+ * cls / avgpool / clsavg / patch / the linear-probe layout).  The engine
+ * never prints: bad images go to a warning callback and are counted. */
+#ifndef DV2_EMBED_H
+#define DV2_EMBED_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "format/dataset.h"
+#include "core/dv2.h"
+
+/* ---- feature extractors -------------------------------------------------- */
+
+typedef struct dv2_embed_model dv2_embed_model;
+
+typedef struct dv2_embed_model_ops {
+    /* out (n, dim) from img (n, 3, size, size); patch (n, npatch, D) host
+     * buffer of final-normed patch tokens when not NULL (for --pca). */
+    int (*forward)(dv2_embed_model *m, float *out, float *patch, const float *img, int n,
+                   dv2_error *err);
+    void (*free)(dv2_embed_model *m);
+} dv2_embed_model_ops;
+
+struct dv2_embed_model {
+    const dv2_embed_model_ops *ops;
+    int size;          /* input side S */
+    size_t dim;        /* row length */
+    int npatch;        /* patch tokens per image (0 for pixels) */
+    int patch_grid;    /* side of the patch grid (0 for pixels) */
+    int patch_dim;     /* D of a patch token (0 for pixels) */
+    char name[256];    /* matrix header "model" */
+    char features[256];/* matrix header "features" */
+};
+
+/* The pixel baseline: rows are the normalized (3, size, size) crops. */
+int dv2_embed_model_pixels(dv2_embed_model **m, int size, dv2_error *err);
+void dv2_embed_model_free(dv2_embed_model *m); /* NULL allowed */
+
+/* L2-normalizes each of n rows of length dim in place (zero rows stay zero). */
+void dv2_embed_l2_normalize(float *rows, size_t n, size_t dim);
+
+/* ---- the engine ---------------------------------------------------------- */
+
+typedef struct dv2_embed_cfg {
+    int resize;     /* shorter side before cropping (256); 0 = no resize */
+    int crop;       /* center crop side (224) = the model's input size */
+    int batch;      /* images per forward (>= 1) */
+    int threads;    /* decode workers (>= 1) */
+    int strict;     /* a bad image stops the run */
+    int normalize;  /* L2-normalize rows */
+    int want_patch; /* pass patch tokens to the sink (for --pca) */
+} dv2_embed_cfg;
+
+void dv2_embed_cfg_default(dv2_embed_cfg *cfg);
+
+/* One finished batch, in input order.  ids/labels/keys/vecs have n entries;
+ * pixels (n, 3, crop, crop) are the model inputs; patch (n, npatch, D) when
+ * want_patch.  Return 0 to go on or a DV2_E* status to stop. */
+typedef struct dv2_embed_batch {
+    size_t n;
+    const uint64_t *ids;
+    const int32_t *labels;
+    const char *const *keys;
+    const float *vecs;
+    const float *pixels;
+    const float *patch;
+} dv2_embed_batch;
+typedef int (*dv2_embed_sink_fn)(void *ctx, const dv2_embed_batch *b, dv2_error *err);
+/* Called (from the calling thread, in order) for each skipped bad image. */
+typedef void (*dv2_embed_warn_fn)(void *ctx, const char *msg);
+/* Called after each batch with the running counts. */
+typedef void (*dv2_embed_progress_fn)(void *ctx, uint64_t done, uint64_t bytes);
+
+typedef struct dv2_embed_stats {
+    uint64_t records;  /* records read */
+    uint64_t embedded; /* rows produced */
+    uint64_t skipped;  /* ids already present (resume) */
+    uint64_t bad;      /* undecodable images skipped */
+    uint64_t bytes;    /* encoded bytes read */
+} dv2_embed_stats;
+
+typedef struct dv2_embed_io {
+    dv2_embed_sink_fn sink;
+    dv2_embed_warn_fn warn;         /* may be NULL */
+    dv2_embed_progress_fn progress; /* may be NULL */
+    void *ctx;
+    const uint64_t *skip_ids;       /* sorted ascending; records with these ids are skipped */
+    size_t nskip;
+} dv2_embed_io;
+
+/* Runs the pipeline over the inputs (dataset directories, shard files, "-"),
+ * opened in order.  stats may be NULL. */
+int dv2_embed_run(dv2_embed_model *m, const dv2_embed_cfg *cfg, const char *const *inputs,
+                  int ninputs, const dv2_embed_io *io, dv2_embed_stats *stats, dv2_error *err);
+
+#endif

@@ -1,0 +1,43 @@
+/* embed_vit.h — the ViT feature extractor of dv2-embed: a backbone loaded
+ * from safetensors (or randomly initialized from a preset), run with the
+ * model core (lib/model/vit.h) on normalized crops, rows laid out as the DINOv2
+ * evaluations use them, and the PCA visualization of patch features.
+ *
+ * Row layouts (D = embed dim, N = patch tokens, registers never included):
+ *   cls      final-normed CLS token                               D
+ *   avgpool  mean of the final-normed patch tokens                D
+ *   clsavg   cls then avgpool                                     2D
+ *   patch    every final-normed patch token, row-major grid       N*D
+ *   layers=n CLS of the last n blocks, each through the final
+ *            norm, earlier block first, then avgpool of the last  n*D + D */
+#ifndef DV2_EMBED_VIT_H
+#define DV2_EMBED_VIT_H
+
+#include <stdint.h>
+#include "core/dv2.h"
+#include "embed/embed.h"
+
+typedef struct dv2_embed_vit_opts {
+    const char *weights;   /* safetensors path, or NULL with arch */
+    const char *arch;      /* preset name for a random init (with seed) */
+    uint64_t seed;
+    int size;              /* input side, a multiple of the patch size */
+    const char *features;  /* "cls", "avgpool", "clsavg", "patch" */
+    int layers;            /* > 0: the linear-probe layout instead of features */
+    int want_patch;        /* keep patch tokens for dv2_embed_vit_pca_write */
+} dv2_embed_vit_opts;
+
+void dv2_embed_vit_opts_default(dv2_embed_vit_opts *o);
+
+/* Builds the extractor.  Weights are checked tensor by tensor against the
+ * architecture (from the file's metadata or its shapes): a missing tensor or
+ * a shape that does not fit is DV2_ECORRUPT naming the tensor. */
+int dv2_embed_model_vit(dv2_embed_model **m, const dv2_embed_vit_opts *o, dv2_error *err);
+
+/* For each image of b, writes DIR/<id as 16 hex digits>.jpg: the crop (from
+ * b->pixels, de-normalized) beside the first three principal components of
+ * its patch tokens (b->patch) mapped to RGB. */
+int dv2_embed_vit_pca_write(const char *dir, const dv2_embed_model *m, const dv2_embed_batch *b,
+                            dv2_error *err);
+
+#endif

@@ -1,0 +1,537 @@
+/* vit_pass.c — forward and backward of the DINOv2 ViT over a packed
+ * sequence of image groups (spec §2.3–§2.9, §13), calling only the op table
+ * of lib/ops/ops.h.
+ *
+ * Layout: group g's images follow group g-1's; image i of group g holds
+ * rows off[g] + i·S_g .. + S_g − 1 of every (T, D) buffer, S_g = 1+R+N_g.
+ * Attention is block-diagonal over images (cu_seqlens).  With stochastic
+ * depth each branch runs on the packed tokens of the chosen samples only
+ * (gather → LN → branch → residual add with gamma·b/k at the same rows).
+ *
+ * The positional embedding is resampled on the host (lib/model/posembed.h) when a
+ * group's grid differs from the stored one; it is a small table, so this
+ * costs two small copies on a device backend. */
+#include <stdlib.h>
+#include <string.h>
+#include "model/posembed.h"
+#include "model/vit.h"
+
+#define MAXG 8
+
+/* Activations of one block.  xin_* (branch inputs) exist in training
+ * passes only; ln1 (the LayerNorm output of either branch) and a (the FFN
+ * activation) exist in bb[0] only, shared by all blocks and recomputed in
+ * backward. */
+typedef struct blockbuf {
+    float *xin_a, *ln1, *mean1, *rstd1, *qkv, *att, *lse, *y1;
+    float *xin_f, *mean2, *rstd2, *h, *a, *y2;
+} blockbuf;
+
+/* The tokens one branch runs on. */
+typedef struct branch {
+    int n;        /* tokens */
+    int nseq;     /* images */
+    int *cu;      /* host, nseq+1 */
+    int *rows;    /* device (n), NULL = all tokens in order */
+    float *scale; /* device (n), NULL = 1 */
+} branch;
+
+struct dv2_vit_pass {
+    dv2_vit *m;
+    const dv2_backend *be;
+    int flags, ng, T, nimg;
+    dv2_vit_group g[MAXG];
+    int gh[MAXG], gw[MAXG], npatch[MAXG], seqlen[MAXG], off[MAXG];
+    float *col[MAXG], *patch[MAXG], *pos[MAXG]; /* pos NULL: the stored table is used */
+    dv2_posembed_plan plan[MAXG];
+    float *pos_scratch;                 /* host, for the resampling */
+    size_t nscratch;
+    const uint8_t *mask[MAXG];
+    branch full;        /* all tokens, one sequence per image */
+    branch *br;         /* 2·depth (train), else 2 */
+    float *x;           /* residual stream (T, D), = x_prenorm after forward */
+    blockbuf *bb;       /* depth (train) or 1 */
+    int nbb;
+    float **blk_out;    /* depth (KEEP_BLOCKS) */
+    float *out, *fmean, *frstd;
+    float *lmean, *lrstd;   /* statistics scratch of dv2_vit_pass_layer */
+    /* backward scratch */
+    float *dx, *dbr, *dy, *dln, *dh, *da, *dqkv, *datt, *dpatch, *dpos;
+    int *rows_h;        /* host scratch (T) */
+    float *scale_h;     /* host scratch (T) */
+    int *h_full_cu;
+};
+
+#define ALLOC(ptr, count) do { (ptr) = be->alloc(sizeof(*(ptr)) * (size_t)(count) + 64); \
+    if (!(ptr)) { dv2_vit_pass_free(ps); return dv2_error_set(err, DV2_ENOMEM, "vit: cannot allocate pass buffers"); } } while (0)
+
+static void free_branch(const dv2_backend *be, branch *b) {
+    free(b->cu);
+    be->free(b->rows);
+    be->free(b->scale);
+    memset(b, 0, sizeof *b);
+}
+
+void dv2_vit_pass_free(dv2_vit_pass *ps) {
+    if (!ps) return;
+    const dv2_backend *be = ps->be;
+    for (int g = 0; g < MAXG; g++) {
+        be->free(ps->col[g]);
+        be->free(ps->patch[g]);
+        be->free(ps->pos[g]);
+        if (ps->pos[g]) dv2_posembed_plan_free(&ps->plan[g]);
+    }
+    free(ps->pos_scratch);
+    free(ps->full.cu);
+    if (ps->br)
+        for (int i = 0; i < 2 * (ps->flags & DV2_VIT_TRAIN ? ps->m->arch.depth : 1); i++)
+            free_branch(be, &ps->br[i]);
+    free(ps->br);
+    if (ps->bb)
+        for (int i = 0; i < ps->nbb; i++) {
+            float **f = (float **)&ps->bb[i];
+            for (size_t k = 0; k < sizeof(blockbuf) / sizeof(float *); k++) be->free(f[k]);
+        }
+    free(ps->bb);
+    if (ps->blk_out)
+        for (int l = 0; l < ps->m->arch.depth; l++) be->free(ps->blk_out[l]);
+    free(ps->blk_out);
+    float *bufs[] = {ps->x, ps->out, ps->fmean, ps->frstd, ps->lmean, ps->lrstd, ps->dx, ps->dbr, ps->dy, ps->dln,
+                     ps->dh, ps->da, ps->dqkv, ps->datt, ps->dpatch, ps->dpos};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) be->free(bufs[k]);
+    free(ps->rows_h);
+    free(ps->scale_h);
+    free(ps);
+}
+
+static int ffn_in_width(const dv2_arch *a) {
+    return a->ffn_kind == DV2_FFN_SWIGLU ? 2 * a->ffn_hidden : a->ffn_hidden;
+}
+
+int dv2_vit_pass_create(dv2_vit_pass **out, dv2_vit *m, const dv2_vit_group *g, int n_groups,
+                        int flags, dv2_error *err) {
+    *out = NULL;
+    const dv2_arch *a = &m->arch;
+    const dv2_backend *be = m->be;
+    if (n_groups < 1 || n_groups > MAXG)
+        return dv2_error_set(err, DV2_EINVAL, "vit: %d image groups (1..%d)", n_groups, MAXG);
+    if ((flags & DV2_VIT_TRAIN) && !m->params.grad)
+        return dv2_error_set(err, DV2_EINVAL, "vit: training pass on a model without gradients");
+    dv2_vit_pass *ps = calloc(1, sizeof *ps);
+    if (!ps) return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+    ps->m = m;
+    ps->be = be;
+    ps->flags = flags;
+    ps->ng = n_groups;
+    int P = a->patch_size, D = a->embed_dim, R = a->num_register_tokens, M = dv2_arch_grid(a);
+    long T = 0, nimg = 0;
+    for (int i = 0; i < n_groups; i++) {
+        const dv2_vit_group *gi = &g[i];
+        if (gi->n_img < 1 || gi->height < P || gi->width < P || gi->height % P || gi->width % P ||
+            gi->height > 65536 || gi->width > 65536) {
+            dv2_vit_pass_free(ps);
+            return dv2_error_set(err, DV2_EINVAL,
+                                 "vit: group %d: %d images of %dx%d (sides must be positive multiples of the patch size %d)",
+                                 i, gi->n_img, gi->height, gi->width, P);
+        }
+        ps->g[i] = *gi;
+        ps->gh[i] = gi->height / P;
+        ps->gw[i] = gi->width / P;
+        ps->npatch[i] = ps->gh[i] * ps->gw[i];
+        ps->seqlen[i] = 1 + R + ps->npatch[i];
+        ps->off[i] = (int)T;
+        T += (long)gi->n_img * ps->seqlen[i];
+        nimg += gi->n_img;
+        if (T > (1L << 30)) {
+            dv2_vit_pass_free(ps);
+            return dv2_error_set(err, DV2_EINVAL, "vit: too many tokens in one pass");
+        }
+    }
+    ps->T = (int)T;
+    ps->nimg = (int)nimg;
+    for (int i = 0; i < n_groups; i++) {
+        size_t np = (size_t)g[i].n_img * ps->npatch[i];
+        ALLOC(ps->col[i], np * 3 * P * P);
+        ALLOC(ps->patch[i], np * D);
+        if (ps->gh[i] != M || ps->gw[i] != M) {
+            /* rows = the grid of tensor dim 2 (height), as the reference resamples (§2.4) */
+            int rc = dv2_posembed_plan_init(&ps->plan[i], M, ps->gh[i], ps->gw[i],
+                                            a->interpolate_offset, a->interpolate_antialias, err);
+            if (rc < 0) {
+                dv2_vit_pass_free(ps);
+                return rc;
+            }
+            ALLOC(ps->pos[i], (size_t)(1 + ps->npatch[i]) * D);
+            size_t ns = dv2_posembed_scratch_floats(&ps->plan[i], D);
+            if (ns > ps->nscratch) ps->nscratch = ns;
+        }
+    }
+    ps->pos_scratch = malloc(sizeof(float) * (ps->nscratch ? ps->nscratch : 1));
+    if (!ps->pos_scratch) {
+        dv2_vit_pass_free(ps);
+        return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+    }
+    /* the full branch: every image is one sequence */
+    ps->full.n = ps->T;
+    ps->full.nseq = ps->nimg;
+    ps->full.cu = malloc(sizeof(int) * (size_t)(nimg + 1));
+    ps->rows_h = malloc(sizeof(int) * (size_t)T);
+    ps->scale_h = malloc(sizeof(float) * (size_t)T);
+    if (!ps->full.cu || !ps->rows_h || !ps->scale_h) {
+        dv2_vit_pass_free(ps);
+        return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+    }
+    {
+        int s = 0, t = 0;
+        ps->full.cu[0] = 0;
+        for (int i = 0; i < n_groups; i++)
+            for (int k = 0; k < g[i].n_img; k++) { t += ps->seqlen[i]; ps->full.cu[++s] = t; }
+    }
+    int train = flags & DV2_VIT_TRAIN, L = a->depth;
+    int nbr = train ? 2 * L : 2;
+    ps->br = calloc((size_t)nbr, sizeof *ps->br);
+    ps->nbb = train ? L : 1;
+    ps->bb = calloc((size_t)ps->nbb, sizeof *ps->bb);
+    if (!ps->br || !ps->bb) {
+        dv2_vit_pass_free(ps);
+        return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+    }
+    for (int i = 0; i < nbr; i++) {
+        ps->br[i].cu = malloc(sizeof(int) * (size_t)(nimg + 1));
+        if (!ps->br[i].cu) {
+            dv2_vit_pass_free(ps);
+            return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+        }
+    }
+    int H = a->num_heads, hin = ffn_in_width(a), hid = a->ffn_hidden;
+    for (int i = 0; i < ps->nbb; i++) {
+        blockbuf *b = &ps->bb[i];
+        if (train) { ALLOC(b->xin_a, T * D); ALLOC(b->xin_f, T * D); }
+        ALLOC(b->mean1, T); ALLOC(b->rstd1, T);
+        ALLOC(b->qkv, T * 3 * D); ALLOC(b->att, T * D); ALLOC(b->lse, T * H); ALLOC(b->y1, T * D);
+        ALLOC(b->mean2, T); ALLOC(b->rstd2, T);
+        ALLOC(b->h, T * hin); ALLOC(b->y2, T * D);
+        /* LayerNorm outputs and the FFN activation are not kept per block
+         * (6 of 17 D-wide floats per token): one shared buffer each, and
+         * backward recomputes them from the saved inputs and statistics */
+        if (i == 0) { ALLOC(b->ln1, T * D); ALLOC(b->a, T * hid); }
+    }
+    if (flags & DV2_VIT_KEEP_BLOCKS) {
+        ps->blk_out = calloc((size_t)L, sizeof *ps->blk_out);
+        if (!ps->blk_out) {
+            dv2_vit_pass_free(ps);
+            return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+        }
+        for (int l = 0; l < L; l++) ALLOC(ps->blk_out[l], T * D);
+        ALLOC(ps->lmean, T);
+        ALLOC(ps->lrstd, T);
+    }
+    ALLOC(ps->x, T * D);
+    ALLOC(ps->out, T * D);
+    ALLOC(ps->fmean, T);
+    ALLOC(ps->frstd, T);
+    if (train) {
+        int maxnp = 0;
+        for (int i = 0; i < n_groups; i++) {
+            int np = g[i].n_img * ps->npatch[i];
+            maxnp = np > maxnp ? np : maxnp;
+        }
+        ALLOC(ps->dx, T * D); ALLOC(ps->dbr, T * D); ALLOC(ps->dy, T * D); ALLOC(ps->dln, T * D);
+        ALLOC(ps->dh, T * hin); ALLOC(ps->da, T * hid); ALLOC(ps->dqkv, T * 3 * D);
+        ALLOC(ps->datt, T * D); ALLOC(ps->dpatch, (size_t)maxnp * D);
+        ALLOC(ps->dpos, (size_t)(1 + maxnp) * D); /* ≥ (1+N_g)·D for every group */
+    }
+    *out = ps;
+    return DV2_OK;
+}
+
+/* Resamples pos_embed to group g's grid (host side, lib/model/posembed.h). */
+static int pos_forward(dv2_vit_pass *ps, int g, dv2_error *err) {
+    dv2_vit *m = ps->m;
+    const dv2_arch *a = &m->arch;
+    int D = a->embed_dim, M = dv2_arch_grid(a), N = ps->npatch[g];
+    size_t nin = (size_t)(1 + M * M) * D, nout = (size_t)(1 + N) * D;
+    float *hin = malloc(sizeof(float) * nin), *hout = malloc(sizeof(float) * nout);
+    int rc = DV2_OK;
+    if (!hin || !hout) rc = dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+    if (rc == 0) rc = ps->be->to_host(hin, dv2_params_data(&m->params, m->i_pos), sizeof(float) * nin);
+    if (rc == 0) dv2_posembed_forward(hout, ps->pos_scratch, hin, &ps->plan[g], D);
+    if (rc == 0) rc = ps->be->to_device(ps->pos[g], hout, sizeof(float) * nout);
+    free(hin);
+    free(hout);
+    return rc;
+}
+
+/* dpos_embed += the adjoint of the resampling applied to d (1+N, D) on the device. */
+static int pos_backward(dv2_vit_pass *ps, int g, const float *d, dv2_error *err) {
+    dv2_vit *m = ps->m;
+    const dv2_arch *a = &m->arch;
+    int D = a->embed_dim, M = dv2_arch_grid(a), N = ps->npatch[g];
+    size_t nin = (size_t)(1 + M * M) * D, nout = (size_t)(1 + N) * D;
+    float *hd = malloc(sizeof(float) * nout), *hg = calloc(nin, sizeof(float));
+    int rc = DV2_OK;
+    if (!hd || !hg) rc = dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+    if (rc == 0) rc = ps->be->to_host(hd, d, sizeof(float) * nout);
+    if (rc == 0) dv2_posembed_backward(hg, ps->pos_scratch, hd, &ps->plan[g], D);
+    if (rc == 0) {
+        float *dev = ps->be->alloc(sizeof(float) * nin);
+        if (!dev) rc = dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+        if (rc == 0) rc = ps->be->to_device(dev, hg, sizeof(float) * nin);
+        if (rc == 0) ps->be->add(dv2_params_grad(&m->params, m->i_pos), dev, nin);
+        ps->be->free(dev);
+    }
+    free(hd);
+    free(hg);
+    return rc;
+}
+
+/* Fills branch b from the subsets of one (block, branch) for every group. */
+static int set_branch(dv2_vit_pass *ps, branch *b, const int *subset, double rate,
+                      dv2_error *err) {
+    const dv2_backend *be = ps->be;
+    int n = 0, s = 0;
+    b->cu[0] = 0;
+    for (int g = 0; g < ps->ng; g++) {
+        int bimg = ps->g[g].n_img, k = dv2_vit_droppath_k(bimg, rate), S = ps->seqlen[g];
+        float sc = (float)((double)bimg / (double)k);
+        for (int j = 0; j < k; j++) {
+            int idx = subset[j];
+            if (idx < 0 || idx >= bimg)
+                return dv2_error_set(err, DV2_EINVAL, "vit: drop-path subset index %d outside [0,%d)", idx, bimg);
+            for (int t = 0; t < S; t++) {
+                ps->rows_h[n] = ps->off[g] + idx * S + t;
+                ps->scale_h[n] = sc;
+                n++;
+            }
+            b->cu[++s] = n;
+        }
+        subset += k;
+    }
+    b->n = n;
+    b->nseq = s;
+    if (!b->rows) {
+        b->rows = be->alloc(sizeof(int) * (size_t)ps->T);
+        b->scale = be->alloc(sizeof(float) * (size_t)ps->T);
+        if (!b->rows || !b->scale) return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+    }
+    int rc = be->to_device(b->rows, ps->rows_h, sizeof(int) * (size_t)n);
+    if (rc == 0) rc = be->to_device(b->scale, ps->scale_h, sizeof(float) * (size_t)n);
+    return rc;
+}
+
+static void set_full(dv2_vit_pass *ps, branch *b) {
+    b->n = ps->T;
+    b->nseq = ps->nimg;
+    memcpy(b->cu, ps->full.cu, sizeof(int) * (size_t)(ps->nimg + 1));
+    ps->be->free(b->rows);
+    ps->be->free(b->scale);
+    b->rows = NULL;
+    b->scale = NULL;
+}
+
+#define PD(i) dv2_params_data(&m->params, (i))
+#define PG(i) dv2_params_grad(&m->params, (i))
+
+int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_t *const *mask,
+                         const dv2_vit_droppath *dp, dv2_error *err) {
+    dv2_vit *m = ps->m;
+    const dv2_arch *a = &m->arch;
+    const dv2_backend *be = ps->be;
+    int D = a->embed_dim, P = a->patch_size, R = a->num_register_tokens, H = a->num_heads;
+    int dh = D / H, hid = a->ffn_hidden, hin = ffn_in_width(a), train = ps->flags & DV2_VIT_TRAIN;
+    int rc;
+    for (int g = 0; g < ps->ng; g++) {
+        ps->mask[g] = mask ? mask[g] : NULL;
+        be->patch_embed_forward(ps->patch[g], ps->col[g], img[g], PD(m->i_pe_w), PD(m->i_pe_b),
+                                ps->g[g].n_img, ps->g[g].height, ps->g[g].width, P, D);
+        const float *pos = PD(m->i_pos);
+        if (ps->pos[g]) {
+            if ((rc = pos_forward(ps, g, err)) < 0) return rc;
+            pos = ps->pos[g];
+        }
+        be->embed_tokens_forward(ps->x + (size_t)ps->off[g] * D, ps->patch[g], PD(m->i_cls),
+                                 R ? PD(m->i_reg) : NULL, pos, ps->mask[g], PD(m->i_mask),
+                                 ps->g[g].n_img, ps->npatch[g], R, D);
+    }
+    int use_dp = dp && dp->rate > 0;
+    if (use_dp && !dp->subset) return dv2_error_set(err, DV2_EINVAL, "vit: drop path without subsets");
+    size_t per_branch = 0;
+    if (use_dp)
+        for (int g = 0; g < ps->ng; g++) per_branch += (size_t)dv2_vit_droppath_k(ps->g[g].n_img, dp->rate);
+    for (int l = 0; l < a->depth; l++) {
+        const dv2_vit_block_idx *bi = &m->blk[l];
+        blockbuf *b = &ps->bb[train ? l : 0];
+        for (int k = 0; k < 2; k++) {
+            branch *br = &ps->br[train ? 2 * l + k : k];
+            if (use_dp) {
+                if ((rc = set_branch(ps, br, dp->subset + (size_t)(2 * l + k) * per_branch, dp->rate, err)) < 0)
+                    return rc;
+            } else {
+                set_full(ps, br);
+            }
+            int n = br->n;
+            float *xin = k == 0 ? b->xin_a : b->xin_f;
+            const float *in = ps->x;
+            if (br->rows) {
+                float *dst = xin ? xin : b->y1; /* eval: y1 is free until the branch output */
+                be->gather_rows(dst, ps->x, br->rows, n, D);
+                in = dst;
+            } else if (xin) {
+                be->copy(xin, ps->x, sizeof(float) * (size_t)n * D);
+                in = xin;
+            }
+            if (k == 0) {
+                float *ln = ps->bb[0].ln1;
+                be->layernorm_forward(ln, b->mean1, b->rstd1, in, PD(bi->norm1_w),
+                                      PD(bi->norm1_b), n, D, DV2_VIT_LN_EPS);
+                be->linear_forward(b->qkv, ln, PD(bi->qkv_w), PD(bi->qkv_b), n, D, 3 * D);
+                be->attention_forward(b->att, b->lse, b->qkv, br->cu, br->nseq, n, H, dh);
+                be->linear_forward(b->y1, b->att, PD(bi->proj_w), PD(bi->proj_b), n, D, D);
+                be->residual_forward(ps->x, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
+            } else {
+                float *ln = ps->bb[0].ln1;
+                be->layernorm_forward(ln, b->mean2, b->rstd2, in, PD(bi->norm2_w),
+                                      PD(bi->norm2_b), n, D, DV2_VIT_LN_EPS);
+                be->linear_forward(b->h, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin);
+                float *act = ps->bb[0].a;
+                if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_forward(act, b->h, n, hid);
+                else be->gelu_forward(act, b->h, (size_t)n * hid);
+                be->linear_forward(b->y2, act, PD(bi->fc2_w), PD(bi->fc2_b), n, hid, D);
+                be->residual_forward(ps->x, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
+            }
+        }
+        if (ps->blk_out && ps->blk_out[l]) be->copy(ps->blk_out[l], ps->x, sizeof(float) * (size_t)ps->T * D);
+    }
+    be->layernorm_forward(ps->out, ps->fmean, ps->frstd, ps->x, PD(m->i_norm_w), PD(m->i_norm_b),
+                          ps->T, D, DV2_VIT_LN_EPS);
+    return DV2_OK;
+}
+
+const float *dv2_vit_pass_output(const dv2_vit_pass *ps) { return ps->out; }
+const float *dv2_vit_pass_prenorm(const dv2_vit_pass *ps) { return ps->x; }
+int dv2_vit_pass_tokens(const dv2_vit_pass *ps) { return ps->T; }
+int dv2_vit_pass_seqlen(const dv2_vit_pass *ps, int g) { return g >= 0 && g < ps->ng ? ps->seqlen[g] : 0; }
+int dv2_vit_pass_npatch(const dv2_vit_pass *ps, int g) { return g >= 0 && g < ps->ng ? ps->npatch[g] : 0; }
+int dv2_vit_pass_row(const dv2_vit_pass *ps, int g, int i, int j) {
+    return ps->off[g] + i * ps->seqlen[g] + j;
+}
+
+int dv2_vit_pass_layer(dv2_vit_pass *ps, int block, float *out, dv2_error *err) {
+    dv2_vit *m = ps->m;
+    if (!ps->blk_out || block < 0 || block >= m->arch.depth || !ps->blk_out[block])
+        return dv2_error_set(err, DV2_EINVAL, "vit: block %d output not kept", block);
+    /* own statistics buffers: the saved activations stay valid for backward */
+    ps->be->layernorm_forward(out, ps->lmean, ps->lrstd, ps->blk_out[block], PD(m->i_norm_w),
+                              PD(m->i_norm_b), ps->T, m->arch.embed_dim, DV2_VIT_LN_EPS);
+    return DV2_OK;
+}
+
+int dv2_vit_pass_keep_blocks(dv2_vit_pass *ps, const int *blocks, int n, dv2_error *err) {
+    const dv2_backend *be = ps->be;
+    int L = ps->m->arch.depth, D = ps->m->arch.embed_dim;
+    for (int i = 0; i < n; i++)
+        if (blocks[i] < 0 || blocks[i] >= L)
+            return dv2_error_set(err, DV2_EINVAL, "vit: block %d outside [0,%d)", blocks[i], L);
+    if (!ps->blk_out) {
+        ps->blk_out = calloc((size_t)L, sizeof *ps->blk_out);
+        ps->lmean = be->alloc(sizeof(float) * (size_t)ps->T + 64);
+        ps->lrstd = be->alloc(sizeof(float) * (size_t)ps->T + 64);
+        if (!ps->blk_out || !ps->lmean || !ps->lrstd)
+            return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+    }
+    for (int l = 0; l < L; l++) {
+        int want = 0;
+        for (int i = 0; i < n; i++) want |= blocks[i] == l;
+        if (!want) {
+            be->free(ps->blk_out[l]);
+            ps->blk_out[l] = NULL;
+        } else if (!ps->blk_out[l]) {
+            ps->blk_out[l] = be->alloc(sizeof(float) * (size_t)ps->T * D + 64);
+            if (!ps->blk_out[l]) return dv2_error_set(err, DV2_ENOMEM, "vit: cannot keep block %d", l);
+        }
+    }
+    return DV2_OK;
+}
+
+/* Backward of one branch's LayerNorm input into dx (scatter when subset). */
+static void ln_back_into(dv2_vit_pass *ps, const branch *br, const float *dln, const float *xin,
+                         const float *w, const float *mean, const float *rstd, float *dw, float *db) {
+    const dv2_backend *be = ps->be;
+    int D = ps->m->arch.embed_dim, n = br->n;
+    if (br->rows) {
+        be->zero(ps->dbr, sizeof(float) * (size_t)n * D);
+        be->layernorm_backward(ps->dbr, dw, db, dln, xin, w, mean, rstd, n, D);
+        be->scatter_add_rows(ps->dx, ps->dbr, br->rows, n, D);
+    } else {
+        be->layernorm_backward(ps->dx, dw, db, dln, xin, w, mean, rstd, n, D);
+    }
+}
+
+int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
+    dv2_vit *m = ps->m;
+    const dv2_arch *a = &m->arch;
+    const dv2_backend *be = ps->be;
+    if (!(ps->flags & DV2_VIT_TRAIN))
+        return dv2_error_set(err, DV2_EINVAL, "vit: backward of a pass created without DV2_VIT_TRAIN");
+    int D = a->embed_dim, P = a->patch_size, R = a->num_register_tokens, H = a->num_heads;
+    int dh = D / H, hid = a->ffn_hidden, hin = ffn_in_width(a), T = ps->T, rc;
+    be->zero(ps->dx, sizeof(float) * (size_t)T * D);
+    be->layernorm_backward(ps->dx, PG(m->i_norm_w), PG(m->i_norm_b), dout, ps->x,
+                           PD(m->i_norm_w), ps->fmean, ps->frstd, T, D);
+    for (int l = a->depth - 1; l >= 0; l--) {
+        const dv2_vit_block_idx *bi = &m->blk[l];
+        blockbuf *b = &ps->bb[l];
+        /* FFN branch */
+        const branch *br = &ps->br[2 * l + 1];
+        int n = br->n;
+        be->zero(ps->dy, sizeof(float) * (size_t)n * D);
+        be->residual_backward(ps->dy, PG(bi->ls2), ps->dx, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
+        be->zero(ps->da, sizeof(float) * (size_t)n * hid);
+        /* recompute the FFN activation (not kept per block: 4D floats per token) */
+        float *act = ps->bb[0].a;
+        if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_forward(act, b->h, n, hid);
+        else be->gelu_forward(act, b->h, (size_t)n * hid);
+        be->linear_backward(ps->da, PG(bi->fc2_w), PG(bi->fc2_b), ps->dy, act, PD(bi->fc2_w), n, hid, D);
+        be->zero(ps->dh, sizeof(float) * (size_t)n * hin);
+        if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_backward(ps->dh, ps->da, b->h, n, hid);
+        else be->gelu_backward(ps->dh, ps->da, b->h, (size_t)n * hid);
+        be->zero(ps->dln, sizeof(float) * (size_t)n * D);
+        float *ln = ps->bb[0].ln1; /* recomputed LayerNorm output (same statistics) */
+        be->layernorm_forward(ln, b->mean2, b->rstd2, b->xin_f, PD(bi->norm2_w), PD(bi->norm2_b),
+                              n, D, DV2_VIT_LN_EPS);
+        be->linear_backward(ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), ps->dh, ln, PD(bi->fc1_w), n, D, hin);
+        ln_back_into(ps, br, ps->dln, b->xin_f, PD(bi->norm2_w), b->mean2, b->rstd2,
+                     PG(bi->norm2_w), PG(bi->norm2_b));
+        /* attention branch */
+        br = &ps->br[2 * l];
+        n = br->n;
+        be->zero(ps->dy, sizeof(float) * (size_t)n * D);
+        be->residual_backward(ps->dy, PG(bi->ls1), ps->dx, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
+        be->zero(ps->datt, sizeof(float) * (size_t)n * D);
+        be->linear_backward(ps->datt, PG(bi->proj_w), PG(bi->proj_b), ps->dy, b->att, PD(bi->proj_w), n, D, D);
+        be->zero(ps->dqkv, sizeof(float) * (size_t)n * 3 * D);
+        be->attention_backward(ps->dqkv, ps->datt, b->qkv, b->att, b->lse, br->cu, br->nseq, n, H, dh);
+        be->zero(ps->dln, sizeof(float) * (size_t)n * D);
+        be->layernorm_forward(ln, b->mean1, b->rstd1, b->xin_a, PD(bi->norm1_w), PD(bi->norm1_b),
+                              n, D, DV2_VIT_LN_EPS);
+        be->linear_backward(ps->dln, PG(bi->qkv_w), PG(bi->qkv_b), ps->dqkv, ln, PD(bi->qkv_w), n, D, 3 * D);
+        ln_back_into(ps, br, ps->dln, b->xin_a, PD(bi->norm1_w), b->mean1, b->rstd1,
+                     PG(bi->norm1_w), PG(bi->norm1_b));
+    }
+    for (int g = 0; g < ps->ng; g++) {
+        int bimg = ps->g[g].n_img, N = ps->npatch[g];
+        be->zero(ps->dpatch, sizeof(float) * (size_t)bimg * N * D);
+        float *dpos = PG(m->i_pos);
+        if (ps->pos[g]) {
+            dpos = ps->dpos;
+            be->zero(dpos, sizeof(float) * (size_t)(1 + N) * D);
+        }
+        be->embed_tokens_backward(ps->dpatch, PG(m->i_cls), R ? PG(m->i_reg) : NULL, dpos,
+                                  PG(m->i_mask), ps->dx + (size_t)ps->off[g] * D, ps->mask[g],
+                                  bimg, N, R, D);
+        if (ps->pos[g] && (rc = pos_backward(ps, g, dpos, err)) < 0) return rc;
+        be->patch_embed_backward(PG(m->i_pe_w), PG(m->i_pe_b), ps->dpatch, ps->col[g], bimg,
+                                 ps->g[g].height, ps->g[g].width, P, D);
+    }
+    return DV2_OK;
+}

@@ -1,0 +1,89 @@
+/* cpu.h — internal: the functions of the CPU backend, defined in
+ * lib/ops_cpu_*.c by op family and collected into dv2_backend_cpu in
+ * lib/ops/cpu/cpu.c.  Signatures and semantics are those of lib/ops/ops.h.
+ * Callers outside the backend use dv2_backend_cpu, not these names. */
+#ifndef DV2_OPS_CPU_H
+#define DV2_OPS_CPU_H
+
+#include "ops/ops.h"
+
+/* OpenMP threshold: loops over fewer elements run on one thread.  Each
+ * parallel region ends in a barrier; on a busy machine a barrier waits for a
+ * descheduled sibling, so tiny regions cost more than they save (the same
+ * idea as PyTorch's grain size). */
+#define DV2_CPU_PAR(work) ((size_t)(work) >= (size_t)32768)
+
+/* ops_cpu_linear.c */
+#include <cblas.h>
+/* Row-major sgemm C = alpha·op(A)·op(B) + beta·C in fixed blocks of 128
+ * rows of C (or columns when C is wide and short) spread over the OpenMP
+ * threads, each block a single-threaded OpenBLAS call; the result does not
+ * depend on the number of threads.  OpenBLAS's own threads are set to
+ * one for the duration (and restored): two thread pools on the same cores
+ * would spin against each other. */
+void dv2_cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* Brackets a region that calls BLAS from several OpenMP threads:
+ * returns the previous OpenBLAS thread count, which _end restores. */
+int dv2_cpu_blas_single_begin(void);
+void dv2_cpu_blas_single_end(int saved);
+void dv2_cpu_linear_forward(float *out, const float *in, const float *w, const float *b,
+                            int N, int Cin, int Cout);
+void dv2_cpu_linear_backward(float *din, float *dw, float *db, const float *dout,
+                             const float *in, const float *w, int N, int Cin, int Cout);
+void dv2_cpu_patch_embed_forward(float *out, float *col, const float *img, const float *w,
+                                 const float *b, int B, int Hpx, int Wpx, int p, int D);
+void dv2_cpu_patch_embed_backward(float *dw, float *db, const float *dout, const float *col,
+                                  int B, int Hpx, int Wpx, int p, int D);
+
+/* ops_cpu_norm.c */
+void dv2_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
+                               const float *w, const float *b, int N, int C, float eps);
+void dv2_cpu_layernorm_backward(float *din, float *dw, float *db, const float *dout,
+                                const float *in, const float *w, const float *mean,
+                                const float *rstd, int N, int C);
+void dv2_cpu_l2norm_forward(float *out, float *norm, const float *in, int N, int C, float eps);
+void dv2_cpu_l2norm_backward(float *din, const float *dout, const float *in, const float *norm,
+                             int N, int C, float eps);
+void dv2_cpu_weightnorm_forward(float *w, float *vnorm, const float *v, const float *g,
+                                int K, int C);
+void dv2_cpu_weightnorm_backward(float *dv, float *dg, const float *dw, const float *v,
+                                 const float *g, const float *vnorm, int K, int C);
+
+/* ops_cpu_attn.c */
+void dv2_cpu_attention_forward(float *out, float *lse, const float *qkv,
+                               const int *cu_seqlens, int nseq, int T, int H, int dh);
+void dv2_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv,
+                                const float *out, const float *lse,
+                                const int *cu_seqlens, int nseq, int T, int H, int dh);
+
+/* ops_cpu_act.c */
+void dv2_cpu_gelu_forward(float *out, const float *in, size_t n);
+void dv2_cpu_gelu_backward(float *din, const float *dout, const float *in, size_t n);
+void dv2_cpu_swiglu_forward(float *out, const float *in, int N, int h);
+void dv2_cpu_swiglu_backward(float *din, const float *dout, const float *in, int N, int h);
+void dv2_cpu_residual_forward(float *x, const float *y, const float *gamma, const int *rows,
+                              const float *scale, int n, int C);
+void dv2_cpu_residual_backward(float *dy, float *dgamma, const float *dx, const float *y,
+                               const float *gamma, const int *rows, const float *scale,
+                               int n, int C);
+void dv2_cpu_embed_tokens_forward(float *x, const float *patch, const float *cls,
+                                  const float *reg, const float *pos, const uint8_t *mask,
+                                  const float *mask_token, int B, int N, int R, int D);
+void dv2_cpu_embed_tokens_backward(float *dpatch, float *dcls, float *dreg, float *dpos,
+                                   float *dmask_token, const float *dx, const uint8_t *mask,
+                                   int B, int N, int R, int D);
+void dv2_cpu_gather_rows(float *out, const float *in, const int *rows, int n, int C);
+void dv2_cpu_scatter_add_rows(float *out, const float *in, const int *rows, int n, int C);
+
+/* ops_cpu_optim.c */
+void dv2_cpu_add(float *y, const float *x, size_t n);
+void dv2_cpu_scale(float *x, float a, size_t n);
+void dv2_cpu_axpby(float *y, float a, const float *x, float b, size_t n);
+double dv2_cpu_sumsq(const float *x, size_t n);
+int dv2_cpu_all_finite(const float *x, size_t n);
+void dv2_cpu_adamw_step(float *p, float *m, float *v, const float *g, size_t n, float lr,
+                        float wd, float beta1, float beta2, float eps, int t);
+void dv2_cpu_ema_update(float *teacher, const float *student, size_t n, float mom);
+
+#endif

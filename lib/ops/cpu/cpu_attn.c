@@ -1,0 +1,132 @@
+/* cpu_attn.c — CPU backend: multi-head attention over packed
+ * variable-length sequences (block-diagonal attention, spec §13).
+ *
+ * The (sequence, head) pairs are independent and are spread over the OpenMP
+ * threads; each pair computes its scores in blocks of query rows with
+ * single-threaded OpenBLAS calls (Q, K, V are read in place from the
+ * (T,3,H,dh) qkv buffer via leading dimensions), the softmax in float with
+ * the row max subtracted and the sum in double, and saves the log-sum-exp so
+ * backward recomputes the probabilities instead of storing (n×n) per head.
+ * Different pairs write disjoint parts of out / dqkv, so there are no races.
+ *
+ * If the scratch allocation fails the output is filled with NaN, which the
+ * training loop's finiteness check reports. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include "ops/cpu/cpu.h"
+
+#define QBLOCK 128
+
+static int max_seqlen(const int *cu, int nseq) {
+    int m = 0;
+    for (int s = 0; s < nseq; s++)
+        if (cu[s + 1] - cu[s] > m) m = cu[s + 1] - cu[s];
+    return m;
+}
+
+static void head_forward(float *out, float *lse, const float *qkv, float *P, int t0, int n,
+                         int h, int T, int H, int dh) {
+    int D = H * dh, ld = 3 * D;
+    float scale = 1.0f / sqrtf((float)dh);
+    const float *Q = qkv + (size_t)t0 * ld + h * dh;
+    const float *K = Q + D, *V = Q + 2 * D;
+    for (int q0 = 0; q0 < n; q0 += QBLOCK) {
+        int bq = n - q0 < QBLOCK ? n - q0 : QBLOCK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, n, dh, scale,
+                    Q + (size_t)q0 * ld, ld, K, ld, 0.0f, P, n);
+        for (int i = 0; i < bq; i++) {
+            float *r = P + (size_t)i * n, mx = -INFINITY;
+            for (int j = 0; j < n; j++) mx = r[j] > mx ? r[j] : mx;
+            double sum = 0;
+            for (int j = 0; j < n; j++) { r[j] = expf(r[j] - mx); sum += r[j]; }
+            float inv = (float)(1.0 / sum);
+            for (int j = 0; j < n; j++) r[j] *= inv;
+            lse[(size_t)h * T + t0 + q0 + i] = mx + (float)log(sum);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bq, dh, n, 1.0f, P, n, V, ld,
+                    0.0f, out + (size_t)(t0 + q0) * D + h * dh, D);
+    }
+}
+
+void dv2_cpu_attention_forward(float *out, float *lse, const float *qkv,
+                               const int *cu_seqlens, int nseq, int T, int H, int dh) {
+    int nmax = max_seqlen(cu_seqlens, nseq), np = nseq * H, fail = 0;
+    size_t blk = (size_t)QBLOCK * (nmax ? nmax : 1);
+    int saved = dv2_cpu_blas_single_begin();
+    #pragma omp parallel reduction(| : fail) if (np > 1)
+    {
+        float *P = malloc(sizeof(float) * blk);
+        if (!P) fail = 1;
+        #pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < np; k++) {
+            int s = k / H, h = k % H;
+            if (P) head_forward(out, lse, qkv, P, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s], h, T, H, dh);
+        }
+        free(P);
+    }
+    dv2_cpu_blas_single_end(saved);
+    if (fail)
+        for (size_t i = 0; i < (size_t)T * H * dh; i++) out[i] = NAN;
+}
+
+static void head_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+                          const float *lse, float *P, float *dP, int t0, int n, int h, int T,
+                          int H, int dh) {
+    int D = H * dh, ld = 3 * D;
+    float scale = 1.0f / sqrtf((float)dh);
+    const float *Q = qkv + (size_t)t0 * ld + h * dh;
+    const float *K = Q + D, *V = Q + 2 * D;
+    float *dQ = dqkv + (size_t)t0 * ld + h * dh, *dK = dQ + D, *dV = dQ + 2 * D;
+    for (int q0 = 0; q0 < n; q0 += QBLOCK) {
+        int bq = n - q0 < QBLOCK ? n - q0 : QBLOCK;
+        const float *dO = dout + (size_t)(t0 + q0) * D + h * dh;
+        const float *O = out + (size_t)(t0 + q0) * D + h * dh;
+        const float *L = lse + (size_t)h * T + t0 + q0;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, n, dh, scale,
+                    Q + (size_t)q0 * ld, ld, K, ld, 0.0f, P, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, n, dh, 1.0f, dO, D, V, ld,
+                    0.0f, dP, n);
+        /* P = exp(S − lse); dS = P ⊙ (dP − rowsum(dO ⊙ O)) */
+        for (int i = 0; i < bq; i++) {
+            float *p = P + (size_t)i * n, *dp = dP + (size_t)i * n;
+            double di = 0;
+            for (int c = 0; c < dh; c++) di += (double)dO[(size_t)i * D + c] * O[(size_t)i * D + c];
+            float l = L[i], fdi = (float)di;
+            for (int j = 0; j < n; j++) {
+                p[j] = expf(p[j] - l);
+                dp[j] = p[j] * (dp[j] - fdi);
+            }
+        }
+        /* dV += P^T dO; dQ += scale dS K; dK += scale dS^T Q */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, dh, bq, 1.0f, P, n, dO, D, 1.0f,
+                    dV, ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bq, dh, n, scale, dP, n, K, ld,
+                    1.0f, dQ + (size_t)q0 * ld, ld);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, dh, bq, scale, dP, n,
+                    Q + (size_t)q0 * ld, ld, 1.0f, dK, ld);
+    }
+}
+
+void dv2_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv,
+                                const float *out, const float *lse,
+                                const int *cu_seqlens, int nseq, int T, int H, int dh) {
+    int nmax = max_seqlen(cu_seqlens, nseq), np = nseq * H, fail = 0;
+    size_t blk = (size_t)QBLOCK * (nmax ? nmax : 1);
+    int saved = dv2_cpu_blas_single_begin();
+    #pragma omp parallel reduction(| : fail) if (np > 1)
+    {
+        float *P = malloc(sizeof(float) * 2 * blk);
+        if (!P) fail = 1;
+        #pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < np; k++) {
+            int s = k / H, h = k % H;
+            if (P) head_backward(dqkv, dout, qkv, out, lse, P, P + blk, cu_seqlens[s],
+                                 cu_seqlens[s + 1] - cu_seqlens[s], h, T, H, dh);
+        }
+        free(P);
+    }
+    dv2_cpu_blas_single_end(saved);
+    if (fail)
+        for (size_t i = 0; i < (size_t)T * 3 * H * dh; i++) dqkv[i] = NAN;
+}

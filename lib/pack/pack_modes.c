@@ -1,0 +1,130 @@
+/* pack_modes.c — dv2-pack's read side: --ls (one TSV line per record),
+ * --verify (every checksum, every index, the manifest) and --extract (the
+ * original bytes back under their keys, refusing keys that would leave the
+ * target directory).  All go through lib/format/dataset.h, so they accept dataset
+ * directories, shard files and a stream on stdin. */
+#include "pack/pack.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/afile.h"
+#include "format/dataset.h"
+
+typedef int (*record_fn)(void *ctx, const dv2_record *r, dv2_error *err);
+
+/* A single shard (file or "-"): read front to back, so damage is reported
+ * at the record where it is found; then the trailing index when seekable. */
+static int each_in_shard(const char *path, record_fn fn, void *ctx, int check_index,
+                         dv2_pack_stats *st, dv2_error *err) {
+    dv2_shard_reader *r;
+    int rc = dv2_shard_open(&r, path, err);
+    if (rc < 0) return rc;
+    dv2_record rec;
+    while ((rc = dv2_shard_next(r, &rec, err)) == 1) {
+        st->records++;
+        st->bytes_in += rec.size;
+        if (fn && (rc = fn(ctx, &rec, err)) < 0) break;
+    }
+    if (rc == 0 && check_index && dv2_shard_seekable(r)) rc = dv2_shard_load_index(r, err);
+    dv2_shard_close(r);
+    return rc;
+}
+
+static int each_record(char *const *inputs, int n, record_fn fn, void *ctx, int check_index,
+                       dv2_pack_stats *st, dv2_error *err) {
+    int stdin_used = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(inputs[i], "-") == 0 && stdin_used++)
+            return dv2_error_set(err, DV2_EINVAL, "stdin given twice");
+        struct stat sb;
+        if (strcmp(inputs[i], "-") == 0 || (stat(inputs[i], &sb) == 0 && !S_ISDIR(sb.st_mode))) {
+            int rc = each_in_shard(inputs[i], fn, ctx, check_index, st, err);
+            if (rc < 0) return rc;
+            continue;
+        }
+        dv2_dataset *ds;
+        int rc = dv2_dataset_open(&ds, inputs[i], err);
+        if (rc < 0) return rc;
+        dv2_record r;
+        uint64_t n0 = st->records;
+        while ((rc = dv2_dataset_next(ds, &r, err)) == 1) {
+            st->records++;
+            st->bytes_in += r.size;
+            if (fn && (rc = fn(ctx, &r, err)) < 0) break;
+        }
+        if (rc == 0 && check_index) rc = dv2_dataset_load_index(ds, err);
+        if (rc == 0 && dv2_dataset_count(ds) != st->records - n0)
+            rc = dv2_error_set(err, DV2_ECORRUPT, "%s: %llu records read, the manifest says %llu",
+                               inputs[i], (unsigned long long)(st->records - n0),
+                               (unsigned long long)dv2_dataset_count(ds));
+        dv2_dataset_close(ds);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+static int ls_one(void *ctx, const dv2_record *r, dv2_error *err) {
+    FILE *out = ctx;
+    if (fprintf(out, "%llu\t%s\t%d\t%zu\n", (unsigned long long)r->id, r->key, (int)r->label, r->size) < 0)
+        return dv2_error_errno(err, DV2_EIO, errno, "write error");
+    return 0;
+}
+
+int dv2_pack_ls(char *const *inputs, int n, FILE *out, dv2_pack_stats *st, dv2_error *err) {
+    memset(st, 0, sizeof *st);
+    return each_record(inputs, n, ls_one, out, 0, st, err);
+}
+
+int dv2_pack_verify(char *const *inputs, int n, dv2_pack_stats *st, dv2_error *err) {
+    memset(st, 0, sizeof *st);
+    return each_record(inputs, n, NULL, NULL, 1, st, err);
+}
+
+typedef struct extract_ctx { const char *dir; int force; } extract_ctx;
+
+/* A key is safe when it is relative and has no "." or ".." component. */
+static int key_safe(const char *key) {
+    if (key[0] == '/') return 0;
+    for (const char *p = key; *p;) {
+        const char *e = strchr(p, '/');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == 0 || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.')) return 0;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 1;
+}
+
+static int extract_one(void *vctx, const dv2_record *r, dv2_error *err) {
+    extract_ctx *c = vctx;
+    if (!key_safe(r->key))
+        return dv2_error_set(err, DV2_EINVAL, "refusing key '%s': it would leave %s", r->key, c->dir);
+    size_t l = strlen(c->dir) + strlen(r->key) + 2;
+    char *path = malloc(l);
+    if (!path) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    snprintf(path, l, "%s/%s", c->dir, r->key);
+    char *slash = strrchr(path, '/');
+    int rc = 0;
+    *slash = 0;
+    rc = dv2_mkdir_p(path, err);
+    *slash = '/';
+    struct stat st;
+    if (rc == 0 && !c->force && lstat(path, &st) == 0)
+        rc = dv2_error_set(err, DV2_EEXIST, "%s: exists (use -f to overwrite)", path);
+    if (rc == 0) rc = dv2_write_file_atomic(path, r->data, r->size, err);
+    free(path);
+    return rc;
+}
+
+int dv2_pack_extract(char *const *inputs, int n, const char *dir, int force, dv2_pack_stats *st,
+                     dv2_error *err) {
+    memset(st, 0, sizeof *st);
+    int rc = dv2_mkdir_p(dir, err);
+    if (rc < 0) return rc;
+    extract_ctx c = {dir, force};
+    return each_record(inputs, n, extract_one, &c, 0, st, err);
+}

@@ -1,0 +1,53 @@
+/* train.h — the DINOv2 training engine behind dv2-train: builds the student
+ * and teacher from a config, feeds batches from the data loader threads,
+ * runs the iterations (lib/train/train_step.h) with the schedules, logs metrics,
+ * writes checkpoints and the exported teacher into the run directory, and
+ * resumes from the newest complete checkpoint.
+ *
+ * Run directory:
+ *   config.cfg                  the resolved config
+ *   metrics.jsonl               one JSON line per iteration
+ *   loss.svg                    loss curves, refreshed as the run goes
+ *   ckpt-<step>.safetensors     checkpoints (the newest train.keep_checkpoints)
+ *   teacher.safetensors         teacher backbone, official names + arch metadata
+ *
+ * Stopping: SIGTERM or SIGUSR1 (dv2_graceful_install) ends the run after the
+ * current iteration with a checkpoint; the result says it was interrupted.
+ * Every rank takes part in every collective; rank 0 writes the files. */
+#ifndef DV2_TRAIN_H
+#define DV2_TRAIN_H
+
+#include <stdint.h>
+#include "train/config.h"
+#include "core/dist.h"
+#include "core/dv2.h"
+
+typedef struct dv2_train_opts {
+    const char *data;      /* dataset directory or shard */
+    const char *run_dir;
+    int resume;            /* continue from the newest checkpoint in run_dir */
+    int threads;           /* data worker threads (0: train.num_workers) */
+    /* called by rank 0 with one line of text every train.log_period
+     * iterations and for notices (may be NULL) */
+    void (*on_log)(void *ctx, const char *line);
+    void *log_ctx;
+} dv2_train_opts;
+
+typedef struct dv2_train_result {
+    int64_t start_iter;    /* first iteration run by this process */
+    int64_t end_iter;      /* iterations completed (the checkpoint step) */
+    int64_t total_iters;
+    double seconds;        /* wall time of the loop */
+    double images_per_s;   /* global images per second over the loop */
+    double last_loss;
+    int interrupted;       /* stopped by a signal (checkpoint written) */
+    int bad_steps;         /* non-finite steps skipped */
+    uint64_t digest;       /* XXH64 of student and teacher parameters at the end */
+} dv2_train_result;
+
+/* Runs the training described by c.  Returns 0 when the run finished or was
+ * interrupted cleanly; a DV2_E* status with err filled otherwise. */
+int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *dist,
+                  dv2_train_result *res, dv2_error *err);
+
+#endif

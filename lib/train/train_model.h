@@ -1,0 +1,90 @@
+/* train_model.h — the state of a DINOv2 training run that lives on the
+ * backend: the student (backbone, DINO head, iBOT head when separate) with
+ * gradients, the EMA teacher (same modules, no gradients), the AdamW moments,
+ * the parameter groups of spec §10.2, the DINO/iBOT centers; and the
+ * operations on whole modules: gradient norms and clipping (§10.3), the AdamW
+ * step with per-tensor lr/wd multipliers, the EMA update (§11), checkpoint
+ * tensors out/in, and the export of the teacher backbone (dv2-embed input).
+ *
+ * Modules are numbered DV2_TM_BACKBONE, DV2_TM_DINO, DV2_TM_IBOT; the iBOT
+ * module exists only with ibot.separate_head. */
+#ifndef DV2_TRAIN_MODEL_H
+#define DV2_TRAIN_MODEL_H
+
+#include <stdint.h>
+#include "model/arch.h"
+#include "train/config.h"
+#include "core/dv2.h"
+#include "model/head.h"
+#include "ops/ops.h"
+#include "ops/params.h"
+#include "format/safetensors.h"
+#include "model/weights.h"
+#include "model/vit.h"
+
+enum { DV2_TM_BACKBONE = 0, DV2_TM_DINO = 1, DV2_TM_IBOT = 2, DV2_TM_N = 3 };
+
+/* Per-tensor optimizer settings (spec §10.2). */
+typedef struct dv2_train_model_group {
+    float lr_mult, wd_mult;
+    int is_last_layer;
+} dv2_train_model_group;
+
+typedef struct dv2_train_model {
+    const dv2_backend *be;
+    dv2_arch arch;
+    dv2_vit s_bb, t_bb;
+    dv2_head s_dino, t_dino, s_ibot, t_ibot;
+    int separate_ibot;
+    int n_mod;                      /* 2, or 3 with a separate iBOT head */
+    dv2_params *s_mod[DV2_TM_N], *t_mod[DV2_TM_N]; /* module tables */
+    const char *mod_name[DV2_TM_N]; /* "backbone", "dino_head", "ibot_head" */
+    float *adam_m[DV2_TM_N], *adam_v[DV2_TM_N]; /* device, numel of the module */
+    dv2_train_model_group *group[DV2_TM_N];  /* host, one per tensor */
+    int64_t adam_t;                 /* AdamW steps applied */
+    float *dino_center, *ibot_center; /* host, K and K_i floats */
+    int K, K_ibot;
+} dv2_train_model;
+
+/* Builds student and teacher from the config on be (weights zero). */
+int dv2_train_model_init(dv2_train_model *m, const dv2_config *c, const dv2_backend *be, dv2_error *err);
+void dv2_train_model_free(dv2_train_model *m);
+/* Initial weights (spec §2.10, §3) from seed; teacher = student. */
+int dv2_train_model_init_weights(dv2_train_model *m, uint64_t seed, dv2_error *err);
+/* Loads backbone weights from a safetensors file into student and teacher
+ * (official names; shapes must match, pos_embed included). */
+int dv2_train_model_load_backbone(dv2_train_model *m, const char *path, dv2_error *err);
+
+int dv2_train_model_zero_grad(dv2_train_model *m);
+/* Global L2 norm of module k's gradient (host double). */
+double dv2_train_model_grad_norm(const dv2_train_model *m, int k);
+/* 1 if every gradient is finite. */
+int dv2_train_model_grads_finite(const dv2_train_model *m);
+/* Scales module k's gradient by a. */
+void dv2_train_model_scale_grad(dv2_train_model *m, int k, float a);
+/* AdamW on every student tensor with lr·lr_mult (last layers: last_lr),
+ * wd·wd_mult; increments adam_t. */
+void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double wd, double beta1,
+                  double beta2);
+/* teacher ← mom·teacher + (1 − mom)·student, every module. */
+void dv2_train_model_ema(dv2_train_model *m, double mom);
+
+/* Checkpoint tensors: fills *entries (malloc'd, host copies in *bufs to free
+ * with dv2_train_model_entries_free) with student.*, teacher.*, optimizer.* and the
+ * centers.  Names: "student.backbone.<official>", "teacher.dino_head.<...>",
+ * "optimizer.backbone.exp_avg.<...>", "optimizer.backbone.exp_avg_sq.<...>",
+ * "dino_center", "ibot_center". */
+int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **entries, size_t *n,
+                   float **host, dv2_error *err);
+void dv2_train_model_entries_free(dv2_safetensors_entry *entries, float *host);
+/* Restores everything dv2_train_model_entries saved (shapes checked). */
+int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, dv2_error *err);
+
+/* Writes the teacher backbone with official names (blocks.N., no chunk
+ * level) and its architecture as metadata, atomically. */
+int dv2_train_model_export_teacher(const dv2_train_model *m, const char *path, dv2_error *err);
+
+/* XXH64 over the student and teacher parameters (for resume tests). */
+uint64_t dv2_train_model_digest(const dv2_train_model *m);
+
+#endif

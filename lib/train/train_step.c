@@ -1,0 +1,409 @@
+/* train_step.c — one training iteration (train_step.h, spec §5).
+ *
+ * Buffers that depend on the global crop size (the ViT passes) are rebuilt
+ * when it changes (the high-resolution phase); everything else is sized once
+ * from B, L, the mask upper bound U and the prototype counts.
+ *
+ * Randomness of an iteration (masks, drop-path subsets) is drawn from RNGs
+ * seeded with (train.seed, iteration, rank), so a resumed run draws exactly
+ * what the uninterrupted run drew. */
+#include "train/train_step.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/loss.h"
+#include "ops/cpu/cpu_loss.h"
+#include "model/mask.h"
+#include "core/rng.h"
+
+#define STUDENT_TEMP 0.1f
+#define CENTER_MOMENTUM 0.9f
+#define SK_ITERS 3
+
+struct dv2_train_step {
+    const dv2_config *c;
+    dv2_train_model *m;
+    const dv2_dist *dist;
+    const dv2_backend *be;
+    int B, L, Sl, D, R, p, K, Ki, sk;
+    /* size-dependent */
+    int Sg, N, U;
+    dv2_vit_pass *tp, *sp;
+    float *d_gimg, *d_limg;
+    uint8_t *h_mask, *d_mask;
+    dv2_mask_gen mgen;            /* block masks of this grid (lib/model/mask.h) */
+    int32_t *h_midx;              /* flat masked indices (2B·N) */
+    float *h_mw;                  /* their weights (2B·N) */
+    void *mscratch;
+    /* rows */
+    int *h_rows, *d_rows_tcls, *d_rows_tpat, *d_rows_scls, *d_rows_spat;
+    float *h_w;                   /* iBOT weights (U) */
+    /* head inputs / outputs on the device */
+    float *d_tin_c, *d_tin_p, *d_sin_c, *d_sin_p, *d_dsin_c, *d_dsin_p;
+    float *d_tlog_c, *d_tlog_p, *d_slog_c, *d_slog_p, *d_dout, *d_tmp;
+    dv2_head_pass *thc, *thp, *shc, *shp;
+    /* host */
+    float *h_tlog_c, *h_tlog_p, *h_slog_c, *h_slog_p, *h_q_c, *h_q_p, *h_dlog_c, *h_dlog_p;
+    float *h_cls, *h_dcls, *h_work, *h_csum;
+    int *h_nn;
+    int *h_subset;
+    size_t subset_cap;
+    int64_t fault_nan_from; /* DV2_TRAIN_FAULT_NAN_FROM: poison gradients from this iteration (tests) */
+};
+
+/* ---- buffers ---------------------------------------------------------------- */
+
+static void *dalloc(dv2_train_step *s, size_t bytes, int *rc) {
+    void *p = s->be->alloc(bytes ? bytes : 4);
+    if (!p) *rc = DV2_ENOMEM;
+    return p;
+}
+
+static void *halloc(size_t n, size_t size, int *rc) {
+    void *p = calloc(n ? n : 1, size);
+    if (!p) *rc = DV2_ENOMEM;
+    return p;
+}
+
+static void free_sized(dv2_train_step *s) {
+    dv2_vit_pass_free(s->tp);
+    dv2_vit_pass_free(s->sp);
+    s->tp = s->sp = NULL;
+    const dv2_backend *be = s->be;
+    be->free(s->d_gimg), be->free(s->d_mask), be->free(s->d_dout);
+    s->d_gimg = NULL, s->d_mask = NULL, s->d_dout = NULL;
+    free(s->h_mask), free(s->h_midx), free(s->h_mw), free(s->mscratch);
+    s->h_mask = NULL, s->h_midx = NULL, s->h_mw = NULL, s->mscratch = NULL;
+}
+
+/* (Re)builds the passes for global crops of side Sg. */
+static int build_sized(dv2_train_step *s, int Sg, dv2_error *err) {
+    free_sized(s);
+    int rc = 0, B = s->B;
+    s->Sg = Sg;
+    s->N = (Sg / s->p) * (Sg / s->p);
+    dv2_vit_group tg = {2 * B, Sg, Sg};
+    dv2_vit_group sg[2] = {{2 * B, Sg, Sg}, {s->L * B, s->Sl, s->Sl}};
+    rc = dv2_vit_pass_create(&s->tp, &s->m->t_bb, &tg, 1, 0, err);
+    if (!rc) rc = dv2_vit_pass_create(&s->sp, &s->m->s_bb, sg, s->L > 0 ? 2 : 1, DV2_VIT_TRAIN, err);
+    if (rc) return rc;
+    size_t T = (size_t)dv2_vit_pass_tokens(s->sp);
+    s->d_gimg = dalloc(s, sizeof(float) * 2 * B * 3 * (size_t)Sg * Sg, &rc);
+    s->d_mask = dalloc(s, (size_t)2 * B * s->N, &rc);
+    s->d_dout = dalloc(s, sizeof(float) * T * s->D, &rc);
+    s->h_mask = halloc((size_t)2 * B * s->N, 1, &rc);
+    s->h_midx = halloc((size_t)2 * B * s->N, sizeof(int32_t), &rc);
+    s->h_mw = halloc((size_t)2 * B * s->N, sizeof(float), &rc);
+    s->mscratch = halloc(dv2_mask_batch_scratch_bytes(2 * B, s->N), 1, &rc);
+    if (rc) return dv2_error_set(err, rc, "train: out of memory for crops of %d px", Sg);
+    return dv2_mask_gen_init(&s->mgen, Sg, s->p, err);
+}
+
+int dv2_train_step_create(dv2_train_step **out, const dv2_config *c, dv2_train_model *m, const dv2_dist *dist,
+                       dv2_error *err) {
+    *out = NULL;
+    if (!c->student.drop_path_uniform && c->student.drop_path_rate > 0)
+        return dv2_error_set(err, DV2_EUNSUPPORTED, "student.drop_path_uniform = false is not supported "
+                             "(the packed pass takes one rate for every block)");
+    dv2_train_step *s = calloc(1, sizeof *s);
+    if (!s) return dv2_error_set(err, DV2_ENOMEM, "train: out of memory");
+    s->c = c, s->m = m, s->dist = dist, s->be = m->be;
+    s->B = c->train.batch_size_per_gpu;
+    s->L = c->crops.local_crops_number;
+    s->Sl = c->crops.local_crops_size;
+    s->D = m->arch.embed_dim;
+    s->R = m->arch.num_register_tokens;
+    s->p = m->arch.patch_size;
+    s->K = m->K;
+    s->Ki = m->K_ibot;
+    s->sk = strcmp(c->train.centering, "sinkhorn_knopp") == 0;
+    const char *fault = getenv("DV2_TRAIN_FAULT_NAN_FROM");
+    s->fault_nan_from = fault && *fault ? strtoll(fault, NULL, 10) : -1;
+    int maxS = c->crops.global_crops_size;
+    if (c->train.highres_iters > 0 && c->train.highres_size > maxS) maxS = c->train.highres_size;
+    int maxN = (maxS / s->p) * (maxS / s->p);
+    int B = s->B, D = s->D, LB = s->L * B;
+    s->U = dv2_mask_upperbound(2 * B, maxN, c->ibot.mask_sample_probability,
+                               (float)c->ibot.mask_ratio_min_max[0], (float)c->ibot.mask_ratio_min_max[1]);
+    int U = s->U > 0 ? s->U : 1;
+    int rc = 0;
+    s->d_limg = dalloc(s, sizeof(float) * (size_t)LB * 3 * s->Sl * s->Sl, &rc);
+    s->h_rows = halloc((size_t)(LB + 2 * B + U), sizeof(int), &rc);
+    s->d_rows_tcls = dalloc(s, sizeof(int) * 2 * B, &rc);
+    s->d_rows_tpat = dalloc(s, sizeof(int) * U, &rc);
+    s->d_rows_scls = dalloc(s, sizeof(int) * (size_t)(LB + 2 * B), &rc);
+    s->d_rows_spat = dalloc(s, sizeof(int) * U, &rc);
+    s->h_w = halloc((size_t)U, sizeof(float), &rc);
+    s->d_tin_c = dalloc(s, sizeof(float) * 2 * B * D, &rc);
+    s->d_tin_p = dalloc(s, sizeof(float) * (size_t)U * D, &rc);
+    s->d_sin_c = dalloc(s, sizeof(float) * (size_t)(LB + 2 * B) * D, &rc);
+    s->d_sin_p = dalloc(s, sizeof(float) * (size_t)U * D, &rc);
+    s->d_dsin_c = dalloc(s, sizeof(float) * (size_t)(LB + 2 * B) * D, &rc);
+    s->d_dsin_p = dalloc(s, sizeof(float) * (size_t)U * D, &rc);
+    s->d_tmp = dalloc(s, sizeof(float) * 2 * B * D, &rc);
+    s->d_tlog_c = dalloc(s, sizeof(float) * 2 * B * (size_t)s->K, &rc);
+    s->d_tlog_p = dalloc(s, sizeof(float) * (size_t)U * s->Ki, &rc);
+    s->d_slog_c = dalloc(s, sizeof(float) * (size_t)(LB + 2 * B) * s->K, &rc);
+    s->d_slog_p = dalloc(s, sizeof(float) * (size_t)U * s->Ki, &rc);
+    s->h_tlog_c = halloc((size_t)2 * B * s->K, sizeof(float), &rc);
+    s->h_tlog_p = halloc((size_t)U * s->Ki, sizeof(float), &rc);
+    s->h_slog_c = halloc((size_t)(LB + 2 * B) * s->K, sizeof(float), &rc);
+    s->h_slog_p = halloc((size_t)U * s->Ki, sizeof(float), &rc);
+    s->h_q_c = halloc((size_t)2 * B * s->K, sizeof(float), &rc);
+    s->h_q_p = halloc((size_t)U * s->Ki, sizeof(float), &rc);
+    s->h_dlog_c = halloc((size_t)(LB + 2 * B) * s->K, sizeof(float), &rc);
+    s->h_dlog_p = halloc((size_t)U * s->Ki, sizeof(float), &rc);
+    s->h_cls = halloc((size_t)2 * B * D, sizeof(float), &rc);
+    s->h_dcls = halloc((size_t)2 * B * D, sizeof(float), &rc);
+    size_t work = (size_t)B * (D + 1) + (size_t)(s->K > s->Ki ? s->K : s->Ki) + 2;
+    s->h_work = halloc(work, sizeof(float), &rc);
+    s->h_csum = halloc((size_t)(s->K > s->Ki ? s->K : s->Ki), sizeof(float), &rc);
+    s->h_nn = halloc((size_t)2 * B, sizeof(int), &rc);
+    if (rc) {
+        dv2_train_step_free(s);
+        return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the step buffers");
+    }
+    dv2_head *hi = m->separate_ibot ? &m->s_ibot : &m->s_dino, *thi = m->separate_ibot ? &m->t_ibot : &m->t_dino;
+    if ((rc = dv2_head_pass_create(&s->thc, &m->t_dino, 2 * B, 0, err)) ||
+        (rc = dv2_head_pass_create(&s->thp, thi, U, 0, err)) ||
+        (rc = dv2_head_pass_create(&s->shc, &m->s_dino, LB + 2 * B, DV2_HEAD_TRAIN, err)) ||
+        (rc = dv2_head_pass_create(&s->shp, hi, U, DV2_HEAD_TRAIN, err)) ||
+        (rc = build_sized(s, c->crops.global_crops_size, err))) {
+        dv2_train_step_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void dv2_train_step_free(dv2_train_step *s) {
+    if (!s) return;
+    free_sized(s);
+    const dv2_backend *be = s->be;
+    void *dev[] = {s->d_limg, s->d_rows_tcls, s->d_rows_tpat, s->d_rows_scls, s->d_rows_spat,
+                   s->d_tin_c, s->d_tin_p, s->d_sin_c, s->d_sin_p, s->d_dsin_c, s->d_dsin_p, s->d_tmp,
+                   s->d_tlog_c, s->d_tlog_p, s->d_slog_c, s->d_slog_p};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) be->free(dev[i]);
+    void *host[] = {s->h_rows, s->h_w, s->h_tlog_c, s->h_tlog_p, s->h_slog_c, s->h_slog_p, s->h_q_c,
+                    s->h_q_p, s->h_dlog_c, s->h_dlog_p, s->h_cls, s->h_dcls, s->h_work, s->h_csum,
+                    s->h_nn, s->h_subset};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+    dv2_head_pass_free(s->thc);
+    dv2_head_pass_free(s->thp);
+    dv2_head_pass_free(s->shc);
+    dv2_head_pass_free(s->shp);
+    free(s);
+}
+
+/* ---- the step ----------------------------------------------------------------- */
+
+static int allreduce_cb(float *buf, size_t n, void *ctx) {
+    return dv2_dist_allreduce_sum_f32((const dv2_dist *)ctx, buf, n, NULL);
+}
+
+/* Teacher targets of n rows of K logits into q; updates center (centering
+ * mode) with the all-reduced mean.  n_total: samples over all ranks. */
+static int targets(dv2_train_step *s, float *q, const float *t, int n, int K, float temp, float *center,
+                   double center_scale_sum, double center_scale_apply, double n_total, dv2_error *err) {
+    if (s->sk)
+        return dv2_cpu_sinkhorn_knopp_ws(q, s->h_work, t, n, K, temp, SK_ITERS, n_total,
+                                          s->dist->world > 1 ? allreduce_cb : NULL, (void *)s->dist);
+    dv2_cpu_softmax_center_forward(q, t, center, n, K, temp);
+    if (n > 0) dv2_cpu_center_sum(s->h_csum, t, n, K, (float)center_scale_sum);
+    else memset(s->h_csum, 0, sizeof(float) * (size_t)K);
+    int rc = dv2_dist_allreduce_sum_f32(s->dist, s->h_csum, (size_t)K, err);
+    if (rc) return rc;
+    /* the reference applies the update lazily at the next iteration, before
+     * any use: applying it now is the same computation */
+    dv2_cpu_center_apply(center, s->h_csum, (float)center_scale_apply, CENTER_MOMENTUM, K);
+    return 0;
+}
+
+int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const dv2_sched_values *v,
+                    dv2_train_step_stats *out, dv2_error *err) {
+    const dv2_config *c = s->c;
+    const dv2_backend *be = s->be;
+    dv2_train_model *m = s->m;
+    const int B = s->B, L = s->L, LB = L * B, D = s->D, K = s->K, Ki = s->Ki, W = s->dist->world;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (b->B != B || b->L != L || b->Sl != s->Sl)
+        return dv2_error_set(err, DV2_EINVAL, "train: batch shape does not match the config");
+    if (b->Sg != s->Sg && (rc = build_sized(s, b->Sg, err))) return rc;
+    const int N = s->N;
+    out->global_size = s->Sg;
+
+    /* masks (lib/model/mask.h, or the batch's own) and the masked-token list I (row-major over [2B, N]) */
+    int M = 0, ub = 0;
+    if (b->masks) { /* given masks (parity tests): the same list and weights */
+        memcpy(s->h_mask, b->masks, (size_t)2 * B * N);
+        for (int r = 0; r < 2 * B; r++) {
+            int cnt = 0, m0 = M;
+            for (int q = 0; q < N; q++)
+                if (s->h_mask[r * N + q]) s->h_midx[M++] = r * N + q, cnt++;
+            for (int j = m0; j < M; j++) s->h_mw[j] = 1.0f / (float)cnt;
+        }
+    } else {
+        dv2_rng r;
+        dv2_rng_seed(&r, (uint64_t)c->train.seed ^ 0x6d61736bull, (uint64_t)it * 4096u + (uint64_t)s->dist->rank);
+        rc = dv2_mask_batch(s->h_mask, s->h_midx, s->h_mw, &M, &ub, s->mscratch, &s->mgen, 2 * B,
+                            c->ibot.mask_sample_probability, (float)c->ibot.mask_ratio_min_max[0],
+                            (float)c->ibot.mask_ratio_min_max[1], &r, err);
+        if (rc) return rc;
+    }
+    if (M > s->U) return dv2_error_set(err, DV2_EINVAL, "train: %d masked tokens above the bound %d", M, s->U);
+    for (int j = 0; j < M; j++) {
+        int r = s->h_midx[j] / N, q = s->h_midx[j] % N;
+        s->h_w[j] = s->h_mw[j];
+        s->h_rows[j] = dv2_vit_pass_row(s->tp, 0, r, 1 + s->R + q);
+    }
+    if ((rc = be->to_device(s->d_rows_tpat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
+    for (int j = 0; j < M; j++)
+        s->h_rows[j] = dv2_vit_pass_row(s->sp, 0, s->h_midx[j] / N, 1 + s->R + s->h_midx[j] % N);
+    if ((rc = be->to_device(s->d_rows_spat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
+    /* images */
+    if ((rc = be->to_device(s->d_gimg, b->global, sizeof(float) * 2 * B * 3 * (size_t)s->Sg * s->Sg)) ||
+        (LB && (rc = be->to_device(s->d_limg, b->local, sizeof(float) * (size_t)LB * 3 * s->Sl * s->Sl))) ||
+        (rc = be->to_device(s->d_mask, s->h_mask, (size_t)2 * B * N)))
+        goto ioerr;
+
+    /* ---- teacher ---- */
+    const float *timg[1] = {s->d_gimg};
+    if ((rc = dv2_vit_pass_forward(s->tp, timg, NULL, NULL, err))) return rc;
+    const float *tout = dv2_vit_pass_output(s->tp);
+    /* swapped class tokens: row i < B takes teacher crop 2 of image i */
+    for (int i = 0; i < 2 * B; i++) s->h_rows[i] = dv2_vit_pass_row(s->tp, 0, (i + B) % (2 * B), 0);
+    if ((rc = be->to_device(s->d_rows_tcls, s->h_rows, sizeof(int) * 2 * B))) goto ioerr;
+    be->gather_rows(s->d_tin_c, tout, s->d_rows_tcls, 2 * B, D);
+    if (M) be->gather_rows(s->d_tin_p, tout, s->d_rows_tpat, M, D);
+    if ((rc = dv2_head_pass_forward(s->thc, s->d_tlog_c, s->d_tin_c, 2 * B, err))) return rc;
+    if (M && (rc = dv2_head_pass_forward(s->thp, s->d_tlog_p, s->d_tin_p, M, err))) return rc;
+    if ((rc = be->to_host(s->h_tlog_c, s->d_tlog_c, sizeof(float) * 2 * B * (size_t)K)) ||
+        (M && (rc = be->to_host(s->h_tlog_p, s->d_tlog_p, sizeof(float) * (size_t)M * Ki))))
+        goto ioerr;
+    float temp = (float)v->teacher_temp;
+    if ((rc = targets(s, s->h_q_c, s->h_tlog_c, 2 * B, K, temp, m->dino_center, 1.0, 1.0 / (2.0 * B * W),
+                      (double)2 * B * W, err)))
+        return rc;
+    double m_tot = M;
+    if ((rc = dv2_dist_allreduce_sum_f64(s->dist, &m_tot, 1, err))) return rc;
+    /* no masked token on any rank: no iBOT targets, the center is left alone */
+    if (m_tot > 0 && (rc = targets(s, s->h_q_p, s->h_tlog_p, M, Ki, temp, m->ibot_center, M ? 1.0 / M : 0.0,
+                                   1.0 / W, m_tot, err)))
+        return rc;
+
+    /* ---- student ---- */
+    const dv2_vit_group sg[2] = {{2 * B, s->Sg, s->Sg}, {LB, s->Sl, s->Sl}};
+    int ng = L > 0 ? 2 : 1;
+    dv2_vit_droppath dp = {c->student.drop_path_rate, NULL};
+    if (dp.rate > 0) {
+        size_t len = dv2_vit_droppath_len(sg, ng, m->arch.depth, dp.rate);
+        if (len > s->subset_cap) {
+            free(s->h_subset);
+            s->h_subset = malloc(sizeof(int) * len);
+            s->subset_cap = s->h_subset ? len : 0;
+            if (!s->h_subset) return dv2_error_set(err, DV2_ENOMEM, "train: out of memory");
+        }
+        dv2_rng r;
+        dv2_rng_seed(&r, (uint64_t)c->train.seed ^ 0x64726f70ull, (uint64_t)it * 4096u + (uint64_t)s->dist->rank);
+        if ((rc = dv2_vit_droppath_draw(s->h_subset, sg, ng, m->arch.depth, dp.rate, &r)))
+            return dv2_error_set(err, rc, "train: drop-path subsets");
+        dp.subset = s->h_subset;
+    }
+    const float *simg[2] = {s->d_gimg, s->d_limg};
+    const uint8_t *smask[2] = {s->d_mask, NULL};
+    if ((rc = dv2_vit_pass_forward(s->sp, simg, smask, dp.rate > 0 ? &dp : NULL, err))) return rc;
+    const float *sout = dv2_vit_pass_output(s->sp);
+    /* class rows: locals first (row v·B+i), then globals (row c·B+i) */
+    for (int k = 0; k < LB; k++) s->h_rows[k] = dv2_vit_pass_row(s->sp, 1, k, 0);
+    for (int k = 0; k < 2 * B; k++) s->h_rows[LB + k] = dv2_vit_pass_row(s->sp, 0, k, 0);
+    int *rows_scls_host = s->h_rows;
+    if ((rc = be->to_device(s->d_rows_scls, rows_scls_host, sizeof(int) * (size_t)(LB + 2 * B)))) goto ioerr;
+    be->gather_rows(s->d_sin_c, sout, s->d_rows_scls, LB + 2 * B, D);
+    if (M) be->gather_rows(s->d_sin_p, sout, s->d_rows_spat, M, D);
+    if ((rc = dv2_head_pass_forward(s->shc, s->d_slog_c, s->d_sin_c, LB + 2 * B, err))) return rc;
+    if (M && (rc = dv2_head_pass_forward(s->shp, s->d_slog_p, s->d_sin_p, M, err))) return rc;
+    if ((rc = be->to_host(s->h_slog_c, s->d_slog_c, sizeof(float) * (size_t)(LB + 2 * B) * K)) ||
+        (M && (rc = be->to_host(s->h_slog_p, s->d_slog_p, sizeof(float) * (size_t)M * Ki))) ||
+        (rc = be->to_host(s->h_cls, s->d_sin_c + (size_t)LB * D, sizeof(float) * 2 * B * D)))
+        goto ioerr;
+
+    /* ---- losses (§6–§9) ---- */
+    dv2_loss_terms t = {0};
+    const float *s_l = s->h_slog_c, *s_g = s->h_slog_c + (size_t)LB * K;
+    dv2_cpu_dino_forward(&t.dino_local, &t.dino_global, s_l, s_g, s->h_q_c, B, L, K, STUDENT_TEMP);
+    dv2_cpu_ibot_forward(&t.ibot, s->h_slog_p, s->h_q_p, s->h_w, M, Ki, 2 * B, STUDENT_TEMP);
+    int koleo_on = c->dino.koleo_loss_weight > 0 && c->dino.loss_weight > 0;
+    if (koleo_on) {
+        dv2_cpu_koleo_forward_ws(&t.koleo1, s->h_nn, s->h_work, s->h_cls, B, D);
+        dv2_cpu_koleo_forward_ws(&t.koleo2, s->h_nn + B, s->h_work, s->h_cls + (size_t)B * D, B, D);
+    }
+    dv2_loss_weights w = {(float)c->dino.loss_weight, (float)c->dino.koleo_loss_weight, (float)c->ibot.loss_weight};
+    dv2_loss_total(&t, &w);
+
+    /* ---- backward ---- */
+    dv2_loss_terms d;
+    dv2_loss_total_backward(&d, &w, 1.0f);
+    memset(s->h_dlog_c, 0, sizeof(float) * (size_t)(LB + 2 * B) * K);
+    dv2_cpu_dino_backward(L ? s->h_dlog_c : NULL, s->h_dlog_c + (size_t)LB * K, d.dino_local, d.dino_global,
+                           s_l, s_g, s->h_q_c, B, L, K, STUDENT_TEMP);
+    if (M) {
+        memset(s->h_dlog_p, 0, sizeof(float) * (size_t)M * Ki);
+        dv2_cpu_ibot_backward(s->h_dlog_p, d.ibot, s->h_slog_p, s->h_q_p, s->h_w, M, Ki, 2 * B, STUDENT_TEMP);
+    }
+    if ((rc = dv2_train_model_zero_grad(m))) goto ioerr;
+    /* reuse the logits buffers for their gradients */
+    if ((rc = be->to_device(s->d_slog_c, s->h_dlog_c, sizeof(float) * (size_t)(LB + 2 * B) * K)) ||
+        (M && (rc = be->to_device(s->d_slog_p, s->h_dlog_p, sizeof(float) * (size_t)M * Ki))) ||
+        (rc = be->zero(s->d_dsin_c, sizeof(float) * (size_t)(LB + 2 * B) * D)) ||
+        (M && (rc = be->zero(s->d_dsin_p, sizeof(float) * (size_t)M * D))))
+        goto ioerr;
+    if ((rc = dv2_head_pass_backward(s->shc, s->d_dsin_c, s->d_slog_c, err))) return rc;
+    if (M && (rc = dv2_head_pass_backward(s->shp, s->d_dsin_p, s->d_slog_p, err))) return rc;
+    if (koleo_on) {
+        memset(s->h_dcls, 0, sizeof(float) * 2 * B * D);
+        dv2_cpu_koleo_backward_ws(s->h_dcls, s->h_work, d.koleo1, s->h_cls, s->h_nn, B, D);
+        dv2_cpu_koleo_backward_ws(s->h_dcls + (size_t)B * D, s->h_work, d.koleo2, s->h_cls + (size_t)B * D,
+                                   s->h_nn + B, B, D);
+        if ((rc = be->to_device(s->d_tmp, s->h_dcls, sizeof(float) * 2 * B * D))) goto ioerr;
+        be->add(s->d_dsin_c + (size_t)LB * D, s->d_tmp, (size_t)2 * B * D);
+    }
+    size_t T = (size_t)dv2_vit_pass_tokens(s->sp);
+    if ((rc = be->zero(s->d_dout, sizeof(float) * T * D))) goto ioerr;
+    be->scatter_add_rows(s->d_dout, s->d_dsin_c, s->d_rows_scls, LB + 2 * B, D);
+    if (M) be->scatter_add_rows(s->d_dout, s->d_dsin_p, s->d_rows_spat, M, D);
+    if ((rc = dv2_vit_pass_backward(s->sp, s->d_dout, err))) return rc;
+
+    if (s->fault_nan_from >= 0 && it >= s->fault_nan_from) { /* error injection for tests */
+        float nan = NAN;
+        if ((rc = be->to_device(m->s_mod[0]->grad, &nan, sizeof nan))) goto ioerr;
+    }
+    /* ---- gradients across ranks, checks, clipping ---- */
+    if (W > 1)
+        for (int k = 0; k < m->n_mod; k++) {
+            if ((rc = dv2_dist_allreduce_sum_f32(s->dist, m->s_mod[k]->grad, m->s_mod[k]->numel, err))) return rc;
+            dv2_train_model_scale_grad(m, k, 1.0f / (float)W);
+        }
+    double lv[6] = {t.dino_local, t.dino_global, t.ibot, (double)t.koleo1 + t.koleo2, t.total, 0};
+    if ((rc = dv2_dist_allreduce_sum_f64(s->dist, lv, 5, err))) return rc;
+    out->dino_local = lv[0] / W, out->dino_global = lv[1] / W, out->ibot = lv[2] / W;
+    out->koleo = lv[3] / W, out->total = lv[4] / W;
+    out->n_masked = (int)m_tot;
+    out->finite = isfinite(out->total) && dv2_train_model_grads_finite(m);
+    for (int k = 0; k < m->n_mod; k++) {
+        out->grad_norm[k] = dv2_train_model_grad_norm(m, k);
+        if (out->finite && c->optim.clip_grad > 0) {
+            double coef = c->optim.clip_grad / (out->grad_norm[k] + 1e-6);
+            if (coef < 1.0) dv2_train_model_scale_grad(m, k, (float)coef);
+        }
+    }
+    /* ---- update ---- */
+    if (out->finite)
+        dv2_train_model_adamw(m, v->lr, v->last_layer_lr, v->wd, c->optim.adamw_beta1, c->optim.adamw_beta2);
+    dv2_train_model_ema(m, v->momentum);
+    return 0;
+ioerr:
+    return dv2_error_set(err, rc < 0 ? rc : DV2_EIO, "train: backend memory operation failed");
+}

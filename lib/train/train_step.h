@@ -1,0 +1,41 @@
+/* train_step.h — one DINOv2 training iteration (spec §5) on a batch:
+ * teacher forward on the global crops, targets (softmax centering or
+ * Sinkhorn-Knopp, §6.2/§6.3/§7.3), student forward on the packed global +
+ * local crops with iBOT masks and batch-subset stochastic depth, DINO + iBOT +
+ * KoLeo losses (§6–§9), backward, gradient averaging over ranks, the
+ * non-finite check, per-module clipping (§10.3), AdamW with the parameter
+ * groups, and the EMA teacher update (§11).
+ *
+ * Heads are row-wise, so a shared DINO/iBOT head is run as two passes of the
+ * same head (class tokens, then masked patch tokens) whose gradients add up:
+ * the same result as the reference's concatenated pass.  Losses and targets
+ * are computed on the host (lib/model/loss.h) from copies of the logits. */
+#ifndef DV2_TRAIN_STEP_H
+#define DV2_TRAIN_STEP_H
+
+#include <stdint.h>
+#include "train/config.h"
+#include "core/dist.h"
+#include "train/schedule.h"
+#include "train/loader.h"
+#include "train/train_model.h"
+
+typedef struct dv2_train_step_stats {
+    double dino_local, dino_global, ibot, koleo, total; /* averaged over ranks */
+    double grad_norm[DV2_TM_N];                          /* before clipping */
+    int n_masked;                                        /* M summed over ranks */
+    int finite;                                          /* 0: step not applied */
+    int global_size;                                     /* global crop side of this step */
+} dv2_train_step_stats;
+
+typedef struct dv2_train_step dv2_train_step;
+
+int dv2_train_step_create(dv2_train_step **st, const dv2_config *c, dv2_train_model *m, const dv2_dist *dist,
+                       dv2_error *err);
+void dv2_train_step_free(dv2_train_step *st);
+/* Runs iteration `it` on batch b with the schedule values v (b->masks, when
+ * set, replaces the iBOT masks the step would draw). */
+int dv2_train_step_run(dv2_train_step *st, const dv2_batch *b, int64_t it, const dv2_sched_values *v,
+                    dv2_train_step_stats *out, dv2_error *err);
+
+#endif
