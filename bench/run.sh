@@ -9,6 +9,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export DV2_ROOT="$ROOT" DV2_BIN="$ROOT/bin" DV2_BUILD="$ROOT/${BUILD:-build}"
 export PATH="$ROOT/bin:$PATH"
 out=$(mktemp)
+# Both sides must run the same BLAS kernels (OPENBLAS_CORETYPE, the
+# fallback correction of dv2): the baselines get the core dv2 runs, and
+# both say which they run.
+core=$("$ROOT/bin/dv2-pack" -V | sed -n 's/^blas: .*; \([A-Za-z0-9]*\) kernels.*/\1/p')
+[ -z "${OPENBLAS_CORETYPE:-}" ] && [ -n "$core" ] && export OPENBLAS_CORETYPE="$core"
+echo "dv2 $("$ROOT/bin/dv2-pack" -V | grep '^blas:')"
+/usr/bin/python3 "$ROOT/bench/blas_core.py" 2>&1
 for b in "$ROOT"/bench/b_*.sh; do
 	[ -f "$b" ] || continue
 	name=$(basename "$b" .sh)

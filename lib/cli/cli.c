@@ -1,5 +1,6 @@
 /* cli.c — option parsing, messages, number parsing, progress (see cli.h). */
 #include "cli/cli.h"
+#include "ops/cpu/cpu_blas.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -98,6 +99,7 @@ void dv2_cli_help(const dv2_cli_spec *spec, FILE *f) {
 
 int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
                   dv2_opt_fn fn, void *ctx) {
+    dv2_cli_blas_fix(argv);
     memset(cli, 0, sizeof *cli);
     cli->prog = g_prog = spec->prog;
     cli->device = "auto";
@@ -146,7 +148,12 @@ int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
         switch (c) {
         case OPT_HELP: dv2_cli_help(spec, stdout); rc = dv2_cli_finish(0); break;
         case OPT_VERSION:
-            printf("%s %s (%s)\n", spec->prog, DV2_VERSION, dv2_build_features());
+            {
+                char blas[256];
+                dv2_cli_blas_describe(blas, sizeof blas);
+                printf("%s %s (%s)\nblas: %s; %s\n", spec->prog, DV2_VERSION, dv2_build_features(),
+                       dv2_cpu_blas_config(), blas);
+            }
             rc = dv2_cli_finish(0);
             break;
         case OPT_QUIET: g_verbose = -1; break;
@@ -187,6 +194,11 @@ int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
     cli->verbose = g_verbose;
     cli->argi = optind;
     cli->progress = g_verbose >= 0 && (progress_forced || isatty(2));
+    if (rc == DV2_CLI_RUN && g_verbose > 0) {
+        char blas[256];
+        dv2_cli_blas_describe(blas, sizeof blas);
+        dv2_debugf("blas: %s", blas);
+    }
     if (rc == DV2_CLI_RUN && cli->threads > 0) {
 #ifdef _OPENMP
         omp_set_num_threads(cli->threads);

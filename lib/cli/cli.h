@@ -123,4 +123,14 @@ void dv2_progress_start(dv2_progress *p, int enabled, const char *what,
 void dv2_progress_update(dv2_progress *p, uint64_t items, uint64_t bytes); /* absolute counts */
 void dv2_progress_end(dv2_progress *p); /* clears the line; the caller prints its summary */
 
+/* ---- BLAS kernels (cli_blas.c) ------------------------------------------ */
+/* Called first by dv2_cli_parse: when OpenBLAS runs fallback kernels on this
+ * CPU and the user did not set OPENBLAS_CORETYPE, re-executes the program
+ * (/proc/self/exe, the same argv) with OPENBLAS_CORETYPE set to the right
+ * core.  Returns only when nothing is to be done or the re-exec failed. */
+void dv2_cli_blas_fix(char **argv);
+/* One line of which kernels run and why ("Haswell kernels (chosen by ...)"),
+ * printed by -v and -V. */
+void dv2_cli_blas_describe(char *out, size_t n);
+
 #endif
