@@ -60,10 +60,3 @@ void dv2_rng_shuffle_u32(dv2_rng *r, uint32_t *a, size_t n) {
         uint32_t t = a[i - 1]; a[i - 1] = a[j]; a[j] = t;
     }
 }
-
-void dv2_rng_shuffle_u64(dv2_rng *r, uint64_t *a, size_t n) {
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)dv2_rng_below(r, i);
-        uint64_t t = a[i - 1]; a[i - 1] = a[j]; a[j] = t;
-    }
-}

@@ -18,6 +18,5 @@ uint64_t dv2_rng_below(dv2_rng *r, uint64_t n);     /* [0, n), unbiased; n > 0 *
 int64_t dv2_rng_randint(dv2_rng *r, int64_t lo, int64_t hi); /* [lo, hi] inclusive */
 double dv2_rng_normal(dv2_rng *r);                  /* N(0,1), Box-Muller, no cached value */
 void dv2_rng_shuffle_u32(dv2_rng *r, uint32_t *a, size_t n);  /* Fisher-Yates */
-void dv2_rng_shuffle_u64(dv2_rng *r, uint64_t *a, size_t n);
 
 #endif

@@ -37,9 +37,6 @@ static const struct { const char *name; size_t size; } dtypes[] = {
 };
 #define NDTYPES (int)(sizeof dtypes / sizeof dtypes[0])
 
-const char *dv2_safetensors_dtype_name(int dtype) {
-    return dtype >= 0 && dtype < NDTYPES ? dtypes[dtype].name : "?";
-}
 size_t dv2_safetensors_dtype_size(int dtype) {
     return dtype >= 0 && dtype < NDTYPES ? dtypes[dtype].size : 0;
 }

@@ -55,7 +55,6 @@ void dv2_safetensors_close(dv2_safetensors_file *f); /* NULL allowed */
 size_t dv2_safetensors_count(const dv2_safetensors_file *f);
 const dv2_safetensors_tensor *dv2_safetensors_at(const dv2_safetensors_file *f, size_t i); /* file order */
 const dv2_safetensors_tensor *dv2_safetensors_find(const dv2_safetensors_file *f, const char *name);
-const char *dv2_safetensors_dtype_name(int dtype);
 size_t dv2_safetensors_dtype_size(int dtype);
 const char *dv2_safetensors_path(const dv2_safetensors_file *f);
 

@@ -265,7 +265,6 @@ void dv2_shard_close(dv2_shard_reader *r) {
 
 const char *dv2_shard_name(const dv2_shard_reader *r) { return r->name; }
 int dv2_shard_seekable(const dv2_shard_reader *r) { return r->seekable; }
-uint64_t dv2_shard_tell(const dv2_shard_reader *r) { return r->off; }
 
 /* ---- sequential reading ---------------------------------------------------------- */
 

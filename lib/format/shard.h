@@ -97,8 +97,6 @@ int dv2_shard_seekable(const dv2_shard_reader *r);
  * been read and checked against the records seen, or a negative status.
  * Every record checksum is verified. */
 int dv2_shard_next(dv2_shard_reader *r, dv2_record *rec, dv2_error *err);
-/* Byte offset of the next frame in the stream (for messages and tools). */
-uint64_t dv2_shard_tell(const dv2_shard_reader *r);
 
 /* Random access (seekable shards only, else DV2_EUNSUPPORTED).  The index is
  * read and checked on the first call.  dv2_shard_get uses pread and touches

@@ -292,14 +292,6 @@ int dv2_augment_apply(float *out, const dv2_image *src, const dv2_augment_params
     return 0;
 }
 
-int dv2_augment_crop(float *out, const dv2_image *src, int size, double smin, double smax,
-                     double p_blur, double p_solarize, dv2_rng *rng, dv2_augment_work *w,
-                     dv2_error *err) {
-    dv2_augment_params p;
-    dv2_augment_draw(&p, src->w, src->h, size, smin, smax, p_blur, p_solarize, rng);
-    return dv2_augment_apply(out, src, &p, w, err);
-}
-
 int dv2_augment_multicrop(float *global, float *local, const dv2_image *src,
                           const dv2_multicrop_cfg *cfg, dv2_rng *rng, dv2_augment_work *w,
                           dv2_error *err) {

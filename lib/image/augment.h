@@ -70,22 +70,17 @@ typedef struct dv2_augment_params {
     int solarize;          /* solarize at 128 */
 } dv2_augment_params;
 
-/* Draws the parameters of one crop of a W x H image (see dv2_augment_crop). */
+/* Draws the parameters of one crop of a W x H image: random resized crop to
+ * size x size (scale in [smin, smax]), flip p = 0.5, color jitter p = 0.8
+ * (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1, random order),
+ * grayscale p = 0.2, blur with probability p_blur (sigma U(0.1, 2), kernel
+ * 9), solarize with probability p_solarize. */
 void dv2_augment_draw(dv2_augment_params *p, int W, int H, int size, double smin, double smax,
                       double p_blur, double p_solarize, dv2_rng *rng);
 /* Applies p to src: resized crop, flip, jitter in p->order, grayscale, blur,
  * solarize, then normalized float CHW into out (3*size*size). */
 int dv2_augment_apply(float *out, const dv2_image *src, const dv2_augment_params *p,
                       dv2_augment_work *w, dv2_error *err);
-
-/* One crop: random resized crop to size x size (bicubic), flip p = 0.5,
- * color jitter p = 0.8 (brightness 0.4, contrast 0.4, saturation 0.2, hue
- * 0.1, random order), grayscale p = 0.2, blur with probability p_blur
- * (sigma U(0.1, 2), kernel 9), solarize with probability p_solarize, then
- * normalized float CHW into out (3*size*size). */
-int dv2_augment_crop(float *out, const dv2_image *src, int size, double smin, double smax,
-                     double p_blur, double p_solarize, dv2_rng *rng, dv2_augment_work *w,
-                     dv2_error *err);
 
 /* DINOv2 DataAugmentationDINO with the effective (released) blur
  * probabilities: global crop 1 never blurred, global crop 2 blurred with p =

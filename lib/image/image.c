@@ -64,15 +64,6 @@ int dv2_image_sniff(const void *data, size_t n) {
     return DV2_IMAGE_UNKNOWN;
 }
 
-const char *dv2_image_format_name(int format) {
-    switch (format) {
-    case DV2_IMAGE_JPEG: return "JPEG";
-    case DV2_IMAGE_PNG: return "PNG";
-    case DV2_IMAGE_PNM: return "PNM";
-    default: return "unknown";
-    }
-}
-
 /* ---- JPEG ------------------------------------------------------------- */
 
 static int jpeg_header(tjhandle tj, int *w, int *h, int *cs, const void *data, size_t n,

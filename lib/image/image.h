@@ -44,7 +44,6 @@ int dv2_image_resize_buffer(dv2_image *img, int w, int h, dv2_error *err);
 
 /* Guesses the format from the first bytes; DV2_IMAGE_UNKNOWN if none fits. */
 int dv2_image_sniff(const void *data, size_t n);
-const char *dv2_image_format_name(int format);
 
 /* Reads only the header: dimensions and format.  DV2_ECORRUPT for an
  * unreadable header, DV2_ENOMEM past the size limits. */

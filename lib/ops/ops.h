@@ -149,18 +149,10 @@ typedef struct dv2_backend {
     /* ---- elementwise / reductions --------------------------------------- */
     void (*add)(float *y, const float *x, size_t n);          /* y += x */
     void (*scale)(float *x, float a, size_t n);               /* x *= a, in place */
-    void (*axpby)(float *y, float a, const float *x, float b, size_t n); /* y = a x + b y */
     double (*sumsq)(const float *x, size_t n);                /* host result, double acc */
     int (*all_finite)(const float *x, size_t n);              /* 1 if no inf/NaN */
 
-    /* ---- losses (spec §6–§8); CPU entries wrap lib/model/loss.h --------------- */
-    /* loss (N) = CE(target_i, logits_i) = -Σ_k target[i,k] log softmax(logits_i/temp)_k. */
-    void (*softmax_xent_forward)(float *loss, const float *logits, const float *target,
-                                 int N, int K, float temp);
-    /* dlogits (N,K) += dloss_i · (softmax_ik·Σ_k target_ik − target_ik)/temp;
-     * dloss (N) on the device. */
-    void (*softmax_xent_backward)(float *dlogits, const float *dloss, const float *logits,
-                                  const float *target, int N, int K, float temp);
+    /* ---- losses (spec §6–§8); CPU entries are ops/cpu/cpu_loss.h ------------ */
     /* Teacher targets, centering mode (§6.2): q (N,K) = softmax((t − center)/temp). */
     void (*softmax_center_forward)(float *q, const float *t, const float *center,
                                    int N, int K, float temp);

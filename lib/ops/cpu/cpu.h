@@ -79,7 +79,6 @@ void dv2_cpu_scatter_add_rows(float *out, const float *in, const int *rows, int 
 /* ops_cpu_optim.c */
 void dv2_cpu_add(float *y, const float *x, size_t n);
 void dv2_cpu_scale(float *x, float a, size_t n);
-void dv2_cpu_axpby(float *y, float a, const float *x, float b, size_t n);
 double dv2_cpu_sumsq(const float *x, size_t n);
 int dv2_cpu_all_finite(const float *x, size_t n);
 void dv2_cpu_adamw_step(float *p, float *m, float *v, const float *g, size_t n, float lr,

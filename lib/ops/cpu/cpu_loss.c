@@ -46,23 +46,6 @@ static void row_ce_grad(float *ds, const float *s, const float *q1, const float 
     }
 }
 
-void dv2_cpu_softmax_xent_forward(float *loss, const float *logits, const float *target, int N,
-                                   int K, float temp) {
-    double inv = 1.0 / temp;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < N; i++)
-        loss[i] = (float)row_ce(logits + (size_t)i * K, target + (size_t)i * K, NULL, K, inv);
-}
-
-void dv2_cpu_softmax_xent_backward(float *dlogits, const float *dloss, const float *logits,
-                                    const float *target, int N, int K, float temp) {
-    double inv = 1.0 / temp;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < N; i++)
-        row_ce_grad(dlogits + (size_t)i * K, logits + (size_t)i * K, target + (size_t)i * K, NULL, K,
-                    inv, dloss[i]);
-}
-
 void dv2_cpu_softmax_center_forward(float *q, const float *t, const float *center, int N, int K,
                                      float temp) {
     double inv = 1.0 / temp;

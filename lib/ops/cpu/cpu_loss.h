@@ -11,7 +11,7 @@
  * outside: functions that need a sum over processes take a dv2_allreduce_fn
  * (NULL = one process) and call it on host buffers.
  *
- * The row entries (softmax_xent, softmax_center, sinkhorn_knopp, koleo) have
+ * The row entries (softmax_center, sinkhorn_knopp, koleo) have
  * exactly the signatures of the dv2_backend loss entries, so the CPU backend
  * table can point at them (or at thin wrappers).
  *
@@ -39,14 +39,6 @@
 #include "ops/ops.h"
 
 /* ---- row entries (dv2_backend signatures) ------------------------------ */
-
-/* loss (N) = -Σ_k target[i,k] · log softmax(logits_i / temp)_k.
- * logits, target (N,K). */
-void dv2_cpu_softmax_xent_forward(float *loss, const float *logits, const float *target, int N,
-                                   int K, float temp);
-/* dlogits (N,K) += dloss_i · (softmax(logits_i/temp)·Σ_k target_ik − target_i) / temp. */
-void dv2_cpu_softmax_xent_backward(float *dlogits, const float *dloss, const float *logits,
-                                    const float *target, int N, int K, float temp);
 
 /* Teacher targets, centering mode: q (N,K) = softmax((t − center)/temp) per
  * row; center (K).  q may alias t (in place). */

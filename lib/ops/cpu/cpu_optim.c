@@ -14,11 +14,6 @@ void dv2_cpu_scale(float *x, float a, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= a;
 }
 
-void dv2_cpu_axpby(float *y, float a, const float *x, float b, size_t n) {
-    #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
-    for (size_t i = 0; i < n; i++) y[i] = a * x[i] + b * y[i];
-}
-
 /* 256 fixed chunks, each summed in double, then added in order: the value
  * does not depend on the number of threads. */
 double dv2_cpu_sumsq(const float *x, size_t n) {
