@@ -169,6 +169,8 @@ int main(int argc, char **argv) {
         return dv2_usage_error("--save-index and --load-index go with --index");
     if (c.save_index && c.load_index) return dv2_usage_error("--save-index and --load-index exclude each other");
     int cuda = strcmp(cli.device, "cuda") == 0;
+    if (!strcmp(cli.device, "cpu-bf16"))
+        return dv2_usage_error("--device cpu-bf16 is a model backend; the search runs on cpu or cuda");
     if (cuda && !dv2_knn_cuda_built())
         return dv2_usage_error("--device cuda: this build has no CUDA search (built without nvcc; use --device cpu)");
     if (cuda && c.index)

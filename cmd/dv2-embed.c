@@ -14,6 +14,7 @@
 #include "embed/embed.h"
 #include "embed/embed_vit.h"
 #include "format/matrix.h"
+#include "ops/ops.h"
 
 typedef struct opts {
     const char *model, *arch, *features, *pca, *npy;
@@ -176,9 +177,13 @@ int main(int argc, char **argv) {
     if (o.resume && !strcmp(out, "-")) return dv2_usage_error("--resume needs -o FILE");
     if (o.resume && o.zstd) return dv2_usage_error("--resume cannot append to a --zstd matrix (write it uncompressed)");
     if (!strcmp(out, "-") && (rc = dv2_cli_check_binary_stdout(&cli))) return rc;
-    if (!strcmp(cli.device, "cuda")) {
-        dv2_errorf("--device cuda: this build has no CUDA backend for dv2-embed; use --device cpu");
-        return DV2_EXIT_ERROR;
+    const dv2_backend *be = NULL;
+    {
+        char bdesc[160];
+        dv2_error berr;
+        dv2_error_clear(&berr);
+        if (dv2_backend_open(&be, cli.device, bdesc, sizeof bdesc, &berr)) return dv2_report(&berr);
+        dv2_debugf("%s", bdesc);
     }
     int nstdin = 0;
     for (int i = cli.argi; i < argc; i++) nstdin += !strcmp(argv[i], "-");
@@ -200,6 +205,7 @@ int main(int argc, char **argv) {
         vo.features = o.features ? o.features : "cls";
         vo.layers = o.layers;
         vo.want_patch = o.pca != NULL;
+        vo.backend = be;
         rc = dv2_embed_model_vit(&m, &vo, &err);
     }
     if (rc) return dv2_report(&err);

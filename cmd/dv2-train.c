@@ -13,6 +13,7 @@
 #include "train/config.h"
 #include "core/dist.h"
 #include "train/train.h"
+#include "ops/ops.h"
 
 #define MAX_OVERRIDES 256
 
@@ -142,8 +143,12 @@ int main(int argc, char **argv) {
     }
     if (!out) return dv2_usage_error("no run directory (-o RUN)");
     if (!cfg.train.dataset_path[0]) return dv2_usage_error("no training data (--data DATASET)");
-    if (strcmp(cli.device, "auto") && strcmp(cli.device, "cpu"))
-        return dv2_usage_error("--device %s: this build trains on the CPU backend only", cli.device);
+    const dv2_backend *be = NULL;
+    {
+        char bdesc[160];
+        if (dv2_backend_open(&be, cli.device, bdesc, sizeof bdesc, &err)) return dv2_report(&err);
+        dv2_debugf("%s", bdesc);
+    }
 
     dv2_dist dist;
     if (dv2_dist_init(&dist, 0, &err)) return dv2_report(&err);
@@ -164,7 +169,7 @@ int main(int argc, char **argv) {
     }
     dv2_cleanup_install();  /* SIGINT, SIGHUP: remove temporary files and die */
     dv2_graceful_install(); /* SIGTERM, SIGUSR1: checkpoint and exit 0 */
-    dv2_train_opts o = {cfg.train.dataset_path, out, c.resume, 0, on_log, NULL};
+    dv2_train_opts o = {cfg.train.dataset_path, out, c.resume, 0, on_log, NULL, be};
     dv2_train_result res;
     rc = dv2_train_run(&cfg, &o, &dist, &res, &err);
     if (rc) {

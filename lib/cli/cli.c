@@ -1,6 +1,7 @@
 /* cli.c — option parsing, messages, number parsing, progress (see cli.h). */
 #include "cli/cli.h"
 #include "ops/cpu/cpu_blas.h"
+#include "ops/ops.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -65,7 +66,7 @@ static const common_opt k_common[] = {
     {"force", 0, 'f', OPT_FORCE, DV2_CLI_FORCE, NULL, "overwrite existing outputs; allow binary output to a terminal"},
     {"progress", 0, 0, OPT_PROGRESS, DV2_CLI_PROGRESS, NULL, "show progress on stderr even when it is not a terminal"},
     {"seed", 1, 0, OPT_SEED, DV2_CLI_SEED, "N", "random seed (default 0)"},
-    {"device", 1, 0, OPT_DEVICE, DV2_CLI_DEVICE, "DEV", "cpu, cuda or auto (default auto)"},
+    {"device", 1, 0, OPT_DEVICE, DV2_CLI_DEVICE, "DEV", "cpu, cpu-bf16, cuda or auto (default auto)"},
     {"threads", 1, 'j', OPT_THREADS, DV2_CLI_THREADS, "N", "worker threads (default: all cores)"},
     {"quiet", 0, 'q', OPT_QUIET, 0, NULL, "only errors on stderr"},
     {"verbose", 0, 'v', OPT_VERBOSE, 0, NULL, "more messages (repeat for more)"},
@@ -166,8 +167,8 @@ int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
             cli->seed_set = 1;
             break;
         case OPT_DEVICE:
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda") && strcmp(optarg, "auto"))
-                rc = dv2_usage_error("--device: expected cpu, cuda or auto, got '%s'", optarg);
+            if (!dv2_backend_known(optarg))
+                rc = dv2_usage_error("--device: expected cpu, cpu-bf16, cuda or auto, got '%s'", optarg);
             cli->device = optarg;
             break;
         case OPT_THREADS:

@@ -227,7 +227,7 @@ int dv2_embed_model_vit(dv2_embed_model **out, const dv2_embed_vit_opts *o, dv2_
     vit_model *v = calloc(1, sizeof *v);
     if (!v) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
     v->base.ops = &vit_ops;
-    v->be = &dv2_backend_cpu;
+    v->be = o->backend ? o->backend : &dv2_backend_cpu;
     v->kind = kind;
     v->layers = o->layers;
     dv2_arch arch;

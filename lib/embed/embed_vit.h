@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include "core/dv2.h"
 #include "embed/embed.h"
+#include "ops/ops.h"
 
 typedef struct dv2_embed_vit_opts {
     const char *weights;   /* safetensors path, or NULL with arch */
@@ -25,6 +26,7 @@ typedef struct dv2_embed_vit_opts {
     const char *features;  /* "cls", "avgpool", "clsavg", "patch" */
     int layers;            /* > 0: the linear-probe layout instead of features */
     int want_patch;        /* keep patch tokens for dv2_embed_vit_pca_write */
+    const dv2_backend *backend; /* the backend the model runs on (NULL: the CPU backend) */
 } dv2_embed_vit_opts;
 
 void dv2_embed_vit_opts_default(dv2_embed_vit_opts *o);

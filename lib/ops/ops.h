@@ -185,4 +185,27 @@ typedef struct dv2_backend {
  * output with NaN (the training loop's finiteness check reports it). */
 extern const dv2_backend dv2_backend_cpu;
 
+/* The CPU backend with bf16 storage emulated by rounding to nearest even
+ * where a mixed-precision GPU step stores bf16 (GEMM operands and outputs,
+ * attention inputs and output, GELU/SwiGLU outputs, activation gradients of
+ * GEMM backward); everything else f32.  The storage points are listed in
+ * ops/cpu/cpu_bf16.c.  A bf16 training run is testable on the CPU with it,
+ * and a GPU backend is compared against it tightly. */
+extern const dv2_backend dv2_backend_cpu_bf16;
+
+/* ---- choosing a backend (backend.c) ---------------------------------------- */
+/* Opens the backend named "cpu", "cpu-bf16", "cuda" or "auto" (the best one
+ * this build and machine have).  desc (may be NULL) gets one line of what
+ * was opened and why, for -v.  DV2_EUNSUPPORTED for a backend this build
+ * lacks, DV2_EINVAL for an unknown name. */
+struct dv2_error;
+int dv2_backend_open(const dv2_backend **be, const char *name, char *desc, size_t n,
+                     struct dv2_error *err);
+/* 1 if name is a backend name dv2_backend_open understands (it may still
+ * be missing from this build). */
+int dv2_backend_known(const char *name);
+/* The backends of this build, for harnesses that run every op on each. */
+size_t dv2_backend_count(void);
+const dv2_backend *dv2_backend_at(size_t i);
+
 #endif

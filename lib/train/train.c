@@ -184,7 +184,7 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
             }
         }
     }
-    if ((rc = dv2_train_model_init(&r->m, c, &dv2_backend_cpu, err))) goto done;
+    if ((rc = dv2_train_model_init(&r->m, c, o->backend ? o->backend : &dv2_backend_cpu, err))) goto done;
     if (o->resume) {
         rc = resume(r, err);
         if (rc == DV2_ENOTFOUND) {

@@ -21,6 +21,7 @@
 #include "train/config.h"
 #include "core/dist.h"
 #include "core/dv2.h"
+#include "ops/ops.h"
 
 typedef struct dv2_train_opts {
     const char *data;      /* dataset directory or shard */
@@ -31,6 +32,7 @@ typedef struct dv2_train_opts {
      * iterations and for notices (may be NULL) */
     void (*on_log)(void *ctx, const char *line);
     void *log_ctx;
+    const dv2_backend *backend; /* the backend the step runs on (NULL: the CPU backend) */
 } dv2_train_opts;
 
 typedef struct dv2_train_result {

@@ -85,4 +85,24 @@ void dv2_cpu_adamw_step(float *p, float *m, float *v, const float *g, size_t n, 
                         float wd, float beta1, float beta2, float eps, int t);
 void dv2_cpu_ema_update(float *teacher, const float *student, size_t n, float mom);
 
+/* cpu_bf16.c: the ops of dv2_backend_cpu_bf16 that differ from the CPU
+ * backend's (they round to bf16 where a GPU stores bf16; see that file). */
+float dv2_bf16_round(float x); /* round to nearest even; NaN stays NaN */
+void dv2_bf16_round_n(float *x, size_t n);
+void dv2_cpu_bf16_linear_forward(float *out, const float *in, const float *w, const float *b,
+                                 int N, int Cin, int Cout);
+void dv2_cpu_bf16_linear_backward(float *din, float *dw, float *db, const float *dout,
+                                  const float *in, const float *w, int N, int Cin, int Cout);
+void dv2_cpu_bf16_patch_embed_forward(float *out, float *col, const float *img, const float *w,
+                                      const float *b, int B, int Hpx, int Wpx, int p, int D);
+void dv2_cpu_bf16_patch_embed_backward(float *dw, float *db, const float *dout, const float *col,
+                                       int B, int Hpx, int Wpx, int p, int D);
+void dv2_cpu_bf16_attention_forward(float *out, float *lse, const float *qkv,
+                                    const int *cu_seqlens, int nseq, int T, int H, int dh);
+void dv2_cpu_bf16_attention_backward(float *dqkv, const float *dout, const float *qkv,
+                                     const float *out, const float *lse, const int *cu_seqlens,
+                                     int nseq, int T, int H, int dh);
+void dv2_cpu_bf16_gelu_forward(float *out, const float *in, size_t n);
+void dv2_cpu_bf16_swiglu_forward(float *out, const float *in, int N, int h);
+
 #endif

@@ -1,0 +1,32 @@
+# t_train_bf16.sh — a training run on the CPU backend with bf16 storage
+# (--device cpu-bf16, ops/cpu/cpu_bf16.c) beside the same run in f32: it
+# runs, its loss curve follows the f32 one within a band (bf16 rounding
+# moves every step a little, so the curves drift apart slowly), it is not
+# the f32 run (the rounding is really applied), and it is deterministic
+# (the same bits twice).  --device cuda is a clear error while the CUDA
+# backend of the model ops does not exist.
+. "$DV2_ROOT/tests/lib.sh"
+pack_fmnist_t10k data
+micro_cfg tiny.cfg 'train.batch_size_per_gpu = 8' 'train.OFFICIAL_EPOCH_LENGTH = 20' \
+	'train.num_workers = 2' 'optim.epochs = 3' 'optim.lr = 1e-3' 'optim.warmup_epochs = 1' \
+	'teacher.warmup_teacher_temp_epochs = 1'
+losses() { sed 's/.*"loss": \([^,]*\),.*/\1/' "$1"; }
+export OMP_NUM_THREADS=1
+
+expect_exit 0 dv2-train -c tiny.cfg --data data -o f32 -j 1 --device cpu
+expect_exit 0 dv2-train -c tiny.cfg --data data -o bf16 -j 1 --device cpu-bf16 -v
+expect_grep "device cpu-bf16" err.txt
+expect_exit 0 dv2-train -c tiny.cfg --data data -o bf16b -j 1 --device cpu-bf16
+losses f32/metrics.jsonl > a.txt
+losses bf16/metrics.jsonl > b.txt
+losses bf16b/metrics.jsonl > c.txt
+expect_eq "$(wc -l < b.txt)" 60 "bf16 metrics lines"
+expect_same b.txt c.txt
+cmp -s a.txt b.txt && fail "the bf16 run equals the f32 run: no rounding was applied"
+# the largest relative gap between the curves over the 60 iterations
+gap=$(paste a.txt b.txt | awk '{d = $1 - $2; if (d < 0) d = -d; r = d / ($1 < 0 ? -$1 : $1); if (r > m) m = r} END {printf "%.4f", m}')
+echo "largest relative loss gap bf16 vs f32 over 60 iterations: $gap"
+awk -v g="$gap" 'BEGIN {exit !(g < 0.05)}' || fail "bf16 loss curve leaves the 5% band of the f32 one (gap $gap)"
+expect_exit 1 dv2-train -c tiny.cfg --data data -o cuda -j 1 --device cuda
+expect_grep "CUDA backend of the model ops is not built yet" err.txt
+finish

@@ -1,0 +1,547 @@
+/* test_backend_ops.c — every entry of the backend table, forward and
+ * backward, on every backend of this build against the float32 CPU backend.
+ *
+ * Each case draws its inputs from a seeded generator at awkward sizes (1,
+ * primes, not multiples of 8 or 64), uploads them with the backend's own
+ * memory entries, runs the entry and downloads every output.  The same case
+ * on dv2_backend_cpu is the reference.  Per output tensor two numbers are
+ * checked:
+ *   - per element: |got − ref| <= atol·rms(ref) + rtol·|ref|
+ *   - per tensor:  NMSE = Σ(got − ref)² / Σ ref² <= nmse
+ * with a tolerance per (op, backend) that carries its reason.  The CPU
+ * backend itself runs every case twice and must give the same bits (its ops
+ * are deterministic).  A GPU backend joins by being registered in
+ * ops/backend.c and given its tolerances in tol_for() below.
+ *
+ *   test_backend_ops                 check (exit 1 on any failure)
+ *   test_backend_ops --perf [REPS]   also time every case on every backend
+ *   test_backend_ops --list          the cases and the tolerances with reasons
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dv2.h"
+#include "core/rng.h"
+#include "ops/ops.h"
+
+/* ---- one run of one case on one backend ---------------------------------- */
+
+enum { MAX_OUT = 6, MAX_ALLOC = 40 };
+
+typedef struct {
+    const dv2_backend *be;
+    dv2_rng rng;
+    int nout;
+    struct { const char *name; float *h; size_t n; } out[MAX_OUT];
+    void *d[MAX_ALLOC];
+    int nd;
+    int failed; /* a memory entry failed */
+} run_ctx;
+
+static void *dalloc(run_ctx *c, size_t bytes) {
+    void *p = c->be->alloc(bytes ? bytes : 4);
+    if (!p || c->nd == MAX_ALLOC) { c->failed = 1; return p; }
+    c->d[c->nd++] = p;
+    return p;
+}
+
+/* n normal(0, s) floats on the device (plus offset mu). */
+static float *drand(run_ctx *c, size_t n, double mu, double s) {
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = (float)(mu + s * dv2_rng_normal(&c->rng));
+    float *d = dalloc(c, n * sizeof *d);
+    if (d && c->be->to_device(d, h, n * sizeof *d)) c->failed = 1;
+    free(h);
+    return d;
+}
+
+static float *dzero(run_ctx *c, size_t n) { return dalloc(c, n * sizeof(float)); }
+
+static void *dput(run_ctx *c, const void *h, size_t bytes) {
+    void *d = dalloc(c, bytes);
+    if (d && c->be->to_device(d, h, bytes)) c->failed = 1;
+    return d;
+}
+
+static void get(run_ctx *c, const char *name, const float *d, size_t n) {
+    if (c->nout == MAX_OUT) { c->failed = 1; return; }
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    if (c->be->sync() || c->be->to_host(h, d, n * sizeof *h)) c->failed = 1;
+    c->out[c->nout].name = name;
+    c->out[c->nout].h = h;
+    c->out[c->nout].n = n;
+    c->nout++;
+}
+
+/* A host scalar as a one-element output. */
+static void get_scalar(run_ctx *c, const char *name, double v) {
+    float *h = malloc(sizeof *h);
+    *h = (float)v;
+    c->out[c->nout].name = name;
+    c->out[c->nout].h = h;
+    c->out[c->nout].n = 1;
+    c->nout++;
+}
+
+static void run_free(run_ctx *c) {
+    for (int i = 0; i < c->nd; i++) c->be->free(c->d[i]);
+    for (int i = 0; i < c->nout; i++) free(c->out[i].h);
+    c->nd = c->nout = 0;
+}
+
+/* ---- the cases ---------------------------------------------------------- */
+
+typedef struct {
+    const char *name; /* "linear_forward 67x97->31" */
+    const char *op;   /* the table entry, for tolerances */
+    void (*run)(run_ctx *c, const int *a);
+    int a[6];         /* sizes */
+} op_case;
+
+static void c_linear_fwd(run_ctx *c, const int *a) {
+    int N = a[0], I = a[1], O = a[2], bias = a[3];
+    float *in = drand(c, (size_t)N * I, 0, 1), *w = drand(c, (size_t)O * I, 0, 0.3);
+    float *b = bias ? drand(c, O, 0, 1) : NULL, *out = dzero(c, (size_t)N * O);
+    if (c->failed) return;
+    c->be->linear_forward(out, in, w, b, N, I, O);
+    get(c, "out", out, (size_t)N * O);
+}
+
+static void c_linear_bwd(run_ctx *c, const int *a) {
+    int N = a[0], I = a[1], O = a[2];
+    float *in = drand(c, (size_t)N * I, 0, 1), *w = drand(c, (size_t)O * I, 0, 0.3);
+    float *dout = drand(c, (size_t)N * O, 0, 1);
+    float *din = drand(c, (size_t)N * I, 0, 0.1); /* accumulates onto what is there */
+    float *dw = dzero(c, (size_t)O * I), *db = dzero(c, O);
+    if (c->failed) return;
+    c->be->linear_backward(din, dw, db, dout, in, w, N, I, O);
+    get(c, "din", din, (size_t)N * I);
+    get(c, "dw", dw, (size_t)O * I);
+    get(c, "db", db, O);
+}
+
+static void c_patch(run_ctx *c, const int *a) {
+    int B = a[0], H = a[1], W = a[2], p = a[3], D = a[4];
+    size_t np = (size_t)B * (H / p) * (W / p);
+    float *img = drand(c, (size_t)B * 3 * H * W, 0, 1), *w = drand(c, (size_t)D * 3 * p * p, 0, 0.2);
+    float *b = drand(c, D, 0, 1), *out = dzero(c, np * D), *col = dzero(c, np * 3 * p * p);
+    float *dout = drand(c, np * D, 0, 1), *dw = dzero(c, (size_t)D * 3 * p * p), *db = dzero(c, D);
+    if (c->failed) return;
+    c->be->patch_embed_forward(out, col, img, w, b, B, H, W, p, D);
+    c->be->patch_embed_backward(dw, db, dout, col, B, H, W, p, D);
+    get(c, "out", out, np * D);
+    get(c, "dw", dw, (size_t)D * 3 * p * p);
+    get(c, "db", db, D);
+}
+
+static void c_tokens(run_ctx *c, const int *a) {
+    int B = a[0], N = a[1], R = a[2], D = a[3];
+    int T = 1 + R + N;
+    uint8_t *hm = malloc((size_t)B * N);
+    for (int i = 0; i < B * N; i++) hm[i] = (uint8_t)(dv2_rng_below(&c->rng, 3) == 0);
+    float *patch = drand(c, (size_t)B * N * D, 0, 1), *cls = drand(c, D, 0, 1);
+    float *reg = R ? drand(c, (size_t)R * D, 0, 1) : NULL, *pos = drand(c, (size_t)(1 + N) * D, 0, 1);
+    float *mt = drand(c, D, 0, 1), *x = dzero(c, (size_t)B * T * D), *dx = drand(c, (size_t)B * T * D, 0, 1);
+    uint8_t *mask = dput(c, hm, (size_t)B * N);
+    float *dpatch = dzero(c, (size_t)B * N * D), *dcls = dzero(c, D), *dreg = R ? dzero(c, (size_t)R * D) : NULL;
+    float *dpos = dzero(c, (size_t)(1 + N) * D), *dmt = dzero(c, D);
+    free(hm);
+    if (c->failed) return;
+    c->be->embed_tokens_forward(x, patch, cls, reg, pos, mask, mt, B, N, R, D);
+    c->be->embed_tokens_backward(dpatch, dcls, dreg, dpos, dmt, dx, mask, B, N, R, D);
+    get(c, "x", x, (size_t)B * T * D);
+    get(c, "dpatch", dpatch, (size_t)B * N * D);
+    get(c, "dcls", dcls, D);
+    get(c, "dpos", dpos, (size_t)(1 + N) * D);
+    get(c, "dmask_token", dmt, D);
+    if (R) get(c, "dreg", dreg, (size_t)R * D);
+}
+
+static void c_layernorm(run_ctx *c, const int *a) {
+    int N = a[0], C = a[1];
+    float *in = drand(c, (size_t)N * C, 0.5, 2), *w = drand(c, C, 1, 0.2), *b = drand(c, C, 0, 0.2);
+    float *out = dzero(c, (size_t)N * C), *mean = dzero(c, N), *rstd = dzero(c, N);
+    float *dout = drand(c, (size_t)N * C, 0, 1), *din = dzero(c, (size_t)N * C), *dw = dzero(c, C), *db = dzero(c, C);
+    if (c->failed) return;
+    c->be->layernorm_forward(out, mean, rstd, in, w, b, N, C, 1e-6f);
+    c->be->layernorm_backward(din, dw, db, dout, in, w, mean, rstd, N, C);
+    get(c, "out", out, (size_t)N * C);
+    get(c, "din", din, (size_t)N * C);
+    get(c, "dw", dw, C);
+    get(c, "db", db, C);
+}
+
+static void c_l2norm(run_ctx *c, const int *a) {
+    int N = a[0], C = a[1];
+    float *in = drand(c, (size_t)N * C, 0, 1), *out = dzero(c, (size_t)N * C), *nrm = dzero(c, N);
+    float *dout = drand(c, (size_t)N * C, 0, 1), *din = dzero(c, (size_t)N * C);
+    if (c->failed) return;
+    c->be->l2norm_forward(out, nrm, in, N, C, 1e-12f);
+    c->be->l2norm_backward(din, dout, in, nrm, N, C, 1e-12f);
+    get(c, "out", out, (size_t)N * C);
+    get(c, "din", din, (size_t)N * C);
+}
+
+static void c_weightnorm(run_ctx *c, const int *a) {
+    int K = a[0], C = a[1];
+    float *v = drand(c, (size_t)K * C, 0, 1), *g = drand(c, K, 1, 0.3), *w = dzero(c, (size_t)K * C);
+    float *vn = dzero(c, K), *dw = drand(c, (size_t)K * C, 0, 1), *dv = dzero(c, (size_t)K * C), *dg = dzero(c, K);
+    if (c->failed) return;
+    c->be->weightnorm_forward(w, vn, v, g, K, C);
+    c->be->weightnorm_backward(dv, dg, dw, v, g, vn, K, C);
+    get(c, "w", w, (size_t)K * C);
+    get(c, "dv", dv, (size_t)K * C);
+    get(c, "dg", dg, K);
+}
+
+/* a = {nseq, H, dh, len0, len1, len2}: sequences of those lengths. */
+static void c_attention(run_ctx *c, const int *a) {
+    int nseq = a[0], H = a[1], dh = a[2];
+    int cu[4] = {0, 0, 0, 0};
+    for (int s = 0; s < nseq; s++) cu[s + 1] = cu[s] + a[3 + s];
+    int T = cu[nseq];
+    size_t n = (size_t)T * H * dh;
+    float *qkv = drand(c, 3 * n, 0, 1), *out = dzero(c, n), *lse = dzero(c, (size_t)H * T);
+    float *dout = drand(c, n, 0, 1), *dqkv = dzero(c, 3 * n);
+    if (c->failed) return;
+    c->be->attention_forward(out, lse, qkv, cu, nseq, T, H, dh);
+    c->be->attention_backward(dqkv, dout, qkv, out, lse, cu, nseq, T, H, dh);
+    get(c, "out", out, n);
+    get(c, "lse", lse, (size_t)H * T);
+    get(c, "dqkv", dqkv, 3 * n);
+}
+
+static void c_gelu(run_ctx *c, const int *a) {
+    size_t n = (size_t)a[0];
+    float *in = drand(c, n, 0, 2), *out = dzero(c, n), *dout = drand(c, n, 0, 1), *din = dzero(c, n);
+    if (c->failed) return;
+    c->be->gelu_forward(out, in, n);
+    c->be->gelu_backward(din, dout, in, n);
+    get(c, "out", out, n);
+    get(c, "din", din, n);
+}
+
+static void c_swiglu(run_ctx *c, const int *a) {
+    int N = a[0], h = a[1];
+    float *in = drand(c, (size_t)N * 2 * h, 0, 1.5), *out = dzero(c, (size_t)N * h);
+    float *dout = drand(c, (size_t)N * h, 0, 1), *din = dzero(c, (size_t)N * 2 * h);
+    if (c->failed) return;
+    c->be->swiglu_forward(out, in, N, h);
+    c->be->swiglu_backward(din, dout, in, N, h);
+    get(c, "out", out, (size_t)N * h);
+    get(c, "din", din, (size_t)N * 2 * h);
+}
+
+/* a = {Tfull, n, C, subset}: with subset, rows are every other row and
+ * scales 2.0 (the batch-subset drop path). */
+static void c_residual(run_ctx *c, const int *a) {
+    int Tf = a[0], n = a[1], C = a[2], sub = a[3];
+    int *hr = malloc(sizeof(int) * n);
+    float *hs = malloc(sizeof(float) * n);
+    for (int i = 0; i < n; i++) { hr[i] = sub ? (2 * i) % Tf : i; hs[i] = 2.0f; }
+    float *x = drand(c, (size_t)Tf * C, 0, 1), *y = drand(c, (size_t)n * C, 0, 1), *g = drand(c, C, 0, 0.5);
+    int *rows = sub ? dput(c, hr, sizeof(int) * n) : NULL;
+    float *sc = sub ? dput(c, hs, sizeof(float) * n) : NULL;
+    float *dx = drand(c, (size_t)Tf * C, 0, 1), *dy = dzero(c, (size_t)n * C), *dg = dzero(c, C);
+    free(hr);
+    free(hs);
+    if (c->failed) return;
+    c->be->residual_forward(x, y, g, rows, sc, n, C);
+    c->be->residual_backward(dy, dg, dx, y, g, rows, sc, n, C);
+    get(c, "x", x, (size_t)Tf * C);
+    get(c, "dy", dy, (size_t)n * C);
+    get(c, "dgamma", dg, C);
+}
+
+static void c_rows(run_ctx *c, const int *a) {
+    int T = a[0], n = a[1], C = a[2];
+    int *hr = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++) hr[i] = (int)dv2_rng_below(&c->rng, (uint64_t)T); /* repeats */
+    float *in = drand(c, (size_t)T * C, 0, 1), *g = dzero(c, (size_t)n * C);
+    float *src = drand(c, (size_t)n * C, 0, 1), *acc = drand(c, (size_t)T * C, 0, 1);
+    int *rows = dput(c, hr, sizeof(int) * n);
+    free(hr);
+    if (c->failed) return;
+    c->be->gather_rows(g, in, rows, n, C);
+    c->be->scatter_add_rows(acc, src, rows, n, C);
+    get(c, "gather", g, (size_t)n * C);
+    get(c, "scatter_add", acc, (size_t)T * C);
+}
+
+static void c_elementwise(run_ctx *c, const int *a) {
+    size_t n = (size_t)a[0];
+    float *y = drand(c, n, 0, 1), *x = drand(c, n, 0, 1);
+    if (c->failed) return;
+    c->be->add(y, x, n);
+    c->be->scale(y, 0.37f, n);
+    get(c, "add_scale", y, n);
+    get_scalar(c, "sumsq", c->be->sumsq(y, n));
+    get_scalar(c, "all_finite", c->be->all_finite(y, n));
+    float nanv = NAN;
+    if (n > 1 && c->be->to_device(y + n / 2, &nanv, sizeof nanv) == 0)
+        get_scalar(c, "all_finite(NaN)", c->be->all_finite(y, n));
+}
+
+static void c_targets(run_ctx *c, const int *a) {
+    int N = a[0], K = a[1];
+    float *t = drand(c, (size_t)N * K, 0, 3), *center = drand(c, K, 0, 0.5);
+    float *q1 = dzero(c, (size_t)N * K), *q2 = dzero(c, (size_t)N * K);
+    if (c->failed) return;
+    c->be->softmax_center_forward(q1, t, center, N, K, 0.04f);
+    if (c->be->sinkhorn_knopp_forward(q2, t, N, K, 0.07f, 3, (double)N, NULL, NULL)) c->failed = 1;
+    get(c, "softmax_center", q1, (size_t)N * K);
+    get(c, "sinkhorn_knopp", q2, (size_t)N * K);
+}
+
+static void c_koleo(run_ctx *c, const int *a) {
+    int N = a[0], C = a[1];
+    float *x = drand(c, (size_t)N * C, 0, 1), *dx = dzero(c, (size_t)N * C);
+    int *nn = dalloc(c, sizeof(int) * N);
+    if (c->failed) return;
+    float loss = 0;
+    c->be->koleo_forward(&loss, nn, x, N, C);
+    c->be->koleo_backward(dx, 0.1f, x, nn, N, C);
+    get_scalar(c, "loss", loss);
+    get(c, "dx", dx, (size_t)N * C);
+}
+
+static void c_optim(run_ctx *c, const int *a) {
+    size_t n = (size_t)a[0];
+    float *p = drand(c, n, 0, 1), *m = drand(c, n, 0, 0.1), *v = drand(c, n, 0.2, 0.01);
+    float *g = drand(c, n, 0, 1), *t = drand(c, n, 0, 1);
+    if (c->failed) return;
+    for (int step = 1; step <= 3; step++) c->be->adamw_step(p, m, v, g, n, 1e-3f, 0.04f, 0.9f, 0.999f, 1e-8f, step);
+    c->be->ema_update(t, p, n, 0.996f);
+    get(c, "p", p, n);
+    get(c, "m", m, n);
+    get(c, "v", v, n);
+    get(c, "teacher", t, n);
+}
+
+static const op_case k_cases[] = {
+    {"linear_forward 1x1->1", "linear", c_linear_fwd, {1, 1, 1, 1}},
+    {"linear_forward 7x13->5 nobias", "linear", c_linear_fwd, {7, 13, 5, 0}},
+    {"linear_forward 67x97->31", "linear", c_linear_fwd, {67, 97, 31, 1}},
+    {"linear_forward 131x129->3", "linear", c_linear_fwd, {131, 129, 3, 1}},
+    {"linear_backward 1x1->1", "linear", c_linear_bwd, {1, 1, 1}},
+    {"linear_backward 67x97->31", "linear", c_linear_bwd, {67, 97, 31}},
+    {"linear_backward 131x3->129", "linear", c_linear_bwd, {131, 3, 129}},
+    {"patch_embed p2 2x3x6x10 D5", "patch_embed", c_patch, {2, 6, 10, 2, 5}},
+    {"patch_embed p7 3x3x14x21 D13", "patch_embed", c_patch, {3, 14, 21, 7, 13}},
+    {"embed_tokens B3 N5 R0 D7", "embed_tokens", c_tokens, {3, 5, 0, 7}},
+    {"embed_tokens B2 N11 R2 D3", "embed_tokens", c_tokens, {2, 11, 2, 3}},
+    {"layernorm 13x1", "layernorm", c_layernorm, {13, 1}},
+    {"layernorm 13x97", "layernorm", c_layernorm, {13, 97}},
+    {"l2norm 7x31", "l2norm", c_l2norm, {7, 31}},
+    {"weightnorm 11x13", "weightnorm", c_weightnorm, {11, 13}},
+    {"attention 3 seqs (1,7,17) H2 dh5", "attention", c_attention, {3, 2, 5, 1, 7, 17}},
+    {"attention 2 seqs (130,3) H3 dh8", "attention", c_attention, {2, 3, 8, 130, 3, 0}},
+    {"attention 1 seq (67) H1 dh64", "attention", c_attention, {1, 1, 64, 67, 0, 0}},
+    {"gelu 1", "gelu", c_gelu, {1}},
+    {"gelu 1001", "gelu", c_gelu, {1001}},
+    {"swiglu 7x13", "swiglu", c_swiglu, {7, 13}},
+    {"residual full 13x7", "residual", c_residual, {13, 13, 7, 0}},
+    {"residual subset 13 of 29 x5", "residual", c_residual, {29, 13, 5, 1}},
+    {"gather/scatter 17 rows of 31x7", "rows", c_rows, {31, 17, 7}},
+    {"add/scale/sumsq/all_finite 1", "elementwise", c_elementwise, {1}},
+    {"add/scale/sumsq/all_finite 40009", "elementwise", c_elementwise, {40009}},
+    {"targets center+SK 13x37", "targets", c_targets, {13, 37}},
+    {"targets center+SK 1x5", "targets", c_targets, {1, 5}},
+    {"koleo 11x7", "koleo", c_koleo, {11, 7}},
+    {"adamw x3 + ema 1031", "optim", c_optim, {1031}},
+};
+#define NCASES (int)(sizeof k_cases / sizeof k_cases[0])
+
+/* ---- tolerances ------------------------------------------------------------ */
+
+/* bf16_outputs: the outputs this backend stores in bf16 (comma-separated
+ * names); each of their values must be exactly representable in bf16. */
+typedef struct { double atol, rtol, nmse; const char *reason; const char *bf16_outputs; } tol;
+
+static const tol k_exact = {0, 0, 0, "f32 entry shared with the CPU backend: identical bits", ""};
+
+/* The tolerance of op on backend be against the f32 CPU backend. */
+static tol tol_for(const dv2_backend *be, const char *op) {
+    if (!strcmp(be->name, "cpu-bf16")) {
+        /* bf16 keeps 8 significant bits: one rounding is 2^-9 relative at
+         * most.  A GEMM output sums K products of rounded operands (errors
+         * ~2^-9·sqrt(K) of the row's scale, so they are bounded against
+         * rms(ref), not |ref|, where sums cancel) and is rounded once more. */
+        if (!strcmp(op, "linear") || !strcmp(op, "patch_embed"))
+            return (tol){0.03, 0.01, 2e-4, "bf16 operands and output: 2^-9 per rounding, sqrt(K) growth",
+                         "out,din"};
+        if (!strcmp(op, "attention"))
+            return (tol){0.05, 0.02, 5e-4, "bf16 q/k/v, output and dqkv; softmax and lse in f32", "out,dqkv"};
+        if (!strcmp(op, "gelu") || !strcmp(op, "swiglu"))
+            return (tol){1e-3, 4e-3, 2e-5, "output rounded to bf16 (2^-9 relative); backward f32", "out"};
+        return k_exact;
+    }
+    /* A backend with no entry here (a new GPU backend): bf16-class bounds
+     * until it is given its own. */
+    return (tol){0.05, 0.02, 5e-4, "default for a backend with no tolerances of its own (bf16 class)", ""};
+}
+
+/* ---- comparison ------------------------------------------------------------- */
+
+static int in_list(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+static int bf16_exact(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return (u & 0xffffu) == 0;
+}
+
+static int compare(const op_case *oc, const dv2_backend *be, const run_ctx *ref, const run_ctx *got,
+                   tol t, double *worst_out, double *nmse_out) {
+    int bad = 0;
+    double worst = 0, worst_nmse = 0;
+    for (int i = 0; i < ref->nout; i++) {
+        const float *r = ref->out[i].h, *g = got->out[i].h;
+        size_t n = ref->out[i].n;
+        double ss = 0, se = 0, viol = 0;
+        size_t wi = 0;
+        for (size_t k = 0; k < n; k++) ss += (double)r[k] * r[k];
+        double rms = n ? sqrt(ss / n) : 0;
+        for (size_t k = 0; k < n; k++) {
+            double e = fabs((double)g[k] - r[k]);
+            if (isnan(r[k]) && isnan(g[k])) e = 0;
+            else if (isnan(e)) e = INFINITY;
+            se += e * e;
+            double lim = t.atol * rms + t.rtol * fabs(r[k]);
+            double v = lim > 0 ? e / lim : (e > 0 ? INFINITY : 0);
+            if (v > viol) { viol = v; wi = k; }
+        }
+        double nmse = ss > 0 ? se / ss : (se > 0 ? INFINITY : 0);
+        int fail = viol > 1 || nmse > t.nmse;
+        if (viol > worst) worst = viol;
+        if (nmse > worst_nmse) worst_nmse = nmse;
+        if (in_list(t.bf16_outputs, ref->out[i].name))
+            for (size_t k = 0; k < n; k++)
+                if (!bf16_exact(g[k])) {
+                    fprintf(stderr, "FAIL %s on %s, %s: [%zu] = %.9g is not a bf16 value (stored as bf16)\n",
+                            oc->name, be->name, ref->out[i].name, k, g[k]);
+                    bad++;
+                    break;
+                }
+        if (fail) {
+            bad++;
+            fprintf(stderr, "FAIL %s on %s, %s: worst [%zu] got %.9g ref %.9g (%.3g of the bound), "
+                    "nmse %.3g (bound %.3g; %s)\n", oc->name, be->name, ref->out[i].name, wi,
+                    n ? g[wi] : 0.0, n ? r[wi] : 0.0, viol, nmse, t.nmse, t.reason);
+        }
+    }
+    *worst_out = worst;
+    *nmse_out = worst_nmse;
+    return bad;
+}
+
+static int run_case(run_ctx *c, const dv2_backend *be, const op_case *oc, uint64_t seed) {
+    memset(c, 0, sizeof *c);
+    c->be = be;
+    dv2_rng_seed(&c->rng, seed, 0);
+    oc->run(c, oc->a);
+    return c->failed ? -1 : 0;
+}
+
+int main(int argc, char **argv) {
+    int perf = 0, reps = 20, list = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--perf")) {
+            perf = 1;
+            if (i + 1 < argc && atoi(argv[i + 1]) > 0) reps = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--list")) {
+            list = 1;
+        } else {
+            fprintf(stderr, "usage: test_backend_ops [--perf [REPS]] [--list]\n");
+            return 2;
+        }
+    }
+    size_t nbe = dv2_backend_count();
+    if (list) {
+        for (int k = 0; k < NCASES; k++) {
+            printf("%s\n", k_cases[k].name);
+            for (size_t b = 0; b < nbe; b++)
+                if (dv2_backend_at(b) != &dv2_backend_cpu) {
+                    tol t = tol_for(dv2_backend_at(b), k_cases[k].op);
+                    printf("    %-9s atol %g·rms rtol %g nmse %g: %s\n", dv2_backend_at(b)->name, t.atol,
+                           t.rtol, t.nmse, t.reason);
+                }
+        }
+        return 0;
+    }
+    int checks = 0, failures = 0;
+    /* worst: the largest |got-ref| as a fraction of its element bound;
+     * nmse: the largest per-tensor NMSE */
+    printf("%-40s %-9s %8s %9s %s\n", "case", "backend", "worst", "nmse", "outputs");
+    for (int k = 0; k < NCASES; k++) {
+        const op_case *oc = &k_cases[k];
+        uint64_t seed = 1000 + (uint64_t)k;
+        run_ctx ref, again;
+        if (run_case(&ref, &dv2_backend_cpu, oc, seed) || run_case(&again, &dv2_backend_cpu, oc, seed)) {
+            fprintf(stderr, "FAIL %s: the CPU backend's memory entries failed\n", oc->name);
+            failures++;
+            run_free(&ref);
+            run_free(&again);
+            continue;
+        }
+        double w, nm;
+        checks++;
+        if (compare(oc, &dv2_backend_cpu, &ref, &again, k_exact, &w, &nm)) {
+            fprintf(stderr, "FAIL %s: the CPU backend is not deterministic\n", oc->name);
+            failures++;
+        }
+        run_free(&again);
+        for (size_t b = 0; b < nbe; b++) {
+            const dv2_backend *be = dv2_backend_at(b);
+            if (be == &dv2_backend_cpu) continue;
+            run_ctx got;
+            checks++;
+            if (run_case(&got, be, oc, seed)) {
+                fprintf(stderr, "FAIL %s on %s: a memory entry failed\n", oc->name, be->name);
+                failures++;
+            } else if (got.nout != ref.nout) {
+                fprintf(stderr, "FAIL %s on %s: %d outputs, the CPU gave %d\n", oc->name, be->name,
+                        got.nout, ref.nout);
+                failures++;
+            } else {
+                tol t = tol_for(be, oc->op);
+                if (compare(oc, be, &ref, &got, t, &w, &nm)) failures++;
+                printf("%-40s %-9s %8.3g %9.3g %d\n", oc->name, be->name, w, nm, ref.nout);
+            }
+            run_free(&got);
+        }
+        run_free(&ref);
+    }
+    if (perf) {
+        printf("\n%-40s", "perf (ms per call, median-free mean)");
+        for (size_t b = 0; b < nbe; b++) printf(" %10s", dv2_backend_at(b)->name);
+        printf("\n");
+        for (int k = 0; k < NCASES; k++) {
+            printf("%-40s", k_cases[k].name);
+            for (size_t b = 0; b < nbe; b++) {
+                double t0 = dv2_now();
+                for (int r = 0; r < reps; r++) {
+                    run_ctx c;
+                    run_case(&c, dv2_backend_at(b), &k_cases[k], 1000 + (uint64_t)k);
+                    run_free(&c);
+                }
+                printf(" %10.4f", (dv2_now() - t0) * 1e3 / reps);
+            }
+            printf("\n");
+        }
+    }
+    printf("test_backend_ops: %d cases x %zu backends, %d checks, %d failed\n", NCASES, nbe, checks, failures);
+    return failures ? 1 : 0;
+}
