@@ -45,6 +45,10 @@ typedef struct dv2_backend {
     int (*copy)(void *dst, const void *src, size_t bytes); /* device to device */
     int (*zero)(void *p, size_t bytes);
     int (*sync)(void);                            /* wait for queued work */
+    /* Bytes moved through to_host and to_device by this process so far (all
+     * backends of one kind share the counters); either pointer may be NULL.
+     * The training step's traffic is measured with it. */
+    void (*transfers)(uint64_t *to_host, uint64_t *to_device);
 
     /* ---- linear algebra ----------------------------------------------- */
     /* out (N,Cout) = in (N,Cin) · W(Cout,Cin)^T + b(Cout); b may be NULL. */

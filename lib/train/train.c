@@ -236,7 +236,15 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
         dv2_sched_values v;
         dv2_schedules_at(&r->sched, r->it, &v);
         dv2_train_step_stats s;
+        uint64_t th0 = 0, td0 = 0, th1 = 0, td1 = 0;
+        if (r->m.be->transfers) r->m.be->transfers(&th0, &td0);
         rc = dv2_train_step_run(r->st, b, r->it, &v, &s, err);
+        if (r->m.be->transfers) r->m.be->transfers(&th1, &td1);
+        res->step_to_host += th1 - th0;
+        res->step_to_device += td1 - td0;
+        res->step_input += sizeof(float) * 3 * ((uint64_t)2 * b->B * b->Sg * b->Sg +
+                                                (uint64_t)b->L * b->B * b->Sl * b->Sl);
+        res->steps_run++;
         dv2_loader_release(r->ld, b);
         if (rc) goto done;
         double wait = dv2_loader_wait_seconds(r->ld);

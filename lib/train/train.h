@@ -45,6 +45,11 @@ typedef struct dv2_train_result {
     int interrupted;       /* stopped by a signal (checkpoint written) */
     int bad_steps;         /* non-finite steps skipped */
     uint64_t digest;       /* XXH64 of student and teacher parameters at the end */
+    /* bytes through the backend's to_host / to_device inside the training
+     * steps of this process (checkpoints and exports not counted), and the
+     * bytes of the input batches among the latter, summed over steps_run */
+    uint64_t step_to_host, step_to_device, step_input;
+    int64_t steps_run;
 } dv2_train_result;
 
 /* Runs the training described by c.  Returns 0 when the run finished or was

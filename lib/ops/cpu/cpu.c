@@ -22,6 +22,25 @@ static int cpu_copy(void *dst, const void *src, size_t bytes) {
     return DV2_OK;
 }
 
+/* The "device" is host memory, so a transfer is a copy; it is counted so
+ * that a test can bound what a training step would move over PCIe. */
+static _Atomic uint64_t g_to_host, g_to_device;
+
+static int cpu_to_host(void *dst, const void *src, size_t bytes) {
+    g_to_host += bytes;
+    return cpu_copy(dst, src, bytes);
+}
+
+static int cpu_to_device(void *dst, const void *src, size_t bytes) {
+    g_to_device += bytes;
+    return cpu_copy(dst, src, bytes);
+}
+
+static void cpu_transfers(uint64_t *to_host, uint64_t *to_device) {
+    if (to_host) *to_host = g_to_host;
+    if (to_device) *to_device = g_to_device;
+}
+
 static int cpu_zero(void *p, size_t bytes) {
     if (bytes) memset(p, 0, bytes);
     return DV2_OK;
@@ -33,8 +52,9 @@ static int cpu_sync(void) { return DV2_OK; }
 #define CPU_SHARED_ENTRIES \
     .alloc = cpu_alloc, \
     .free = cpu_free, \
-    .to_host = cpu_copy, \
-    .to_device = cpu_copy, \
+    .to_host = cpu_to_host, \
+    .to_device = cpu_to_device, \
+    .transfers = cpu_transfers, \
     .copy = cpu_copy, \
     .zero = cpu_zero, \
     .sync = cpu_sync, \
