@@ -111,15 +111,6 @@ static int open_all(dv2_embsrc *srcs, const char *const *paths, int n, int dim_w
     return 0;
 }
 
-/* Every rank must enter the same collectives: before each one the ranks
- * agree whether all of them got there without error. */
-static int agree(const dv2_dist *d, int rc, dv2_error *err) {
-    int64_t failed = rc < 0;
-    if (d->world > 1 && dv2_dist_allreduce_sum_i64(d, &failed, 1, NULL) < 0) failed = 1;
-    if (failed && rc == 0) dv2_error_set(err, DV2_EIO, "another process failed");
-    return failed ? -1 : 0;
-}
-
 static void fmt_sim(char *buf, size_t n, float s) {
     if (isfinite(s)) snprintf(buf, n, "%.4f", s);
     else snprintf(buf, n, "-");
@@ -198,7 +189,7 @@ int main(int argc, char **argv) {
     opened = rc == 0;
     if (rc == 0) rc = open_all(ag, c.against, c.nagainst, pool[0].dim, &err);
     agopened = rc == 0;
-    if (agree(&dist, rc, &err) < 0) goto fail;
+    if (dv2_dist_agree(&dist, rc, &err) < 0) goto fail;
     int64_t n = 0, na = 0;
     for (int i = 0; i < npool; i++) {
         parts[i] = pool[i].src;
@@ -270,7 +261,7 @@ int main(int argc, char **argv) {
     double t0 = dv2_now();
     rc = dv2_dedup_search(&part, &poolsrc, c.nagainst ? &agsrc : NULL, q0, q1, &p, &err);
     dv2_progress_end(&prog);
-    if (agree(&dist, rc, &err) < 0) goto fail;
+    if (dv2_dist_agree(&dist, rc, &err) < 0) goto fail;
     rc = dv2_dedup_merge(&res, &part, &dist, p.against_threshold, &err);
     if (rc < 0) goto fail;
     double secs = dv2_now() - t0;

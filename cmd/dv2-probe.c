@@ -12,6 +12,7 @@
 
 #include "core/afile.h"
 #include "cli/cli.h"
+#include "core/json.h"
 #include "eval/logreg.h"
 #include "format/matrix.h"
 #include "eval/probe.h"
@@ -101,17 +102,6 @@ static int on_opt(void *vc, int idx, const char *arg) {
     return 0;
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 static double pct(uint64_t a, uint64_t n) { return n ? 100.0 * (double)a / (double)n : 0.0; }
 
 typedef struct results {
@@ -126,13 +116,13 @@ typedef struct results {
 
 static void print_json(FILE *f, const ctx *c, const results *r) {
     fprintf(f, "{\"train\": {\"path\": ");
-    json_str(f, c->train);
+    dv2_json_write_string(f, c->train);
     fprintf(f, ", \"rows\": %zu, \"dim\": %zu, \"model\": ", r->train->rows, r->train->dim);
-    json_str(f, r->train->info.model);
+    dv2_json_write_string(f, r->train->info.model);
     fprintf(f, ", \"features\": ");
-    json_str(f, r->train->info.features);
+    dv2_json_write_string(f, r->train->info.features);
     fprintf(f, "},\n \"test\": {\"path\": ");
-    json_str(f, c->test);
+    dv2_json_write_string(f, c->test);
     fprintf(f, ", \"rows\": %" PRIu64 "}", r->test_rows);
     if (c->knn) {
         fprintf(f, ",\n \"knn\": {\"temperature\": %.15g, \"weights\": \"%s\", \"neighbours\": %d, "

@@ -74,13 +74,6 @@ static int on_opt(void *vc, int idx, const char *arg) {
 
 static void on_progress(void *p, int64_t done, int64_t total) { dv2_progress_update(p, (uint64_t)done, 0); }
 
-static int agree(const dv2_dist *d, int rc, dv2_error *err) {
-    int64_t failed = rc < 0;
-    if (d->world > 1 && dv2_dist_allreduce_sum_i64(d, &failed, 1, NULL) < 0) failed = 1;
-    if (failed && rc == 0) dv2_error_set(err, DV2_EIO, "another process failed");
-    return failed ? -1 : 0;
-}
-
 int main(int argc, char **argv) {
     ctx c = {.n = 4, .per_cluster = 10000, .min_queries = 3, .cap = 1000000, .block = 0, .nprobe = 16, .niter = 20};
     static const dv2_cli_spec spec = {
@@ -138,7 +131,7 @@ int main(int argc, char **argv) {
                                pool[i].dim, qs.name, qs.dim);
     }
     if (rc == 0 && c.keep) rc = dv2_idlist_read(&keep, c.keep, &err);
-    if (agree(&dist, rc, &err) < 0) goto fail;
+    if (dv2_dist_agree(&dist, rc, &err) < 0) goto fail;
     int64_t n = 0;
     for (int i = 0; i < c.npool; i++) {
         parts[i] = pool[i].src;

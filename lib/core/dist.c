@@ -185,3 +185,10 @@ int dv2_dist_allgather(const dv2_dist *d, const void *send, size_t bytes, void *
     if (bytes && send != recv) memmove(recv, send, bytes);
     return DV2_OK;
 }
+
+int dv2_dist_agree(const dv2_dist *d, int rc, dv2_error *err) {
+    int64_t failed = rc < 0;
+    if (d->world > 1 && dv2_dist_allreduce_sum_i64(d, &failed, 1, NULL) < 0) failed = 1;
+    if (failed && rc == 0) dv2_error_set(err, DV2_EIO, "another process failed");
+    return failed ? -1 : 0;
+}

@@ -53,4 +53,9 @@ int dv2_dist_allgather(const dv2_dist *d, const void *send, size_t bytes, void *
 /* "mpi" or "single". */
 const char *dv2_dist_backend_name(const dv2_dist *d);
 
+/* Before a collective every rank must know that all ranks got there
+ * without error: returns 0 if every rank passed rc >= 0, else -1, with err
+ * set ("another process failed") on a rank whose own rc was fine. */
+int dv2_dist_agree(const dv2_dist *d, int rc, dv2_error *err);
+
 #endif

@@ -403,3 +403,13 @@ int dv2_json_int(const dv2_json *v, int64_t *out) {
     *out = v->ival;
     return 1;
 }
+
+void dv2_json_write_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}

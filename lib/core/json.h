@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "core/dv2.h"
 
 enum { DV2_JSON_NULL, DV2_JSON_FALSE, DV2_JSON_TRUE, DV2_JSON_NUMBER, DV2_JSON_STRING,
@@ -37,5 +38,8 @@ const char *dv2_json_str(const dv2_json *v);         /* NUL-terminated (may hold
 double dv2_json_num(const dv2_json *v);
 /* 1 and *out set if v is a number written as an integer that fits int64. */
 int dv2_json_int(const dv2_json *v, int64_t *out);
+
+/* Writes s as a JSON string (quotes, and the escapes RFC 8259 requires). */
+void dv2_json_write_string(FILE *f, const char *s);
 
 #endif

@@ -67,17 +67,6 @@ int dv2_manifest_add_class(dv2_manifest *m, const char *name, dv2_error *err) {
     return 0;
 }
 
-/* JSON string with the escapes RFC 8259 requires. */
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 int dv2_manifest_write(const dv2_manifest *m, const char *dir, dv2_error *err) {
     char *text = NULL;
     size_t len = 0;
@@ -88,14 +77,14 @@ int dv2_manifest_write(const dv2_manifest *m, const char *dir, dv2_error *err) {
             (unsigned long long)m->bytes);
     for (size_t i = 0; i < m->nshards; i++) {
         fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
-        json_str(f, m->shards[i].name);
+        dv2_json_write_string(f, m->shards[i].name);
         fprintf(f, ", \"records\": %llu, \"bytes\": %llu}", (unsigned long long)m->shards[i].records,
                 (unsigned long long)m->shards[i].bytes);
     }
     fprintf(f, "%s],\n  \"classes\": [", m->nshards ? "\n  " : "");
     for (size_t i = 0; i < m->nclasses; i++) {
         fputs(i ? ", " : "", f);
-        json_str(f, m->classes[i]);
+        dv2_json_write_string(f, m->classes[i]);
     }
     fputs("]\n}\n", f);
     fclose(f);
