@@ -25,6 +25,7 @@
 
 #include "core/dv2.h"
 #include "core/rng.h"
+#include "model/posembed.h"
 #include "ops/ops.h"
 
 /* ---- one run of one case on one backend ---------------------------------- */
@@ -135,6 +136,24 @@ static void c_patch(run_ctx *c, const int *a) {
     get(c, "out", out, np * D);
     get(c, "dw", dw, (size_t)D * 3 * p * p);
     get(c, "db", db, D);
+}
+
+/* a = {M, oh, ow, D, antialias}: the weights of model/posembed.h. */
+static void c_posembed(run_ctx *c, const int *a) {
+    int M = a[0], oh = a[1], ow = a[2], D = a[3];
+    dv2_posembed_plan p;
+    if (dv2_posembed_plan_init(&p, M, oh, ow, a[4] ? 0.0f : 0.1f, a[4], NULL)) { c->failed = 1; return; }
+    float *pos = drand(c, (size_t)(1 + M * M) * D, 0, 1), *out = dzero(c, (size_t)(1 + oh * ow) * D);
+    float *wy = p.identity ? NULL : dput(c, p.wy, sizeof(float) * (size_t)oh * M);
+    float *wx = p.identity ? NULL : dput(c, p.wx, sizeof(float) * (size_t)ow * M);
+    float *scr = dzero(c, dv2_posembed_scratch_floats(&p, D) + 1);
+    float *dout = drand(c, (size_t)(1 + oh * ow) * D, 0, 1), *dpos = drand(c, (size_t)(1 + M * M) * D, 0, 0.1);
+    dv2_posembed_plan_free(&p);
+    if (c->failed) return;
+    c->be->posembed_forward(out, scr, pos, wy, wx, M, oh, ow, D);
+    c->be->posembed_backward(dpos, scr, dout, wy, wx, M, oh, ow, D);
+    get(c, "out", out, (size_t)(1 + oh * ow) * D);
+    get(c, "dpos", dpos, (size_t)(1 + M * M) * D);
 }
 
 static void c_tokens(run_ctx *c, const int *a) {
@@ -331,6 +350,9 @@ static const op_case k_cases[] = {
     {"linear_backward 131x3->129", "linear", c_linear_bwd, {131, 3, 129}},
     {"patch_embed p2 2x3x6x10 D5", "patch_embed", c_patch, {2, 6, 10, 2, 5}},
     {"patch_embed p7 3x3x14x21 D13", "patch_embed", c_patch, {3, 14, 21, 7, 13}},
+    {"posembed 5->3x7 D5 offset", "posembed", c_posembed, {5, 3, 7, 5, 0}},
+    {"posembed 7->11x2 D3 antialias", "posembed", c_posembed, {7, 11, 2, 3, 1}},
+    {"posembed 4->4x4 D6 identity", "posembed", c_posembed, {4, 4, 4, 6, 0}},
     {"embed_tokens B3 N5 R0 D7", "embed_tokens", c_tokens, {3, 5, 0, 7}},
     {"embed_tokens B2 N11 R2 D3", "embed_tokens", c_tokens, {2, 11, 2, 3}},
     {"layernorm 13x1", "layernorm", c_layernorm, {13, 1}},

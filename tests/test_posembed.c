@@ -1,4 +1,5 @@
-/* test_posembed.c — positional-embedding resampling (lib/model/posembed.h):
+/* test_posembed.c — positional-embedding resampling (lib/model/posembed.h,
+ * applied by the backend entries posembed_forward/backward):
  *   - parity with torch.nn.functional.interpolate (bicubic, align_corners
  *     False; scale factor (n+0.1)/M without antialias, size with antialias,
  *     and the two other combinations) on awkward grids, forward and
@@ -15,6 +16,18 @@
 #include "core/rng.h"
 #include "testutil.h"
 #include "ref/fixture.h"
+#include "ops/ops.h"
+
+/* The plan's weights applied by the CPU backend's entries (the identity as
+ * NULL weights, as the model passes it). */
+static void pe_forward(float *out, float *scr, const float *pos, const dv2_posembed_plan *p, int D) {
+    dv2_backend_cpu.posembed_forward(out, scr, pos, p->identity ? NULL : p->wy, p->identity ? NULL : p->wx,
+                                     p->M, p->oh, p->ow, D);
+}
+static void pe_backward(float *dpos, float *scr, const float *dout, const dv2_posembed_plan *p, int D) {
+    dv2_backend_cpu.posembed_backward(dpos, scr, dout, p->identity ? NULL : p->wy, p->identity ? NULL : p->wx,
+                                      p->M, p->oh, p->ow, D);
+}
 
 static int test_torch_parity(void) {
     const char *root = getenv("DV2_ROOT");
@@ -46,10 +59,10 @@ static int test_torch_parity(void) {
         float *out = malloc(sizeof(float) * (1 + (size_t)oh * ow) * D);
         float *scr = malloc(sizeof(float) * (dv2_posembed_scratch_floats(&p, D) + 1));
         float *dpos = calloc((1 + (size_t)M * M) * D, sizeof(float));
-        dv2_posembed_forward(out, scr, pos, &p, D);
+        pe_forward(out, scr, pos, &p, D);
         snprintf(what, sizeof what, "forward %d->%dx%d offset %g aa %d", M, oh, ow, (double)off, aa);
         tu_close(what, out, ref, (1L + oh * ow) * D, 1e-5, 1e-5);
-        dv2_posembed_backward(dpos, scr, dout, &p, D);
+        pe_backward(dpos, scr, dout, &p, D);
         snprintf(what, sizeof what, "backward %d->%dx%d offset %g aa %d", M, oh, ow, (double)off, aa);
         tu_close(what, dpos, dref, (1L + M * M) * D, 1e-5, 1e-5);
         free(out); free(scr); free(dpos);
@@ -73,16 +86,16 @@ static void test_fd(int M, int oh, int ow, float off, int aa) {
     dv2_rng_seed(&r, 42, (uint64_t)(M * 1000 + oh * 10 + ow));
     for (size_t i = 0; i < nin; i++) pos[i] = (float)dv2_rng_normal(&r);
     for (size_t i = 0; i < nout; i++) dout[i] = (float)dv2_rng_normal(&r);
-    dv2_posembed_backward(dpos, scr, dout, &p, D);
+    pe_backward(dpos, scr, dout, &p, D);
     float h = 0.5f; /* exact for a linear map up to rounding */
     for (size_t i = 0; i < nin; i++) {
         float o = pos[i];
         double lp = 0, lm = 0;
         pos[i] = o + h;
-        dv2_posembed_forward(out, scr, pos, &p, D);
+        pe_forward(out, scr, pos, &p, D);
         for (size_t k = 0; k < nout; k++) lp += (double)out[k] * dout[k];
         pos[i] = o - h;
-        dv2_posembed_forward(out, scr, pos, &p, D);
+        pe_forward(out, scr, pos, &p, D);
         for (size_t k = 0; k < nout; k++) lm += (double)out[k] * dout[k];
         pos[i] = o;
         fd[i] = (float)((lp - lm) / (2 * h));
@@ -91,11 +104,11 @@ static void test_fd(int M, int oh, int ow, float off, int aa) {
     snprintf(what, sizeof what, "backward vs FD %d->%dx%d aa %d", M, oh, ow, aa);
     tu_close(what, dpos, fd, (long)nin, 1e-4, 1e-4);
     /* accumulation */
-    dv2_posembed_backward(dpos, scr, dout, &p, D);
+    pe_backward(dpos, scr, dout, &p, D);
     for (size_t i = 0; i < nin; i++) dpos[i] *= 0.5f;
     tu_close("backward accumulates", dpos, fd, (long)nin, 1e-4, 1e-4);
     /* CLS copied */
-    dv2_posembed_forward(out, scr, pos, &p, D);
+    pe_forward(out, scr, pos, &p, D);
     CHECK(out[0] == pos[0] && out[D - 1] == pos[D - 1]);
     free(pos); free(dout); free(out); free(scr); free(dpos); free(fd);
     dv2_posembed_plan_free(&p);
@@ -129,7 +142,7 @@ static void test_weights(void) {
     for (int i = 0; i < 34; i++) pos[i] = (float)i;
     CHECK(dv2_posembed_plan_init(&p, 4, 4, 4, 0.1f, 0, NULL) == 0);
     CHECK(p.identity && dv2_posembed_scratch_floats(&p, 2) == 0);
-    dv2_posembed_forward(out, NULL, pos, &p, 2);
+    pe_forward(out, NULL, pos, &p, 2);
     CHECK(memcmp(out, pos, sizeof pos) == 0);
     dv2_posembed_plan_free(&p);
     CHECK(dv2_posembed_plan_init(&p, 0, 4, 4, 0.1f, 0, NULL) == DV2_EINVAL);

@@ -5,8 +5,9 @@
  * The table pos (1+M·M, D) holds the CLS entry then an M×M grid, row-major.
  * The CLS entry is copied unchanged; the grid is resampled to oh×ow.  The
  * resampling is linear and separable: a plan holds one dense 1-D weight
- * matrix per axis, wy (oh, M) and wx (ow, M), built once per grid size;
- * forward applies them, backward applies their transposes.
+ * matrix per axis, wy (oh, M) and wx (ow, M), built here once per grid size
+ * on the host; the backend's posembed_forward applies them and its
+ * posembed_backward their transposes (ops/ops.h), on the device.
  *
  * Two modes, chosen by the architecture (lib/model/arch.h):
  *   offset > 0, antialias 0 (non-register checkpoints, training default):
@@ -52,15 +53,8 @@ int dv2_posembed_plan_init(dv2_posembed_plan *p, int M, int oh, int ow, float of
                            dv2_error *err);
 void dv2_posembed_plan_free(dv2_posembed_plan *p);
 
-/* Scratch floats that forward/backward need: oh·M·D (0 for the identity). */
+/* Scratch floats that posembed_forward/backward need: oh·M·D (0 for the
+ * identity). */
 size_t dv2_posembed_scratch_floats(const dv2_posembed_plan *p, int D);
-
-/* out (1+oh·ow, D) = [pos[0]; resample(pos[1..])]  (overwrite).
- * pos (1+M·M, D); scratch as above. */
-void dv2_posembed_forward(float *out, float *scratch, const float *pos, const dv2_posembed_plan *p,
-                          int D);
-/* dpos (1+M·M, D) += transpose of the forward applied to dout (1+oh·ow, D). */
-void dv2_posembed_backward(float *dpos, float *scratch, const float *dout,
-                           const dv2_posembed_plan *p, int D);
 
 #endif

@@ -43,8 +43,9 @@ struct dv2_vit_pass {
     dv2_vit_group g[MAXG];
     int gh[MAXG], gw[MAXG], npatch[MAXG], seqlen[MAXG], off[MAXG];
     float *col[MAXG], *patch[MAXG], *pos[MAXG]; /* pos NULL: the stored table is used */
-    dv2_posembed_plan plan[MAXG];
-    float *pos_scratch;                 /* host, for the resampling */
+    dv2_posembed_plan plan[MAXG];       /* host weights, built once per grid */
+    float *d_wy[MAXG], *d_wx[MAXG];     /* their device copies */
+    float *pos_scratch;                 /* device, for the resampling */
     size_t nscratch;
     const uint8_t *mask[MAXG];
     branch full;        /* all tokens, one sequence per image */
@@ -79,9 +80,11 @@ void dv2_vit_pass_free(dv2_vit_pass *ps) {
         be->free(ps->col[g]);
         be->free(ps->patch[g]);
         be->free(ps->pos[g]);
+        be->free(ps->d_wy[g]);
+        be->free(ps->d_wx[g]);
         if (ps->pos[g]) dv2_posembed_plan_free(&ps->plan[g]);
     }
-    free(ps->pos_scratch);
+    be->free(ps->pos_scratch);
     free(ps->full.cu);
     if (ps->br)
         for (int i = 0; i < 2 * (ps->flags & DV2_VIT_TRAIN ? ps->m->arch.depth : 1); i++)
@@ -164,13 +167,17 @@ int dv2_vit_pass_create(dv2_vit_pass **out, dv2_vit *m, const dv2_vit_group *g, 
             ALLOC(ps->pos[i], (size_t)(1 + ps->npatch[i]) * D);
             size_t ns = dv2_posembed_scratch_floats(&ps->plan[i], D);
             if (ns > ps->nscratch) ps->nscratch = ns;
+            /* the weights go to the device once; every forward resamples there */
+            ALLOC(ps->d_wy[i], (size_t)ps->gh[i] * M);
+            ALLOC(ps->d_wx[i], (size_t)ps->gw[i] * M);
+            if (be->to_device(ps->d_wy[i], ps->plan[i].wy, sizeof(float) * (size_t)ps->gh[i] * M) ||
+                be->to_device(ps->d_wx[i], ps->plan[i].wx, sizeof(float) * (size_t)ps->gw[i] * M)) {
+                dv2_vit_pass_free(ps);
+                return dv2_error_set(err, DV2_EIO, "vit: cannot copy the position weights to the device");
+            }
         }
     }
-    ps->pos_scratch = malloc(sizeof(float) * (ps->nscratch ? ps->nscratch : 1));
-    if (!ps->pos_scratch) {
-        dv2_vit_pass_free(ps);
-        return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
-    }
+    ALLOC(ps->pos_scratch, ps->nscratch ? ps->nscratch : 1);
     /* the full branch: every image is one sequence */
     ps->full.n = ps->T;
     ps->full.nseq = ps->nimg;
@@ -245,44 +252,20 @@ int dv2_vit_pass_create(dv2_vit_pass **out, dv2_vit *m, const dv2_vit_group *g, 
     return DV2_OK;
 }
 
-/* Resamples pos_embed to group g's grid (host side, lib/model/posembed.h). */
-static int pos_forward(dv2_vit_pass *ps, int g, dv2_error *err) {
+/* Resamples pos_embed to group g's grid, on the device. */
+static void pos_forward(dv2_vit_pass *ps, int g) {
     dv2_vit *m = ps->m;
-    const dv2_arch *a = &m->arch;
-    int D = a->embed_dim, M = dv2_arch_grid(a), N = ps->npatch[g];
-    size_t nin = (size_t)(1 + M * M) * D, nout = (size_t)(1 + N) * D;
-    float *hin = malloc(sizeof(float) * nin), *hout = malloc(sizeof(float) * nout);
-    int rc = DV2_OK;
-    if (!hin || !hout) rc = dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
-    if (rc == 0) rc = ps->be->to_host(hin, dv2_params_data(&m->params, m->i_pos), sizeof(float) * nin);
-    if (rc == 0) dv2_posembed_forward(hout, ps->pos_scratch, hin, &ps->plan[g], D);
-    if (rc == 0) rc = ps->be->to_device(ps->pos[g], hout, sizeof(float) * nout);
-    free(hin);
-    free(hout);
-    return rc;
+    int M = dv2_arch_grid(&m->arch);
+    ps->be->posembed_forward(ps->pos[g], ps->pos_scratch, dv2_params_data(&m->params, m->i_pos),
+                             ps->d_wy[g], ps->d_wx[g], M, ps->gh[g], ps->gw[g], m->arch.embed_dim);
 }
 
-/* dpos_embed += the adjoint of the resampling applied to d (1+N, D) on the device. */
-static int pos_backward(dv2_vit_pass *ps, int g, const float *d, dv2_error *err) {
+/* dpos_embed += the adjoint of the resampling applied to d (1+N, D). */
+static void pos_backward(dv2_vit_pass *ps, int g, const float *d) {
     dv2_vit *m = ps->m;
-    const dv2_arch *a = &m->arch;
-    int D = a->embed_dim, M = dv2_arch_grid(a), N = ps->npatch[g];
-    size_t nin = (size_t)(1 + M * M) * D, nout = (size_t)(1 + N) * D;
-    float *hd = malloc(sizeof(float) * nout), *hg = calloc(nin, sizeof(float));
-    int rc = DV2_OK;
-    if (!hd || !hg) rc = dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
-    if (rc == 0) rc = ps->be->to_host(hd, d, sizeof(float) * nout);
-    if (rc == 0) dv2_posembed_backward(hg, ps->pos_scratch, hd, &ps->plan[g], D);
-    if (rc == 0) {
-        float *dev = ps->be->alloc(sizeof(float) * nin);
-        if (!dev) rc = dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
-        if (rc == 0) rc = ps->be->to_device(dev, hg, sizeof(float) * nin);
-        if (rc == 0) ps->be->add(dv2_params_grad(&m->params, m->i_pos), dev, nin);
-        ps->be->free(dev);
-    }
-    free(hd);
-    free(hg);
-    return rc;
+    int M = dv2_arch_grid(&m->arch);
+    ps->be->posembed_backward(dv2_params_grad(&m->params, m->i_pos), ps->pos_scratch, d, ps->d_wy[g],
+                              ps->d_wx[g], M, ps->gh[g], ps->gw[g], m->arch.embed_dim);
 }
 
 /* Fills branch b from the subsets of one (block, branch) for every group. */
@@ -346,7 +329,7 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                                 ps->g[g].n_img, ps->g[g].height, ps->g[g].width, P, D);
         const float *pos = PD(m->i_pos);
         if (ps->pos[g]) {
-            if ((rc = pos_forward(ps, g, err)) < 0) return rc;
+            pos_forward(ps, g);
             pos = ps->pos[g];
         }
         be->embed_tokens_forward(ps->x + (size_t)ps->off[g] * D, ps->patch[g], PD(m->i_cls),
@@ -474,7 +457,7 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
     if (!(ps->flags & DV2_VIT_TRAIN))
         return dv2_error_set(err, DV2_EINVAL, "vit: backward of a pass created without DV2_VIT_TRAIN");
     int D = a->embed_dim, P = a->patch_size, R = a->num_register_tokens, H = a->num_heads;
-    int dh = D / H, hid = a->ffn_hidden, hin = ffn_in_width(a), T = ps->T, rc;
+    int dh = D / H, hid = a->ffn_hidden, hin = ffn_in_width(a), T = ps->T;
     be->zero(ps->dx, sizeof(float) * (size_t)T * D);
     be->layernorm_backward(ps->dx, PG(m->i_norm_w), PG(m->i_norm_b), dout, ps->x,
                            PD(m->i_norm_w), ps->fmean, ps->frstd, T, D);
@@ -529,7 +512,7 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         be->embed_tokens_backward(ps->dpatch, PG(m->i_cls), R ? PG(m->i_reg) : NULL, dpos,
                                   PG(m->i_mask), ps->dx + (size_t)ps->off[g] * D, ps->mask[g],
                                   bimg, N, R, D);
-        if (ps->pos[g] && (rc = pos_backward(ps, g, dpos, err)) < 0) return rc;
+        if (ps->pos[g]) pos_backward(ps, g, dpos);
         be->patch_embed_backward(PG(m->i_pe_w), PG(m->i_pe_b), ps->dpatch, ps->col[g], bimg,
                                  ps->g[g].height, ps->g[g].width, P, D);
     }

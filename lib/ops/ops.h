@@ -70,6 +70,17 @@ typedef struct dv2_backend {
     void (*patch_embed_backward)(float *dw, float *db, const float *dout, const float *col,
                                  int B, int Hpx, int Wpx, int p, int D);
 
+    /* ---- positional embedding (spec §2.4) ------------------------------- */
+    /* out (1+oh·ow, D) = [pos[0]; wy ⊗ wx applied to the grid pos[1..]]
+     * (overwrite): pos (1+M·M, D), the grid M×M row-major; wy (oh, M) and
+     * wx (ow, M) the separable weights of model/posembed.h, on the device
+     * (NULL, NULL: the identity, oh = ow = M); scratch oh·M·D floats. */
+    void (*posembed_forward)(float *out, float *scratch, const float *pos, const float *wy,
+                             const float *wx, int M, int oh, int ow, int D);
+    /* dpos (1+M·M, D) += the adjoint applied to dout (1+oh·ow, D). */
+    void (*posembed_backward)(float *dpos, float *scratch, const float *dout, const float *wy,
+                              const float *wx, int M, int oh, int ow, int D);
+
     /* ---- token assembly (spec §2.3) ----------------------------------- */
     /* x (B, 1+R+N, D) = [cls + pos[0], reg_1..reg_R, patch_j' + pos[1+j]]
      * where patch_j' = mask_token if mask[b,j] else patch[b,j].

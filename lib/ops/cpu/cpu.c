@@ -58,6 +58,8 @@ static int cpu_sync(void) { return DV2_OK; }
     .copy = cpu_copy, \
     .zero = cpu_zero, \
     .sync = cpu_sync, \
+    .posembed_forward = dv2_cpu_posembed_forward, \
+    .posembed_backward = dv2_cpu_posembed_backward, \
     .embed_tokens_forward = dv2_cpu_embed_tokens_forward, \
     .embed_tokens_backward = dv2_cpu_embed_tokens_backward, \
     .layernorm_forward = dv2_cpu_layernorm_forward, \

@@ -36,6 +36,12 @@ void dv2_cpu_patch_embed_forward(float *out, float *col, const float *img, const
 void dv2_cpu_patch_embed_backward(float *dw, float *db, const float *dout, const float *col,
                                   int B, int Hpx, int Wpx, int p, int D);
 
+/* cpu_posembed.c */
+void dv2_cpu_posembed_forward(float *out, float *scratch, const float *pos, const float *wy,
+                              const float *wx, int M, int oh, int ow, int D);
+void dv2_cpu_posembed_backward(float *dpos, float *scratch, const float *dout, const float *wy,
+                               const float *wx, int M, int oh, int ow, int D);
+
 /* ops_cpu_norm.c */
 void dv2_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
                                const float *w, const float *b, int N, int C, float eps);
