@@ -34,6 +34,7 @@ typedef struct branch {
     int *cu;      /* host, nseq+1 */
     int *rows;    /* device (n), NULL = all tokens in order */
     float *scale; /* device (n), NULL = 1 */
+    int in_plan;  /* rows and scale point into the pass's drop-path plan */
 } branch;
 
 struct dv2_vit_pass {
@@ -61,6 +62,11 @@ struct dv2_vit_pass {
     int *rows_h;        /* host scratch (T) */
     float *scale_h;     /* host scratch (T) */
     int *h_full_cu;
+    /* The drop-path plan of a training pass: the token rows and scales of
+     * every (block, branch), built on the host and uploaded in one transfer
+     * per step (not one per block and branch). */
+    int *plan_rows_h, *d_plan_rows;
+    float *plan_scale_h, *d_plan_scale;
 };
 
 #define ALLOC(ptr, count) do { (ptr) = be->alloc(sizeof(*(ptr)) * (size_t)(count) + 64); \
@@ -68,8 +74,10 @@ struct dv2_vit_pass {
 
 static void free_branch(const dv2_backend *be, branch *b) {
     free(b->cu);
-    be->free(b->rows);
-    be->free(b->scale);
+    if (!b->in_plan) {
+        be->free(b->rows);
+        be->free(b->scale);
+    }
     memset(b, 0, sizeof *b);
 }
 
@@ -90,6 +98,10 @@ void dv2_vit_pass_free(dv2_vit_pass *ps) {
         for (int i = 0; i < 2 * (ps->flags & DV2_VIT_TRAIN ? ps->m->arch.depth : 1); i++)
             free_branch(be, &ps->br[i]);
     free(ps->br);
+    free(ps->plan_rows_h);
+    free(ps->plan_scale_h);
+    be->free(ps->d_plan_rows);
+    be->free(ps->d_plan_scale);
     if (ps->bb)
         for (int i = 0; i < ps->nbb; i++) {
             float **f = (float **)&ps->bb[i];
@@ -268,10 +280,11 @@ static void pos_backward(dv2_vit_pass *ps, int g, const float *d) {
                               ps->d_wx[g], M, ps->gh[g], ps->gw[g], m->arch.embed_dim);
 }
 
-/* Fills branch b from the subsets of one (block, branch) for every group. */
-static int set_branch(dv2_vit_pass *ps, branch *b, const int *subset, double rate,
-                      dv2_error *err) {
-    const dv2_backend *be = ps->be;
+/* Fills b's sequences from the subsets of one (block, branch) for every
+ * group: b->cu, b->n, b->nseq, and the token rows and scales into rows_h and
+ * scale_h (host, at least T each). */
+static int fill_branch(dv2_vit_pass *ps, branch *b, const int *subset, double rate, int *rows_h,
+                       float *scale_h, dv2_error *err) {
     int n = 0, s = 0;
     b->cu[0] = 0;
     for (int g = 0; g < ps->ng; g++) {
@@ -282,8 +295,8 @@ static int set_branch(dv2_vit_pass *ps, branch *b, const int *subset, double rat
             if (idx < 0 || idx >= bimg)
                 return dv2_error_set(err, DV2_EINVAL, "vit: drop-path subset index %d outside [0,%d)", idx, bimg);
             for (int t = 0; t < S; t++) {
-                ps->rows_h[n] = ps->off[g] + idx * S + t;
-                ps->scale_h[n] = sc;
+                rows_h[n] = ps->off[g] + idx * S + t;
+                scale_h[n] = sc;
                 n++;
             }
             b->cu[++s] = n;
@@ -292,13 +305,57 @@ static int set_branch(dv2_vit_pass *ps, branch *b, const int *subset, double rat
     }
     b->n = n;
     b->nseq = s;
+    return DV2_OK;
+}
+
+/* A branch of its own (eval passes): filled and uploaded on its own. */
+static int set_branch(dv2_vit_pass *ps, branch *b, const int *subset, double rate,
+                      dv2_error *err) {
+    const dv2_backend *be = ps->be;
+    int rc = fill_branch(ps, b, subset, rate, ps->rows_h, ps->scale_h, err);
+    if (rc < 0) return rc;
     if (!b->rows) {
         b->rows = be->alloc(sizeof(int) * (size_t)ps->T);
         b->scale = be->alloc(sizeof(float) * (size_t)ps->T);
         if (!b->rows || !b->scale) return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
     }
-    int rc = be->to_device(b->rows, ps->rows_h, sizeof(int) * (size_t)n);
-    if (rc == 0) rc = be->to_device(b->scale, ps->scale_h, sizeof(float) * (size_t)n);
+    rc = be->to_device(b->rows, ps->rows_h, sizeof(int) * (size_t)b->n);
+    if (rc == 0) rc = be->to_device(b->scale, ps->scale_h, sizeof(float) * (size_t)b->n);
+    return rc;
+}
+
+/* Every (block, branch) of a training pass from dp's subsets, packed one
+ * after another and uploaded in one transfer of rows and one of scales. */
+static int set_plan(dv2_vit_pass *ps, const dv2_vit_droppath *dp, size_t per_branch,
+                    dv2_error *err) {
+    const dv2_backend *be = ps->be;
+    int nbr = 2 * ps->m->arch.depth;
+    size_t cap = (size_t)nbr * (size_t)ps->T;
+    if (!ps->plan_rows_h) {
+        ps->plan_rows_h = malloc(sizeof(int) * cap);
+        ps->plan_scale_h = malloc(sizeof(float) * cap);
+        ps->d_plan_rows = be->alloc(sizeof(int) * cap);
+        ps->d_plan_scale = be->alloc(sizeof(float) * cap);
+        if (!ps->plan_rows_h || !ps->plan_scale_h || !ps->d_plan_rows || !ps->d_plan_scale)
+            return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+    }
+    size_t off = 0;
+    for (int i = 0; i < nbr; i++) {
+        branch *b = &ps->br[i];
+        if (!b->in_plan) {
+            be->free(b->rows);
+            be->free(b->scale);
+        }
+        int rc = fill_branch(ps, b, dp->subset + (size_t)i * per_branch, dp->rate, ps->plan_rows_h + off,
+                             ps->plan_scale_h + off, err);
+        if (rc < 0) return rc;
+        b->rows = ps->d_plan_rows + off;
+        b->scale = ps->d_plan_scale + off;
+        b->in_plan = 1;
+        off += (size_t)b->n;
+    }
+    int rc = be->to_device(ps->d_plan_rows, ps->plan_rows_h, sizeof(int) * off);
+    if (rc == 0) rc = be->to_device(ps->d_plan_scale, ps->plan_scale_h, sizeof(float) * off);
     return rc;
 }
 
@@ -306,8 +363,11 @@ static void set_full(dv2_vit_pass *ps, branch *b) {
     b->n = ps->T;
     b->nseq = ps->nimg;
     memcpy(b->cu, ps->full.cu, sizeof(int) * (size_t)(ps->nimg + 1));
-    ps->be->free(b->rows);
-    ps->be->free(b->scale);
+    if (!b->in_plan) {
+        ps->be->free(b->rows);
+        ps->be->free(b->scale);
+    }
+    b->in_plan = 0;
     b->rows = NULL;
     b->scale = NULL;
 }
@@ -341,16 +401,19 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
     size_t per_branch = 0;
     if (use_dp)
         for (int g = 0; g < ps->ng; g++) per_branch += (size_t)dv2_vit_droppath_k(ps->g[g].n_img, dp->rate);
+    if (use_dp && train && (rc = set_plan(ps, dp, per_branch, err)) < 0) return rc;
     for (int l = 0; l < a->depth; l++) {
         const dv2_vit_block_idx *bi = &m->blk[l];
         blockbuf *b = &ps->bb[train ? l : 0];
         for (int k = 0; k < 2; k++) {
             branch *br = &ps->br[train ? 2 * l + k : k];
-            if (use_dp) {
-                if ((rc = set_branch(ps, br, dp->subset + (size_t)(2 * l + k) * per_branch, dp->rate, err)) < 0)
+            if (!(use_dp && train)) { /* a training pass's branches come from set_plan */
+                if (!use_dp) {
+                    set_full(ps, br);
+                } else if ((rc = set_branch(ps, br, dp->subset + (size_t)(2 * l + k) * per_branch, dp->rate,
+                                            err)) < 0) {
                     return rc;
-            } else {
-                set_full(ps, br);
+                }
             }
             int n = br->n;
             float *xin = k == 0 ? b->xin_a : b->xin_f;
