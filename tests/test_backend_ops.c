@@ -226,8 +226,12 @@ static void c_attention(run_ctx *c, const int *a) {
     float *qkv = drand(c, 3 * n, 0, 1), *out = dzero(c, n), *lse = dzero(c, (size_t)H * T);
     float *dout = drand(c, n, 0, 1), *dqkv = dzero(c, 3 * n);
     if (c->failed) return;
-    c->be->attention_forward(out, lse, qkv, cu, nseq, T, H, dh);
-    c->be->attention_backward(dqkv, dout, qkv, out, lse, cu, nseq, T, H, dh);
+    int mx = 0;
+    for (int q = 0; q < nseq; q++) mx = a[3 + q] > mx ? a[3 + q] : mx;
+    dv2_seqpack sp = {nseq, T, mx, cu, dput(c, cu, sizeof cu)};
+    if (c->failed) return;
+    c->be->attention_forward(out, lse, qkv, &sp, H, dh);
+    c->be->attention_backward(dqkv, dout, qkv, out, lse, &sp, H, dh);
     get(c, "out", out, n);
     get(c, "lse", lse, (size_t)H * T);
     get(c, "dqkv", dqkv, 3 * n);

@@ -261,7 +261,16 @@ static void test_weightnorm(void) {
 /* ---- attention (packed, lengths 5, 1, 7) ---- */
 static int A_H = 2, A_dh = 3, A_cu[4] = {0, 5, 6, 13}, A_nseq = 3, A_T = 13;
 static float *a_qkv, *a_lse;
-static void fwd_attn(void) { be->attention_forward(g_out, a_lse, a_qkv, A_cu, A_nseq, A_T, A_H, A_dh); }
+/* The CPU backend's device is host memory: one array serves both sides. */
+static dv2_seqpack pack_of(const int *cu, int nseq) {
+    int mx = 0;
+    for (int s = 0; s < nseq; s++) mx = cu[s + 1] - cu[s] > mx ? cu[s + 1] - cu[s] : mx;
+    return (dv2_seqpack){nseq, cu[nseq], mx, cu, cu};
+}
+static void fwd_attn(void) {
+    dv2_seqpack sp = pack_of(A_cu, A_nseq);
+    be->attention_forward(g_out, a_lse, a_qkv, &sp, A_H, A_dh);
+}
 static void test_attention(void) {
     int D = A_H * A_dh;
     a_qkv = rnd((size_t)A_T * 3 * D, 1); a_lse = zeros(A_H * A_T);
@@ -292,18 +301,23 @@ static void test_attention(void) {
     float *sep = zeros(g_nout), *lse1 = zeros(A_H * 7);
     for (int s = 0; s < A_nseq; s++) {
         int n = A_cu[s + 1] - A_cu[s], cu1[2] = {0, n};
-        be->attention_forward(sep + (size_t)A_cu[s] * D, lse1, a_qkv + (size_t)A_cu[s] * 3 * D, cu1, 1, n, A_H, A_dh);
+        dv2_seqpack sp1 = pack_of(cu1, 1);
+        be->attention_forward(sep + (size_t)A_cu[s] * D, lse1, a_qkv + (size_t)A_cu[s] * 3 * D, &sp1, A_H, A_dh);
     }
     tu_close("attention packed vs separate", g_out, sep, (long)g_nout, 1e-6, 1e-5);
     float *dqkv = zeros((size_t)A_T * 3 * D);
-    be->attention_backward(dqkv, g_w, a_qkv, g_out, a_lse, A_cu, A_nseq, A_T, A_H, A_dh);
+    dv2_seqpack sp = pack_of(A_cu, A_nseq);
+    be->attention_backward(dqkv, g_w, a_qkv, g_out, a_lse, &sp, A_H, A_dh);
     check_grad("attention dqkv", a_qkv, (size_t)A_T * 3 * D, dqkv, 1e-2);
     free(a_qkv); free(a_lse); free(g_out); free(g_w); free(ref); free(sep); free(lse1); free(dqkv);
 }
 
 /* ---- attention over sequences longer than the query block (300, 129, 1) ---- */
 static int AL_cu[4] = {0, 300, 429, 430};
-static void fwd_attn_long(void) { be->attention_forward(g_out, a_lse, a_qkv, AL_cu, 3, 430, 2, 5); }
+static void fwd_attn_long(void) {
+    dv2_seqpack sp = pack_of(AL_cu, 3);
+    be->attention_forward(g_out, a_lse, a_qkv, &sp, 2, 5);
+}
 static void test_attention_long(void) {
     int H = 2, dh = 5, D = H * dh, T = 430;
     a_qkv = rnd((size_t)T * 3 * D, 1); a_lse = zeros(H * T);
@@ -331,7 +345,8 @@ static void test_attention_long(void) {
         }
     tu_close("attention (long) forward vs double loop", g_out, ref, (long)g_nout, 1e-5, 1e-4);
     float *dqkv = zeros((size_t)T * 3 * D);
-    be->attention_backward(dqkv, g_w, a_qkv, g_out, a_lse, AL_cu, 3, T, H, dh);
+    dv2_seqpack spl = pack_of(AL_cu, 3);
+    be->attention_backward(dqkv, g_w, a_qkv, g_out, a_lse, &spl, H, dh);
     check_grad_stride("attention (long) dqkv", a_qkv, (size_t)T * 3 * D, dqkv, 1e-2, 61);
     free(a_qkv); free(a_lse); free(g_out); free(g_w); free(ref); free(sc); free(dqkv);
 }

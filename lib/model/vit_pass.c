@@ -34,7 +34,9 @@ typedef struct branch {
     int *cu;      /* host, nseq+1 */
     int *rows;    /* device (n), NULL = all tokens in order */
     float *scale; /* device (n), NULL = 1 */
-    int in_plan;  /* rows and scale point into the pass's drop-path plan */
+    int in_plan;  /* rows, scale and d_cu point into the pass's drop-path plan */
+    const int *d_cu; /* device copy of cu */
+    int *d_cu_own;   /* the branch's own device cu (eval passes with drop path) */
 } branch;
 
 struct dv2_vit_pass {
@@ -62,6 +64,7 @@ struct dv2_vit_pass {
     int *rows_h;        /* host scratch (T) */
     float *scale_h;     /* host scratch (T) */
     int *h_full_cu;
+    int *d_full_cu;     /* device copy of full.cu, uploaded at creation */
     /* The drop-path plan of a training pass: the token rows and scales of
      * every (block, branch), built on the host and uploaded in one transfer
      * per step (not one per block and branch). */
@@ -74,6 +77,7 @@ struct dv2_vit_pass {
 
 static void free_branch(const dv2_backend *be, branch *b) {
     free(b->cu);
+    be->free(b->d_cu_own);
     if (!b->in_plan) {
         be->free(b->rows);
         be->free(b->scale);
@@ -94,6 +98,7 @@ void dv2_vit_pass_free(dv2_vit_pass *ps) {
     }
     be->free(ps->pos_scratch);
     free(ps->full.cu);
+    be->free(ps->d_full_cu);
     if (ps->br)
         for (int i = 0; i < 2 * (ps->flags & DV2_VIT_TRAIN ? ps->m->arch.depth : 1); i++)
             free_branch(be, &ps->br[i]);
@@ -205,6 +210,11 @@ int dv2_vit_pass_create(dv2_vit_pass **out, dv2_vit *m, const dv2_vit_group *g, 
         ps->full.cu[0] = 0;
         for (int i = 0; i < n_groups; i++)
             for (int k = 0; k < g[i].n_img; k++) { t += ps->seqlen[i]; ps->full.cu[++s] = t; }
+    }
+    ALLOC(ps->d_full_cu, nimg + 1);
+    if (be->to_device(ps->d_full_cu, ps->full.cu, sizeof(int) * (size_t)(nimg + 1))) {
+        dv2_vit_pass_free(ps);
+        return dv2_error_set(err, DV2_EIO, "vit: cannot copy the sequence offsets to the device");
     }
     int train = flags & DV2_VIT_TRAIN, L = a->depth;
     int nbr = train ? 2 * L : 2;
@@ -319,44 +329,60 @@ static int set_branch(dv2_vit_pass *ps, branch *b, const int *subset, double rat
         b->scale = be->alloc(sizeof(float) * (size_t)ps->T);
         if (!b->rows || !b->scale) return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
     }
+    if (!b->d_cu_own && !(b->d_cu_own = be->alloc(sizeof(int) * (size_t)(ps->nimg + 1))))
+        return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
     rc = be->to_device(b->rows, ps->rows_h, sizeof(int) * (size_t)b->n);
     if (rc == 0) rc = be->to_device(b->scale, ps->scale_h, sizeof(float) * (size_t)b->n);
+    if (rc == 0) rc = be->to_device(b->d_cu_own, b->cu, sizeof(int) * (size_t)(b->nseq + 1));
+    b->d_cu = b->d_cu_own;
     return rc;
 }
 
 /* Every (block, branch) of a training pass from dp's subsets, packed one
- * after another and uploaded in one transfer of rows and one of scales. */
+ * after another (each branch's rows, then its cu) and uploaded in one
+ * transfer of ints and one of scales. */
 static int set_plan(dv2_vit_pass *ps, const dv2_vit_droppath *dp, size_t per_branch,
                     dv2_error *err) {
     const dv2_backend *be = ps->be;
     int nbr = 2 * ps->m->arch.depth;
-    size_t cap = (size_t)nbr * (size_t)ps->T;
+    size_t cap = (size_t)nbr * (size_t)ps->T, icap = cap + (size_t)nbr * (size_t)(ps->nimg + 1);
     if (!ps->plan_rows_h) {
-        ps->plan_rows_h = malloc(sizeof(int) * cap);
+        ps->plan_rows_h = malloc(sizeof(int) * icap);
         ps->plan_scale_h = malloc(sizeof(float) * cap);
-        ps->d_plan_rows = be->alloc(sizeof(int) * cap);
+        ps->d_plan_rows = be->alloc(sizeof(int) * icap);
         ps->d_plan_scale = be->alloc(sizeof(float) * cap);
         if (!ps->plan_rows_h || !ps->plan_scale_h || !ps->d_plan_rows || !ps->d_plan_scale)
             return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
     }
-    size_t off = 0;
+    size_t off = 0, ioff = 0;
     for (int i = 0; i < nbr; i++) {
         branch *b = &ps->br[i];
         if (!b->in_plan) {
             be->free(b->rows);
             be->free(b->scale);
         }
-        int rc = fill_branch(ps, b, dp->subset + (size_t)i * per_branch, dp->rate, ps->plan_rows_h + off,
+        int rc = fill_branch(ps, b, dp->subset + (size_t)i * per_branch, dp->rate, ps->plan_rows_h + ioff,
                              ps->plan_scale_h + off, err);
         if (rc < 0) return rc;
-        b->rows = ps->d_plan_rows + off;
+        b->rows = ps->d_plan_rows + ioff;
         b->scale = ps->d_plan_scale + off;
+        memcpy(ps->plan_rows_h + ioff + b->n, b->cu, sizeof(int) * (size_t)(b->nseq + 1));
+        b->d_cu = ps->d_plan_rows + ioff + b->n;
         b->in_plan = 1;
         off += (size_t)b->n;
+        ioff += (size_t)b->n + (size_t)b->nseq + 1;
     }
-    int rc = be->to_device(ps->d_plan_rows, ps->plan_rows_h, sizeof(int) * off);
+    int rc = be->to_device(ps->d_plan_rows, ps->plan_rows_h, sizeof(int) * ioff);
     if (rc == 0) rc = be->to_device(ps->d_plan_scale, ps->plan_scale_h, sizeof(float) * off);
     return rc;
+}
+
+/* The attention view of branch b. */
+static dv2_seqpack branch_pack(const branch *b) {
+    int mx = 0;
+    for (int s = 0; s < b->nseq; s++)
+        if (b->cu[s + 1] - b->cu[s] > mx) mx = b->cu[s + 1] - b->cu[s];
+    return (dv2_seqpack){b->nseq, b->n, mx, b->cu, b->d_cu};
 }
 
 static void set_full(dv2_vit_pass *ps, branch *b) {
@@ -368,6 +394,7 @@ static void set_full(dv2_vit_pass *ps, branch *b) {
         ps->be->free(b->scale);
     }
     b->in_plan = 0;
+    b->d_cu = ps->d_full_cu;
     b->rows = NULL;
     b->scale = NULL;
 }
@@ -431,7 +458,8 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                 be->layernorm_forward(ln, b->mean1, b->rstd1, in, PD(bi->norm1_w),
                                       PD(bi->norm1_b), n, D, DV2_VIT_LN_EPS);
                 be->linear_forward(b->qkv, ln, PD(bi->qkv_w), PD(bi->qkv_b), n, D, 3 * D);
-                be->attention_forward(b->att, b->lse, b->qkv, br->cu, br->nseq, n, H, dh);
+                dv2_seqpack sp = branch_pack(br);
+                be->attention_forward(b->att, b->lse, b->qkv, &sp, H, dh);
                 be->linear_forward(b->y1, b->att, PD(bi->proj_w), PD(bi->proj_b), n, D, D);
                 be->residual_forward(ps->x, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
             } else {
@@ -556,7 +584,8 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         be->zero(ps->datt, sizeof(float) * (size_t)n * D);
         be->linear_backward(ps->datt, PG(bi->proj_w), PG(bi->proj_b), ps->dy, b->att, PD(bi->proj_w), n, D, D);
         be->zero(ps->dqkv, sizeof(float) * (size_t)n * 3 * D);
-        be->attention_backward(ps->dqkv, ps->datt, b->qkv, b->att, b->lse, br->cu, br->nseq, n, H, dh);
+        dv2_seqpack sp = branch_pack(br);
+        be->attention_backward(ps->dqkv, ps->datt, b->qkv, b->att, b->lse, &sp, H, dh);
         be->zero(ps->dln, sizeof(float) * (size_t)n * D);
         be->layernorm_forward(ln, b->mean1, b->rstd1, b->xin_a, PD(bi->norm1_w), PD(bi->norm1_b),
                               n, D, DV2_VIT_LN_EPS);

@@ -21,9 +21,9 @@
  *     DV2_* status.  Ops assume valid dimensions (the model checks them).
  *
  * Packing (spec §13): token-wise ops see a packed (T,C) buffer of all tokens
- * of all images; attention takes host cu_seqlens[0..nseq] (cu_seqlens[0]=0,
- * cu_seqlens[nseq]=T) and lets a token attend only to tokens of its own
- * sequence (block-diagonal attention). */
+ * of all images; attention takes the sequences of the pass (dv2_seqpack:
+ * cu_seqlens on the host and on the device) and lets a token attend only to
+ * tokens of its own sequence (block-diagonal attention). */
 #ifndef DV2_OPS_H
 #define DV2_OPS_H
 
@@ -33,6 +33,17 @@
 /* Sum-all-reduce across processes, in place, of n floats on the device;
  * returns 0 or a DV2_E* status.  NULL means a single process. */
 typedef int (*dv2_allreduce_fn)(float *buf, size_t n, void *ctx);
+
+/* The sequences of one packed pass (spec §13): nseq sequences, T tokens in
+ * all; cu[0..nseq] (cu[0] = 0, cu[nseq] = T) on the host, for control flow
+ * and launch shapes, and d_cu the same offsets on the device, for kernels;
+ * max_seqlen the longest sequence.  The model builds one per pass and
+ * branch and uploads the device side with the step's packing plan. */
+typedef struct dv2_seqpack {
+    int nseq, T, max_seqlen;
+    const int *cu;   /* host */
+    const int *d_cu; /* device */
+} dv2_seqpack;
 
 typedef struct dv2_backend {
     const char *name; /* "cpu", "cuda" */
@@ -123,12 +134,12 @@ typedef struct dv2_backend {
     /* qkv (T, 3, H, dh) packed tokens (Q, then K, then V, head-major);
      * out (T, H*dh) = per-sequence softmax(Q K^T · scale) V, scale = 1/sqrt(dh);
      * lse (H, T) saves the log-sum-exp of each query row's scaled scores. */
-    void (*attention_forward)(float *out, float *lse, const float *qkv,
-                              const int *cu_seqlens, int nseq, int T, int H, int dh);
+    void (*attention_forward)(float *out, float *lse, const float *qkv, const dv2_seqpack *sp,
+                              int H, int dh);
     /* dqkv (T,3,H,dh) += (recomputes the probabilities from qkv and lse). */
     void (*attention_backward)(float *dqkv, const float *dout, const float *qkv,
-                               const float *out, const float *lse,
-                               const int *cu_seqlens, int nseq, int T, int H, int dh);
+                               const float *out, const float *lse, const dv2_seqpack *sp,
+                               int H, int dh);
 
     /* ---- activations ---------------------------------------------------- */
     /* Exact GELU x·Φ(x) (erf form, not the tanh approximation), n elements;

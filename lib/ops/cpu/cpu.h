@@ -57,11 +57,11 @@ void dv2_cpu_weightnorm_backward(float *dv, float *dg, const float *dw, const fl
                                  const float *g, const float *vnorm, int K, int C);
 
 /* ops_cpu_attn.c */
-void dv2_cpu_attention_forward(float *out, float *lse, const float *qkv,
-                               const int *cu_seqlens, int nseq, int T, int H, int dh);
+void dv2_cpu_attention_forward(float *out, float *lse, const float *qkv, const dv2_seqpack *sp,
+                               int H, int dh);
 void dv2_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv,
-                                const float *out, const float *lse,
-                                const int *cu_seqlens, int nseq, int T, int H, int dh);
+                                const float *out, const float *lse, const dv2_seqpack *sp,
+                                int H, int dh);
 
 /* ops_cpu_act.c */
 void dv2_cpu_gelu_forward(float *out, const float *in, size_t n);
@@ -104,10 +104,10 @@ void dv2_cpu_bf16_patch_embed_forward(float *out, float *col, const float *img, 
 void dv2_cpu_bf16_patch_embed_backward(float *dw, float *db, const float *dout, const float *col,
                                        int B, int Hpx, int Wpx, int p, int D);
 void dv2_cpu_bf16_attention_forward(float *out, float *lse, const float *qkv,
-                                    const int *cu_seqlens, int nseq, int T, int H, int dh);
+                                    const dv2_seqpack *sp, int H, int dh);
 void dv2_cpu_bf16_attention_backward(float *dqkv, const float *dout, const float *qkv,
-                                     const float *out, const float *lse, const int *cu_seqlens,
-                                     int nseq, int T, int H, int dh);
+                                     const float *out, const float *lse, const dv2_seqpack *sp,
+                                     int H, int dh);
 void dv2_cpu_bf16_gelu_forward(float *out, const float *in, size_t n);
 void dv2_cpu_bf16_swiglu_forward(float *out, const float *in, int N, int h);
 

@@ -49,8 +49,10 @@ static void head_forward(float *out, float *lse, const float *qkv, float *P, int
     }
 }
 
-void dv2_cpu_attention_forward(float *out, float *lse, const float *qkv,
-                               const int *cu_seqlens, int nseq, int T, int H, int dh) {
+void dv2_cpu_attention_forward(float *out, float *lse, const float *qkv, const dv2_seqpack *sp,
+                               int H, int dh) {
+    const int *cu_seqlens = sp->cu;
+    int nseq = sp->nseq, T = sp->T;
     int nmax = max_seqlen(cu_seqlens, nseq), np = nseq * H, fail = 0;
     size_t blk = (size_t)QBLOCK * (nmax ? nmax : 1);
     int saved = dv2_cpu_blas_single_begin();
@@ -109,8 +111,10 @@ static void head_backward(float *dqkv, const float *dout, const float *qkv, cons
 }
 
 void dv2_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv,
-                                const float *out, const float *lse,
-                                const int *cu_seqlens, int nseq, int T, int H, int dh) {
+                                const float *out, const float *lse, const dv2_seqpack *sp,
+                                int H, int dh) {
+    const int *cu_seqlens = sp->cu;
+    int nseq = sp->nseq, T = sp->T;
     int nmax = max_seqlen(cu_seqlens, nseq), np = nseq * H, fail = 0;
     size_t blk = (size_t)QBLOCK * (nmax ? nmax : 1);
     int saved = dv2_cpu_blas_single_begin();

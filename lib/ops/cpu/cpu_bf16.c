@@ -116,11 +116,12 @@ void dv2_cpu_bf16_patch_embed_backward(float *dw, float *db, const float *dout, 
     free(rd);
 }
 
-void dv2_cpu_bf16_attention_forward(float *out, float *lse, const float *qkv, const int *cu_seqlens,
-                                 int nseq, int T, int H, int dh) {
+void dv2_cpu_bf16_attention_forward(float *out, float *lse, const float *qkv, const dv2_seqpack *sp,
+                                    int H, int dh) {
+    int T = sp->T;
     float *rq = rounded(qkv, (size_t)T * 3 * H * dh);
     if (rq) {
-        dv2_cpu_attention_forward(out, lse, rq, cu_seqlens, nseq, T, H, dh);
+        dv2_cpu_attention_forward(out, lse, rq, sp, H, dh);
         dv2_bf16_round_n(out, (size_t)T * H * dh);
     } else {
         nan_fill(out, (size_t)T * H * dh);
@@ -129,12 +130,12 @@ void dv2_cpu_bf16_attention_forward(float *out, float *lse, const float *qkv, co
 }
 
 void dv2_cpu_bf16_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-                                  const float *lse, const int *cu_seqlens, int nseq, int T, int H,
-                                  int dh) {
+                                     const float *lse, const dv2_seqpack *sp, int H, int dh) {
+    int T = sp->T;
     size_t n = (size_t)T * H * dh;
     float *rd = rounded(dout, n), *rq = rounded(qkv, 3 * n), *ro = rounded(out, n);
     if (rd && rq && ro) {
-        dv2_cpu_attention_backward(dqkv, rd, rq, ro, lse, cu_seqlens, nseq, T, H, dh);
+        dv2_cpu_attention_backward(dqkv, rd, rq, ro, lse, sp, H, dh);
         dv2_bf16_round_n(dqkv, 3 * n);
     } else {
         nan_fill(dqkv, 3 * n);
