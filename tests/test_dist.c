@@ -1,10 +1,12 @@
 /* test_dist.c — the collectives of lib/core/dist.h.  Run alone it checks the
  * single-process identities; run under `mpirun -np N` (tests/t_dist_mpi.sh)
- * every rank checks sums, maxima, broadcast and all-gather against values it
- * computes itself from the rank numbers. */
+ * every rank checks sums, maxima, broadcast, all-gather and reduce-scatter
+ * (those of core/dist and the backends' collective entries) against values
+ * it computes itself from the rank numbers. */
 #include <stdint.h>
 #include <string.h>
 #include "core/dist.h"
+#include "ops/ops.h"
 #include "testutil.h"
 
 int main(void) {
@@ -51,6 +53,38 @@ int main(void) {
     if (W <= 64) {
         CHECK(dv2_dist_allgather(&d, mine, sizeof mine, all, &err) == 0);
         for (int i = 0; i < W; i++) CHECK(all[2 * i] == i && all[2 * i + 1] == i * i);
+    }
+    /* reduce-scatter: chunk c of rank q holds q*10 + c*1000 + i, so rank r
+     * receives sum_q (q*10 + r*1000 + i) = 10*W(W-1)/2 + W*(r*1000 + i);
+     * through core/dist and through every backend's collective entries */
+    enum { NC = 37 };
+    if (W <= 64) {
+        static float in[64 * NC], out[NC], gat[64 * NC];
+        for (size_t b = 0; b < dv2_backend_count() + 1; b++) {
+            const dv2_backend *be = b ? dv2_backend_at(b - 1) : NULL;
+            for (int c = 0; c < W; c++)
+                for (int i = 0; i < NC; i++) in[c * NC + i] = (float)(r * 10 + c * 1000 + i);
+            CHECK((be ? be->reduce_scatter_sum(out, in, NC, &d, &err)
+                      : dv2_dist_reduce_scatter_sum_f32(&d, out, in, NC, &err)) == 0);
+            int wrong = 0;
+            for (int i = 0; i < NC; i++)
+                if (out[i] != (float)(10.0 * W * (W - 1) / 2 + (double)W * (r * 1000 + i))) wrong++;
+            CHECKF(wrong == 0, "%s: %d wrong reduce-scatter values", be ? be->name : "dist", wrong);
+            if (!be) continue;
+            /* all-gather of the scattered chunks: rank c's chunk in place c */
+            CHECK(be->all_gather(gat, out, NC, &d, &err) == 0);
+            wrong = 0;
+            for (int c = 0; c < W; c++)
+                for (int i = 0; i < NC; i++)
+                    if (gat[c * NC + i] != (float)(10.0 * W * (W - 1) / 2 + (double)W * (c * 1000 + i))) wrong++;
+            CHECKF(wrong == 0, "%s: %d wrong all-gather values", be->name, wrong);
+            for (int i = 0; i < NC; i++) in[i] = (float)(r + i);
+            CHECK(be->allreduce_sum(in, NC, &d, &err) == 0);
+            wrong = 0;
+            for (int i = 0; i < NC; i++)
+                if (in[i] != (float)(W * (W - 1) / 2 + W * i)) wrong++;
+            CHECKF(wrong == 0, "%s: %d wrong all-reduce values", be->name, wrong);
+        }
     }
     CHECK(dv2_dist_barrier(&d, &err) == 0);
     CHECK(strcmp(dv2_dist_backend_name(&d), W > 1 ? "mpi" : "single") == 0);

@@ -186,6 +186,22 @@ int dv2_dist_allgather(const dv2_dist *d, const void *send, size_t bytes, void *
     return DV2_OK;
 }
 
+int dv2_dist_reduce_scatter_sum_f32(const dv2_dist *d, float *out, const float *in, size_t n,
+                                    dv2_error *err) {
+#ifdef DV2_HAVE_MPI
+    if (d->backend == DV2_DIST_MPI) {
+        if (n > (size_t)INT_MAX)
+            return dv2_error_set(err, DV2_EINVAL, "dist: reduce-scatter block of %zu floats too large", n);
+        int rc = MPI_Reduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "MPI_Reduce_scatter_block");
+        return DV2_OK;
+    }
+#endif
+    (void)err;
+    if (n && out != in) memmove(out, in, n * sizeof *out);
+    return DV2_OK;
+}
+
 int dv2_dist_agree(const dv2_dist *d, int rc, dv2_error *err) {
     int64_t failed = rc < 0;
     if (d->world > 1 && dv2_dist_allreduce_sum_i64(d, &failed, 1, NULL) < 0) failed = 1;

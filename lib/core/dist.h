@@ -50,6 +50,11 @@ int dv2_dist_barrier(const dv2_dist *d, dv2_error *err);
 int dv2_dist_allgather(const dv2_dist *d, const void *send, size_t bytes, void *recv,
                        dv2_error *err);
 
+/* in (world*n floats, rank-major chunks of n) → out (n): rank r receives the
+ * sum over ranks of chunk r (the reduce-scatter of sharded optimizers). */
+int dv2_dist_reduce_scatter_sum_f32(const dv2_dist *d, float *out, const float *in, size_t n,
+                                    dv2_error *err);
+
 /* "mpi" or "single". */
 const char *dv2_dist_backend_name(const dv2_dist *d);
 

@@ -45,6 +45,9 @@ typedef struct dv2_seqpack {
     const int *d_cu; /* device */
 } dv2_seqpack;
 
+struct dv2_dist;
+struct dv2_error;
+
 typedef struct dv2_backend {
     const char *name; /* "cpu", "cuda" */
 
@@ -194,6 +197,18 @@ typedef struct dv2_backend {
     /* dx (N,C) += dloss · d KoLeo / dx. */
     void (*koleo_backward)(float *dx, float dloss, const float *x, const int *nn, int N, int C);
 
+    /* ---- collectives across the processes of comm (core/dist.h) ----------- */
+    /* On device buffers: the CPU backend goes through MPI (core/dist), a GPU
+     * backend through NCCL.  Each returns 0 or a DV2_E* status. */
+    /* buf (n) ← the sum over ranks, in place. */
+    int (*allreduce_sum)(float *buf, size_t n, const struct dv2_dist *comm, struct dv2_error *err);
+    /* in (world·n, rank-major chunks) → out (n): the sum over ranks of chunk rank. */
+    int (*reduce_scatter_sum)(float *out, const float *in, size_t n, const struct dv2_dist *comm,
+                              struct dv2_error *err);
+    /* in (n) → out (world·n): every rank's chunk in rank order. */
+    int (*all_gather)(float *out, const float *in, size_t n, const struct dv2_dist *comm,
+                      struct dv2_error *err);
+
     /* ---- optimizer ----------------------------------------------------- */
     /* AdamW (spec §10.1) on n elements, in place: m, v moments; step t >= 1.
      * p ← p(1 − lr·wd); p ← p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps). */
@@ -224,7 +239,6 @@ extern const dv2_backend dv2_backend_cpu_bf16;
  * this build and machine have).  desc (may be NULL) gets one line of what
  * was opened and why, for -v.  DV2_EUNSUPPORTED for a backend this build
  * lacks, DV2_EINVAL for an unknown name. */
-struct dv2_error;
 int dv2_backend_open(const dv2_backend **be, const char *name, char *desc, size_t n,
                      struct dv2_error *err);
 /* 1 if name is a backend name dv2_backend_open understands (it may still

@@ -383,7 +383,7 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
     /* ---- gradients across ranks, checks, clipping ---- */
     if (W > 1)
         for (int k = 0; k < m->n_mod; k++) {
-            if ((rc = dv2_dist_allreduce_sum_f32(s->dist, m->s_mod[k]->grad, m->s_mod[k]->numel, err))) return rc;
+            if ((rc = s->be->allreduce_sum(m->s_mod[k]->grad, m->s_mod[k]->numel, s->dist, err))) return rc;
             dv2_train_model_scale_grad(m, k, 1.0f / (float)W);
         }
     double lv[6] = {t.dino_local, t.dino_global, t.ibot, (double)t.koleo1 + t.koleo2, t.total, 0};

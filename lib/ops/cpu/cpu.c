@@ -82,6 +82,9 @@ static int cpu_sync(void) { return DV2_OK; }
     .sinkhorn_knopp_forward = dv2_cpu_sinkhorn_knopp_forward, \
     .koleo_forward = dv2_cpu_koleo_forward, \
     .koleo_backward = dv2_cpu_koleo_backward, \
+    .allreduce_sum = dv2_cpu_allreduce_sum, \
+    .reduce_scatter_sum = dv2_cpu_reduce_scatter_sum, \
+    .all_gather = dv2_cpu_all_gather, \
     .adamw_step = dv2_cpu_adamw_step, \
     .ema_update = dv2_cpu_ema_update,
 

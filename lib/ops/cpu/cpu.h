@@ -36,6 +36,13 @@ void dv2_cpu_patch_embed_forward(float *out, float *col, const float *img, const
 void dv2_cpu_patch_embed_backward(float *dw, float *db, const float *dout, const float *col,
                                   int B, int Hpx, int Wpx, int p, int D);
 
+/* cpu_comm.c */
+int dv2_cpu_allreduce_sum(float *buf, size_t n, const struct dv2_dist *comm, struct dv2_error *err);
+int dv2_cpu_reduce_scatter_sum(float *out, const float *in, size_t n, const struct dv2_dist *comm,
+                               struct dv2_error *err);
+int dv2_cpu_all_gather(float *out, const float *in, size_t n, const struct dv2_dist *comm,
+                       struct dv2_error *err);
+
 /* cpu_posembed.c */
 void dv2_cpu_posembed_forward(float *out, float *scratch, const float *pos, const float *wy,
                               const float *wx, int M, int oh, int ow, int D);
