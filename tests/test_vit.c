@@ -12,6 +12,18 @@
 #include "testutil.h"
 #include "model/vit.h"
 
+/* The per-block backward hook: records the order and the gradient slice as
+ * it was when the hook ran. */
+typedef struct { int order[64], n; float *snap; const float *base; } hook_ctx;
+static int on_block(void *ctx, int block, float *grad, size_t numel, dv2_error *err) {
+    hook_ctx *h = ctx;
+    if (h->n < 64) h->order[h->n++] = block;
+    memcpy(h->snap + (grad - h->base), grad, sizeof(float) * numel);
+    (void)err;
+    return 0;
+}
+
+
 static const dv2_backend *be = &dv2_backend_cpu;
 
 static dv2_arch small_arch(int D, int L, int H, int P, int img) {
@@ -169,10 +181,22 @@ static void test_packing(void) {
     float *dout = randn(&rng, (size_t)T * D, 1);
     size_t np = m.params.numel;
     float *gp = malloc(sizeof(float) * np), *gs = malloc(sizeof(float) * np);
+    hook_ctx hc = {.snap = calloc(np, sizeof(float)), .base = m.params.grad};
+    dv2_vit_pass_on_block_done(pp, on_block, &hc);
     dv2_params_zero_grad(&m.params);
     CHECK(dv2_vit_pass_forward(pp, imgs, masks, NULL, &err) == 0);
     CHECK(dv2_vit_pass_backward(pp, dout, &err) == 0);
     memcpy(gp, m.params.grad, sizeof(float) * np);
+    /* every block reported once, last first, and its gradients were final then */
+    CHECK(hc.n == m.arch.depth);
+    for (int l = 0; l < hc.n; l++) CHECK(hc.order[l] == m.arch.depth - 1 - l);
+    for (int l = 0; l < m.arch.depth; l++) {
+        size_t off = 0, cnt = 0;
+        CHECK(dv2_vit_block_grad_range(&m, l, &off, &cnt, &err) == 0);
+        CHECK(cnt > 0 && memcmp(hc.snap + off, gp + off, sizeof(float) * cnt) == 0);
+    }
+    free(hc.snap);
+    dv2_vit_pass_on_block_done(pp, NULL, NULL);
     dv2_params_zero_grad(&m.params);
     CHECK(dv2_vit_pass_forward(p0, &imgs[0], &masks[0], NULL, &err) == 0);
     CHECK(dv2_vit_pass_forward(p1, &imgs[1], NULL, NULL, &err) == 0);

@@ -126,4 +126,17 @@ int dv2_vit_pass_keep_blocks(dv2_vit_pass *ps, const int *blocks, int n, dv2_err
  * m->params.grad. */
 int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err);
 
+/* The gradients of block l's parameters, one contiguous range of
+ * m->params.grad: *offset floats from its start, *numel floats.  A
+ * DV2_EINVAL if the block's tensors are not contiguous (they are, as
+ * dv2_vit_init lays them out). */
+int dv2_vit_block_grad_range(const dv2_vit *m, int l, size_t *offset, size_t *numel, dv2_error *err);
+/* Called by dv2_vit_pass_backward as soon as block l's parameter gradients
+ * are complete (blocks come last first), with their range of the gradient
+ * buffer: a backend can start reducing them across processes while the
+ * backward of the blocks below runs.  A non-zero return ends the backward
+ * with that status. */
+typedef int (*dv2_vit_block_done_fn)(void *ctx, int block, float *grad, size_t numel, dv2_error *err);
+void dv2_vit_pass_on_block_done(dv2_vit_pass *ps, dv2_vit_block_done_fn fn, void *ctx);
+
 #endif

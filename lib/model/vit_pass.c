@@ -11,6 +11,7 @@
  * The positional embedding is resampled on the host (lib/model/posembed.h) when a
  * group's grid differs from the stored one; it is a small table, so this
  * costs two small copies on a device backend. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "model/posembed.h"
@@ -65,6 +66,8 @@ struct dv2_vit_pass {
     float *scale_h;     /* host scratch (T) */
     int *h_full_cu;
     int *d_full_cu;     /* device copy of full.cu, uploaded at creation */
+    dv2_vit_block_done_fn on_block_done;
+    void *on_block_done_ctx;
     /* The drop-path plan of a training pass: the token rows and scales of
      * every (block, branch), built on the host and uploaded in one transfer
      * per step (not one per block and branch). */
@@ -592,6 +595,12 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         be->linear_backward(ps->dln, PG(bi->qkv_w), PG(bi->qkv_b), ps->dqkv, ln, PD(bi->qkv_w), n, D, 3 * D);
         ln_back_into(ps, br, ps->dln, b->xin_a, PD(bi->norm1_w), b->mean1, b->rstd1,
                      PG(bi->norm1_w), PG(bi->norm1_b));
+        if (ps->on_block_done) {
+            size_t off, cnt;
+            int rc = dv2_vit_block_grad_range(m, l, &off, &cnt, err);
+            if (rc == 0) rc = ps->on_block_done(ps->on_block_done_ctx, l, m->params.grad + off, cnt, err);
+            if (rc) return rc;
+        }
     }
     for (int g = 0; g < ps->ng; g++) {
         int bimg = ps->g[g].n_img, N = ps->npatch[g];
@@ -608,5 +617,30 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         be->patch_embed_backward(PG(m->i_pe_w), PG(m->i_pe_b), ps->dpatch, ps->col[g], bimg,
                                  ps->g[g].height, ps->g[g].width, P, D);
     }
+    return DV2_OK;
+}
+
+void dv2_vit_pass_on_block_done(dv2_vit_pass *ps, dv2_vit_block_done_fn fn, void *ctx) {
+    ps->on_block_done = fn;
+    ps->on_block_done_ctx = ctx;
+}
+
+int dv2_vit_block_grad_range(const dv2_vit *m, int l, size_t *offset, size_t *numel, dv2_error *err) {
+    if (l < 0 || l >= m->arch.depth) return dv2_error_set(err, DV2_EINVAL, "vit: no block %d", l);
+    const dv2_vit_block_idx *bi = &m->blk[l];
+    const int idx[] = {bi->norm1_w, bi->norm1_b, bi->qkv_w, bi->qkv_b, bi->proj_w, bi->proj_b, bi->ls1,
+                       bi->norm2_w, bi->norm2_b, bi->fc1_w, bi->fc1_b, bi->fc2_w, bi->fc2_b, bi->ls2};
+    size_t lo = SIZE_MAX, hi = 0, sum = 0;
+    for (size_t k = 0; k < sizeof idx / sizeof idx[0]; k++) {
+        if (idx[k] < 0) continue; /* a tensor this architecture does not have */
+        const dv2_param_info *t = dv2_params_info(&m->params, idx[k]);
+        if (t->offset < lo) lo = t->offset;
+        if (t->offset + t->numel > hi) hi = t->offset + t->numel;
+        sum += t->numel;
+    }
+    if (lo == SIZE_MAX || hi - lo != sum)
+        return dv2_error_set(err, DV2_EINVAL, "vit: the parameters of block %d are not contiguous", l);
+    *offset = lo;
+    *numel = sum;
     return DV2_OK;
 }
