@@ -89,21 +89,47 @@ static void check_grad(const char *what, float *x, size_t n, const float *ana, d
 /* ---- linear ---- */
 static int L_N = 5, L_I = 7, L_O = 3;
 static float *l_in, *l_w, *l_b;
-static void fwd_linear(void) { be->linear_forward(g_out, l_in, l_w, l_b, L_N, L_I, L_O); }
+static float *l_pre;
+static void fwd_linear(void) { be->linear_forward(g_out, NULL, l_in, l_w, l_b, L_N, L_I, L_O, 0); }
+static void fwd_linear_gelu(void) {
+    be->linear_forward(g_out, l_pre, l_in, l_w, l_b, L_N, L_I, L_O, DV2_LINEAR_GELU);
+}
 static void test_linear(void) {
     l_in = rnd(L_N * L_I, 1); l_w = rnd(L_O * L_I, 1); l_b = rnd(L_O, 1);
     g_nout = L_N * L_O; g_out = zeros(g_nout); g_w = rnd(g_nout, 1); g_fwd = fwd_linear;
     float *din = zeros(L_N * L_I), *dw = zeros(L_O * L_I), *db = zeros(L_O);
-    be->linear_backward(din, dw, db, g_w, l_in, l_w, L_N, L_I, L_O);
+    be->linear_backward(din, dw, db, NULL, g_w, NULL, l_in, l_w, L_N, L_I, L_O, 0);
     check_grad("linear din", l_in, L_N * L_I, din, 1e-2);
     check_grad("linear dw", l_w, L_O * L_I, dw, 1e-2);
     check_grad("linear db", l_b, L_O, db, 1e-2);
     /* accumulation: a second call doubles */
     float *dw2 = malloc(sizeof(float) * L_O * L_I);
     memcpy(dw2, dw, sizeof(float) * L_O * L_I);
-    be->linear_backward(NULL, dw, NULL, g_w, l_in, l_w, L_N, L_I, L_O);
+    be->linear_backward(NULL, dw, NULL, NULL, g_w, NULL, l_in, l_w, L_N, L_I, L_O, 0);
     for (int i = 0; i < L_O * L_I; i++) dw2[i] *= 2;
     tu_close("linear dw accumulates", dw, dw2, L_O * L_I, 1e-6, 1e-6);
+    /* din overwrites, and adds with DV2_LINEAR_ACCUMULATE */
+    float *din2 = malloc(sizeof(float) * L_N * L_I), *din3 = malloc(sizeof(float) * L_N * L_I);
+    for (int i = 0; i < L_N * L_I; i++) din2[i] = 1e3f;
+    be->linear_backward(din2, NULL, NULL, NULL, g_w, NULL, l_in, l_w, L_N, L_I, L_O, 0);
+    tu_close("linear din overwrites", din2, din, L_N * L_I, 1e-6, 1e-6);
+    be->linear_backward(din2, NULL, NULL, NULL, g_w, NULL, l_in, l_w, L_N, L_I, L_O, DV2_LINEAR_ACCUMULATE);
+    for (int i = 0; i < L_N * L_I; i++) din3[i] = 2 * din[i];
+    tu_close("linear din accumulates when asked", din2, din3, L_N * L_I, 1e-6, 1e-6);
+    /* the bias+GELU epilogue: out = GELU(pre), pre = in W^T + b; the
+     * backward forms dGELU from the saved pre first */
+    l_pre = zeros(g_nout);
+    g_fwd = fwd_linear_gelu;
+    fwd_linear_gelu();
+    float *plain = zeros(g_nout), *work = zeros(g_nout);
+    be->linear_forward(plain, NULL, l_in, l_w, l_b, L_N, L_I, L_O, 0);
+    tu_close("linear+gelu saves the pre-activation", l_pre, plain, (long)g_nout, 1e-6, 1e-6);
+    memset(din, 0, sizeof(float) * L_N * L_I); memset(dw, 0, sizeof(float) * L_O * L_I); memset(db, 0, sizeof(float) * L_O);
+    be->linear_backward(din, dw, db, work, g_w, l_pre, l_in, l_w, L_N, L_I, L_O, DV2_LINEAR_GELU);
+    check_grad("linear+gelu din", l_in, L_N * L_I, din, 1e-2);
+    check_grad("linear+gelu dw", l_w, L_O * L_I, dw, 1e-2);
+    check_grad("linear+gelu db", l_b, L_O, db, 1e-2);
+    free(l_pre); free(plain); free(work); free(din2); free(din3);
     free(l_in); free(l_w); free(l_b); free(g_out); free(g_w); free(din); free(dw); free(db); free(dw2);
 }
 
@@ -138,8 +164,8 @@ static void check_linear_big(int N, int I, int O) {
         for (int n = 0; n < N; n++) sb += g[(size_t)n * O + o];
         r_db[o] += (float)sb;
     }
-    be->linear_forward(out, in, w, b, N, I, O);
-    be->linear_backward(din, dw, db, g, in, w, N, I, O);
+    be->linear_forward(out, NULL, in, w, b, N, I, O, 0);
+    be->linear_backward(din, dw, db, NULL, g, NULL, in, w, N, I, O, DV2_LINEAR_ACCUMULATE);
     char what[64];
     snprintf(what, sizeof what, "linear %dx%dx%d forward", N, I, O);
     tu_close(what, out, r_out, (long)N * O, 1e-4, 1e-4);

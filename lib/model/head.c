@@ -157,16 +157,18 @@ int dv2_head_pass_forward(dv2_head_pass *ps, float *logits, const float *x, int 
     int din = a->in_dim;
     for (int k = 0; k < a->nlayers; k++) {
         int dout = k == a->nlayers - 1 ? a->bottleneck : a->hidden_dim;
-        be->linear_forward(ps->pre[k], in, HD(h->i_w[k]), HD(h->i_b[k]), n, din, dout);
-        if (k + 1 < a->nlayers) {
-            be->gelu_forward(ps->act[k], ps->pre[k], (size_t)n * dout);
+        if (k + 1 < a->nlayers) { /* bias+GELU epilogue, pre-activation kept */
+            be->linear_forward(ps->act[k], ps->pre[k], in, HD(h->i_w[k]), HD(h->i_b[k]), n, din, dout,
+                               DV2_LINEAR_GELU);
             in = ps->act[k];
+        } else {
+            be->linear_forward(ps->pre[k], NULL, in, HD(h->i_w[k]), HD(h->i_b[k]), n, din, dout, 0);
         }
         din = dout;
     }
     be->l2norm_forward(ps->z, ps->norm, ps->pre[a->nlayers - 1], n, a->bottleneck, a->l2_eps);
     be->weightnorm_forward(ps->w, ps->vnorm, HD(h->i_v), HD(h->i_g), a->n_prototypes, a->bottleneck);
-    be->linear_forward(logits, ps->z, ps->w, NULL, n, a->bottleneck, a->n_prototypes);
+    be->linear_forward(logits, NULL, ps->z, ps->w, NULL, n, a->bottleneck, a->n_prototypes, 0);
     return DV2_OK;
 }
 
@@ -177,9 +179,8 @@ int dv2_head_pass_backward(dv2_head_pass *ps, float *dx, const float *dlogits, d
     if (!(ps->flags & DV2_HEAD_TRAIN))
         return dv2_error_set(err, DV2_EINVAL, "head: backward of a pass created without DV2_HEAD_TRAIN");
     int n = ps->n, bn = a->bottleneck, K = a->n_prototypes, hd = a->hidden_dim;
-    be->zero(ps->dz, sizeof(float) * (size_t)n * bn);
     be->zero(ps->dw, sizeof(float) * (size_t)K * bn);
-    be->linear_backward(ps->dz, ps->dw, NULL, dlogits, ps->z, ps->w, n, bn, K);
+    be->linear_backward(ps->dz, ps->dw, NULL, NULL, dlogits, NULL, ps->z, ps->w, n, bn, K, 0);
     be->weightnorm_backward(HG(h->i_v), HG(h->i_g), ps->dw, HD(h->i_v), HD(h->i_g), ps->vnorm, K, bn);
     /* dpre of the last linear */
     be->zero(ps->dpre, sizeof(float) * (size_t)n * bn);
@@ -188,11 +189,12 @@ int dv2_head_pass_backward(dv2_head_pass *ps, float *dx, const float *dlogits, d
         int dout = k == a->nlayers - 1 ? bn : hd;
         int din = k == 0 ? a->in_dim : hd;
         const float *in = k == 0 ? ps->x : ps->act[k - 1];
-        if (k == 0) {
-            be->linear_backward(dx, HG(h->i_w[k]), HG(h->i_b[k]), ps->dpre, in, HD(h->i_w[k]), n, din, dout);
+        if (k == 0) { /* dx accumulates (the caller may sum several heads into it) */
+            be->linear_backward(dx, HG(h->i_w[k]), HG(h->i_b[k]), NULL, ps->dpre, NULL, in, HD(h->i_w[k]),
+                                n, din, dout, DV2_LINEAR_ACCUMULATE);
         } else {
-            be->zero(ps->dact, sizeof(float) * (size_t)n * din);
-            be->linear_backward(ps->dact, HG(h->i_w[k]), HG(h->i_b[k]), ps->dpre, in, HD(h->i_w[k]), n, din, dout);
+            be->linear_backward(ps->dact, HG(h->i_w[k]), HG(h->i_b[k]), NULL, ps->dpre, NULL, in,
+                                HD(h->i_w[k]), n, din, dout, 0);
             be->zero(ps->dpre, sizeof(float) * (size_t)n * din);
             be->gelu_backward(ps->dpre, ps->dact, ps->pre[k - 1], (size_t)n * din);
         }

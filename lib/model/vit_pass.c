@@ -460,20 +460,24 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                 float *ln = ps->bb[0].ln1;
                 be->layernorm_forward(ln, b->mean1, b->rstd1, in, PD(bi->norm1_w),
                                       PD(bi->norm1_b), n, D, DV2_VIT_LN_EPS);
-                be->linear_forward(b->qkv, ln, PD(bi->qkv_w), PD(bi->qkv_b), n, D, 3 * D);
+                be->linear_forward(b->qkv, NULL, ln, PD(bi->qkv_w), PD(bi->qkv_b), n, D, 3 * D, 0);
                 dv2_seqpack sp = branch_pack(br);
                 be->attention_forward(b->att, b->lse, b->qkv, &sp, H, dh);
-                be->linear_forward(b->y1, b->att, PD(bi->proj_w), PD(bi->proj_b), n, D, D);
+                be->linear_forward(b->y1, NULL, b->att, PD(bi->proj_w), PD(bi->proj_b), n, D, D, 0);
                 be->residual_forward(ps->x, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
             } else {
                 float *ln = ps->bb[0].ln1;
                 be->layernorm_forward(ln, b->mean2, b->rstd2, in, PD(bi->norm2_w),
                                       PD(bi->norm2_b), n, D, DV2_VIT_LN_EPS);
-                be->linear_forward(b->h, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin);
                 float *act = ps->bb[0].a;
-                if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_forward(act, b->h, n, hid);
-                else be->gelu_forward(act, b->h, (size_t)n * hid);
-                be->linear_forward(b->y2, act, PD(bi->fc2_w), PD(bi->fc2_b), n, hid, D);
+                if (a->ffn_kind == DV2_FFN_SWIGLU) {
+                    be->linear_forward(b->h, NULL, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin, 0);
+                    be->swiglu_forward(act, b->h, n, hid);
+                } else { /* bias+GELU epilogue: b->h keeps the pre-activation for backward */
+                    be->linear_forward(act, b->h, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin,
+                                       DV2_LINEAR_GELU);
+                }
+                be->linear_forward(b->y2, NULL, act, PD(bi->fc2_w), PD(bi->fc2_b), n, hid, D, 0);
                 be->residual_forward(ps->x, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
             }
         }
@@ -563,20 +567,24 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         int n = br->n;
         be->zero(ps->dy, sizeof(float) * (size_t)n * D);
         be->residual_backward(ps->dy, PG(bi->ls2), ps->dx, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
-        be->zero(ps->da, sizeof(float) * (size_t)n * hid);
         /* recompute the FFN activation (not kept per block: 4D floats per token) */
         float *act = ps->bb[0].a;
         if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_forward(act, b->h, n, hid);
         else be->gelu_forward(act, b->h, (size_t)n * hid);
-        be->linear_backward(ps->da, PG(bi->fc2_w), PG(bi->fc2_b), ps->dy, act, PD(bi->fc2_w), n, hid, D);
-        be->zero(ps->dh, sizeof(float) * (size_t)n * hin);
-        if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_backward(ps->dh, ps->da, b->h, n, hid);
-        else be->gelu_backward(ps->dh, ps->da, b->h, (size_t)n * hid);
-        be->zero(ps->dln, sizeof(float) * (size_t)n * D);
+        be->linear_backward(ps->da, PG(bi->fc2_w), PG(bi->fc2_b), NULL, ps->dy, NULL, act, PD(bi->fc2_w),
+                            n, hid, D, 0);
         float *ln = ps->bb[0].ln1; /* recomputed LayerNorm output (same statistics) */
         be->layernorm_forward(ln, b->mean2, b->rstd2, b->xin_f, PD(bi->norm2_w), PD(bi->norm2_b),
                               n, D, DV2_VIT_LN_EPS);
-        be->linear_backward(ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), ps->dh, ln, PD(bi->fc1_w), n, D, hin);
+        if (a->ffn_kind == DV2_FFN_SWIGLU) {
+            be->zero(ps->dh, sizeof(float) * (size_t)n * hin);
+            be->swiglu_backward(ps->dh, ps->da, b->h, n, hid);
+            be->linear_backward(ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), NULL, ps->dh, NULL, ln,
+                                PD(bi->fc1_w), n, D, hin, 0);
+        } else { /* dGELU fused into fc1's backward; ps->dh is its workspace */
+            be->linear_backward(ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), ps->dh, ps->da, b->h, ln,
+                                PD(bi->fc1_w), n, D, hin, DV2_LINEAR_GELU);
+        }
         ln_back_into(ps, br, ps->dln, b->xin_f, PD(bi->norm2_w), b->mean2, b->rstd2,
                      PG(bi->norm2_w), PG(bi->norm2_b));
         /* attention branch */
@@ -584,15 +592,15 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         n = br->n;
         be->zero(ps->dy, sizeof(float) * (size_t)n * D);
         be->residual_backward(ps->dy, PG(bi->ls1), ps->dx, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
-        be->zero(ps->datt, sizeof(float) * (size_t)n * D);
-        be->linear_backward(ps->datt, PG(bi->proj_w), PG(bi->proj_b), ps->dy, b->att, PD(bi->proj_w), n, D, D);
+        be->linear_backward(ps->datt, PG(bi->proj_w), PG(bi->proj_b), NULL, ps->dy, NULL, b->att,
+                            PD(bi->proj_w), n, D, D, 0);
         be->zero(ps->dqkv, sizeof(float) * (size_t)n * 3 * D);
         dv2_seqpack sp = branch_pack(br);
         be->attention_backward(ps->dqkv, ps->datt, b->qkv, b->att, b->lse, &sp, H, dh);
-        be->zero(ps->dln, sizeof(float) * (size_t)n * D);
         be->layernorm_forward(ln, b->mean1, b->rstd1, b->xin_a, PD(bi->norm1_w), PD(bi->norm1_b),
                               n, D, DV2_VIT_LN_EPS);
-        be->linear_backward(ps->dln, PG(bi->qkv_w), PG(bi->qkv_b), ps->dqkv, ln, PD(bi->qkv_w), n, D, 3 * D);
+        be->linear_backward(ps->dln, PG(bi->qkv_w), PG(bi->qkv_b), NULL, ps->dqkv, NULL, ln,
+                            PD(bi->qkv_w), n, D, 3 * D, 0);
         ln_back_into(ps, br, ps->dln, b->xin_a, PD(bi->norm1_w), b->mean1, b->rstd1,
                      PG(bi->norm1_w), PG(bi->norm1_b));
         if (ps->on_block_done) {

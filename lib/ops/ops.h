@@ -10,9 +10,10 @@
  *     (allocated with be->alloc) unless the comment says "host".
  *   - Shapes are in the comments, row-major: x is (N,C) means x[n*C + c].
  *   - Forward outputs are OVERWRITTEN (=), except where marked "+=".
- *   - EVERY GRADIENT OUTPUT ACCUMULATES (+=): parameter gradients and input
- *     gradients alike.  The caller zeroes gradient buffers (be->zero) before
- *     the first contribution.  A NULL gradient pointer means "not needed" and
+ *   - Parameter gradients ACCUMULATE (+=).  Input gradients accumulate too,
+ *     except the GEMM's (linear_backward's din), which overwrites unless
+ *     DV2_LINEAR_ACCUMULATE asks it to add.  The caller zeroes accumulated
+ *     buffers (be->zero) before the first contribution.  A NULL gradient pointer means "not needed" and
  *     is skipped where the comment says "may be NULL".
  *   - No output may alias an input unless the comment says "in place".
  *   - Index arrays (int32) live on the device; cu_seqlens arrays, which drive
@@ -48,6 +49,12 @@ typedef struct dv2_seqpack {
 struct dv2_dist;
 struct dv2_error;
 
+/* Flags of linear_forward / linear_backward. */
+enum {
+    DV2_LINEAR_GELU = 1 << 0,       /* bias+GELU epilogue; dGELU before the backward */
+    DV2_LINEAR_ACCUMULATE = 1 << 1, /* backward: din += instead of din = */
+};
+
 typedef struct dv2_backend {
     const char *name; /* "cpu", "cuda" */
 
@@ -65,13 +72,22 @@ typedef struct dv2_backend {
     void (*transfers)(uint64_t *to_host, uint64_t *to_device);
 
     /* ---- linear algebra ----------------------------------------------- */
-    /* out (N,Cout) = in (N,Cin) · W(Cout,Cin)^T + b(Cout); b may be NULL. */
-    void (*linear_forward)(float *out, const float *in, const float *w, const float *b,
-                           int N, int Cin, int Cout);
-    /* din (N,Cin) += dout·W; dw (Cout,Cin) += dout^T·in; db (Cout) += colsum(dout).
-     * din, dw, db may each be NULL. */
-    void (*linear_backward)(float *din, float *dw, float *db, const float *dout,
-                            const float *in, const float *w, int N, int Cin, int Cout);
+    /* GEMM with an epilogue (flags DV2_LINEAR_*):
+     * out (N,Cout) = in (N,Cin) · W(Cout,Cin)^T + b(Cout); b may be NULL.
+     * DV2_LINEAR_GELU: pre (N,Cout) receives in·W^T + b and out = GELU(pre)
+     * (the bias+GELU epilogue; pre is saved for backward); otherwise pre is
+     * unused (NULL). */
+    void (*linear_forward)(float *out, float *pre, const float *in, const float *w,
+                           const float *b, int N, int Cin, int Cout, int flags);
+    /* With DV2_LINEAR_GELU, dout is the gradient of the GELU output and pre
+     * the saved pre-activation: dpre = dout ⊙ GELU'(pre) is formed first in
+     * work (N·Cout floats; otherwise work is unused, NULL) and takes dout's
+     * place below.  din (N,Cin) = dout·W (OVERWRITES; += with
+     * DV2_LINEAR_ACCUMULATE); dw (Cout,Cin) += dout^T·in; db (Cout) +=
+     * colsum(dout).  din, dw, db may each be NULL. */
+    void (*linear_backward)(float *din, float *dw, float *db, float *work, const float *dout,
+                            const float *pre, const float *in, const float *w, int N, int Cin,
+                            int Cout, int flags);
 
     /* Patch embedding, a p×p stride-p convolution with bias (spec §2.2):
      * img (B,3,Hpx,Wpx) → out (B, (Hpx/p)(Wpx/p), D), tokens row-major over the

@@ -27,10 +27,11 @@ void dv2_cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, con
  * returns the previous OpenBLAS thread count, which _end restores. */
 int dv2_cpu_blas_single_begin(void);
 void dv2_cpu_blas_single_end(int saved);
-void dv2_cpu_linear_forward(float *out, const float *in, const float *w, const float *b,
-                            int N, int Cin, int Cout);
-void dv2_cpu_linear_backward(float *din, float *dw, float *db, const float *dout,
-                             const float *in, const float *w, int N, int Cin, int Cout);
+void dv2_cpu_linear_forward(float *out, float *pre, const float *in, const float *w,
+                            const float *b, int N, int Cin, int Cout, int flags);
+void dv2_cpu_linear_backward(float *din, float *dw, float *db, float *work, const float *dout,
+                             const float *pre, const float *in, const float *w, int N, int Cin,
+                             int Cout, int flags);
 void dv2_cpu_patch_embed_forward(float *out, float *col, const float *img, const float *w,
                                  const float *b, int B, int Hpx, int Wpx, int p, int D);
 void dv2_cpu_patch_embed_backward(float *dw, float *db, const float *dout, const float *col,
@@ -102,10 +103,11 @@ void dv2_cpu_ema_update(float *teacher, const float *student, size_t n, float mo
  * backend's (they round to bf16 where a GPU stores bf16; see that file). */
 float dv2_bf16_round(float x); /* round to nearest even; NaN stays NaN */
 void dv2_bf16_round_n(float *x, size_t n);
-void dv2_cpu_bf16_linear_forward(float *out, const float *in, const float *w, const float *b,
-                                 int N, int Cin, int Cout);
-void dv2_cpu_bf16_linear_backward(float *din, float *dw, float *db, const float *dout,
-                                  const float *in, const float *w, int N, int Cin, int Cout);
+void dv2_cpu_bf16_linear_forward(float *out, float *pre, const float *in, const float *w,
+                                 const float *b, int N, int Cin, int Cout, int flags);
+void dv2_cpu_bf16_linear_backward(float *din, float *dw, float *db, float *work,
+                                  const float *dout, const float *pre, const float *in,
+                                  const float *w, int N, int Cin, int Cout, int flags);
 void dv2_cpu_bf16_patch_embed_forward(float *out, float *col, const float *img, const float *w,
                                       const float *b, int B, int Hpx, int Wpx, int p, int D);
 void dv2_cpu_bf16_patch_embed_backward(float *dw, float *db, const float *dout, const float *col,

@@ -10,7 +10,8 @@
  *     f32 master weight); GEMM outputs are stored as bf16;
  *   - attention reads q, k, v as bf16 and stores its output as bf16 (the
  *     log-sum-exp stays f32);
- *   - GELU and SwiGLU outputs (GEMM inputs) are stored as bf16;
+ *   - GELU and SwiGLU outputs (GEMM inputs) are stored as bf16, and so is
+ *     the pre-activation the bias+GELU epilogue saves;
  *   - backward: activation gradients entering a GEMM backward (dout) are
  *     read as bf16 and activation gradients it produces (din, dqkv) are
  *     stored as bf16; parameter gradients accumulate in f32;
@@ -64,12 +65,13 @@ static void nan_fill(float *x, size_t n) {
     if (x) for (size_t i = 0; i < n; i++) x[i] = NAN;
 }
 
-void dv2_cpu_bf16_linear_forward(float *out, const float *in, const float *w, const float *b, int N,
-                              int Cin, int Cout) {
+void dv2_cpu_bf16_linear_forward(float *out, float *pre, const float *in, const float *w,
+                                 const float *b, int N, int Cin, int Cout, int flags) {
     float *ri = rounded(in, (size_t)N * Cin), *rw = rounded(w, (size_t)Cout * Cin);
     if (ri && rw) {
-        dv2_cpu_linear_forward(out, ri, rw, b, N, Cin, Cout);
+        dv2_cpu_linear_forward(out, pre, ri, rw, b, N, Cin, Cout, flags);
         dv2_bf16_round_n(out, (size_t)N * Cout);
+        if (flags & DV2_LINEAR_GELU) dv2_bf16_round_n(pre, (size_t)N * Cout);
     } else {
         nan_fill(out, (size_t)N * Cout);
     }
@@ -77,12 +79,13 @@ void dv2_cpu_bf16_linear_forward(float *out, const float *in, const float *w, co
     free(rw);
 }
 
-void dv2_cpu_bf16_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                               const float *w, int N, int Cin, int Cout) {
+void dv2_cpu_bf16_linear_backward(float *din, float *dw, float *db, float *work,
+                                  const float *dout, const float *pre, const float *in,
+                                  const float *w, int N, int Cin, int Cout, int flags) {
     float *rd = rounded(dout, (size_t)N * Cout), *ri = rounded(in, (size_t)N * Cin),
           *rw = rounded(w, (size_t)Cout * Cin);
     if (rd && ri && rw) {
-        dv2_cpu_linear_backward(din, dw, db, rd, ri, rw, N, Cin, Cout);
+        dv2_cpu_linear_backward(din, dw, db, work, rd, pre, ri, rw, N, Cin, Cout, flags);
         if (din) dv2_bf16_round_n(din, (size_t)N * Cin);
     } else {
         nan_fill(din, (size_t)N * Cin);

@@ -50,17 +50,20 @@ void dv2_cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, con
     dv2_cpu_blas_single_end(saved);
 }
 
-/* out (N,Cout) = in (N,Cin) · W^T + b. */
-void dv2_cpu_linear_forward(float *out, const float *in, const float *w, const float *b,
-                            int N, int Cin, int Cout) {
+/* y (N,Cout) = in (N,Cin) · W^T + b, into pre with the GELU epilogue (out =
+ * GELU(pre)), else into out. */
+void dv2_cpu_linear_forward(float *out, float *pre, const float *in, const float *w,
+                            const float *b, int N, int Cin, int Cout, int flags) {
+    float *y = flags & DV2_LINEAR_GELU ? pre : out;
     float beta = 0.0f;
     if (b) {
         #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * Cout))
-        for (long n = 0; n < N; n++) memcpy(out + n * Cout, b, sizeof(float) * (size_t)Cout);
+        for (long n = 0; n < N; n++) memcpy(y + n * Cout, b, sizeof(float) * (size_t)Cout);
         beta = 1.0f;
     }
     if (N == 0) return;
-    dv2_cpu_sgemm(0, 1, N, Cout, Cin, 1.0f, in, Cin, w, Cin, beta, out, Cout);
+    dv2_cpu_sgemm(0, 1, N, Cout, Cin, 1.0f, in, Cin, w, Cin, beta, y, Cout);
+    if (flags & DV2_LINEAR_GELU) dv2_cpu_gelu_forward(out, pre, (size_t)N * Cout);
 }
 
 /* db (O) += Σ_n dout[n]: columns split over threads, rows summed in double
@@ -78,11 +81,18 @@ static void colsum_add(float *db, const float *dout, int N, int O) {
     }
 }
 
-void dv2_cpu_linear_backward(float *din, float *dw, float *db, const float *dout,
-                             const float *in, const float *w, int N, int Cin, int Cout) {
-    if (N == 0) return;
+void dv2_cpu_linear_backward(float *din, float *dw, float *db, float *work, const float *dout,
+                             const float *pre, const float *in, const float *w, int N, int Cin,
+                             int Cout, int flags) {
+    if (N == 0) return; /* no rows: din is empty, dw and db get nothing */
+    if (flags & DV2_LINEAR_GELU) { /* dpre = dout ⊙ GELU'(pre) */
+        memset(work, 0, sizeof(float) * (size_t)N * Cout);
+        dv2_cpu_gelu_backward(work, dout, pre, (size_t)N * Cout);
+        dout = work;
+    }
     if (din)
-        dv2_cpu_sgemm(0, 0, N, Cin, Cout, 1.0f, dout, Cout, w, Cin, 1.0f, din, Cin);
+        dv2_cpu_sgemm(0, 0, N, Cin, Cout, 1.0f, dout, Cout, w, Cin,
+                      flags & DV2_LINEAR_ACCUMULATE ? 1.0f : 0.0f, din, Cin);
     if (dw)
         dv2_cpu_sgemm(1, 0, Cout, Cin, N, 1.0f, dout, Cout, in, Cin, 1.0f, dw, Cin);
     if (db) colsum_add(db, dout, N, Cout);
@@ -110,11 +120,11 @@ void dv2_cpu_patch_embed_forward(float *out, float *col, const float *img, const
                                  const float *b, int B, int Hpx, int Wpx, int p, int D) {
     im2col(col, img, B, Hpx, Wpx, p);
     int N = B * (Hpx / p) * (Wpx / p);
-    dv2_cpu_linear_forward(out, col, w, b, N, 3 * p * p, D);
+    dv2_cpu_linear_forward(out, NULL, col, w, b, N, 3 * p * p, D, 0);
 }
 
 void dv2_cpu_patch_embed_backward(float *dw, float *db, const float *dout, const float *col,
                                   int B, int Hpx, int Wpx, int p, int D) {
     int N = B * (Hpx / p) * (Wpx / p);
-    dv2_cpu_linear_backward(NULL, dw, db, dout, col, NULL, N, 3 * p * p, D);
+    dv2_cpu_linear_backward(NULL, dw, db, NULL, dout, NULL, col, NULL, N, 3 * p * p, D, 0);
 }
