@@ -6,7 +6,8 @@
 # heads (a distilled student_ema) and a checkpoint-file teacher, teacher /
 # config mismatches reported before anything is written (tensor and both
 # shapes), SIGKILL + --resume bit-identical to an uninterrupted run, SIGTERM
-# checkpoint-and-exit, a changed teacher refused on resume, usage errors.
+# checkpoint-and-exit, a changed teacher refused on resume, the NaN guard,
+# usage errors.
 . "$DV2_ROOT/tests/lib.sh"
 pack_fmnist_t10k data
 export OMP_NUM_THREADS=1
@@ -96,6 +97,15 @@ expect_exit 1 dv2-distill -c s.cfg --teacher teach/teacher.safetensors --data da
 expect_grep "no DINO head" err.txt
 expect_exit 1 dv2-distill -c s.cfg --teacher no.such.run --data data -o bad5
 [ -e bad2 ] || [ -e bad3 ] || [ -e bad4 ] || [ -e bad5 ] && fail "a run directory was created for a bad teacher" || ok
+
+# the NaN guard: poisoned gradients from iteration 10 are not applied; after
+# train.max_bad_steps of them the run stops (exit 1) with its checkpoint intact
+DV2_TRAIN_FAULT_NAN_FROM=10 dv2-distill -c s.cfg --teacher teach --data data -o nan -j 1 \
+	train.max_bad_steps=3 >out.txt 2>err.txt
+expect_eq "$?" 1 "exit status with non-finite steps"
+expect_grep "stopping after 3 non-finite steps" err.txt
+expect_eq "$(ls nan/ckpt-*.safetensors | tr '\n' ' ')" "nan/ckpt-000000000008.safetensors " "checkpoints"
+expect_eq "$(grep -c '"finite": 0' nan/metrics.jsonl)" 3 "skipped steps in metrics"
 
 # usage errors
 expect_exit 2 dv2-distill -c s.cfg --data data -o x
