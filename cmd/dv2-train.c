@@ -169,7 +169,7 @@ int main(int argc, char **argv) {
     }
     dv2_cleanup_install();  /* SIGINT, SIGHUP: remove temporary files and die */
     dv2_graceful_install(); /* SIGTERM, SIGUSR1: checkpoint and exit 0 */
-    dv2_train_opts o = {cfg.train.dataset_path, out, c.resume, 0, on_log, NULL, be};
+    dv2_train_opts o = {cfg.train.dataset_path, out, c.resume, 0, on_log, NULL, NULL, be};
     dv2_train_result res;
     rc = dv2_train_run(&cfg, &o, &dist, &res, &err);
     if (rc) {

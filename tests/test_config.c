@@ -109,6 +109,8 @@ int main(void) {
             {"vits14", 625000, 2e-4 * sqrt(2.0), 384, 1536},
             {"vitb14", 625000, 2e-4 * sqrt(2.0), 768, 3072},
             {"fmnist_tiny", 0, 0, 96, 384},
+            {"vitg14_distill", 625000, 1e-3, 384, 1536}, /* dv2-distill: ViT-g -> ViT-S, lr 1e-3 at 2048 */
+            {"fmnist_distill", 0, 0, 48, 192},
         };
         for (size_t i = 0; i < sizeof rec / sizeof rec[0]; i++) {
             char path[4096];

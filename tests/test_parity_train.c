@@ -14,8 +14,15 @@
  * into steps of about ±lr, so those entries are only checked to stay within
  * the total lr the schedule allows (they do not change any output).
  *
- * If the fixture is stale, regenerate it (needs torch):
- *   /usr/bin/python3 tests/ref/train_ref.py tests/ref/fixtures/train.bin */
+ * Second part, distillation (dv2-distill's mode, fixture distill.bin from
+ * train_ref.py --distill): the same student against a frozen random teacher
+ * of another width (D 48, 3 heads, 1 register, its own head), no masking,
+ * iBOT on every patch token; checked the same way, with the student's EMA
+ * in place of the teacher and the teacher checked to be unchanged.
+ *
+ * If the fixtures are stale, regenerate them (needs torch):
+ *   /usr/bin/python3 tests/ref/train_ref.py tests/ref/fixtures/train.bin
+ *   /usr/bin/python3 tests/ref/train_ref.py --distill tests/ref/fixtures/distill.bin */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +103,19 @@ static void cmp_params(const dv2_train_model *m, const dv2_params *p, const char
     free(h);
 }
 
-static void run(void) {
+/* The frozen teacher of the distillation fixture (train_ref.py CFG_T, HEAD_T). */
+static int distill_teacher(dv2_train_frozen *t, const dv2_config *student, dv2_error *err) {
+    dv2_config tc = *student;
+    const char *ov[] = {"student.embed_dim=48", "student.num_heads=3", "student.num_register_tokens=1"};
+    for (size_t i = 0; i < sizeof ov / sizeof ov[0]; i++)
+        if (dv2_config_override(&tc, ov[i], err)) return -1;
+    if (dv2_config_arch(&tc, &t->arch, err)) return -1;
+    dv2_head_arch h = {48, 96, 24, 64, 3, 1e-6f};
+    t->dino = t->ibot = h;
+    return 0;
+}
+
+static void run(int distill) {
     dv2_error err = {0};
     dv2_config c;
     dv2_config_defaults(&c);
@@ -106,15 +125,25 @@ static void run(void) {
     dv2_dist dist;
     dv2_dist_init_single(&dist);
     dv2_train_model m;
-    if (dv2_train_model_init(&m, &c, &dv2_backend_cpu, &err)) {
+    dv2_train_frozen ft;
+    if (distill && distill_teacher(&ft, &c, &err)) {
+        CHECKF(0, "teacher arch: %s", err.msg);
+        return;
+    }
+    if (distill ? dv2_train_model_init_distill(&m, &c, &ft, &dv2_backend_cpu, &err)
+                : dv2_train_model_init(&m, &c, &dv2_backend_cpu, &err)) {
         CHECKF(0, "dv2_train_model_init: %s", err.msg);
         return;
     }
     CHECK(m.n_mod == 2);
     load_params(m.s_mod[0], "init.");
-    load_params(m.t_mod[0], "init.");
+    load_params(m.ema_mod[0], "init.");
     load_params(m.s_mod[1], "init_head.");
-    load_params(m.t_mod[1], "init_head.");
+    load_params(m.ema_mod[1], "init_head.");
+    if (distill) {
+        load_params(m.t_mod[0], "teacher.");
+        load_params(m.t_mod[1], "teacher_head.");
+    }
     dv2_train_step *st;
     if (dv2_train_step_create(&st, &c, &m, &dist, &err)) {
         CHECKF(0, "dv2_train_step_create: %s", err.msg);
@@ -135,11 +164,13 @@ static void run(void) {
         b.global = fx_get(&fx, nm)->data;
         snprintf(nm, sizeof nm, "s%d.xl", s);
         b.local = fx_get(&fx, nm)->data;
-        snprintf(nm, sizeof nm, "s%d.masks", s);
-        fx_array *fm = fx_get(&fx, nm);
-        CHECK(fm->n == 2 * B * N);
-        for (int k = 0; k < 2 * B * N && k < fm->n; k++) mask[k] = fm->data[k] != 0;
-        b.masks = mask;
+        if (!distill) { /* distillation has no masks */
+            snprintf(nm, sizeof nm, "s%d.masks", s);
+            fx_array *fm = fx_get(&fx, nm);
+            CHECK(fm->n == 2 * B * N);
+            for (int k = 0; k < 2 * B * N && k < fm->n; k++) mask[k] = fm->data[k] != 0;
+            b.masks = mask;
+        }
         dv2_sched_values v;
         dv2_schedules_at(&sch, s, &v);
         double sv[5] = {v.lr, v.last_layer_lr, v.wd, v.momentum, v.teacher_temp};
@@ -168,15 +199,19 @@ static void run(void) {
     }
     cmp_params(&m, m.s_mod[0], "fs.", 0, lr_total);
     cmp_params(&m, m.s_mod[1], "fsh.", 1, lr_total);
-    cmp_params(&m, m.t_mod[0], "ft.", 2, lr_total);
-    cmp_params(&m, m.t_mod[1], "fth.", 3, lr_total);
+    cmp_params(&m, m.ema_mod[0], distill ? "fe." : "ft.", 2, lr_total);
+    cmp_params(&m, m.ema_mod[1], distill ? "feh." : "fth.", 3, lr_total);
+    if (distill) { /* frozen: exactly the loaded values */
+        cmp_params(&m, m.t_mod[0], "teacher.", 2, 0);
+        cmp_params(&m, m.t_mod[1], "teacher_head.", 3, 0);
+    }
     fx_array *dc = fx_get(&fx, "dino_center"), *ic = fx_get(&fx, "ibot_center");
     tu_close("dino_center", m.dino_center, dc->data, dc->n, 1e-5, 1e-4);
     tu_close("ibot_center", m.ibot_center, ic->data, ic->n, 1e-5, 1e-4);
-    fprintf(stderr, "%d steps; worst rel. error: dino_local %.2g dino_global %.2g ibot %.2g koleo %.2g total %.2g\n",
-            nsteps, worst_loss[0], worst_loss[1], worst_loss[2], worst_loss[3], worst_loss[4]);
-    fprintf(stderr, "worst |diff|/max|ref| per tensor: student backbone %.2g head %.2g, teacher backbone %.2g head %.2g\n",
-            worst_group[0], worst_group[1], worst_group[2], worst_group[3]);
+    fprintf(stderr, "%s: %d steps; worst rel. error: dino_local %.2g dino_global %.2g ibot %.2g koleo %.2g total %.2g\n",
+            distill ? "distillation" : "training", nsteps, worst_loss[0], worst_loss[1], worst_loss[2], worst_loss[3], worst_loss[4]);
+    fprintf(stderr, "worst |diff|/max|ref| per tensor: student backbone %.2g head %.2g, %s backbone %.2g head %.2g\n",
+            worst_group[0], worst_group[1], distill ? "student EMA" : "teacher", worst_group[2], worst_group[3]);
     fprintf(stderr, "key part of attn.qkv.bias (zero true gradient): worst |diff| %.2g\n", worst_keybias);
     dv2_train_step_free(st);
     dv2_train_model_free(&m);
@@ -184,7 +219,11 @@ static void run(void) {
 
 int main(void) {
     if (fx_load_versioned(&fx, "train.bin", "train_ref.py", FIXTURE_VERSION) < 0) return 1;
-    run();
+    run(0);
+    fx_free(&fx);
+    memset(worst_loss, 0, sizeof worst_loss), memset(worst_group, 0, sizeof worst_group), worst_keybias = 0;
+    if (fx_load_versioned(&fx, "distill.bin", "train_ref.py --distill", FIXTURE_VERSION) < 0) return 1;
+    run(1);
     fx_free(&fx);
     return tu_finish("test_parity_train");
 }

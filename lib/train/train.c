@@ -18,6 +18,7 @@
 #include "train/schedule.h"
 #include "train/loader.h"
 #include "train/train_model.h"
+#include "train/teacher.h"
 #include "train/train_step.h"
 
 typedef struct run {
@@ -33,6 +34,7 @@ typedef struct run {
     int64_t it, total;
     int bad_steps;
     char *config_text;
+    uint64_t teacher_digest; /* distillation */
 } run;
 
 static void notice(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -63,7 +65,7 @@ static int write_checkpoint(run *r, dv2_error *err) {
     size_t n = 0;
     int rc = dv2_train_model_entries(&r->m, &e, &n, &host, err);
     if (rc) return rc;
-    char v[8][32];
+    char v[9][32];
     uint64_t st[2];
     dv2_loader_sampler_state(r->ld, r->it, st);
     snprintf(v[0], 32, "%" PRIu64, (uint64_t)r->m.adam_t);
@@ -73,13 +75,21 @@ static int write_checkpoint(run *r, dv2_error *err) {
     snprintf(v[4], 32, "%d", r->bad_steps);
     snprintf(v[5], 32, "%" PRIu64, st[0]);
     snprintf(v[6], 32, "%" PRIu64, st[1]);
+    snprintf(v[8], 32, "%" PRIu64, r->teacher_digest);
     const char *mk[] = {"adam_t", "seed", "world", "batch_size_per_gpu", "bad_steps", "sampler_pass",
-                        "sampler_offset", "config"};
-    const char *mv[] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], r->config_text ? r->config_text : ""};
-    rc = dv2_ckpt_write(r->o->run_dir, r->it, e, n, mk, mv, 8, r->c->train.keep_checkpoints, err);
+                        "sampler_offset", "config", "teacher_digest"};
+    const char *mv[] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], r->config_text ? r->config_text : "", v[8]};
+    rc = dv2_ckpt_write(r->o->run_dir, r->it, e, n, mk, mv, r->m.distill ? 9 : 8, r->c->train.keep_checkpoints,
+                        err);
     dv2_train_model_entries_free(e, host);
     if (rc) return rc;
     char path[4096];
+    if (r->m.distill) { /* the student's EMA is the final model, the raw student beside it */
+        snprintf(path, sizeof path, "%s/student_ema.safetensors", r->o->run_dir);
+        if ((rc = dv2_train_model_export_student(&r->m, 1, "dv2-distill student EMA", path, err))) return rc;
+        snprintf(path, sizeof path, "%s/student.safetensors", r->o->run_dir);
+        return dv2_train_model_export_student(&r->m, 0, "dv2-distill student", path, err);
+    }
     snprintf(path, sizeof path, "%s/teacher.safetensors", r->o->run_dir);
     return dv2_train_model_export_teacher(&r->m, path, err);
 }
@@ -104,6 +114,15 @@ static int resume(run *r, dv2_error *err) {
                            r->c->train.batch_size_per_gpu, (long long)r->c->train.seed);
         goto out;
     }
+    if (r->m.distill) {
+        uint64_t td;
+        if ((rc = dv2_ckpt_meta_u64(f, "teacher_digest", &td, err))) goto out;
+        if (td != r->teacher_digest) {
+            rc = dv2_error_set(err, DV2_EINVAL, "%s: the teacher changed since this checkpoint (digest %016" PRIx64
+                               ", now %016" PRIx64 ")", dv2_safetensors_path(f), td, r->teacher_digest);
+            goto out;
+        }
+    }
     if ((rc = dv2_train_model_restore(&r->m, f, err))) {
         dv2_error_prefix(err, "%s", dv2_safetensors_path(f));
         goto out;
@@ -120,7 +139,7 @@ out:
 static int broadcast_params(run *r, dv2_error *err) {
     if (r->dist->world == 1) return 0;
     for (int k = 0; k < r->m.n_mod; k++) {
-        dv2_params *s = r->m.s_mod[k], *t = r->m.t_mod[k];
+        dv2_params *s = r->m.s_mod[k], *t = r->m.ema_mod[k];
         int rc = dv2_dist_broadcast(r->dist, s->data, s->numel * sizeof(float), 0, err);
         if (!rc) rc = dv2_dist_broadcast(r->dist, t->data, t->numel * sizeof(float), 0, err);
         if (rc) return rc;
@@ -153,7 +172,7 @@ static int log_step(run *r, const dv2_train_step_stats *s, const dv2_sched_value
     if (r->it % (10 * period) == 0 || r->it + 1 == r->total) {
         char path[4096], title[256];
         snprintf(path, sizeof path, "%s/loss.svg", r->o->run_dir);
-        snprintf(title, sizeof title, "dv2-train %s: loss terms", r->o->run_dir);
+        snprintf(title, sizeof title, "%s %s: loss terms", r->o->teacher ? "dv2-distill" : "dv2-train", r->o->run_dir);
         rc = dv2_runlog_plot(r->log, path, title, plot_keys, 5, err);
     }
     return rc;
@@ -170,6 +189,13 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
     r->total = dv2_config_total_iters(c);
     dv2_schedules_init(&r->sched, c, dist->world);
     r->config_text = config_text(c);
+    if (o->teacher) { /* distillation: the frozen teacher, checked before anything is written */
+        dv2_teacher t;
+        if ((rc = dv2_teacher_open(&t, o->teacher, c, err)) ||
+            (rc = dv2_train_model_init_distill(&r->m, c, &t.arch, o->backend ? o->backend : &dv2_backend_cpu, err)) ||
+            (rc = dv2_teacher_load(&t, &r->m, &r->teacher_digest, err)))
+            goto done;
+    }
     if (dist->rank == 0) {
         if ((rc = dv2_mkdir_p(o->run_dir, err))) goto done;
         char path[4096];
@@ -184,7 +210,8 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
             }
         }
     }
-    if ((rc = dv2_train_model_init(&r->m, c, o->backend ? o->backend : &dv2_backend_cpu, err))) goto done;
+    if (!o->teacher && (rc = dv2_train_model_init(&r->m, c, o->backend ? o->backend : &dv2_backend_cpu, err)))
+        goto done;
     if (o->resume) {
         rc = resume(r, err);
         if (rc == DV2_ENOTFOUND) {
@@ -273,7 +300,7 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
     if (dist->rank == 0) {
         char path[4096], title[256];
         snprintf(path, sizeof path, "%s/loss.svg", o->run_dir);
-        snprintf(title, sizeof title, "dv2-train %s: loss terms", o->run_dir);
+        snprintf(title, sizeof title, "%s %s: loss terms", o->teacher ? "dv2-distill" : "dv2-train", o->run_dir);
         if ((rc = dv2_runlog_plot(r->log, path, title, plot_keys, 5, err))) goto done;
     }
     rc = dv2_dist_barrier(dist, err);

@@ -11,6 +11,17 @@
  *   ckpt-<step>.safetensors     checkpoints (the newest train.keep_checkpoints)
  *   teacher.safetensors         teacher backbone, official names + arch metadata
  *
+ * Distillation (o->teacher set, dv2-distill, spec §16): the teacher is the
+ * frozen network of lib/train/teacher.h, checked and loaded before anything
+ * is written; the student has no masking (iBOT on every patch token) and no
+ * stochastic depth; the EMA runs into a spare copy of the student.  The run
+ * directory then holds, instead of teacher.safetensors:
+ *   student_ema.safetensors     the student's EMA (the final model): backbone
+ *                               with official names + dino_head.*, ibot_head.*
+ *   student.safetensors         the raw student, same layout
+ * and checkpoints store student_ema.* instead of teacher.*, plus the
+ * teacher's digest (resume refuses a changed teacher).
+ *
  * Stopping: SIGTERM or SIGUSR1 (dv2_graceful_install) ends the run after the
  * current iteration with a checkpoint; the result says it was interrupted.
  * Every rank takes part in every collective; rank 0 writes the files. */
@@ -32,6 +43,7 @@ typedef struct dv2_train_opts {
      * iterations and for notices (may be NULL) */
     void (*on_log)(void *ctx, const char *line);
     void *log_ctx;
+    const char *teacher;   /* distillation: teacher run directory or weights (NULL: training) */
     const dv2_backend *backend; /* the backend the step runs on (NULL: the CPU backend) */
 } dv2_train_opts;
 

@@ -39,36 +39,47 @@ static dv2_train_model_group head_group(const char *name) {
     return g;
 }
 
-int dv2_train_model_init(dv2_train_model *m, const dv2_config *c, const dv2_backend *be, dv2_error *err) {
+/* Student from the config; teacher with the student's shapes (training) or
+ * from t (distillation, plus the student's EMA copy). */
+static int model_init(dv2_train_model *m, const dv2_config *c, const dv2_train_frozen *t, const dv2_backend *be,
+                      dv2_error *err) {
     memset(m, 0, sizeof *m);
     m->be = be;
     int rc = dv2_config_arch(c, &m->arch, err);
     if (rc) return rc;
+    m->distill = t != NULL;
+    m->t_arch = t ? t->arch : m->arch;
     m->separate_ibot = c->ibot.separate_head;
     m->n_mod = m->separate_ibot ? 3 : 2;
     m->mod_name[0] = "backbone";
     m->mod_name[1] = "dino_head";
     m->mod_name[2] = "ibot_head";
-    if ((rc = dv2_vit_init(&m->s_bb, &m->arch, be, 1, err)) ||
-        (rc = dv2_vit_init(&m->t_bb, &m->arch, be, 0, err)))
-        goto fail;
     dv2_head_arch ha = {m->arch.embed_dim, c->dino.head_hidden_dim, c->dino.head_bottleneck_dim,
                         c->dino.head_n_prototypes, c->dino.head_nlayers, 1e-6f};
-    if ((rc = dv2_head_init(&m->s_dino, &ha, be, 1, err)) || (rc = dv2_head_init(&m->t_dino, &ha, be, 0, err)))
+    dv2_head_arch hi = {m->arch.embed_dim, c->ibot.head_hidden_dim, c->ibot.head_bottleneck_dim,
+                        c->ibot.head_n_prototypes, c->ibot.head_nlayers, 1e-6f};
+    const dv2_head_arch *tha = t ? &t->dino : &ha, *thi = t ? &t->ibot : &hi;
+    if ((rc = dv2_vit_init(&m->s_bb, &m->arch, be, 1, err)) ||
+        (rc = dv2_vit_init(&m->t_bb, &m->t_arch, be, 0, err)) ||
+        (m->distill && (rc = dv2_vit_init(&m->e_bb, &m->arch, be, 0, err))))
+        goto fail;
+    if ((rc = dv2_head_init(&m->s_dino, &ha, be, 1, err)) || (rc = dv2_head_init(&m->t_dino, tha, be, 0, err)) ||
+        (m->distill && (rc = dv2_head_init(&m->e_dino, &ha, be, 0, err))))
         goto fail;
     m->K = ha.n_prototypes;
     m->K_ibot = m->K;
     if (m->separate_ibot) {
-        dv2_head_arch hi = {m->arch.embed_dim, c->ibot.head_hidden_dim, c->ibot.head_bottleneck_dim,
-                            c->ibot.head_n_prototypes, c->ibot.head_nlayers, 1e-6f};
         if ((rc = dv2_head_init(&m->s_ibot, &hi, be, 1, err)) ||
-            (rc = dv2_head_init(&m->t_ibot, &hi, be, 0, err)))
+            (rc = dv2_head_init(&m->t_ibot, thi, be, 0, err)) ||
+            (m->distill && (rc = dv2_head_init(&m->e_ibot, &hi, be, 0, err))))
             goto fail;
         m->K_ibot = hi.n_prototypes;
     }
     m->s_mod[0] = &m->s_bb.params, m->t_mod[0] = &m->t_bb.params;
     m->s_mod[1] = &m->s_dino.params, m->t_mod[1] = &m->t_dino.params;
     m->s_mod[2] = &m->s_ibot.params, m->t_mod[2] = &m->t_ibot.params;
+    for (int k = 0; k < DV2_TM_N; k++) m->ema_mod[k] = m->t_mod[k];
+    if (m->distill) m->ema_mod[0] = &m->e_bb.params, m->ema_mod[1] = &m->e_dino.params, m->ema_mod[2] = &m->e_ibot.params;
     for (int k = 0; k < m->n_mod; k++) {
         dv2_params *p = m->s_mod[k];
         size_t bytes = sizeof(float) * (p->numel ? p->numel : 1);
@@ -96,6 +107,15 @@ fail:
     return rc;
 }
 
+int dv2_train_model_init(dv2_train_model *m, const dv2_config *c, const dv2_backend *be, dv2_error *err) {
+    return model_init(m, c, NULL, be, err);
+}
+
+int dv2_train_model_init_distill(dv2_train_model *m, const dv2_config *c, const dv2_train_frozen *t,
+                                 const dv2_backend *be, dv2_error *err) {
+    return model_init(m, c, t, be, err);
+}
+
 void dv2_train_model_free(dv2_train_model *m) {
     if (!m || !m->be) return;
     for (int k = 0; k < DV2_TM_N; k++) {
@@ -111,6 +131,11 @@ void dv2_train_model_free(dv2_train_model *m) {
         dv2_head_free(&m->s_ibot);
         dv2_head_free(&m->t_ibot);
     }
+    if (m->distill) {
+        dv2_vit_free(&m->e_bb);
+        dv2_head_free(&m->e_dino);
+        if (m->separate_ibot) dv2_head_free(&m->e_ibot);
+    }
     free(m->dino_center);
     free(m->ibot_center);
     memset(m, 0, sizeof *m);
@@ -122,7 +147,7 @@ int dv2_train_model_init_weights(dv2_train_model *m, uint64_t seed, dv2_error *e
     int rc = dv2_vit_init_weights(&m->s_bb, &r, err);
     if (!rc) rc = dv2_head_init_weights(&m->s_dino, &r, err);
     if (!rc && m->separate_ibot) rc = dv2_head_init_weights(&m->s_ibot, &r, err);
-    for (int k = 0; !rc && k < m->n_mod; k++) rc = dv2_params_copy(m->t_mod[k], m->s_mod[k], err);
+    for (int k = 0; !rc && k < m->n_mod; k++) rc = dv2_params_copy(m->ema_mod[k], m->s_mod[k], err);
     return rc < 0 ? rc : 0;
 }
 
@@ -146,7 +171,7 @@ int dv2_train_model_load_backbone(dv2_train_model *m, const char *path, dv2_erro
     }
     free(h);
     dv2_safetensors_close(f);
-    if (!rc) rc = dv2_params_copy(&m->t_bb.params, p, err);
+    if (!rc) rc = dv2_params_copy(m->ema_mod[0], p, err);
     return rc < 0 ? rc : 0;
 }
 
@@ -190,7 +215,7 @@ void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double
 
 void dv2_train_model_ema(dv2_train_model *m, double mom) {
     for (int k = 0; k < m->n_mod; k++)
-        m->be->ema_update(m->t_mod[k]->data, m->s_mod[k]->data, m->s_mod[k]->numel, (float)mom);
+        m->be->ema_update(m->ema_mod[k]->data, m->s_mod[k]->data, m->s_mod[k]->numel, (float)mom);
 }
 
 /* ---- checkpoint tensors ---------------------------------------------------- */
@@ -221,6 +246,13 @@ static int eb_add(ent_builder *b, const char *name, const float *data, const dv2
     return 0;
 }
 
+/* Checkpoint name of network w (student, EMA target, the AdamW moments). */
+static const char *ckpt_fmt(const dv2_train_model *m, int w) {
+    static const char *fmt[4] = {"student.%s.%s", "teacher.%s.%s", "optimizer.%s.exp_avg.%s",
+                                 "optimizer.%s.exp_avg_sq.%s"};
+    return w == 1 && m->distill ? "student_ema.%s.%s" : fmt[w];
+}
+
 /* Host layout of the checkpoint floats: per module student, teacher, m, v;
  * then the centers. */
 int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **entries, size_t *n,
@@ -242,13 +274,11 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
     for (int k = 0; !rc && k < m->n_mod; k++) {
         const dv2_params *s = m->s_mod[k];
         size_t nb = s->numel * sizeof(float);
-        const float *src[4] = {s->data, m->t_mod[k]->data, m->adam_m[k], m->adam_v[k]};
-        static const char *fmt[4] = {"student.%s.%s", "teacher.%s.%s", "optimizer.%s.exp_avg.%s",
-                                     "optimizer.%s.exp_avg_sq.%s"};
+        const float *src[4] = {s->data, m->ema_mod[k]->data, m->adam_m[k], m->adam_v[k]};
         for (int w = 0; !rc && w < 4; w++) {
             rc = m->be->to_host(p, src[w], nb);
             for (int i = 0; !rc && i < s->n; i++) {
-                snprintf(name, sizeof name, fmt[w], m->mod_name[k], s->t[i].name);
+                snprintf(name, sizeof name, ckpt_fmt(m, w), m->mod_name[k], s->t[i].name);
                 rc = eb_add(&b, name, p + s->t[i].offset, &s->t[i], 0);
             }
             p += s->numel;
@@ -300,12 +330,10 @@ int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, d
     char name[256];
     for (int k = 0; !rc && k < m->n_mod; k++) {
         const dv2_params *s = m->s_mod[k];
-        float *dst[4] = {s->data, m->t_mod[k]->data, m->adam_m[k], m->adam_v[k]};
-        static const char *fmt[4] = {"student.%s.%s", "teacher.%s.%s", "optimizer.%s.exp_avg.%s",
-                                     "optimizer.%s.exp_avg_sq.%s"};
+        float *dst[4] = {s->data, m->ema_mod[k]->data, m->adam_m[k], m->adam_v[k]};
         for (int w = 0; !rc && w < 4; w++)
             for (int i = 0; !rc && i < s->n; i++) {
-                snprintf(name, sizeof name, fmt[w], m->mod_name[k], s->t[i].name);
+                snprintf(name, sizeof name, ckpt_fmt(m, w), m->mod_name[k], s->t[i].name);
                 rc = load_into(f, name, dst[w] + s->t[i].offset, m->be, s->t[i].shape, s->t[i].ndim,
                                s->t[i].numel, tmp, err);
             }
@@ -317,36 +345,58 @@ int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, d
     return rc;
 }
 
-int dv2_train_model_export_teacher(const dv2_train_model *m, const char *path, dv2_error *err) {
-    const dv2_params *t = &m->t_bb.params;
-    float *h = dv2_malloc_array(t->numel ? t->numel : 1, sizeof *h);
-    dv2_safetensors_entry *e = calloc((size_t)t->n, sizeof *e);
-    char (*names)[DV2_PARAM_NAME_MAX] = calloc((size_t)t->n, sizeof *names);
+/* Writes backbone b (official names) and, when nh > 0, heads h[0..nh) as
+ * "<hname[j]>.<name>", with the architecture as metadata, atomically. */
+static int export_net(const dv2_train_model *m, const dv2_params *b, const dv2_params *const *h,
+                      const char *const *hname, int nh, const char *source, const char *path, dv2_error *err) {
+    const dv2_params *net[1 + DV2_TM_N] = {b};
+    size_t numel = b->numel, nt = (size_t)b->n;
+    for (int j = 0; j < nh; j++) net[1 + j] = h[j], numel += h[j]->numel, nt += (size_t)h[j]->n;
+    float *hbuf = dv2_malloc_array(numel ? numel : 1, sizeof *hbuf);
+    dv2_safetensors_entry *e = calloc(nt ? nt : 1, sizeof *e);
+    char (*names)[DV2_PARAM_NAME_MAX + 16] = calloc(nt ? nt : 1, sizeof *names);
     int rc = 0;
-    if (!h || !e || !names) rc = dv2_error_set(err, DV2_ENOMEM, "export: out of memory");
-    if (!rc) rc = m->be->to_host(h, t->data, t->numel * sizeof(float));
-    for (int i = 0; !rc && i < t->n; i++) {
-        dv2_weights_canonical_name(names[i], sizeof names[i], t->t[i].name);
-        e[i].name = names[i];
-        e[i].data = h + t->t[i].offset;
-        e[i].ndim = t->t[i].ndim;
-        for (int d = 0; d < t->t[i].ndim; d++) e[i].shape[d] = t->t[i].shape[d];
+    if (!hbuf || !e || !names) rc = dv2_error_set(err, DV2_ENOMEM, "export: out of memory");
+    size_t off = 0, n = 0;
+    for (int j = 0; !rc && j <= nh; j++) {
+        const dv2_params *t = net[j];
+        rc = m->be->to_host(hbuf + off, t->data, t->numel * sizeof(float));
+        for (int i = 0; !rc && i < t->n; i++, n++) {
+            if (j == 0) dv2_weights_canonical_name(names[n], sizeof names[n], t->t[i].name);
+            else snprintf(names[n], sizeof names[n], "%s.%s", hname[j - 1], t->t[i].name);
+            e[n].name = names[n];
+            e[n].data = hbuf + off + t->t[i].offset;
+            e[n].ndim = t->t[i].ndim;
+            for (int d = 0; d < t->t[i].ndim; d++) e[n].shape[d] = t->t[i].shape[d];
+        }
+        off += t->numel;
     }
     if (!rc) {
         dv2_arch a = m->arch;
         a.block_chunks = 0;
-        const char *k[] = {"source"}, *v[] = {"dv2-train teacher"};
-        rc = dv2_weights_write(path, 1, e, (size_t)t->n, &a, k, v, 1, err);
+        const char *k[] = {"source"}, *v[] = {source};
+        rc = dv2_weights_write(path, 1, e, n, &a, k, v, 1, err);
     }
-    free(h), free(e), free(names);
+    free(hbuf), free(e), free(names);
     return rc;
+}
+
+int dv2_train_model_export_teacher(const dv2_train_model *m, const char *path, dv2_error *err) {
+    return export_net(m, &m->t_bb.params, NULL, NULL, 0, "dv2-train teacher", path, err);
+}
+
+int dv2_train_model_export_student(const dv2_train_model *m, int k, const char *source, const char *path,
+                                   dv2_error *err) {
+    dv2_params *const *net = k ? m->ema_mod : m->s_mod;
+    const dv2_params *h[2] = {net[1], net[2]};
+    return export_net(m, net[0], h, m->mod_name + 1, m->n_mod - 1, source, path, err);
 }
 
 uint64_t dv2_train_model_digest(const dv2_train_model *m) {
     dv2_xxh64_state s;
     dv2_xxh64_init(&s, 0);
     for (int k = 0; k < m->n_mod; k++) {
-        const dv2_params *ps[2] = {m->s_mod[k], m->t_mod[k]};
+        const dv2_params *ps[2] = {m->s_mod[k], m->ema_mod[k]};
         for (int w = 0; w < 2; w++) {
             size_t nb = ps[w]->numel * sizeof(float);
             float *h = malloc(nb ? nb : 1);

@@ -7,7 +7,12 @@
  * tensors out/in, and the export of the teacher backbone (dv2-embed input).
  *
  * Modules are numbered DV2_TM_BACKBONE, DV2_TM_DINO, DV2_TM_IBOT; the iBOT
- * module exists only with ibot.separate_head. */
+ * module exists only with ibot.separate_head.
+ *
+ * Distillation (dv2-distill, spec §16): the teacher t_* is a frozen network
+ * of its own architecture (loaded, never updated), and the EMA runs into a
+ * spare copy of the student, e_* ("student_ema"), which is the final model.
+ * ema_mod[] names the EMA target in both modes (t_mod when training). */
 #ifndef DV2_TRAIN_MODEL_H
 #define DV2_TRAIN_MODEL_H
 
@@ -44,15 +49,32 @@ typedef struct dv2_train_model {
     int64_t adam_t;                 /* AdamW steps applied */
     float *dino_center, *ibot_center; /* host, K and K_i floats */
     int K, K_ibot;
+    int distill;                    /* frozen teacher, EMA into e_* */
+    dv2_arch t_arch;                /* the teacher's backbone (= arch when training) */
+    dv2_vit e_bb;                   /* distillation: the student's EMA */
+    dv2_head e_dino, e_ibot;
+    dv2_params *ema_mod[DV2_TM_N];  /* EMA target: t_mod, or e_* when distilling */
 } dv2_train_model;
+
+/* The architecture of a frozen teacher (distillation): its backbone and
+ * heads (ibot used with a separate iBOT head). */
+typedef struct dv2_train_frozen {
+    dv2_arch arch;
+    dv2_head_arch dino, ibot;
+} dv2_train_frozen;
 
 /* Builds student and teacher from the config on be (weights zero). */
 int dv2_train_model_init(dv2_train_model *m, const dv2_config *c, const dv2_backend *be, dv2_error *err);
+/* Distillation: the student from the config, the teacher from t (weights
+ * zero, to be loaded), the student's EMA copy. */
+int dv2_train_model_init_distill(dv2_train_model *m, const dv2_config *c, const dv2_train_frozen *t,
+                                 const dv2_backend *be, dv2_error *err);
 void dv2_train_model_free(dv2_train_model *m);
-/* Initial weights (spec §2.10, §3) from seed; teacher = student. */
+/* Initial weights (spec §2.10, §3) from seed; EMA target (teacher, or the
+ * student's EMA when distilling) = student. */
 int dv2_train_model_init_weights(dv2_train_model *m, uint64_t seed, dv2_error *err);
-/* Loads backbone weights from a safetensors file into student and teacher
- * (official names; shapes must match, pos_embed included). */
+/* Loads backbone weights from a safetensors file into the student and its
+ * EMA target (official names; shapes must match, pos_embed included). */
 int dv2_train_model_load_backbone(dv2_train_model *m, const char *path, dv2_error *err);
 
 int dv2_train_model_zero_grad(dv2_train_model *m);
@@ -66,11 +88,12 @@ void dv2_train_model_scale_grad(dv2_train_model *m, int k, float a);
  * wd·wd_mult; increments adam_t. */
 void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double wd, double beta1,
                   double beta2);
-/* teacher ← mom·teacher + (1 − mom)·student, every module. */
+/* ema ← mom·ema + (1 − mom)·student, every module (ema_mod). */
 void dv2_train_model_ema(dv2_train_model *m, double mom);
 
 /* Checkpoint tensors: fills *entries (malloc'd, host copies in *bufs to free
- * with dv2_train_model_entries_free) with student.*, teacher.*, optimizer.* and the
+ * with dv2_train_model_entries_free) with student.*, teacher.* (distillation:
+ * student_ema.*; the frozen teacher is not stored), optimizer.* and the
  * centers.  Names: "student.backbone.<official>", "teacher.dino_head.<...>",
  * "optimizer.backbone.exp_avg.<...>", "optimizer.backbone.exp_avg_sq.<...>",
  * "dino_center", "ibot_center". */
@@ -83,8 +106,14 @@ int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, d
 /* Writes the teacher backbone with official names (blocks.N., no chunk
  * level) and its architecture as metadata, atomically. */
 int dv2_train_model_export_teacher(const dv2_train_model *m, const char *path, dv2_error *err);
+/* Writes one student-shaped network k (0: the student, 1: its EMA target)
+ * like the teacher export, plus its heads as dino_head.<name> and
+ * ibot_head.<name> (a file dv2-embed reads and dv2-distill takes as a
+ * teacher); source goes into the metadata. */
+int dv2_train_model_export_student(const dv2_train_model *m, int k, const char *source, const char *path,
+                                   dv2_error *err);
 
-/* XXH64 over the student and teacher parameters (for resume tests). */
+/* XXH64 over the student and EMA-target parameters (for resume tests). */
 uint64_t dv2_train_model_digest(const dv2_train_model *m);
 
 #endif

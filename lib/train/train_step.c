@@ -6,7 +6,14 @@
  *
  * Randomness of an iteration (masks, drop-path subsets) is drawn from RNGs
  * seeded with (train.seed, iteration, rank), so a resumed run draws exactly
- * what the uninterrupted run drew. */
+ * what the uninterrupted run drew.
+ *
+ * Distillation (m->distill, spec §16) is the same iteration with three
+ * changes: the teacher is the frozen network of its own width (its buffers
+ * are sized by its D), the student sees unmasked global crops, and the
+ * "masked" token list is every patch token of both global crops (weight
+ * 1/N each), so the iBOT loss compares all student and teacher patches of
+ * the same view.  The EMA runs into the student's spare copy. */
 #include "train/train_step.h"
 
 #include <math.h>
@@ -28,6 +35,7 @@ struct dv2_train_step {
     const dv2_dist *dist;
     const dv2_backend *be;
     int B, L, Sl, D, R, p, K, Ki, sk;
+    int Dt, Rt, distill;          /* teacher width and registers; distillation mode */
     /* size-dependent */
     int Sg, N, U;
     dv2_vit_pass *tp, *sp;
@@ -119,14 +127,24 @@ int dv2_train_step_create(dv2_train_step **out, const dv2_config *c, dv2_train_m
     s->K = m->K;
     s->Ki = m->K_ibot;
     s->sk = strcmp(c->train.centering, "sinkhorn_knopp") == 0;
+    s->distill = m->distill;
+    s->Dt = m->t_arch.embed_dim;
+    s->Rt = m->t_arch.num_register_tokens;
+    if (s->distill && c->student.drop_path_rate > 0) {
+        free(s);
+        return dv2_error_set(err, DV2_EINVAL, "distillation has no stochastic depth: student.drop_path_rate "
+                             "must be 0 (it is %g)", c->student.drop_path_rate);
+    }
     const char *fault = getenv("DV2_TRAIN_FAULT_NAN_FROM");
     s->fault_nan_from = fault && *fault ? strtoll(fault, NULL, 10) : -1;
     int maxS = c->crops.global_crops_size;
     if (c->train.highres_iters > 0 && c->train.highres_size > maxS) maxS = c->train.highres_size;
     int maxN = (maxS / s->p) * (maxS / s->p);
     int B = s->B, D = s->D, LB = s->L * B;
-    s->U = dv2_mask_upperbound(2 * B, maxN, c->ibot.mask_sample_probability,
-                               (float)c->ibot.mask_ratio_min_max[0], (float)c->ibot.mask_ratio_min_max[1]);
+    s->U = s->distill ? 2 * B * maxN
+                      : dv2_mask_upperbound(2 * B, maxN, c->ibot.mask_sample_probability,
+                                            (float)c->ibot.mask_ratio_min_max[0],
+                                            (float)c->ibot.mask_ratio_min_max[1]);
     int U = s->U > 0 ? s->U : 1;
     int rc = 0;
     s->d_limg = dalloc(s, sizeof(float) * (size_t)LB * 3 * s->Sl * s->Sl, &rc);
@@ -136,8 +154,8 @@ int dv2_train_step_create(dv2_train_step **out, const dv2_config *c, dv2_train_m
     s->d_rows_scls = dalloc(s, sizeof(int) * (size_t)(LB + 2 * B), &rc);
     s->d_rows_spat = dalloc(s, sizeof(int) * U, &rc);
     s->h_w = halloc((size_t)U, sizeof(float), &rc);
-    s->d_tin_c = dalloc(s, sizeof(float) * 2 * B * D, &rc);
-    s->d_tin_p = dalloc(s, sizeof(float) * (size_t)U * D, &rc);
+    s->d_tin_c = dalloc(s, sizeof(float) * 2 * B * s->Dt, &rc);
+    s->d_tin_p = dalloc(s, sizeof(float) * (size_t)U * s->Dt, &rc);
     s->d_sin_c = dalloc(s, sizeof(float) * (size_t)(LB + 2 * B) * D, &rc);
     s->d_sin_p = dalloc(s, sizeof(float) * (size_t)U * D, &rc);
     s->d_dsin_c = dalloc(s, sizeof(float) * (size_t)(LB + 2 * B) * D, &rc);
@@ -237,7 +255,11 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
 
     /* masks (lib/model/mask.h, or the batch's own) and the masked-token list I (row-major over [2B, N]) */
     int M = 0, ub = 0;
-    if (b->masks) { /* given masks (parity tests): the same list and weights */
+    if (s->distill) { /* no masking: every patch of both global crops, weight 1/N */
+        memset(s->h_mask, 0, (size_t)2 * B * N);
+        for (int j = 0; j < 2 * B * N; j++) s->h_midx[j] = j, s->h_mw[j] = 1.0f / (float)N;
+        M = 2 * B * N;
+    } else if (b->masks) { /* given masks (parity tests): the same list and weights */
         memcpy(s->h_mask, b->masks, (size_t)2 * B * N);
         for (int r = 0; r < 2 * B; r++) {
             int cnt = 0, m0 = M;
@@ -257,7 +279,7 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
     for (int j = 0; j < M; j++) {
         int r = s->h_midx[j] / N, q = s->h_midx[j] % N;
         s->h_w[j] = s->h_mw[j];
-        s->h_rows[j] = dv2_vit_pass_row(s->tp, 0, r, 1 + s->R + q);
+        s->h_rows[j] = dv2_vit_pass_row(s->tp, 0, r, 1 + s->Rt + q);
     }
     if ((rc = be->to_device(s->d_rows_tpat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
     for (int j = 0; j < M; j++)
@@ -276,8 +298,8 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
     /* swapped class tokens: row i < B takes teacher crop 2 of image i */
     for (int i = 0; i < 2 * B; i++) s->h_rows[i] = dv2_vit_pass_row(s->tp, 0, (i + B) % (2 * B), 0);
     if ((rc = be->to_device(s->d_rows_tcls, s->h_rows, sizeof(int) * 2 * B))) goto ioerr;
-    be->gather_rows(s->d_tin_c, tout, s->d_rows_tcls, 2 * B, D);
-    if (M) be->gather_rows(s->d_tin_p, tout, s->d_rows_tpat, M, D);
+    be->gather_rows(s->d_tin_c, tout, s->d_rows_tcls, 2 * B, s->Dt);
+    if (M) be->gather_rows(s->d_tin_p, tout, s->d_rows_tpat, M, s->Dt);
     if ((rc = dv2_head_pass_forward(s->thc, s->d_tlog_c, s->d_tin_c, 2 * B, err))) return rc;
     if (M && (rc = dv2_head_pass_forward(s->thp, s->d_tlog_p, s->d_tin_p, M, err))) return rc;
     if ((rc = be->to_host(s->h_tlog_c, s->d_tlog_c, sizeof(float) * 2 * B * (size_t)K)) ||
@@ -313,7 +335,7 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
         dp.subset = s->h_subset;
     }
     const float *simg[2] = {s->d_gimg, s->d_limg};
-    const uint8_t *smask[2] = {s->d_mask, NULL};
+    const uint8_t *smask[2] = {s->distill ? NULL : s->d_mask, NULL};
     if ((rc = dv2_vit_pass_forward(s->sp, simg, smask, dp.rate > 0 ? &dp : NULL, err))) return rc;
     const float *sout = dv2_vit_pass_output(s->sp);
     /* class rows: locals first (row v·B+i), then globals (row c·B+i) */

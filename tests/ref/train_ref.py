@@ -38,6 +38,17 @@
 #   fs.*, fsh.*, ft.*, fth.*; final centers dino_center, ibot_center.
 #
 # Regenerate:  /usr/bin/python3 tests/ref/train_ref.py tests/ref/fixtures/train.bin
+#
+# --distill: the same iterations in dv2-distill's mode (spec §16), written to
+# tests/ref/fixtures/distill.bin for the second part of test_parity_train:
+# a frozen random teacher of another width (D 48, 3 heads, 1 register, its
+# own head 48 -> 96 -> 96 -> 24 -> K 64) that is never updated; the student
+# (the tiny config above) sees unmasked crops; the iBOT loss runs on every
+# patch token of both global crops with weight 1/N; the EMA goes into a
+# spare copy of the student.  Arrays: init.*, init_head.* (student),
+# teacher.*, teacher_head.*; per step s<s>.xg, s<s>.xl; sched, losses,
+# gnorm; final fs.*, fsh.* (student), fe.*, feh.* (its EMA); the centers.
+#   /usr/bin/python3 tests/ref/train_ref.py --distill tests/ref/fixtures/distill.bin
 import math
 import os
 import sys
@@ -61,6 +72,9 @@ TAU_S, CENTER_MOM, CLIP = 0.1, 0.9, 3.0
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 RHO, PE_MULT = 0.9, 0.2
 MASK_PROB, MASK_MIN, MASK_MAX = 0.5, 0.1, 0.5
+# the frozen teacher of --distill
+CFG_T = dict(CFG, dim=48, heads=3, reg=1)
+HEAD_T = dict(**{"in": 48}, hidden=96, bottleneck=24, K=64, eps=1e-6)
 
 
 # ---------------------------------------------------------------- schedules (§10.4)
@@ -122,6 +136,8 @@ def draw_masks(gen):
 # ---------------------------------------------------------------- one iteration (§5)
 def step(it, st, xg, xl, masks, out):
     Ps, Hs, Pt, Ht = st["Ps"], st["Hs"], st["Pt"], st["Ht"]
+    distill = st.get("distill", False)
+    Ct, Hct = (CFG_T, HEAD_T) if distill else (CFG, HEAD)
     lr, lr_last, wd, mom, tt = S_LR(it), S_LAST(it), S_WD(it), S_MOM(it), S_TT(it)
     out["sched"].append([lr, lr_last, wd, mom, tt])
     D = CFG["dim"]
@@ -130,23 +146,28 @@ def step(it, st, xg, xl, masks, out):
         if st["pending_" + key] is not None:
             st["c_" + key] = CENTER_MOM * st["c_" + key] + (1 - CENTER_MOM) * st["pending_" + key]
             st["pending_" + key] = None
-    flat = masks.flatten().nonzero().flatten()
-    M = flat.numel()
-    wts = (1.0 / masks.sum(1).clamp(min=1).to(torch.float64)).repeat_interleave(masks.sum(1))
+    if distill:  # no masking: every patch token of both global crops, weight 1/N (§16)
+        flat = torch.arange(masks.numel())
+        M = flat.numel()
+        wts = torch.full((M,), 1.0 / masks.shape[1])
+    else:
+        flat = masks.flatten().nonzero().flatten()
+        M = flat.numel()
+        wts = (1.0 / masks.sum(1).clamp(min=1).to(torch.float64)).repeat_interleave(masks.sum(1))
     # teacher: globals, unmasked, no gradient; one shared-head pass
     with torch.no_grad():
-        tn, _, _ = R.backbone(Pt, CFG, [xg], [None])
+        tn, _, _ = R.backbone(Pt, Ct, [xg], [None])
         t_cls = tn[0][:, 0]
         t_cls_sw = torch.cat([t_cls[B:], t_cls[:B]])
-        t_pm = tn[0][:, 1 + CFG["reg"]:].reshape(-1, D)[flat]
-        tl = R.head(Ht, HEAD, torch.cat([t_cls_sw, t_pm]))
+        t_pm = tn[0][:, 1 + Ct["reg"]:].reshape(-1, Ct["dim"])[flat]
+        tl = R.head(Ht, Hct, torch.cat([t_cls_sw, t_pm]))
         t_dino, t_ibot = tl[:2 * B], tl[2 * B:]
         q_dino = torch.softmax((t_dino - st["c_dino"]) / tt, dim=-1)
         q_ibot = torch.softmax((t_ibot - st["c_ibot"]) / tt, dim=-1)
         st["pending_dino"] = t_dino.sum(0, keepdim=True) / (2 * B)  # W = 1
         st["pending_ibot"] = t_ibot.mean(0, keepdim=True) if M else None
     # student: packed [masked globals, locals]; one shared-head pass
-    sn, _, _ = R.backbone(Ps, CFG, [xg, xl], [masks, None])
+    sn, _, _ = R.backbone(Ps, CFG, [xg, xl], [None if distill else masks, None])
     s_cls_g, s_cls_l = sn[0][:, 0], sn[1][:, 0]
     s_pm = sn[0][:, 1 + CFG["reg"]:].reshape(-1, D)[flat]
     sl = R.head(Hs, HEAD, torch.cat([s_cls_l, s_cls_g, s_pm]))
@@ -162,6 +183,10 @@ def step(it, st, xg, xl, masks, out):
         for v in P.values():
             v.grad = None
     total.backward()
+    for P in (Ps, Hs):  # unused tensors (the mask token when distilling) get a zero gradient, as in C
+        for v in P.values():
+            if v.grad is None:
+                v.grad = torch.zeros_like(v)
     out["losses"].append([x.item() for x in (loss_local, loss_global, loss_ibot, k1 + k2, total)])
     # KoLeo neighbours must be unambiguous (float32 on the C side)
     with torch.no_grad():
@@ -192,13 +217,13 @@ def step(it, st, xg, xl, masks, out):
                 v.mul_(BETA2).add_((1 - BETA2) * p.grad ** 2)
                 p.mul_(1 - plr * wd * wm)
                 p.sub_(plr / (1 - BETA1 ** t) * m / (v.sqrt() / math.sqrt(1 - BETA2 ** t) + ADAM_EPS))
-        for S, Tt in ((Ps, Pt), (Hs, Ht)):
+        for S, Tt in ((Ps, st["Pe"]), (Hs, st["He"])) if distill else ((Ps, Pt), (Hs, Ht)):
             for name in S:
                 Tt[name].mul_(mom).add_((1 - mom) * S[name].detach())
 
 
-def main(path):
-    gen = torch.Generator().manual_seed(31337)
+def main(path, distill=False):
+    gen = torch.Generator().manual_seed(4244 if distill else 31337)
     Ps = R.random_params(R.backbone_shapes(CFG), gen)
     Hs = R.random_params(R.head_shapes(HEAD), gen)
     out = {"sched": [], "losses": [], "gnorm": []}
@@ -211,10 +236,18 @@ def main(path):
         put("init." + k, v)
     for k, v in Hs.items():
         put("init_head." + k, v)
-    st = dict(Ps=Ps, Hs=Hs, Pt={k: v.detach().clone() for k, v in Ps.items()},
-              Ht={k: v.detach().clone() for k, v in Hs.items()},
+    clone = lambda P: {k: v.detach().clone() for k, v in P.items()}  # noqa: E731
+    st = dict(Ps=Ps, Hs=Hs, Pt=clone(Ps), Ht=clone(Hs),
               c_dino=torch.zeros(1, HEAD["K"]), c_ibot=torch.zeros(1, HEAD["K"]),
               pending_dino=None, pending_ibot=None, t=0, m={}, v={})
+    if distill:  # a frozen teacher of its own width; the EMA goes into a copy of the student
+        st.update(distill=True, Pe=st["Pt"], He=st["Ht"],
+                  Pt=clone(R.random_params(R.backbone_shapes(CFG_T), gen)),
+                  Ht=clone(R.random_params(R.head_shapes(HEAD_T), gen)))
+        for k, v in st["Pt"].items():
+            put("teacher." + k, v)
+        for k, v in st["Ht"].items():
+            put("teacher_head." + k, v)
     for P in (Ps, Hs):
         for p in P.values():
             st["m"][id(p)] = torch.zeros_like(p)
@@ -222,12 +255,13 @@ def main(path):
     for s in range(NSTEPS):
         xg = torch.randn(2 * B, 3, SG, SG, generator=gen)
         xl = torch.randn(NL * B, 3, SL, SL, generator=gen)
-        masks = draw_masks(gen)
+        masks = torch.zeros(2 * B, (SG // CFG["patch"]) ** 2, dtype=torch.bool) if distill else draw_masks(gen)
         # the C side reads float32 crops: feed the reference the same values
         xg, xl = xg.float().double(), xl.float().double()
         put("s%d.xg" % s, xg)
         put("s%d.xl" % s, xl)
-        put("s%d.masks" % s, masks.to(torch.float32))
+        if not distill:
+            put("s%d.masks" % s, masks.to(torch.float32))
         step(s, st, xg, xl, masks, out)
     for key in ("dino", "ibot"):  # the pending updates, as the C side applies them at once
         if st["pending_" + key] is not None:
@@ -235,7 +269,8 @@ def main(path):
     put("sched", np.array(out["sched"]))
     put("losses", np.array(out["losses"]))
     put("gnorm", np.array(out["gnorm"]))
-    for pre, P in (("fs.", Ps), ("fsh.", Hs), ("ft.", st["Pt"]), ("fth.", st["Ht"])):
+    final = (("fe.", st["Pe"]), ("feh.", st["He"])) if distill else (("ft.", st["Pt"]), ("fth.", st["Ht"]))
+    for pre, P in (("fs.", Ps), ("fsh.", Hs)) + final:
         for k, v in P.items():
             put(pre + k, v)
     put("dino_center", st["c_dino"][0])
@@ -250,4 +285,6 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/ref/fixtures/train.bin")
+    args = [a for a in sys.argv[1:] if a != "--distill"]
+    distill = "--distill" in sys.argv[1:]
+    main(args[0] if args else "tests/ref/fixtures/%s.bin" % ("distill" if distill else "train"), distill)
