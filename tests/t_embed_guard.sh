@@ -85,6 +85,13 @@ fi
 expect_exit 0 $E -m b/model.safetensors -o s28.emb ds
 expect_grep "input size 28" err.txt
 head -c 4096 s28.emb | tr '\0' '\n' | grep -a "crop 28" >/dev/null && ok || fail "not embedded at 28 px"
+# the same through a dv2-train teacher trained on 16 px crops (1 step)
+micro_cfg t.cfg 'train.batch_size_per_gpu = 4' 'train.num_workers = 1' 'train.OFFICIAL_EPOCH_LENGTH = 1' \
+	'optim.epochs = 1' 'optim.warmup_epochs = 0' 'train.checkpoint_period = 0'
+expect_exit 0 dv2-train -q -c t.cfg --data ds -o run --max-iters 1 -j 2
+expect_exit 0 $E -m run/teacher.safetensors -o t16.emb ds
+expect_grep "input size 16: the img_size in the metadata of run/teacher.safetensors" err.txt
+head -c 4096 t16.emb | tr '\0' '\n' | grep -a "^size=16$" >/dev/null && ok || fail "teacher not embedded at 16 px"
 expect_exit 0 $E -q -m a/model.safetensors --features avgpool -o s224.emb ds
 head -c 4096 s224.emb | tr '\0' '\n' | grep -a "crop 224" >/dev/null && ok || fail "not embedded at 224 px"
 
