@@ -2,11 +2,9 @@
  * evaluation transform, a ViT forward (or the pixel baseline), rows of an
  * embedding matrix.  Parses options, builds the extractor, opens the output
  * (in place with --resume), and runs lib/embed/embed.h. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/afile.h"
@@ -117,26 +115,13 @@ static int read_done_ids(const char *path, uint64_t rows, uint64_t **ids, size_t
     dv2_matrix_reader *r;
     int rc = dv2_matrix_reader_open(&r, path, err);
     if (rc) return rc;
-    size_t cap = 0;
-    for (;;) {
-        /* One row per call: a partial last row (what a killed run leaves) ends
-         * the list without losing the complete rows before it; the writer
-         * cuts it off. */
-        uint64_t id;
-        if (*n == rows) break;
-        int64_t got = dv2_matrix_reader_read(r, &id, NULL, NULL, 1, err);
-        if (got < 0) {
-            rc = (int)got;
-            break;
-        }
-        if (got == 0) break;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            uint64_t *p = realloc(*ids, cap * sizeof *p);
-            if (!p) { rc = dv2_error_set(err, DV2_ENOMEM, "out of memory"); break; }
-            *ids = p;
-        }
-        (*ids)[(*n)++] = id;
+    if (!(*ids = dv2_malloc_array((size_t)rows, sizeof **ids))) rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    while (!rc && *n < rows) {
+        size_t want = rows - *n < 65536 ? (size_t)(rows - *n) : 65536;
+        int64_t got = dv2_matrix_reader_read(r, *ids + *n, NULL, NULL, want, err);
+        if (got < 0) rc = (int)got;
+        else if (got == 0) break;
+        else *n += (size_t)got;
     }
     dv2_matrix_reader_close(r);
     if (rc) {

@@ -16,9 +16,9 @@
  * contention is irrelevant. */
 #include "embed/embed.h"
 
-#include <math.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

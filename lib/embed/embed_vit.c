@@ -234,8 +234,9 @@ static int load_weights(vit_model *v, const dv2_safetensors_file *f, const char 
 }
 
 /* XXH64 over every parameter (name, then its float32 values) in model
- * order: the same digest for the same weights whatever the file's name, its
- * tensor order or its stored dtype. */
+ * order: the same digest for the same weights whatever the file's name or
+ * its tensor order.  mask_token is left out: it is training-only, often not
+ * exported, and never changes a row. */
 static int params_digest(const vit_model *v, uint64_t *out, dv2_error *err) {
     const dv2_params *ps = &v->vit.params;
     float *buf = NULL;
@@ -245,6 +246,7 @@ static int params_digest(const vit_model *v, uint64_t *out, dv2_error *err) {
     int rc = 0;
     for (int i = 0; i < dv2_params_count(ps) && !rc; i++) {
         const dv2_param_info *pi = dv2_params_info(ps, i);
+        if (!strcmp(pi->name, "mask_token")) continue;
         if (pi->numel > cap) {
             free(buf);
             cap = pi->numel;
