@@ -272,6 +272,17 @@ int main(int argc, char **argv) {
                   (long long)n, (long long)res.kept, (long long)res.copies, (long long)res.leaked,
                   (long long)res.multi_components, (long long)(n ? res.largest : 0), (long long)res.edges,
                   c.threshold, secs);
+        /* Features that do not tell images apart make every image a copy of
+         * every other: say so instead of handing on a pool of one. */
+        float med = dv2_dedup_median_nn(&res);
+        if (n >= 3 && med > DV2_DEDUP_DEGENERATE)
+            dv2_warnf("degenerate pool: the median similarity of an image to its nearest neighbour "
+                      "is %.4f; the features do not tell images apart (a random-init or broken "
+                      "model?), so the dedup result is meaningless", (double)med);
+        else if (n >= 10 && res.largest * 2 > n)
+            dv2_warnf("one duplicate group holds %lld of %lld images (median nearest-neighbour "
+                      "similarity %.3f): the features may not tell images apart at --threshold %.2f",
+                      (long long)res.largest, (long long)n, (double)med, c.threshold);
         if (c.report) {
             dv2_report_opts ro = {c.shards, c.nshards, c.report_groups, 24, (float)c.threshold,
                                   (float)c.against_threshold, c.k, NULL, cli.force};

@@ -2,11 +2,9 @@
  * evaluation transform, a ViT forward (or the pixel baseline), rows of an
  * embedding matrix.  Parses options, builds the extractor, opens the output
  * (in place with --resume), and runs lib/embed/embed.h. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/afile.h"
@@ -30,7 +28,7 @@ static const dv2_opt k_opts[] = {
     [O_FEATURES] = {"features", 0, 1, "KIND", "cls (default), avgpool, clsavg (cls + mean patch) or patch"},
     [O_LAYERS] = {"layers", 0, 1, "N", "linear-probe layout: cls of the last N blocks + avgpool of the last"},
     [O_NORMALIZE] = {"normalize", 0, 0, NULL, "L2-normalize every row"},
-    [O_SIZE] = {"size", 0, 1, "N", "center crop side, the model input (default 224)"},
+    [O_SIZE] = {"size", 0, 1, "N", "center crop side, the model input (default 224, or the model's img_size when its metadata records a smaller one)"},
     [O_RESIZE] = {"resize", 0, 1, "N", "shorter side before the crop (default 256 with --size 224, else size*8/7)"},
     [O_PCA] = {"pca", 0, 1, "DIR", "write DIR/ID.jpg: each crop beside the first 3 PCA components of its patches"},
     [O_BATCH] = {"batch", 'b', 1, "N", "images per forward (default 32)"},
@@ -109,35 +107,22 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Ids already in an existing OUT (resume), sorted.  A missing file is no ids. */
-static int read_done_ids(const char *path, uint64_t **ids, size_t *n, dv2_error *err) {
+/* Ids of the first `rows` rows of OUT (resume; the writer already checked its
+ * header and cut a partial row), sorted. */
+static int read_done_ids(const char *path, uint64_t rows, uint64_t **ids, size_t *n, dv2_error *err) {
     *ids = NULL;
     *n = 0;
-    struct stat st;
-    if (stat(path, &st) != 0) return errno == ENOENT ? 0 : dv2_error_errno(err, DV2_EIO, errno, "%s", path);
+    if (rows == 0) return 0;
     dv2_matrix_reader *r;
     int rc = dv2_matrix_reader_open(&r, path, err);
     if (rc) return rc;
-    size_t cap = 0;
-    for (;;) {
-        /* One row per call: a partial last row (what a killed run leaves) ends
-         * the list without losing the complete rows before it; the writer
-         * cuts it off. */
-        uint64_t id;
-        int64_t got = dv2_matrix_reader_read(r, &id, NULL, NULL, 1, err);
-        if (got < 0) {
-            if (got == DV2_ECORRUPT) break;
-            rc = (int)got;
-            break;
-        }
-        if (got == 0) break;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            uint64_t *p = realloc(*ids, cap * sizeof *p);
-            if (!p) { rc = dv2_error_set(err, DV2_ENOMEM, "out of memory"); break; }
-            *ids = p;
-        }
-        (*ids)[(*n)++] = id;
+    if (!(*ids = dv2_malloc_array((size_t)rows, sizeof **ids))) rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    while (!rc && *n < rows) {
+        size_t want = rows - *n < 65536 ? (size_t)(rows - *n) : 65536;
+        int64_t got = dv2_matrix_reader_read(r, *ids + *n, NULL, NULL, want, err);
+        if (got < 0) rc = (int)got;
+        else if (got == 0) break;
+        else *n += (size_t)got;
     }
     dv2_matrix_reader_close(r);
     if (rc) {
@@ -148,6 +133,25 @@ static int read_done_ids(const char *path, uint64_t **ids, size_t *n, dv2_error 
     }
     qsort(*ids, *n, sizeof **ids, cmp_u64);
     return 0;
+}
+
+/* Warns about an input given twice, or a shard given beside its dataset:
+ * its records would be embedded twice. */
+static void warn_repeated_inputs(char **in, int n) {
+    char **real = calloc((size_t)n, sizeof *real);
+    if (!real) return;
+    for (int i = 0; i < n; i++) real[i] = strcmp(in[i], "-") ? realpath(in[i], NULL) : NULL;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            if (i == j || !real[i] || !real[j]) continue;
+            size_t li = strlen(real[i]);
+            if (j > i && !strcmp(real[i], real[j]))
+                dv2_warnf("%s is given twice: its records will be embedded twice", in[j]);
+            else if (!strncmp(real[i], real[j], li) && real[j][li] == '/')
+                dv2_warnf("%s is inside %s, also given: its records will be embedded twice", in[j], in[i]);
+        }
+    for (int i = 0; i < n; i++) free(real[i]);
+    free(real);
 }
 
 int main(int argc, char **argv) {
@@ -171,8 +175,6 @@ int main(int argc, char **argv) {
     if (o.pixels && (o.features || o.layers || o.pca))
         return dv2_usage_error("--pixels takes no --features, --layers or --pca");
     if (o.layers && o.features) return dv2_usage_error("--layers and --features exclude each other");
-    if (o.size_set && !o.resize_set) o.resize = o.size == 224 ? 256 : (int)((o.size * 8 + 6) / 7);
-    if (o.resize && o.resize < o.size) dv2_warnf("--resize %d is smaller than --size %d: the crop is zero-padded", o.resize, o.size);
     const char *out = cli.output ? cli.output : "-";
     if (o.resume && !strcmp(out, "-")) return dv2_usage_error("--resume needs -o FILE");
     if (o.resume && o.zstd) return dv2_usage_error("--resume cannot append to a --zstd matrix (write it uncompressed)");
@@ -192,6 +194,10 @@ int main(int argc, char **argv) {
 
     dv2_error err;
     dv2_error_clear(&err);
+    uint64_t total = 0;
+    warn_repeated_inputs(argv + cli.argi, nin);
+    if ((rc = dv2_embed_check_inputs((const char *const *)argv + cli.argi, nin, &total, &err)))
+        return dv2_report(&err);
     dv2_embed_model *m = NULL;
     if (o.pixels) {
         rc = dv2_embed_model_pixels(&m, o.size, &err);
@@ -201,7 +207,7 @@ int main(int argc, char **argv) {
         vo.weights = o.model;
         vo.arch = o.arch;
         vo.seed = cli.seed;
-        vo.size = o.size;
+        vo.size = o.size_set ? o.size : 0; /* 0: the model's default */
         vo.features = o.features ? o.features : "cls";
         vo.layers = o.layers;
         vo.want_patch = o.pca != NULL;
@@ -209,33 +215,17 @@ int main(int argc, char **argv) {
         rc = dv2_embed_model_vit(&m, &vo, &err);
     }
     if (rc) return dv2_report(&err);
+    if (!o.size_set && m->size != o.size)
+        dv2_infof("input size %d: the img_size in the metadata of %s (give --size to change it)", m->size, o.model ? o.model : "the model");
+    o.size = m->size;
+    if (!o.resize_set) o.resize = o.size == 224 ? 256 : (int)((o.size * 8 + 6) / 7);
+    if (o.resize && o.resize < o.size) dv2_warnf("--resize %d is smaller than --size %d: the crop is zero-padded", o.resize, o.size);
     if (o.normalize && strlen(m->features) + 11 < sizeof m->features) strcat(m->features, " normalized");
     dv2_debugf("model %s, features %s, dim %zu", m->name, m->features, m->dim);
     if (o.pca && (rc = dv2_mkdir_p(o.pca, &err))) {
         dv2_embed_model_free(m);
         return dv2_report(&err);
     }
-
-    uint64_t *done_ids = NULL;
-    size_t ndone = 0;
-    if (o.resume && (rc = read_done_ids(out, &done_ids, &ndone, &err))) {
-        dv2_embed_model_free(m);
-        return dv2_report(&err);
-    }
-    dv2_matrix_info info;
-    dv2_matrix_info_init(&info, o.f16 ? DV2_MATRIX_F16 : DV2_MATRIX_F32, (uint32_t)m->dim);
-    snprintf(info.model, sizeof info.model, "%s", m->name);
-    snprintf(info.features, sizeof info.features, "%s", m->features);
-    snprintf(info.note, sizeof info.note, "dv2-embed resize %d crop %d", o.resize, o.size);
-    dv2_matrix_write_opts wo = {.force = cli.force, .append = o.resume, .zstd = o.zstd, .npy_path = o.npy};
-    run_ctx ctx = {.flush_each = o.resume, .pca_dir = o.pca, .m = m};
-    rc = dv2_matrix_writer_open(&ctx.w, out, &info, &wo, &err);
-    if (rc) {
-        free(done_ids);
-        dv2_embed_model_free(m);
-        return dv2_report(&err);
-    }
-    if (o.resume) dv2_debugf("resume: %zu rows already in %s", ndone, out);
 
     dv2_embed_cfg cfg;
     dv2_embed_cfg_default(&cfg);
@@ -247,11 +237,45 @@ int main(int argc, char **argv) {
     cfg.strict = o.strict;
     cfg.normalize = o.normalize;
     cfg.want_patch = o.pca != NULL;
+
+    dv2_matrix_info info;
+    dv2_matrix_info_init(&info, o.f16 ? DV2_MATRIX_F16 : DV2_MATRIX_F32, (uint32_t)m->dim);
+    snprintf(info.model, sizeof info.model, "%s", m->name);
+    snprintf(info.features, sizeof info.features, "%s", m->features);
+    snprintf(info.note, sizeof info.note, "dv2-embed resize %d crop %d", o.resize, o.size);
+    if ((rc = dv2_embed_params(&info, m, &cfg, &err))) {
+        dv2_embed_model_free(m);
+        return dv2_report(&err);
+    }
+    dv2_matrix_write_opts wo = {.force = cli.force, .append = o.resume, .zstd = o.zstd, .npy_path = o.npy};
+    run_ctx ctx = {.flush_each = o.resume, .pca_dir = o.pca, .m = m};
+    rc = dv2_matrix_writer_open(&ctx.w, out, &info, &wo, &err);
+    if (rc) {
+        dv2_embed_model_free(m);
+        if (o.resume && rc == DV2_EINVAL) dv2_error_prefix(&err, "--resume");
+        return dv2_report(&err);
+    }
+    uint64_t *done_ids = NULL;
+    size_t ndone = 0;
+    if (o.resume) {
+        long cut = dv2_matrix_writer_restarted(ctx.w);
+        if (cut > 0)
+            dv2_warnf("%s: only %ld bytes of a header (an interrupted first run): starting over", out, cut);
+        if ((rc = read_done_ids(out, dv2_matrix_writer_rows(ctx.w), &done_ids, &ndone, &err))) {
+            dv2_matrix_writer_abort(ctx.w);
+            dv2_embed_model_free(m);
+            return dv2_report(&err);
+        }
+        dv2_debugf("resume: %zu rows already in %s", ndone, out);
+    }
     dv2_embed_io io = {.sink = sink, .warn = warn, .progress = progress, .ctx = &ctx,
                        .skip_ids = done_ids, .nskip = ndone};
     dv2_embed_stats st;
     double t0 = dv2_now();
-    dv2_progress_start(&ctx.prog, cli.progress, "images", 0, 0);
+    /* The total from the manifests and shard indexes (unknown for a stream);
+     * with --resume the rows already done are not counted again. */
+    uint64_t todo = total == DV2_DATASET_UNKNOWN ? 0 : total > ndone ? total - ndone : 0;
+    dv2_progress_start(&ctx.prog, cli.progress, "images", todo, 0);
     rc = dv2_embed_run(m, &cfg, (const char *const *)argv + cli.argi, nin, &io, &st, &err);
     dv2_progress_end(&ctx.prog);
     if (rc) {

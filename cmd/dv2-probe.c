@@ -264,6 +264,12 @@ int main(int argc, char **argv) {
         rc = dv2_logreg_sweep(&lr, &res.lr, train.vecs, train.ld, train.labels, train.rows, grid, ng,
                               c.holdout, cli.seed, &lo, on_fit, NULL, &err);
         if (rc) goto fail;
+        int nfit = res.lr.nc > 1 ? res.lr.nc + 1 : 1, nstop = res.lr.refit_unconverged;
+        for (int i = 0; i < res.lr.nc && res.lr.nc > 1; i++) nstop += res.lr.unconverged[i];
+        if (nstop)
+            dv2_warnf("linear: %d of %d fits stopped at --max-iter %d before converging%s; a larger "
+                      "--max-iter may change the result", nstop, nfit, c.max_iter,
+                      res.lr.refit_unconverged ? " (the final fit among them)" : "");
         dv2_debugf("linear: C=%g chosen, fitted in %.2f s", res.lr.best_c, dv2_now() - t1);
     }
 

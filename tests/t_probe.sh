@@ -85,6 +85,7 @@ for C in 0.01 1; do
 	cp out.txt lr.json
 	$PY "$REF" logreg tr.emb te.emb --C $C > lr_ref.json || fail "sklearn logreg"
 	cmp_json lr.json lr_ref.json linear.top1 0.5
+	expect_nogrep "max-iter" err.txt
 done
 # the C sweep: every grid value tried on the held-out rows, one chosen
 expect_exit 0 dv2-probe --train tr.emb --test te.emb --linear --max-iter 50 --json
@@ -106,6 +107,8 @@ import json, numpy as np
 cs = [s["C"] for s in json.load(open("out.txt"))["linear"]["sweep"]]
 assert np.allclose(cs, 10 ** np.linspace(-6, 5, 45), rtol=1e-12), cs
 ' && ok || fail "full C grid"
+# fits cut short by --max-iter are warned about, not passed off as converged
+expect_grep "warning: linear: [0-9]* of 46 fits stopped at --max-iter 3 before converging (the final fit among them)" err.txt
 
 # retrieval vs numpy over the fully sorted database
 $PY "$REF" inst itr.emb ite.emb --instances 150 --views 4 --dim 16 --seed 2 || fail "gen inst"

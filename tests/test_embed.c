@@ -10,8 +10,9 @@
  *     called directly (cls, avgpool, clsavg, patch, layers), bit for bit;
  *   - a weight file with a wrong shape or a missing tensor is an error naming it.
  * With `--make-dataset DIR N [--corrupt I]`: writes such a dataset, and with
- * `--write-model FILE [--bad TENSOR]` a random vit_small weight file (one
- * tensor's shape broken), for the shell tests (tests/t_embed.sh). */
+ * `--write-model FILE [--bad TENSOR] [--nan TENSOR] [--img-size N]` a random
+ * vit_small weight file (one tensor's shape broken, one NaN in a tensor, a
+ * position table for N px), for the shell tests (tests/t_embed.sh). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,7 +211,7 @@ static void test_vit(void) {
     dv2_vit vit;
     dv2_arch arch;
     dv2_error err;
-    CHECK(dv2_arch_preset(&arch, "vit_small", NULL) == 0);
+    CHECK(dv2_embed_vit_baseline_arch(&arch, "vit_small", NULL) == 0);
     CHECK(dv2_vit_init(&vit, &arch, &dv2_backend_cpu, 0, NULL) == 0);
     dv2_rng rng;
     dv2_rng_seed(&rng, 7, 0);
@@ -328,15 +329,53 @@ static void test_vit(void) {
     dv2_vit_free(&vit);
 }
 
+/* An extractor whose row for the third image of each batch is NaN: the
+ * engine stops there naming the record, and the sink never sees the row. */
+static int nan_forward(dv2_embed_model *m, float *out, float *patch, const float *img, int n,
+                       dv2_error *err) {
+    (void)patch;
+    (void)err;
+    memcpy(out, img, (size_t)n * m->dim * sizeof(float));
+    if (n > 2) out[2 * m->dim + 1] = NAN;
+    return 0;
+}
+static void nan_free(dv2_embed_model *m) { free(m); }
+static const dv2_embed_model_ops nan_ops = {nan_forward, nan_free};
+
+static void test_nonfinite(void) {
+    dv2_embed_model *m = calloc(1, sizeof *m);
+    m->ops = &nan_ops;
+    m->size = 16;
+    m->dim = 3 * 16 * 16;
+    dv2_embed_cfg cfg;
+    dv2_embed_cfg_default(&cfg);
+    cfg.resize = 18;
+    cfg.crop = 16;
+    cfg.batch = 4;
+    collect c = {0};
+    c.vecs = malloc(256 * m->dim * sizeof(float));
+    dv2_error err;
+    dv2_error_clear(&err);
+    int rc = run(&c, m, &cfg, "ds", NULL, 0, NULL, &err);
+    CHECK(rc == DV2_ECORRUPT);
+    CHECKF(strstr(err.msg, "img/00002.jpg") && strstr(err.msg, "non-finite"), "%s", err.msg);
+    CHECK(c.n == 0);
+    free(c.vecs);
+    dv2_embed_model_free(m);
+}
+
 /* Writes a random-init vit_small (seed 7) to path; with bad, that tensor
- * gets a wrong first dimension. */
-static int write_model(const char *path, const char *bad) {
+ * gets a wrong first dimension; with nan, its element 3 becomes NaN; img_size
+ * > 0 builds (and records) the position table for that input side. */
+static int write_model(const char *path, const char *bad, const char *nan, int img_size) {
     dv2_arch arch;
     dv2_vit vit;
     dv2_error err;
     dv2_rng rng;
     dv2_rng_seed(&rng, 7, 0);
-    if (dv2_arch_preset(&arch, "vit_small", &err) || dv2_vit_init(&vit, &arch, &dv2_backend_cpu, 0, &err) ||
+    int brc = dv2_embed_vit_baseline_arch(&arch, "vit_small", &err);
+    if (!brc && img_size > 0) arch.img_size = img_size;
+    if (brc || dv2_vit_init(&vit, &arch, &dv2_backend_cpu, 0, &err) ||
         dv2_vit_init_weights(&vit, &rng, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
@@ -353,6 +392,7 @@ static int write_model(const char *path, const char *bad) {
         e[i].ndim = pi->ndim;
         for (int d = 0; d < pi->ndim; d++) e[i].shape[d] = pi->shape[d];
         if (bad && !strcmp(bad, pi->name)) e[i].shape[0] -= 1;
+        if (nan && !strcmp(nan, pi->name) && pi->numel > 3) host[off + 3] = NAN;
         off += pi->numel;
     }
     if (!rc) rc = dv2_weights_write(path, 1, e, (size_t)nt, &arch, NULL, NULL, 0, &err);
@@ -364,7 +404,16 @@ static int write_model(const char *path, const char *bad) {
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 3 && !strcmp(argv[1], "--write-model")) return write_model(argv[2], argc >= 5 ? argv[4] : NULL);
+    if (argc >= 3 && !strcmp(argv[1], "--write-model")) {
+        const char *bad = NULL, *nan = NULL;
+        int img = 0;
+        for (int i = 3; i + 1 < argc; i += 2) {
+            if (!strcmp(argv[i], "--bad")) bad = argv[i + 1];
+            else if (!strcmp(argv[i], "--nan")) nan = argv[i + 1];
+            else if (!strcmp(argv[i], "--img-size")) img = atoi(argv[i + 1]);
+        }
+        return write_model(argv[2], bad, nan, img);
+    }
     if (argc >= 4 && !strcmp(argv[1], "--make-dataset")) {
         int corrupt = argc >= 6 && !strcmp(argv[4], "--corrupt") ? atoi(argv[5]) : -1;
         return make_dataset(argv[2], atoi(argv[3]), corrupt);
@@ -372,5 +421,6 @@ int main(int argc, char **argv) {
     if (make_dataset("ds", NIMG, BAD)) return 1;
     test_pixels();
     test_vit();
+    test_nonfinite();
     return tu_finish("test_embed");
 }

@@ -35,6 +35,8 @@ static int write_matrix_npy(const char *path, size_t n, size_t d, int dtype, int
     strcpy(info.model, "test-model");
     strcpy(info.features, "cls");
     strcpy(info.note, "made by test_matrix");
+    dv2_matrix_params_add(&info, "weights", "xxh64:%016llx", 0x0123456789abcdefull);
+    dv2_matrix_params_add(&info, "size", "%d", 224);
     dv2_matrix_write_opts o = {.force = 1, .zstd = zstd, .npy_path = npy};
     dv2_matrix_writer *w;
     dv2_error err = {0};
@@ -292,9 +294,9 @@ int main(void) {
         uint8_t *good = read_bytes("a.emb", &len);
         uint8_t *p = malloc(len);
         struct { size_t off; uint32_t val; const char *what; } cases[] = {
-            {0, 0x4d324656, "bad magic"}, {8, 2, "version 2"}, {12, 1024, "header size"},
-            {16, 3, "dtype"}, {20, 0, "dimension 0"}, {20, 38, "row size"},
-            {28, 1, "flags"}, {100, 7, "reserved"}, {2000, 1, "reserved"},
+            {0, 0x4d324656, "bad magic"}, {8, 3, "version 3"}, {8, 0, "version 0"},
+            {12, 1024, "header size"}, {16, 3, "dtype"}, {20, 0, "dimension 0"},
+            {20, 38, "row size"}, {28, 1, "flags"}, {100, 7, "reserved"}, {3000, 1, "reserved"},
         };
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
             memcpy(p, good, len);
@@ -306,6 +308,26 @@ int main(void) {
         memset(p + 256, 'x', 256); /* model text without its NUL */
         write_bytes("bad.emb", p, len);
         expect_bad("bad.emb", DV2_ECORRUPT, "NUL");
+        memcpy(p, good, len);
+        memset(p + 1792, 'x', 1024); /* params without its NUL */
+        write_bytes("bad.emb", p, len);
+        expect_bad("bad.emb", DV2_ECORRUPT, "NUL");
+        /* Version 1 (no params): read, its params empty; bytes where version 2
+         * keeps params are reserved there. */
+        memcpy(p, good, len);
+        uint32_t v1 = 1;
+        memcpy(p + 8, &v1, 4);
+        memset(p + 1792, 0, 1024);
+        write_bytes("v1.emb", p, len);
+        dv2_matrix_reader *r1;
+        CHECK(dv2_matrix_reader_open(&r1, "v1.emb", &err) == 0);
+        if (r1) {
+            CHECK(dv2_matrix_reader_info(r1)->version == 1 && !dv2_matrix_reader_info(r1)->params[0]);
+            dv2_matrix_reader_close(r1);
+        }
+        p[2000] = 'k';
+        write_bytes("bad.emb", p, len);
+        expect_bad("bad.emb", DV2_ECORRUPT, "reserved");
         write_bytes("bad.emb", good, 100);
         expect_bad("bad.emb", DV2_ECORRUPT, "truncated header");
         write_bytes("bad.emb", good, 0);
@@ -339,6 +361,8 @@ int main(void) {
         dv2_matrix_info_init(&info, DV2_MATRIX_F32, (uint32_t)d);
         strcpy(info.model, "test-model");
         strcpy(info.features, "cls");
+        CHECK(dv2_matrix_params_add(&info, "weights", "xxh64:%016llx", 0x0123456789abcdefull) == 0);
+        CHECK(dv2_matrix_params_add(&info, "size", "%d", 224) == 0);
         dv2_matrix_write_opts o = {.append = 1, .npy_path = "r.npy"};
         dv2_matrix_writer *w;
         CHECK(dv2_matrix_writer_open(&w, "r.emb", &info, &o, &err) == 0);
@@ -367,14 +391,143 @@ int main(void) {
         other.dim = (uint32_t)d + 1;
         CHECK(dv2_matrix_writer_open(&w, "r.emb", &other, &o, &err) == DV2_EINVAL);
         CHECKF(strstr(err.msg, "r.emb") != NULL, "%s", err.msg);
+        /* What made the rows (params) must be the same, value by value; the
+         * model's display name alone does not matter when params exist. */
         other = info;
-        strcpy(other.model, "another");
+        strcpy(other.model, "another name for the same weights");
+        CHECK(dv2_matrix_writer_open(&w, "r.emb", &other, &o, &err) == 0);
+        if (w) dv2_matrix_writer_abort(w);
+        other = info;
+        other.params[0] = 0;
+        CHECK(dv2_matrix_params_add(&other, "weights", "xxh64:%016llx", 0xfedcba9876543210ull) == 0);
+        CHECK(dv2_matrix_params_add(&other, "size", "%d", 224) == 0);
         CHECK(dv2_matrix_writer_open(&w, "r.emb", &other, &o, &err) == DV2_EINVAL);
+        CHECKF(strstr(err.msg, "r.emb") && strstr(err.msg, "weights=xxh64:0123456789abcdef") &&
+                   strstr(err.msg, "weights=xxh64:fedcba9876543210"), "%s", err.msg);
+        other = info;
+        CHECK(dv2_matrix_params_add(&other, "normalize", "1") == 0);
+        CHECK(dv2_matrix_writer_open(&w, "r.emb", &other, &o, &err) == DV2_EINVAL);
+        CHECKF(strstr(err.msg, "normalize=(none)") && strstr(err.msg, "normalize=1"), "%s", err.msg);
         CHECK(dv2_matrix_writer_open(&w, "z.emb", &info, &o, &err) == DV2_EINVAL);
         CHECKF(strstr(err.msg, "compressed") != NULL, "%s", err.msg);
+        /* A matrix without params (version 1, or written without them) cannot
+         * take rows that have them: nothing tells whether they match. */
+        {
+            size_t len1;
+            uint8_t *p1 = read_bytes("r.emb", &len1);
+            uint32_t v1 = 1;
+            memcpy(p1 + 8, &v1, 4);
+            memset(p1 + 1792, 0, 1024);
+            write_bytes("old.emb", p1, len1);
+            free(p1);
+            CHECK(dv2_matrix_writer_open(&w, "old.emb", &info, &o, &err) == DV2_EINVAL);
+            CHECKF(strstr(err.msg, "old.emb") && strstr(err.msg, "version 1"), "%s", err.msg);
+        }
+        /* A killed first run leaves an empty file or part of a header: start
+         * over (and say how much was dropped); other bytes are refused. */
+        {
+            size_t len1;
+            uint8_t *p1 = read_bytes("r.emb", &len1);
+            long cuts[3] = {0, 5, 4000};
+            for (int c = 0; c < 3; c++) {
+                write_bytes("ph.emb", p1, (size_t)cuts[c]);
+                CHECKF(dv2_matrix_writer_open(&w, "ph.emb", &info, &o, &err) == 0, "%s", err.msg);
+                if (!w) continue;
+                CHECK(dv2_matrix_writer_rows(w) == 0 && dv2_matrix_writer_restarted(w) == cuts[c]);
+                CHECK(dv2_matrix_writer_write(w, ids, lab, v, 10, &err) == 0);
+                CHECK(dv2_matrix_writer_close(w, &err) == 0);
+                dv2_matrix_reader *r;
+                CHECK(dv2_matrix_reader_open(&r, "ph.emb", &err) == 0);
+                if (r) {
+                    CHECK(!strcmp(dv2_matrix_reader_info(r)->params, info.params));
+                    CHECK(dv2_matrix_reader_read(r, NULL, NULL, NULL, 100, &err) == 10);
+                    dv2_matrix_reader_close(r);
+                }
+            }
+            free(p1);
+            write_bytes("ph.emb", "hello", 5);
+            CHECK(dv2_matrix_writer_open(&w, "ph.emb", &info, &o, &err) == DV2_ECORRUPT);
+            CHECKF(strstr(err.msg, "ph.emb") && strstr(err.msg, "magic"), "%s", err.msg);
+        }
         free(ids);
         free(lab);
         free(v);
+    }
+
+    /* params lines: set, read back through a file, refused when malformed. */
+    {
+        dv2_matrix_info a;
+        dv2_matrix_info_init(&a, DV2_MATRIX_F32, 4);
+        CHECK(dv2_matrix_params_add(&a, "arch", "vit_small D%d", 384) == 0);
+        CHECK(dv2_matrix_params_add(&a, "Bad-Key", "x") == DV2_EINVAL);
+        CHECK(dv2_matrix_params_add(&a, "k", "two\nlines") == DV2_EINVAL);
+        char big[2000];
+        memset(big, 'v', sizeof big - 1);
+        big[sizeof big - 1] = 0;
+        CHECK(dv2_matrix_params_add(&a, "k", "%s", big) == DV2_EINVAL);
+        char val[64];
+        CHECK(dv2_matrix_params_get(&a, "arch", val, sizeof val) == 1 && !strcmp(val, "vit_small D384"));
+        CHECK(dv2_matrix_params_get(&a, "ar", val, sizeof val) == 0);
+        CHECK(dv2_matrix_check_same_params(&a, &a, "x", &err) == 0);
+    }
+
+    /* No NaN or infinity is ever written (and nothing of that call), and f16
+     * refuses what would round to infinity. */
+    {
+        dv2_matrix_info info;
+        dv2_matrix_info_init(&info, DV2_MATRIX_F32, 3);
+        dv2_matrix_writer *w;
+        uint64_t ids[2] = {1, 0xabcdef};
+        float v[6] = {1, 2, 3, 4, NAN, 6};
+        CHECK(dv2_matrix_writer_open(&w, "nan.emb", &info, &(dv2_matrix_write_opts){.force = 1}, &err) == 0);
+        if (w) {
+            CHECK(dv2_matrix_writer_write(w, ids, NULL, v, 2, &err) == DV2_ECORRUPT);
+            CHECKF(strstr(err.msg, "0000000000abcdef") && strstr(err.msg, "not finite"), "%s", err.msg);
+            v[4] = INFINITY;
+            CHECK(dv2_matrix_writer_write(w, ids, NULL, v, 2, &err) == DV2_ECORRUPT);
+            CHECK(dv2_matrix_writer_rows(w) == 0);
+            v[4] = 5;
+            CHECK(dv2_matrix_writer_write(w, ids, NULL, v, 2, &err) == 0);
+            CHECK(dv2_matrix_writer_close(w, &err) == 0);
+        }
+        info.dtype = DV2_MATRIX_F16;
+        CHECK(dv2_matrix_writer_open(&w, "nanh.emb", &info, &(dv2_matrix_write_opts){.force = 1}, &err) == 0);
+        if (w) {
+            v[4] = 65504.0f;
+            CHECK(dv2_matrix_writer_write(w, ids, NULL, v, 2, &err) == 0);
+            v[4] = 70000.0f;
+            CHECK(dv2_matrix_writer_write(w, ids, NULL, v, 2, &err) == DV2_ECORRUPT);
+            CHECKF(strstr(err.msg, "float16") != NULL, "%s", err.msg);
+            dv2_matrix_writer_abort(w);
+        }
+    }
+
+    /* Temporaries of killed writers of the same output are removed by the
+     * next writer; those of a live process stay. */
+    {
+        pid_t dead = fork();
+        if (dead == 0) _exit(0);
+        waitpid(dead, NULL, 0);
+        char stale[64], live[64];
+        snprintf(stale, sizeof stale, ".t.emb.tmp.%ld", (long)dead);
+        snprintf(live, sizeof live, ".t.emb.tmp.%ld", (long)getppid());
+        write_bytes(stale, "x", 1);
+        write_bytes(live, "x", 1);
+        write_bytes(".other.emb.tmp.999999999", "x", 1);
+        CHECK(write_matrix("t.emb", 10, 3, DV2_MATRIX_F32, 0, 10) == 0);
+        CHECK(access(stale, F_OK) != 0);
+        CHECK(access(live, F_OK) == 0);
+        CHECK(access(".other.emb.tmp.999999999", F_OK) == 0);
+        unlink(live);
+        /* append mode too */
+        dv2_matrix_info info;
+        dv2_matrix_info_init(&info, DV2_MATRIX_F32, 3);
+        dv2_matrix_writer *w;
+        snprintf(stale, sizeof stale, ".t2.emb.tmp.%ld", (long)dead);
+        write_bytes(stale, "x", 1);
+        CHECK(dv2_matrix_writer_open(&w, "t2.emb", &info, &(dv2_matrix_write_opts){.append = 1}, &err) == 0);
+        if (w) dv2_matrix_writer_abort(w);
+        CHECK(access(stale, F_OK) != 0);
     }
 
     /* Dimension mismatch between two inputs. */

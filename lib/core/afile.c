@@ -2,9 +2,11 @@
  * signal-time removal of temporary files (see afile.h). */
 #include "core/afile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -93,6 +95,44 @@ int dv2_fsync_dir(const char *dir, dv2_error *err) {
     return 0;
 }
 
+/* A writer's temporary ".BASE.tmp.PID" is stale when no process PID is alive
+ * (kill(PID, 0) fails with ESRCH): SIGKILL, a crash or a power cut left it.
+ * A live PID, or one this process cannot signal, is left alone. */
+int dv2_afile_remove_stale(const char *path) {
+    if (strcmp(path, "-") == 0) return 0;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char *dir = dir_of(path);
+    if (!dir) return 0;
+    DIR *d = opendir(dir);
+    int removed = 0;
+    size_t bn = strlen(base);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        if (nm[0] != '.' || strncmp(nm + 1, base, bn) != 0 || strncmp(nm + 1 + bn, ".tmp.", 5) != 0)
+            continue;
+        const char *digits = nm + 1 + bn + 5;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (digits[0] < '1' || digits[0] > '9' || *end || errno || pid <= 0 || (pid_t)pid != pid ||
+            pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        size_t n = strlen(dir) + strlen(nm) + 2;
+        char *full = malloc(n);
+        if (!full) break;
+        snprintf(full, n, "%s/%s", dir, nm);
+        struct stat st;
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && unlink(full) == 0) removed++;
+        free(full);
+    }
+    if (d) closedir(d);
+    free(dir);
+    return removed;
+}
+
 int dv2_afile_open(dv2_afile *a, const char *path, int force, dv2_error *err) {
     memset(a, 0, sizeof *a);
     if (strcmp(path, "-") == 0) {
@@ -104,6 +144,7 @@ int dv2_afile_open(dv2_afile *a, const char *path, int force, dv2_error *err) {
         return dv2_error_set(err, DV2_EEXIST, "%s: already exists (use -f to overwrite)", path);
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
+    dv2_afile_remove_stale(path);
     char *dir = dir_of(path);
     size_t n = strlen(dir) + strlen(base) + 48;
     a->tmp = malloc(n);

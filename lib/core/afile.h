@@ -24,6 +24,12 @@ typedef struct dv2_afile {
 int dv2_afile_open(dv2_afile *a, const char *path, int force, dv2_error *err);
 int dv2_afile_commit(dv2_afile *a, dv2_error *err);
 void dv2_afile_abort(dv2_afile *a); /* removes the temporary file; safe after commit */
+/* Removes the temporaries of path (".NAME.tmp.PID") whose writer process is
+ * gone, so that a killed run leaves no garbage past the next run onto the
+ * same output; returns how many were removed.  dv2_afile_open calls it.  A
+ * writer on another host of a shared file system with a PID number that is
+ * not in use here is taken for dead: lock the output where that can happen. */
+int dv2_afile_remove_stale(const char *path);
 
 /* Writes a whole buffer to path atomically. */
 int dv2_write_file_atomic(const char *path, const void *data, size_t n, dv2_error *err);

@@ -285,3 +285,23 @@ done:
     if (rc < 0) dv2_dedup_result_free(res);
     return rc;
 }
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+float dv2_dedup_median_nn(const dv2_dedup_result *res) {
+    float *v = dv2_malloc_array(res->n > 0 ? (size_t)res->n : 1, sizeof(float));
+    if (!v) return -INFINITY;
+    size_t m = 0;
+    for (int64_t i = 0; i < res->n; i++)
+        if (isfinite(res->best_sim[i])) v[m++] = res->best_sim[i];
+    float med = -INFINITY;
+    if (m) {
+        qsort(v, m, sizeof *v, cmp_float);
+        med = m % 2 ? v[m / 2] : 0.5f * (v[m / 2 - 1] + v[m / 2]);
+    }
+    free(v);
+    return med;
+}

@@ -89,4 +89,11 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
                     float against_threshold, dv2_error *err);
 void dv2_dedup_result_free(dv2_dedup_result *res);
 
+/* The median over the rows of the similarity to the nearest other pool
+ * image (rows without one left out; -inf when none has one).  Above
+ * DV2_DEDUP_DEGENERATE the features do not tell images apart (a constant
+ * vector, a random-init class token) and the dedup is meaningless. */
+#define DV2_DEDUP_DEGENERATE 0.999f
+float dv2_dedup_median_nn(const dv2_dedup_result *res);
+
 #endif

@@ -16,11 +16,17 @@
  * contention is irrelevant. */
 #include "embed/embed.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/afile.h"
 #include "image/image.h"
 #include "image/resize.h"
 
@@ -50,6 +56,7 @@ int dv2_embed_model_pixels(dv2_embed_model **out, int size, dv2_error *err) {
     m->dim = (size_t)3 * size * size;
     snprintf(m->name, sizeof m->name, "pixels");
     snprintf(m->features, sizeof m->features, "pixels %dx%d normalized", size, size);
+    snprintf(m->params, sizeof m->params, "model=pixels\nsize=%d\n", size);
     *out = m;
     return 0;
 }
@@ -68,6 +75,132 @@ void dv2_embed_l2_normalize(float *rows, size_t n, size_t dim) {
             for (size_t j = 0; j < dim; j++) r[j] *= inv;
         }
     }
+}
+
+int dv2_embed_params(dv2_matrix_info *info, const dv2_embed_model *m, const dv2_embed_cfg *cfg,
+                     dv2_error *err) {
+    size_t have = strlen(info->params), add = strlen(m->params);
+    if (have + add >= sizeof info->params)
+        return dv2_error_set(err, DV2_EINVAL, "embed: the row description does not fit the header");
+    memcpy(info->params + have, m->params, add + 1);
+    /* The evaluation transform itself is named so that a later change of it
+     * refuses to extend matrices made with the old one. */
+    if (dv2_matrix_params_add(info, "resize", "%d", cfg->resize) ||
+        dv2_matrix_params_add(info, "transform", "%s", "bicubic-antialias center-crop imagenet-mean-std") ||
+        dv2_matrix_params_add(info, "normalize", "%d", cfg->normalize ? 1 : 0) ||
+        dv2_matrix_params_add(info, "dtype", "%s", info->dtype == DV2_MATRIX_F16 ? "f16" : "f32"))
+        return dv2_error_set(err, DV2_EINVAL, "embed: the row description does not fit the header");
+    return 0;
+}
+
+/* ---- inputs ---------------------------------------------------------------- */
+
+static int has_suffix_ci(const char *s, const char *suf) {
+    size_t n = strlen(s), k = strlen(suf);
+    if (n < k) return 0;
+    for (size_t i = 0; i < k; i++) {
+        char a = s[n - k + i], b = suf[i];
+        if (a >= 'A' && a <= 'Z') a = (char)(a - 'A' + 'a');
+        if (a != b) return 0;
+    }
+    return 1;
+}
+
+static int is_image_name(const char *n) {
+    static const char *const ext[] = {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pnm", ".webp",
+                                      ".gif", ".bmp", ".tif", ".tiff"};
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
+        if (has_suffix_ci(n, ext[i])) return 1;
+    return 0;
+}
+
+/* What a file that is not a shard looks like, from its first bytes; NULL
+ * when it may be a shard (zstd) or is unknown. */
+static const char *sniff_foreign(const uint8_t *b, long n) {
+    if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return "a JPEG image";
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return "a PNG image";
+    if (n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6' && (b[2] == '\n' || b[2] == ' ' || b[2] == '\r' || b[2] == '\t'))
+        return "a PNM image";
+    if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4)) return "a WebP image";
+    if (n >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6))) return "a GIF image";
+    if (n >= 262 && !memcmp(b + 257, "ustar", 5)) return "a tar archive";
+    if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b) return "a gzip file (a .tar.gz?)";
+    if (n >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0x08 && (b[3] == 1 || b[3] == 3)) return "an IDX file";
+    return NULL;
+}
+
+/* "photos/" -> "photos.ds", "x.tar" -> "x.ds": the dataset name a hint suggests. */
+static void suggest_name(char *out, size_t n, const char *path) {
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    size_t k = strlen(tmp);
+    while (k > 1 && tmp[k - 1] == '/') tmp[--k] = 0;
+    const char *b = strrchr(tmp, '/');
+    b = b ? b + 1 : tmp;
+    char stem[256];
+    snprintf(stem, sizeof stem, "%s", *b ? b : "images");
+    char *dot = strchr(stem + (stem[0] == '.'), '.');
+    if (dot && dot != stem) *dot = 0;
+    snprintf(out, n, "%s.ds", stem);
+}
+
+static int check_one_input(const char *path, uint64_t *count, dv2_error *err) {
+    *count = DV2_DATASET_UNKNOWN;
+    if (!strcmp(path, "-")) return 0;
+    struct stat st;
+    const char *what = NULL;
+    char ds[300];
+    suggest_name(ds, sizeof ds, path);
+    int have = stat(path, &st) == 0;
+    if (have && S_ISDIR(st.st_mode)) {
+        size_t n = strlen(path) + sizeof "/" DV2_MANIFEST_NAME;
+        char *man = malloc(n);
+        if (!man) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
+        snprintf(man, n, "%s/%s", path, DV2_MANIFEST_NAME);
+        int has_manifest = access(man, F_OK) == 0;
+        free(man);
+        if (!has_manifest) {
+            int images = 0, shards = 0;
+            DIR *d = opendir(path);
+            struct dirent *e;
+            while (d && (e = readdir(d)) != NULL) {
+                images += is_image_name(e->d_name) || has_suffix_ci(e->d_name, ".tar");
+                shards += has_suffix_ci(e->d_name, ".dv2s");
+            }
+            if (d) closedir(d);
+            if (images && !shards)
+                what = "a directory of images, not a dataset";
+        }
+    } else if (have && S_ISREG(st.st_mode)) {
+        uint8_t b[512];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        long got = fd >= 0 ? dv2_read_full(fd, b, sizeof b) : -1;
+        if (fd >= 0) close(fd);
+        what = got > 0 ? sniff_foreign(b, got) : NULL;
+    }
+    if (what)
+        return dv2_error_set(err, DV2_EINVAL,
+                             "%s: %s: dv2-embed reads datasets and shards; pack it first: "
+                             "dv2-pack -o %s %s",
+                             path, what, ds, path);
+    dv2_dataset *d = NULL;
+    int rc = dv2_dataset_open(&d, path, err);
+    if (rc) return rc;
+    *count = dv2_dataset_count(d);
+    dv2_dataset_close(d);
+    return 0;
+}
+
+int dv2_embed_check_inputs(const char *const *inputs, int n, uint64_t *total, dv2_error *err) {
+    *total = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t c;
+        int rc = check_one_input(inputs[i], &c, err);
+        if (rc) return rc;
+        if (c == DV2_DATASET_UNKNOWN || *total == DV2_DATASET_UNKNOWN) *total = DV2_DATASET_UNKNOWN;
+        else *total += c;
+    }
+    return 0;
 }
 
 void dv2_embed_cfg_default(dv2_embed_cfg *cfg) {
@@ -332,6 +465,16 @@ static int consume(pipe_state *ps, dv2_embed_model *m, const dv2_embed_cfg *cfg,
     int rc = m->ops->forward(m, vecs, cfg->want_patch ? patch : NULL, s->pix, (int)k, err);
     if (rc) return rc;
     if (cfg->normalize) dv2_embed_l2_normalize(vecs, k, m->dim);
+    /* A non-finite feature (damaged weights, an overflow) would pass through
+     * every later stage as NaN distances: stop at the first such record. */
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = 0; j < m->dim; j++)
+            if (!isfinite(vecs[i * m->dim + j]))
+                return dv2_error_set(err, DV2_ECORRUPT,
+                                     "%s (id %016llx): the model gave a non-finite feature "
+                                     "(%g at index %zu)",
+                                     keys[i], (unsigned long long)s->ids[i],
+                                     (double)vecs[i * m->dim + j], j);
     dv2_embed_batch b = {k, s->ids, s->labels, keys, vecs, s->pix, cfg->want_patch ? patch : NULL};
     if ((rc = io->sink(io->ctx, &b, err))) return rc;
     st->embedded += k;

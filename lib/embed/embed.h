@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "format/dataset.h"
+#include "format/matrix.h"
 #include "core/dv2.h"
 
 /* ---- feature extractors -------------------------------------------------- */
@@ -38,6 +39,9 @@ struct dv2_embed_model {
     int patch_dim;     /* D of a patch token (0 for pixels) */
     char name[256];    /* matrix header "model" */
     char features[256];/* matrix header "features" */
+    char params[768];  /* "key=value\n" lines of what the model puts into a row
+                        * (kind, weights digest, architecture, init, features,
+                        * input size): the matrix header's params */
 };
 
 /* The pixel baseline: rows are the normalized (3, size, size) crops. */
@@ -60,6 +64,12 @@ typedef struct dv2_embed_cfg {
 } dv2_embed_cfg;
 
 void dv2_embed_cfg_default(dv2_embed_cfg *cfg);
+
+/* Appends to info->params everything that determines a row made by m with
+ * cfg: m->params, then resize, transform, normalize and dtype (info->dtype).
+ * dv2-embed --resume refuses to add rows whose description differs. */
+int dv2_embed_params(dv2_matrix_info *info, const dv2_embed_model *m, const dv2_embed_cfg *cfg,
+                     dv2_error *err);
 
 /* One finished batch, in input order.  ids/labels/keys/vecs have n entries;
  * pixels (n, 3, crop, crop) are the model inputs; patch (n, npatch, D) when
@@ -95,6 +105,13 @@ typedef struct dv2_embed_io {
     const uint64_t *skip_ids;       /* sorted ascending; records with these ids are skipped */
     size_t nskip;
 } dv2_embed_io;
+
+/* Checks the inputs before a run: each opens as a dataset, a shard or "-";
+ * an image file, a directory of images, a tar, a gzip or an IDX file is
+ * DV2_EINVAL saying to pack it first with dv2-pack (with the command).
+ * *total is the sum of the record counts (manifests, shard indexes), or
+ * DV2_DATASET_UNKNOWN when a stream is among them. */
+int dv2_embed_check_inputs(const char *const *inputs, int n, uint64_t *total, dv2_error *err);
 
 /* Runs the pipeline over the inputs (dataset directories, shard files, "-"),
  * opened in order.  stats may be NULL. */

@@ -5,12 +5,15 @@
 #include "embed/embed_vit.h"
 
 #include <cblas.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/afile.h"
+#include "core/hash.h"
 #include "model/arch.h"
 #include "image/image.h"
 #include "ops/ops.h"
@@ -39,8 +42,22 @@ typedef struct vit_model {
 
 void dv2_embed_vit_opts_default(dv2_embed_vit_opts *o) {
     memset(o, 0, sizeof *o);
-    o->size = 224;
     o->features = "cls";
+}
+
+int dv2_embed_vit_baseline_arch(dv2_arch *a, const char *name, dv2_error *err) {
+    int rc = dv2_arch_preset(a, name, err);
+    if (rc) return rc;
+    /* The training init (LayerScale 1e-5) makes every block a near no-op, so
+     * the class token of a random network is the same vector for every
+     * image.  With 1.0 (the released models' scale) the blocks mix the patch
+     * tokens into it and random features tell images apart. */
+    a->layerscale_init = 1.0f;
+    return 0;
+}
+
+int dv2_embed_vit_default_size(const dv2_arch *a, int from_metadata) {
+    return from_metadata && a->img_size > 0 && a->img_size < 224 ? a->img_size : 224;
 }
 
 static void vit_release_pass(vit_model *v) {
@@ -208,11 +225,75 @@ static int load_weights(vit_model *v, const dv2_safetensors_file *f, const char 
             if (!buf) { rc = dv2_error_set(err, DV2_ENOMEM, "out of memory"); break; }
         }
         if ((rc = dv2_safetensors_read_f32(f, t, buf, pi->numel, err))) break;
+        if ((rc = dv2_weights_check_finite(buf, pi->numel, path, t->name, err))) break;
         rc = dv2_params_set(&v->vit.params, p, buf, err);
     }
     free(buf);
     free(canon);
     return rc;
+}
+
+/* XXH64 over every parameter (name, then its float32 values) in model
+ * order: the same digest for the same weights whatever the file's name or
+ * its tensor order.  mask_token is left out: it is training-only, often not
+ * exported, and never changes a row. */
+static int params_digest(const vit_model *v, uint64_t *out, dv2_error *err) {
+    const dv2_params *ps = &v->vit.params;
+    float *buf = NULL;
+    size_t cap = 0;
+    dv2_xxh64_state h;
+    dv2_xxh64_init(&h, 0);
+    int rc = 0;
+    for (int i = 0; i < dv2_params_count(ps) && !rc; i++) {
+        const dv2_param_info *pi = dv2_params_info(ps, i);
+        if (!strcmp(pi->name, "mask_token")) continue;
+        if (pi->numel > cap) {
+            free(buf);
+            cap = pi->numel;
+            if (!(buf = dv2_malloc_array(cap, sizeof(float)))) {
+                rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
+                break;
+            }
+        }
+        if ((rc = dv2_params_get(ps, i, buf, err))) break;
+        dv2_xxh64_update(&h, pi->name, strlen(pi->name) + 1);
+        dv2_xxh64_update(&h, buf, pi->numel * sizeof(float));
+    }
+    free(buf);
+    *out = dv2_xxh64_digest(&h);
+    return rc;
+}
+
+/* A weight file that is not safetensors or not in DINOv2 names: say what it
+ * is and how to convert it, instead of the parser's complaint. */
+static void explain_foreign_weights(const char *path, const dv2_safetensors_file *f, dv2_error *err) {
+    if (f) {
+        for (size_t i = 0; i < dv2_safetensors_count(f); i++) {
+            const char *n = dv2_safetensors_at(f, i)->name;
+            if (!strncmp(n, "embeddings.", 11) || strstr(n, "encoder.layer.")) {
+                dv2_error_set(err, DV2_ECORRUPT,
+                              "%s: a Hugging Face transformers checkpoint (tensor %s), not "
+                              "DINOv2 names: convert it first: scripts/convert-weights %s OUT.safetensors",
+                              path, n, path);
+                return;
+            }
+        }
+        return;
+    }
+    uint8_t b[4] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    long got = dv2_read_full(fd, b, sizeof b);
+    close(fd);
+    const char *what = NULL;
+    if (got == 4 && b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4)
+        what = "a PyTorch checkpoint (torch.save zip)";
+    else if (got >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5)
+        what = "a PyTorch checkpoint (pickle)";
+    if (what)
+        dv2_error_set(err, DV2_ECORRUPT,
+                      "%s: %s, not safetensors: convert it first: scripts/convert-weights %s OUT.safetensors",
+                      path, what, path);
 }
 
 int dv2_embed_model_vit(dv2_embed_model **out, const dv2_embed_vit_opts *o, dv2_error *err) {
@@ -233,17 +314,24 @@ int dv2_embed_model_vit(dv2_embed_model **out, const dv2_embed_vit_opts *o, dv2_
     dv2_arch arch;
     dv2_safetensors_file *f = NULL;
     int rc;
+    int size = o->size;
     if (o->weights) {
-        if ((rc = dv2_safetensors_open(&f, o->weights, err))) goto fail;
-        if ((rc = dv2_weights_arch(f, &arch, err))) {
-            dv2_error_prefix(err, "%s", o->weights);
+        if ((rc = dv2_safetensors_open(&f, o->weights, err))) {
+            if (rc == DV2_ECORRUPT) explain_foreign_weights(o->weights, NULL, err);
             goto fail;
         }
+        if ((rc = dv2_weights_arch(f, &arch, err))) {
+            dv2_error_prefix(err, "%s", o->weights);
+            explain_foreign_weights(o->weights, f, err);
+            goto fail;
+        }
+        if (size <= 0) size = dv2_embed_vit_default_size(&arch, dv2_safetensors_meta(f, "img_size") != NULL);
     } else {
-        if ((rc = dv2_arch_preset(&arch, o->arch ? o->arch : "", err))) goto fail;
+        if ((rc = dv2_embed_vit_baseline_arch(&arch, o->arch ? o->arch : "", err))) goto fail;
+        if (size <= 0) size = 224;
     }
-    if (o->size <= 0 || o->size % arch.patch_size) {
-        rc = dv2_error_set(err, DV2_EINVAL, "--size %d is not a multiple of the patch size %d", o->size, arch.patch_size);
+    if (size % arch.patch_size) {
+        rc = dv2_error_set(err, DV2_EINVAL, "--size %d is not a multiple of the patch size %d", size, arch.patch_size);
         goto fail;
     }
     if (o->layers > arch.depth) {
@@ -263,8 +351,10 @@ int dv2_embed_model_vit(dv2_embed_model **out, const dv2_embed_vit_opts *o, dv2_
     }
     dv2_safetensors_close(f);
     f = NULL;
-    int D = arch.embed_dim, g = o->size / arch.patch_size;
-    v->base.size = o->size;
+    uint64_t digest;
+    if ((rc = params_digest(v, &digest, err))) goto fail;
+    int D = arch.embed_dim, g = size / arch.patch_size;
+    v->base.size = size;
     v->base.patch_grid = g;
     v->base.npatch = g * g;
     v->base.patch_dim = D;
@@ -279,6 +369,21 @@ int dv2_embed_model_vit(dv2_embed_model **out, const dv2_embed_vit_opts *o, dv2_
         snprintf(v->base.features, sizeof v->base.features, "cls of last %d blocks + avgpool", o->layers);
     else
         snprintf(v->base.features, sizeof v->base.features, "%s", o->features);
+    /* What the model puts into a row (embed.h): the weights by digest (the
+     * file's name does not matter), the architecture including the
+     * position-embedding interpolation, the init of a random baseline, the
+     * layout and the input size. */
+    char init[96] = "file";
+    if (!o->weights)
+        snprintf(init, sizeof init, "random seed %llu layerscale %g", (unsigned long long)o->seed,
+                 (double)arch.layerscale_init);
+    snprintf(v->base.params, sizeof v->base.params,
+             "model=vit\ninit=%s\nweights=xxh64:%016llx\narch=%s D%d L%d H%d p%d img%d R%d %s%d "
+             "interpolate %g/%d\nfeatures=%s\nsize=%d\n",
+             init, (unsigned long long)digest, arch.name, arch.embed_dim, arch.depth, arch.num_heads,
+             arch.patch_size, arch.img_size, arch.num_register_tokens, dv2_arch_ffn_name(arch.ffn_kind),
+             arch.ffn_hidden, (double)arch.interpolate_offset, arch.interpolate_antialias,
+             v->base.features, size);
     *out = &v->base;
     return 0;
 fail:

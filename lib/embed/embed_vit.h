@@ -16,13 +16,15 @@
 #include <stdint.h>
 #include "core/dv2.h"
 #include "embed/embed.h"
+#include "model/arch.h"
 #include "ops/ops.h"
 
 typedef struct dv2_embed_vit_opts {
     const char *weights;   /* safetensors path, or NULL with arch */
     const char *arch;      /* preset name for a random init (with seed) */
     uint64_t seed;
-    int size;              /* input side, a multiple of the patch size */
+    int size;              /* input side, a multiple of the patch size; 0 = the
+                            * default (dv2_embed_vit_default_size) */
     const char *features;  /* "cls", "avgpool", "clsavg", "patch" */
     int layers;            /* > 0: the linear-probe layout instead of features */
     int want_patch;        /* keep patch tokens for dv2_embed_vit_pca_write */
@@ -31,9 +33,23 @@ typedef struct dv2_embed_vit_opts {
 
 void dv2_embed_vit_opts_default(dv2_embed_vit_opts *o);
 
+/* The architecture of a random-init baseline (--arch NAME): the preset with
+ * LayerScale 1.0 instead of the training init 1e-5, under which the class
+ * token would be the same for every image. */
+int dv2_embed_vit_baseline_arch(dv2_arch *a, const char *name, dv2_error *err);
+/* The default input side for a model: its img_size when its metadata records
+ * one (from_metadata) smaller than 224 (a model trained at low resolution,
+ * such as a dv2-train teacher of small images), else 224, the official
+ * evaluation crop (released models record 518, the size of their last
+ * training phase, and are evaluated at 224). */
+int dv2_embed_vit_default_size(const dv2_arch *a, int from_metadata);
+
 /* Builds the extractor.  Weights are checked tensor by tensor against the
- * architecture (from the file's metadata or its shapes): a missing tensor or
- * a shape that does not fit is DV2_ECORRUPT naming the tensor. */
+ * architecture (from the file's metadata or its shapes): a missing tensor, a
+ * shape that does not fit or a non-finite value is DV2_ECORRUPT naming the
+ * tensor; a PyTorch checkpoint or a Hugging Face file is DV2_ECORRUPT saying
+ * to convert it with scripts/convert-weights.  m->size is the input side
+ * used (o->size, or the default). */
 int dv2_embed_model_vit(dv2_embed_model **m, const dv2_embed_vit_opts *o, dv2_error *err);
 
 /* For each image of b, writes DIR/<id as 16 hex digits>.jpg: the crop (from

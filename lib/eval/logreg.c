@@ -155,6 +155,13 @@ static void fitctx_free(fitctx *c) {
 int dv2_logreg_fit(dv2_logreg *m, const float *x, size_t ld, const int32_t *y, size_t n,
                    const int64_t *rows, size_t nrows, double C, const dv2_logreg_opts *opt,
                    int *iters, dv2_error *err) {
+    return dv2_logreg_fit_ex(m, x, ld, y, n, rows, nrows, C, opt, iters, NULL, err);
+}
+
+int dv2_logreg_fit_ex(dv2_logreg *m, const float *x, size_t ld, const int32_t *y, size_t n,
+                      const int64_t *rows, size_t nrows, double C, const dv2_logreg_opts *opt,
+                      int *iters, int *stopped, dv2_error *err) {
+    if (stopped) *stopped = 0;
     dv2_logreg_opts o;
     if (opt) o = *opt;
     else dv2_logreg_opts_default(&o);
@@ -194,6 +201,7 @@ int dv2_logreg_fit(dv2_logreg *m, const float *x, size_t ld, const int32_t *y, s
         dv2_lbfgs_result res;
         rc = dv2_lbfgs_minimize(m->theta, np, objective, &c, &lo, &res, err);
         if (iters) *iters = res.iters;
+        if (stopped) *stopped = !rc && !res.converged && res.iters >= o.max_iter;
     }
     fitctx_free(&c);
     return rc;
@@ -295,7 +303,8 @@ int dv2_logreg_sweep(dv2_logreg *m, dv2_logreg_sweep_result *res, const float *x
     if (nc == 1) {
         res->best_c = res->cs[0];
         res->n_fit = n;
-        return dv2_logreg_fit(m, x, ld, y, n, NULL, 0, res->best_c, o, &res->refit_iters, err);
+        return dv2_logreg_fit_ex(m, x, ld, y, n, NULL, 0, res->best_c, o, &res->refit_iters,
+                                 &res->refit_unconverged, err);
     }
     size_t nh = (size_t)llround(holdout * (double)n);
     if (nh < 1 || nh >= n)
@@ -327,7 +336,8 @@ int dv2_logreg_sweep(dv2_logreg *m, dv2_logreg_sweep_result *res, const float *x
     double best_top1 = -1;
     int rc = DV2_OK;
     for (int i = 0; i < nc && !rc; i++) {
-        rc = dv2_logreg_fit(m, x, ld, y, n, fit, n - nh, res->cs[i], o, &res->iters[i], err);
+        rc = dv2_logreg_fit_ex(m, x, ld, y, n, fit, n - nh, res->cs[i], o, &res->iters[i],
+                               &res->unconverged[i], err);
         if (rc) break;
         uint64_t t1 = 0, t5 = 0;
         dv2_logreg_eval_rows(m, x, ld, y, hold, nh, &t1, &t5);
@@ -341,7 +351,8 @@ int dv2_logreg_sweep(dv2_logreg *m, dv2_logreg_sweep_result *res, const float *x
     }
     if (!rc) {
         memcpy(m->theta, best, np * sizeof(double));
-        rc = dv2_logreg_fit(m, x, ld, y, n, NULL, 0, res->best_c, o, &res->refit_iters, err);
+        rc = dv2_logreg_fit_ex(m, x, ld, y, n, NULL, 0, res->best_c, o, &res->refit_iters,
+                               &res->refit_unconverged, err);
     }
     free(perm);
     free(best);

@@ -45,6 +45,11 @@ void dv2_logreg_free(dv2_logreg *m);
 int dv2_logreg_fit(dv2_logreg *m, const float *x, size_t ld, const int32_t *y, size_t n,
                    const int64_t *rows, size_t nrows, double C, const dv2_logreg_opts *o,
                    int *iters, dv2_error *err);
+/* The same; *stopped (may be NULL) is 1 when the fit ended at max_iter
+ * without reaching the tolerances (the solution is not converged). */
+int dv2_logreg_fit_ex(dv2_logreg *m, const float *x, size_t ld, const int32_t *y, size_t n,
+                      const int64_t *rows, size_t nrows, double C, const dv2_logreg_opts *o,
+                      int *iters, int *stopped, dv2_error *err);
 
 /* Scores nq rows q (nq x dim, rows ld apart) and adds the top-1 / top-5
  * correct counts against labels y (a label outside [0, nclass) is wrong).
@@ -67,6 +72,8 @@ typedef struct dv2_logreg_sweep_result {
     int iters[64];
     double best_c;
     int refit_iters;
+    int unconverged[64];     /* 1: the fit of that C stopped at max_iter short of the tolerances */
+    int refit_unconverged;   /* the same for the final refit */
     size_t n_fit, n_holdout;
 } dv2_logreg_sweep_result;
 

@@ -5,6 +5,7 @@
 #include "format/matrix.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +34,91 @@ static uint64_t get_u64(const uint8_t *p) {
 /* Header field offsets (matrix.h). */
 enum { H_VERSION = 8, H_HSIZE = 12, H_DTYPE = 16, H_DIM = 20, H_ROWBYTES = 24, H_FLAGS = 28,
        H_ROWS = 32, H_FIXED_END = 40, H_MODEL = 256, H_FEATURES = 512, H_NOTE = 768,
-       H_TEXT_END = 1792 };
+       H_PARAMS = 1792, H_TEXT_END = 2816 };
 
 void dv2_matrix_info_init(dv2_matrix_info *info, int dtype, uint32_t dim) {
     memset(info, 0, sizeof *info);
     info->dtype = dtype;
     info->dim = dim;
     info->rows = DV2_MATRIX_ROWS_UNKNOWN;
+    info->version = DV2_MATRIX_VERSION;
+}
+
+int dv2_matrix_params_add(dv2_matrix_info *info, const char *key, const char *fmt, ...) {
+    size_t used = strlen(info->params), cap = sizeof info->params, kn = strlen(key);
+    for (size_t i = 0; i < kn; i++)
+        if (!((key[i] >= 'a' && key[i] <= 'z') || (key[i] >= '0' && key[i] <= '9') || key[i] == '_'))
+            return DV2_EINVAL;
+    char val[DV2_MATRIX_PARAMS_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int vn = vsnprintf(val, sizeof val, fmt, ap);
+    va_end(ap);
+    if (!kn || vn < 0 || (size_t)vn >= sizeof val || strchr(val, '\n')) return DV2_EINVAL;
+    if (used + kn + 1 + (size_t)vn + 1 >= cap) return DV2_EINVAL; /* NUL must fit too */
+    snprintf(info->params + used, cap - used, "%s=%s\n", key, val);
+    return DV2_OK;
+}
+
+/* The line of key in params: its value and length, or NULL. */
+static const char *params_find(const char *params, const char *key, size_t *len) {
+    size_t kn = strlen(key);
+    for (const char *p = params; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t ln = nl ? (size_t)(nl - p) : strlen(p);
+        if (ln > kn && p[kn] == '=' && strncmp(p, key, kn) == 0) {
+            *len = ln - kn - 1;
+            return p + kn + 1;
+        }
+        p += ln + (nl != NULL);
+    }
+    return NULL;
+}
+
+int dv2_matrix_params_get(const dv2_matrix_info *info, const char *key, char *out, size_t n) {
+    size_t len;
+    const char *v = params_find(info->params, key, &len);
+    if (!v) return 0;
+    if (n) {
+        size_t c = len < n - 1 ? len : n - 1;
+        memcpy(out, v, c);
+        out[c] = 0;
+    }
+    return 1;
+}
+
+/* 1 with key set to the first key of a (in order) whose value in b differs or
+ * is missing; 0 when there is none. */
+static int params_first_diff(const char *a, const char *b, char *key, size_t keycap) {
+    for (const char *p = a; *p;) {
+        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+        size_t ln = nl ? (size_t)(nl - p) : strlen(p);
+        if (eq && eq < p + ln) {
+            size_t kn = (size_t)(eq - p), la, lb;
+            if (kn < keycap) {
+                memcpy(key, p, kn);
+                key[kn] = 0;
+                const char *va = params_find(a, key, &la), *vb = params_find(b, key, &lb);
+                if (!vb || la != lb || memcmp(va, vb, la) != 0) return 1;
+            }
+        }
+        p += ln + (nl != NULL);
+    }
+    return 0;
+}
+
+int dv2_matrix_check_same_params(const dv2_matrix_info *have, const dv2_matrix_info *want,
+                                 const char *name, dv2_error *err) {
+    char key[DV2_MATRIX_PARAMS_MAX];
+    if (!params_first_diff(want->params, have->params, key, sizeof key) &&
+        !params_first_diff(have->params, want->params, key, sizeof key))
+        return DV2_OK;
+    char va[DV2_MATRIX_PARAMS_MAX] = "(none)", vb[DV2_MATRIX_PARAMS_MAX] = "(none)";
+    dv2_matrix_params_get(have, key, va, sizeof va);
+    dv2_matrix_params_get(want, key, vb, sizeof vb);
+    return dv2_error_set(err, DV2_EINVAL,
+                         "%s: the rows there were made with %s=%s, these would be made with %s=%s",
+                         name, key, va, key, vb);
 }
 
 size_t dv2_matrix_row_bytes(int dtype, uint32_t dim) {
@@ -58,7 +137,7 @@ int dv2_matrix_header_encode(uint8_t *out, const dv2_matrix_info *info, dv2_erro
                              info->dim, DV2_MATRIX_MAX_DIM);
     if (!text_fits(info->model, sizeof info->model) ||
         !text_fits(info->features, sizeof info->features) ||
-        !text_fits(info->note, sizeof info->note))
+        !text_fits(info->note, sizeof info->note) || !text_fits(info->params, sizeof info->params))
         return dv2_error_set(err, DV2_EINVAL, "matrix: header text not terminated");
     memset(out, 0, DV2_MATRIX_HEADER_SIZE);
     memcpy(out, DV2_MATRIX_MAGIC, 8);
@@ -72,6 +151,7 @@ int dv2_matrix_header_encode(uint8_t *out, const dv2_matrix_info *info, dv2_erro
     memcpy(out + H_MODEL, info->model, strlen(info->model));
     memcpy(out + H_FEATURES, info->features, strlen(info->features));
     memcpy(out + H_NOTE, info->note, strlen(info->note));
+    memcpy(out + H_PARAMS, info->params, strlen(info->params));
     return DV2_OK;
 }
 
@@ -96,10 +176,10 @@ int dv2_matrix_header_decode(dv2_matrix_info *info, const uint8_t *in, const cha
     if (memcmp(in, DV2_MATRIX_MAGIC, 8) != 0)
         return dv2_error_set(err, DV2_ECORRUPT, "%s: not a dv2 embedding matrix (bad magic)", name);
     uint32_t version = get_u32(in + H_VERSION);
-    if (version != DV2_MATRIX_VERSION)
+    if (version < DV2_MATRIX_VERSION_MIN || version > DV2_MATRIX_VERSION)
         return dv2_error_set(err, DV2_ECORRUPT,
-                             "%s: unsupported matrix version %u (this build reads version %d)",
-                             name, version, DV2_MATRIX_VERSION);
+                             "%s: unsupported matrix version %u (this build reads versions %d to %d)",
+                             name, version, DV2_MATRIX_VERSION_MIN, DV2_MATRIX_VERSION);
     uint32_t hsize = get_u32(in + H_HSIZE);
     if (hsize != DV2_MATRIX_HEADER_SIZE)
         return dv2_error_set(err, DV2_ECORRUPT, "%s: header size %u, expected %d", name, hsize,
@@ -120,15 +200,19 @@ int dv2_matrix_header_decode(dv2_matrix_info *info, const uint8_t *in, const cha
     uint32_t flags = get_u32(in + H_FLAGS);
     if (flags != 0)
         return dv2_error_set(err, DV2_ECORRUPT, "%s: unknown header flags 0x%x", name, flags);
+    /* Version 1 has no params: its bytes there are reserved. */
+    size_t text_end = version >= 2 ? H_TEXT_END : H_PARAMS;
     if (!all_zero(in + H_FIXED_END, H_MODEL - H_FIXED_END) ||
-        !all_zero(in + H_TEXT_END, DV2_MATRIX_HEADER_SIZE - H_TEXT_END))
+        !all_zero(in + text_end, DV2_MATRIX_HEADER_SIZE - text_end))
         return dv2_error_set(err, DV2_ECORRUPT, "%s: reserved header bytes are not zero", name);
     dv2_matrix_info tmp;
     dv2_matrix_info_init(&tmp, (int)dtype, dim);
     tmp.rows = get_u64(in + H_ROWS);
+    tmp.version = version;
     if (decode_text(tmp.model, in + H_MODEL, DV2_MATRIX_MODEL_MAX) ||
         decode_text(tmp.features, in + H_FEATURES, DV2_MATRIX_FEATURES_MAX) ||
-        decode_text(tmp.note, in + H_NOTE, DV2_MATRIX_NOTE_MAX))
+        decode_text(tmp.note, in + H_NOTE, DV2_MATRIX_NOTE_MAX) ||
+        (version >= 2 && decode_text(tmp.params, in + H_PARAMS, DV2_MATRIX_PARAMS_MAX)))
         return dv2_error_set(err, DV2_ECORRUPT, "%s: header text field not NUL-terminated", name);
     *info = tmp;
     return DV2_OK;

@@ -5,7 +5,7 @@
  *
  * Header (byte offsets; every reserved byte is zero):
  *     0  8     magic "DV2MATRX"
- *     8  u32   version (1)
+ *     8  u32   version (2; version 1 files, without params, are read too)
  *    12  u32   header size (4096)
  *    16  u32   dtype: 1 = f32, 2 = f16
  *    20  u32   dim, 1 .. DV2_MATRIX_MAX_DIM
@@ -17,6 +17,9 @@
  *   256  256   model     NUL-terminated UTF-8 text (what produced the rows)
  *   512  256   features  NUL-terminated UTF-8 text (which features: "cls", ...)
  *   768  1024  note      NUL-terminated UTF-8 free text
+ *  1792  1024  params    NUL-terminated UTF-8 "key=value" lines: everything that
+ *                        determines a row (weights digest, features, sizes, ...);
+ *                        an append must bring the same lines (version 2)
  *  4096        rows
  *
  * A compressed matrix is one zstd stream of exactly these bytes; every reader
@@ -34,13 +37,15 @@
 #include "core/dv2.h"
 
 #define DV2_MATRIX_MAGIC "DV2MATRX"
-#define DV2_MATRIX_VERSION 1
+#define DV2_MATRIX_VERSION 2
+#define DV2_MATRIX_VERSION_MIN 1  /* oldest version read: 1 has no params */
 #define DV2_MATRIX_HEADER_SIZE 4096
 #define DV2_MATRIX_MAX_DIM (1u << 20)
 #define DV2_MATRIX_ROWS_UNKNOWN UINT64_MAX
 #define DV2_MATRIX_MODEL_MAX 256     /* bytes of the field, NUL included */
 #define DV2_MATRIX_FEATURES_MAX 256
 #define DV2_MATRIX_NOTE_MAX 1024
+#define DV2_MATRIX_PARAMS_MAX 1024
 
 enum { DV2_MATRIX_F32 = 1, DV2_MATRIX_F16 = 2 };
 
@@ -52,10 +57,23 @@ typedef struct dv2_matrix_info {
     char model[DV2_MATRIX_MODEL_MAX];
     char features[DV2_MATRIX_FEATURES_MAX];
     char note[DV2_MATRIX_NOTE_MAX];
+    char params[DV2_MATRIX_PARAMS_MAX];     /* "key=value\n" lines, "" when none */
+    uint32_t version;                       /* as read; writers always write the current one */
 } dv2_matrix_info;
 
 /* Zeroes info and sets dtype, dim, rows = unknown and empty strings. */
 void dv2_matrix_info_init(dv2_matrix_info *info, int dtype, uint32_t dim);
+/* Adds the line "key=value" to info->params (printf-style value).  Keys are
+ * [a-z0-9_]; values hold no newline.  DV2_EINVAL if it does not fit. */
+int dv2_matrix_params_add(dv2_matrix_info *info, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Copies the value of key into out (n bytes); 1 if present, 0 if not. */
+int dv2_matrix_params_get(const dv2_matrix_info *info, const char *key, char *out, size_t n);
+/* DV2_EINVAL naming the first key whose value differs between the rows
+ * already in NAME (have) and the rows about to be added (want), with both
+ * values ("(none)" for a missing key); DV2_OK when the lines are the same. */
+int dv2_matrix_check_same_params(const dv2_matrix_info *have, const dv2_matrix_info *want,
+                                 const char *name, dv2_error *err);
 /* 12 + dim * element size; 0 for an invalid dtype. */
 size_t dv2_matrix_row_bytes(int dtype, uint32_t dim);
 /* Header bytes <-> info.  decode validates every field; name (a path or
@@ -86,13 +104,24 @@ typedef struct dv2_matrix_write_opts {
  * place by dv2_matrix_writer_close (lib/core/afile.h); the row count is recorded in
  * the header when path is a named file and not compressed.
  *
+ * Either mode first removes temporaries of path left by writers that were
+ * killed (dv2_afile_remove_stale).
+ *
  * Append mode (dv2-embed --resume): the file is written in place so that a
  * killed writer leaves every complete row behind.  If path exists it must be
- * an uncompressed matrix whose dtype, dim, model and features equal info's;
- * a partial last row is cut off and writing continues after the last complete
- * row (dv2_matrix_writer_rows tells how many were kept; use a reader first to
- * learn their ids).  If path does not exist it is created.  Not with "-" or
- * zstd. */
+ * an uncompressed matrix whose dtype and dim equal info's and whose params
+ * equal info's (dv2_matrix_check_same_params; when neither has params, model
+ * and features must be equal; a file without params cannot take rows that
+ * have them); a partial last row is cut off and writing continues after the
+ * last complete row (dv2_matrix_writer_rows tells how many were kept; use a
+ * reader first to learn their ids).  If path does not exist, is empty, or
+ * holds only the first bytes of a header (a writer killed while creating it)
+ * it is written anew (dv2_matrix_writer_restarted then says so).  Not with
+ * "-" or zstd.
+ *
+ * Every vector written must be finite (and, for f16, within the f16 range):
+ * a NaN or infinity is DV2_ECORRUPT naming the row's id and nothing of that
+ * call is written. */
 int dv2_matrix_writer_open(dv2_matrix_writer **w, const char *path, const dv2_matrix_info *info,
                            const dv2_matrix_write_opts *opts, dv2_error *err);
 /* Appends n rows: ids[n], labels[n] (NULL = all -1), vecs[n*dim] row-major. */
@@ -100,6 +129,9 @@ int dv2_matrix_writer_write(dv2_matrix_writer *w, const uint64_t *ids, const int
                             const float *vecs, size_t n, dv2_error *err);
 /* Rows in the output so far (including rows kept by append mode). */
 uint64_t dv2_matrix_writer_rows(const dv2_matrix_writer *w);
+/* Bytes of a partial header that append mode discarded to start over (0 when
+ * it did not). */
+long dv2_matrix_writer_restarted(const dv2_matrix_writer *w);
 /* Pushes buffered rows to the file and fsyncs it (append mode checkpoints). */
 int dv2_matrix_writer_flush(dv2_matrix_writer *w, dv2_error *err);
 /* Finishes the stream, records the count, renames into place, writes the .npy

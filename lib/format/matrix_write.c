@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct dv2_matrix_writer {
     size_t row_bytes;
     uint64_t rows;
     int append;
+    long restarted;       /* append mode: bytes of a partial header discarded */
     dv2_afile af;         /* normal mode */
     FILE *f;              /* where bytes go: af.f, or the in-place file in append mode */
     int named;            /* a path, not stdout */
@@ -127,27 +129,40 @@ static int open_append(dv2_matrix_writer *w, const char *path, dv2_error *err) {
         rc = dv2_error_errno(err, DV2_EIO, errno, "%s: stat failed", path);
     } else if (!S_ISREG(st.st_mode)) {
         rc = dv2_error_set(err, DV2_EINVAL, "%s: appending needs a regular file", path);
-    } else if (st.st_size == 0) { /* new file */
-        w->info.rows = DV2_MATRIX_ROWS_UNKNOWN;
-        rc = dv2_matrix_header_encode(h, &w->info, err);
-        if (!rc && dv2_write_all(fd, h, DV2_MATRIX_HEADER_SIZE) != 0)
-            rc = dv2_error_errno(err, DV2_EIO, errno, "%s: write failed", path);
     } else {
         dv2_matrix_info old;
-        long got = dv2_read_full(fd, h, DV2_MATRIX_HEADER_SIZE);
+        long got = st.st_size == 0 ? 0 : dv2_read_full(fd, h, DV2_MATRIX_HEADER_SIZE);
         if (got < 0) {
             rc = dv2_error_errno(err, DV2_EIO, errno, "%s: read failed", path);
         } else if (got >= 4 && h[0] == 0x28 && h[1] == 0xb5 && h[2] == 0x2f && h[3] == 0xfd) {
             rc = dv2_error_set(err, DV2_EINVAL, "%s: cannot append to a compressed matrix", path);
         } else if (got < DV2_MATRIX_HEADER_SIZE) {
-            rc = dv2_error_set(err, DV2_ECORRUPT, "%s: truncated header (%ld of %d bytes)", path,
-                               got, DV2_MATRIX_HEADER_SIZE);
+            /* Empty, or the first bytes of a header: a writer killed while
+             * creating the file.  Nothing was kept, so start over. */
+            if (memcmp(h, DV2_MATRIX_MAGIC, got < 8 ? (size_t)got : 8) != 0)
+                rc = dv2_error_set(err, DV2_ECORRUPT, "%s: not a dv2 embedding matrix (bad magic)",
+                                   path);
+            else if ((rc = dv2_matrix_header_encode(h, &w->info, err)) != 0)
+                dv2_error_prefix(err, "%s", path);
+            else if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) < 0 ||
+                     dv2_write_all(fd, h, DV2_MATRIX_HEADER_SIZE) != 0)
+                rc = dv2_error_errno(err, DV2_EIO, errno, "%s: write failed", path);
+            else
+                w->restarted = got;
         } else if ((rc = dv2_matrix_header_decode(&old, h, path, err)) == 0) {
             if (old.dtype != w->info.dtype || old.dim != w->info.dim)
                 rc = dv2_error_set(err, DV2_EINVAL,
                                    "%s: existing matrix is %s x %u, cannot append %s x %u rows",
                                    path, old.dtype == DV2_MATRIX_F32 ? "f32" : "f16", old.dim,
                                    w->info.dtype == DV2_MATRIX_F32 ? "f32" : "f16", w->info.dim);
+            else if (!old.params[0] && w->info.params[0])
+                rc = dv2_error_set(err, DV2_EINVAL,
+                                   "%s: the rows there do not record what made them (matrix "
+                                   "version %u), so new rows cannot be checked against them; "
+                                   "write a new matrix",
+                                   path, old.version);
+            else if (old.params[0] || w->info.params[0])
+                rc = dv2_matrix_check_same_params(&old, &w->info, path, err);
             else if (strcmp(old.model, w->info.model) || strcmp(old.features, w->info.features))
                 rc = dv2_error_set(err, DV2_EINVAL,
                                    "%s: existing matrix holds model '%s' features '%s', not "
@@ -213,6 +228,7 @@ int dv2_matrix_writer_open(dv2_matrix_writer **wp, const char *path, const dv2_m
     if (opts) o = *opts;
     *wp = NULL;
     int is_stdout = strcmp(path, "-") == 0;
+    if (!is_stdout) dv2_afile_remove_stale(path);
     if (o.append && (is_stdout || o.zstd))
         return dv2_error_set(err, DV2_EINVAL, "%s: append mode needs a named uncompressed file",
                              is_stdout ? "stdout" : path);
@@ -285,6 +301,18 @@ fail:
 int dv2_matrix_writer_write(dv2_matrix_writer *w, const uint64_t *ids, const int32_t *labels,
                             const float *vecs, size_t n, dv2_error *err) {
     size_t dim = w->info.dim, vbytes = w->row_bytes - 12;
+    /* Refuse a NaN or infinity before anything of the call is written: such
+     * a row poisons every distance computed from it, stages later.  f16
+     * rounds |x| >= 65520 to infinity. */
+    for (size_t j = 0; j < n; j++)
+        for (size_t k = 0; k < dim; k++) {
+            float x = vecs[j * dim + k];
+            if (w->half ? !(fabsf(x) < 65520.0f) : !isfinite(x))
+                return dv2_error_set(err, DV2_ECORRUPT,
+                                     "%s: row of id %016llx: value %g at index %zu %s", w->name,
+                                     (unsigned long long)ids[j], (double)x, k,
+                                     isfinite(x) ? "overflows float16" : "is not finite");
+        }
     for (size_t done = 0; done < n;) {
         size_t m = n - done < w->blk_rows ? n - done : w->blk_rows;
         for (size_t i = 0; i < m; i++) {
@@ -313,6 +341,8 @@ int dv2_matrix_writer_write(dv2_matrix_writer *w, const uint64_t *ids, const int
 }
 
 uint64_t dv2_matrix_writer_rows(const dv2_matrix_writer *w) { return w->rows; }
+
+long dv2_matrix_writer_restarted(const dv2_matrix_writer *w) { return w->restarted; }
 
 int dv2_matrix_writer_flush(dv2_matrix_writer *w, dv2_error *err) {
     if (w->cctx) {
@@ -366,6 +396,11 @@ int dv2_matrix_writer_close(dv2_matrix_writer *w, dv2_error *err) {
 void dv2_matrix_writer_abort(dv2_matrix_writer *w) {
     if (!w) return;
     if (w->append) {
+        /* The rows written so far stay: record their count (a hint), as close does. */
+        uint8_t cnt[8];
+        put_u64le(cnt, w->rows);
+        int recorded = w->f && fflush(w->f) == 0 && pwrite(fileno(w->f), cnt, 8, ROWS_OFFSET) == 8;
+        (void)recorded; /* a hint only: readers never rely on it */
         if (w->f) fclose(w->f);
     } else if (w->af.f || w->af.tmp) {
         dv2_afile_abort(&w->af);

@@ -186,6 +186,17 @@ int dv2_weights_arch(const dv2_safetensors_file *f, dv2_arch *a, dv2_error *err)
     return rc < 0 ? dv2_error_prefix(err, "%s", P) : rc;
 }
 
+int dv2_weights_check_finite(const float *v, size_t n, const char *path, const char *name,
+                             dv2_error *err) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return dv2_error_set(err, DV2_ECORRUPT,
+                                 "%s: tensor %s: element %zu is %s: the weights are not usable "
+                                 "(a diverged training run?)",
+                                 path, name, i, isnan(v[i]) ? "NaN" : "infinite");
+    return DV2_OK;
+}
+
 int dv2_weights_write(const char *path, int force, const dv2_safetensors_entry *t, size_t n,
                                const dv2_arch *arch, const char *const *extra_keys,
                                const char *const *extra_vals, size_t nextra, dv2_error *err) {

@@ -18,6 +18,11 @@ int dv2_weights_write(const char *path, int force, const dv2_safetensors_entry *
                                const dv2_arch *arch, const char *const *extra_keys,
                                const char *const *extra_vals, size_t nextra, dv2_error *err);
 
+/* DV2_ECORRUPT "PATH: tensor NAME: element I is nan/inf..." when one of the n
+ * values is not finite (weights of a diverged run); DV2_OK otherwise. */
+int dv2_weights_check_finite(const float *v, size_t n, const char *path, const char *name,
+                             dv2_error *err);
+
 /* ---- names and architecture ------------------------------------------- */
 
 /* Maps a stored name to the official backbone name: strips a leading
