@@ -30,6 +30,7 @@ static const dv2_opt opts[] = {
     {"ls", 0, 0, NULL, "list records as TSV: id, key, label, bytes"},
     {"verify", 0, 0, NULL, "check every record checksum, index and manifest"},
     {"extract", 0, 1, "DIR", "write every record's bytes to DIR/KEY"},
+    {"allow-empty", 0, 0, NULL, "an output without records is not an error"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -57,6 +58,7 @@ static int on_opt(void *vc, int idx, const char *arg) {
     case 7: c->mode = M_LS; c->nmodes++; break;
     case 8: c->mode = M_VERIFY; c->nmodes++; break;
     case 9: c->mode = M_EXTRACT; c->nmodes++; c->extract_dir = arg; break;
+    case 10: c->o.allow_empty = 1; break;
     }
     return 0;
 }

@@ -86,32 +86,38 @@ int dv2_pack_verify(char *const *inputs, int n, dv2_pack_stats *st, dv2_error *e
 
 typedef struct extract_ctx { const char *dir; int force; } extract_ctx;
 
-/* A key is safe when it is relative and has no "." or ".." component. */
-static int key_safe(const char *key) {
-    if (key[0] == '/') return 0;
-    for (const char *p = key; *p;) {
-        const char *e = strchr(p, '/');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
-        if (l == 0 || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.')) return 0;
-        if (!e) break;
-        p = e + 1;
+/* Creates the directories of path below dir, one component at a time,
+ * refusing any that is a symbolic link: what is written stays inside dir
+ * whatever was there before. */
+static int mkdirs_below(const char *dir, char *path, dv2_error *err) {
+    size_t l0 = strlen(dir);
+    for (char *s = path + l0 + 1; (s = strchr(s, '/')); s++) {
+        *s = 0;
+        struct stat st;
+        int rc = 0;
+        if (lstat(path, &st) != 0) {
+            if (errno != ENOENT || (mkdir(path, 0755) != 0 && errno != EEXIST))
+                rc = dv2_error_errno(err, DV2_EIO, errno, "%s", path);
+        } else if (S_ISLNK(st.st_mode)) {
+            rc = dv2_error_set(err, DV2_EINVAL, "%s: a symbolic link inside %s: refusing to follow it", path, dir);
+        } else if (!S_ISDIR(st.st_mode)) {
+            rc = dv2_error_set(err, DV2_EEXIST, "%s: exists and is not a directory", path);
+        }
+        *s = '/';
+        if (rc < 0) return rc;
     }
-    return 1;
+    return 0;
 }
 
 static int extract_one(void *vctx, const dv2_record *r, dv2_error *err) {
     extract_ctx *c = vctx;
-    if (!key_safe(r->key))
+    if (!dv2_key_is_clean(r->key)) /* dv2-pack never writes one; a shard from elsewhere may */
         return dv2_error_set(err, DV2_EINVAL, "refusing key '%s': it would leave %s", r->key, c->dir);
     size_t l = strlen(c->dir) + strlen(r->key) + 2;
     char *path = malloc(l);
     if (!path) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
     snprintf(path, l, "%s/%s", c->dir, r->key);
-    char *slash = strrchr(path, '/');
-    int rc = 0;
-    *slash = 0;
-    rc = dv2_mkdir_p(path, err);
-    *slash = '/';
+    int rc = mkdirs_below(c->dir, path, err);
     struct stat st;
     if (rc == 0 && !c->force && lstat(path, &st) == 0)
         rc = dv2_error_set(err, DV2_EEXIST, "%s: exists (use -f to overwrite)", path);

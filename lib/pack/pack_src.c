@@ -99,16 +99,6 @@ static int is_image_name(const char *name) {
     return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
 }
 
-/* Key of a path given by the user: leading "/", "./" and "../" removed. */
-static const char *key_of_path(const char *p) {
-    for (;;) {
-        if (*p == '/') p++;
-        else if (p[0] == '.' && p[1] == '/') p += 2;
-        else if (p[0] == '.' && p[1] == '.' && p[2] == '/') p += 3;
-        else return p;
-    }
-}
-
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -198,15 +188,19 @@ static int add_path(dv2_pack_src *s, const char *path, dv2_error *err) {
         }
     }
     /* anything else is an image file; its check happens when it is packed */
-    const char *key = key_of_path(path), *slash = strrchr(key, '/');
-    char *cls = NULL;
+    char *key = strdup(path), *cls = NULL;
+    if (!key) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    dv2_key_clean(key); /* the key rule: relative, no "." or ".." */
+    const char *slash = strrchr(key, '/');
     if (slash) { /* class: name of the parent directory */
         const char *start = slash;
         while (start > key && start[-1] != '/') start--;
         cls = strndup(start, (size_t)(slash - start));
     }
-    int rc = add_unit(s, U_FILE, path, key, cls, err);
+    int rc = key[0] ? add_unit(s, U_FILE, path, key, cls, err)
+                    : dv2_error_set(err, DV2_EINVAL, "%s: no file name to make a key of", path);
     free(cls);
+    free(key);
     return rc;
 }
 
@@ -228,6 +222,12 @@ static int add_stdin(dv2_pack_src *s, dv2_error *err) {
     fclose(m);
     if (r < 0) { free(text); return dv2_error_errno(err, DV2_EIO, errno, "(stdin)"); }
     int rc = 0;
+    size_t sp = text ? strspn(text, " \t\r\n") : 0;
+    if ((!text || !text[sp]) && !s->o->allow_empty) {
+        free(text);
+        return dv2_error_set(err, DV2_ENOTFOUND, "(stdin): empty: no paths, no shard or tar stream "
+                             "(--allow-empty writes an empty dataset)");
+    }
     for (char *line = text, *next; line && *line && rc == 0; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
@@ -451,7 +451,7 @@ static int tar_next(dv2_pack_src *s, dv2_pack_item *it, dv2_error *err) {
     }
 }
 
-int dv2_pack_src_next(dv2_pack_src *s, dv2_pack_item *it, dv2_error *err) {
+static int src_next_raw(dv2_pack_src *s, dv2_pack_item *it, dv2_error *err) {
     memset(it, 0, sizeof *it);
     while (s->cur < s->nu) {
         unit *u = &s->u[s->cur];
@@ -514,4 +514,23 @@ int dv2_pack_src_next(dv2_pack_src *s, dv2_pack_item *it, dv2_error *err) {
         s->cur++;
     }
     return 0;
+}
+
+/* Every item passes here: its key takes the one clean form (dataset.h), so
+ * that whatever went in can be extracted in full.  An id made from the key
+ * follows the clean key; a repacked record keeps its id. */
+int dv2_pack_src_next(dv2_pack_src *s, dv2_pack_item *it, dv2_error *err) {
+    int rc = src_next_raw(s, it, err);
+    if (rc != 1 || !it->key || dv2_key_is_clean(it->key)) return rc;
+    int from_key = it->id == dv2_key_id(it->key);
+    char *raw = strdup(it->key);
+    if (!raw) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    if (dv2_key_clean(it->key) == 0 && !it->bad) {
+        size_t l = strlen(raw) + 64;
+        it->bad = 1;
+        if ((it->why = malloc(l))) snprintf(it->why, l, "key '%s': nothing left once cleaned", raw);
+    }
+    if (from_key) it->id = dv2_key_id(it->key);
+    free(raw);
+    return 1;
 }
