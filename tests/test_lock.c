@@ -1,7 +1,8 @@
 /* test_lock.c — output locks (lib/core/lock.h): a second writer is refused
  * with the holder's pid, in this process or another; a lock left by a killed
  * process is taken over, not trusted; a lock written on another host is
- * refused; release removes the file. */
+ * refused; release removes the file; a matrix opened for appending is
+ * locked. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/lock.h"
+#include "format/matrix.h"
 #include "testutil.h"
 
 static void test_in_process(void) {
@@ -77,8 +79,27 @@ static void test_other_host(void) {
     CHECK(access("d/.dv2.lock", F_OK) == 0); /* not ours to remove */
 }
 
+/* dv2-embed --resume appends in place: a second appender is refused. */
+static void test_matrix_append(void) {
+    dv2_error err = {0};
+    dv2_matrix_info info;
+    dv2_matrix_info_init(&info, DV2_MATRIX_F32, 4);
+    dv2_matrix_write_opts o = {0};
+    o.append = 1;
+    dv2_matrix_writer *a = NULL, *b = NULL;
+    CHECK(dv2_matrix_writer_open(&a, "d/m.emb", &info, &o, &err) == 0);
+    CHECK(dv2_matrix_writer_open(&b, "d/m.emb", &info, &o, &err) == DV2_EEXIST);
+    CHECKF(strstr(err.msg, "the matrix is being written by process") != NULL, "%s", err.msg);
+    CHECK(b == NULL);
+    CHECK(dv2_matrix_writer_close(a, &err) == 0);
+    CHECK(access("d/.m.emb.lock", F_OK) != 0);
+    CHECK(dv2_matrix_writer_open(&b, "d/m.emb", &info, &o, &err) == 0);
+    if (b) dv2_matrix_writer_close(b, &err);
+}
+
 int main(void) {
     test_in_process();
+    test_matrix_append();
     test_other_process();
     test_other_host();
     return tu_finish("test_lock");
