@@ -217,14 +217,10 @@ int main(int argc, char **argv) {
     if (n == 0 && root) dv2_warnf("the pool is empty: nothing to deduplicate");
     if (c.nagainst && na == 0 && root) dv2_warnf("the --against sets are empty: no leakage removal");
     {
-        dv2_idlist chk = {ids, (size_t)n};
-        dv2_idlist cp = {malloc(sizeof(uint64_t) * (size_t)(n ? n : 1)), (size_t)n};
-        if (cp.ids) {
-            memcpy(cp.ids, chk.ids, sizeof(uint64_t) * (size_t)n);
-            size_t dup = dv2_idlist_sort_unique(&cp);
-            if (dup && root) dv2_warnf("%zu pool ids occur more than once; id lists will repeat them", dup);
-            free(cp.ids);
-        }
+        int64_t *first = malloc(sizeof(int64_t) * (size_t)(n ? n : 1)), nfirst = n;
+        if (first && dv2_idlist_first_rows(ids, n, first, &nfirst, &err) == 0 && nfirst < n && root)
+            dv2_warnf("%lld pool ids occur more than once; id lists will repeat them", (long long)(n - nfirst));
+        free(first);
     }
 
     dv2_vecsrc poolsrc, agsrc;
