@@ -74,8 +74,11 @@ int dv2_pack_verify(char *const *inputs, int n, dv2_pack_stats *st, dv2_error *e
 /* Writes each record's bytes to dir/key (directories created).  Keys not in
  * the clean form (dv2_key_is_clean: absolute, "." or ".." components) are
  * refused, and so is a symbolic link met inside dir.  Existing files are an
- * error unless force. */
-int dv2_pack_extract(char *const *inputs, int n, const char *dir, int force, dv2_pack_stats *st,
-                     dv2_error *err);
+ * error unless force.  webdataset: the WebDataset layout, an image named
+ * KEY.jpg/.png (the extension added when the key has none) and its label in
+ * KEY.cls, so that `tar --sort=name -cf shard.tar -C dir .` is a shard that
+ * WebDataset readers (and dv2-pack) take back. */
+int dv2_pack_extract(char *const *inputs, int n, const char *dir, int force, int webdataset,
+                     dv2_pack_stats *st, dv2_error *err);
 
 #endif
