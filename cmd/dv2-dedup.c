@@ -157,7 +157,7 @@ int main(int argc, char **argv) {
         "one image kept per component; --against drops components near evaluation sets.",
         "The representative of a component is its first image in pool order (first matrix first).\n"
         "Run under mpirun -np R to split the search across processes; the output is the same.",
-        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_DEVICE | DV2_CLI_THREADS, opts};
+        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_DEVICE | DV2_CLI_THREADS, opts, dv2_knn_cuda_built};
     dv2_cli cli;
     int rc = dv2_cli_parse(&cli, &spec, argc, argv, on_opt, &c);
     if (rc != DV2_CLI_RUN) return rc;

@@ -90,7 +90,7 @@ int main(int argc, char **argv) {
         "INPUT: image files, directories (recursive, sorted), '-' (paths on stdin, or a shard or tar\n"
         "stream), WebDataset tars, IDX files (MNIST format, gzip or raw), shards, datasets.\n"
         "OUT: a dataset directory (resumed if a run was interrupted) or '-' (a shard stream).",
-        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_THREADS, opts};
+        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_THREADS, opts, NULL};
     ctx c;
     memset(&c, 0, sizeof c);
     dv2_pack_opts_init(&c.o);
@@ -139,9 +139,17 @@ int main(int argc, char **argv) {
     dv2_progress_end(&c.prog);
     if (rc < 0) return dv2_cli_finish(dv2_report(&err));
     double dt = dv2_now() - t0;
-    dv2_infof("%llu records (%.1f MB) in %llu shards, %.1f MB written, %llu skipped, %llu not selected, "
-              "%.1f s", (unsigned long long)st.records, (double)st.bytes_in / 1e6,
-              (unsigned long long)st.shards, (double)st.bytes_out / 1e6, (unsigned long long)st.skipped,
-              (unsigned long long)st.filtered, dt);
+    if (st.resumed_records) /* the whole dataset, and what this run added to it */
+        dv2_infof("%llu records in %llu shards (%llu records in %llu shards kept from the interrupted run, "
+                  "%llu packed now: %.1f MB), %.1f MB written in all, %llu skipped, %llu not selected, %.1f s",
+                  (unsigned long long)st.records, (unsigned long long)st.shards,
+                  (unsigned long long)st.resumed_records, (unsigned long long)st.resumed_shards,
+                  (unsigned long long)(st.records - st.resumed_records), (double)st.bytes_in / 1e6,
+                  (double)st.bytes_out / 1e6, (unsigned long long)st.skipped, (unsigned long long)st.filtered, dt);
+    else
+        dv2_infof("%llu records (%.1f MB) in %llu shards, %.1f MB written, %llu skipped, %llu not selected, "
+                  "%.1f s", (unsigned long long)st.records, (double)st.bytes_in / 1e6,
+                  (unsigned long long)st.shards, (double)st.bytes_out / 1e6, (unsigned long long)st.skipped,
+                  (unsigned long long)st.filtered, dt);
     return dv2_cli_finish(0);
 }

@@ -90,7 +90,7 @@ int main(int argc, char **argv) {
         "similarity.",
         "Sample-based output lists each pool image once, with its best query (ordered by pool row), unless\n"
         "--keep-repeats.  Build the training set with: cut -f1 selected.tsv | dv2-pack --select - ...",
-        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_DEVICE | DV2_CLI_THREADS, opts};
+        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_DEVICE | DV2_CLI_THREADS, opts, dv2_knn_cuda_built};
     dv2_cli cli;
     int rc = dv2_cli_parse(&cli, &spec, argc, argv, on_opt, &c);
     if (rc != DV2_CLI_RUN) return rc;
