@@ -104,7 +104,7 @@ int dv2_lock_acquire(dv2_lock *l, const char *path, const char *what, dv2_error 
 
 void dv2_lock_release(dv2_lock *l) {
     if (!l) return;
-    if (l->fd >= 0) {
+    if (l->fd >= 0 && l->file) { /* a zeroed, never acquired lock has no file */
         unlink(l->file); /* while still held: a waiter that opened it sees another inode and retries */
         close(l->fd);
     }

@@ -25,7 +25,8 @@ typedef struct dv2_lock {
  * message naming the holder's pid and host.  l is valid for release after
  * any return. */
 int dv2_lock_acquire(dv2_lock *l, const char *path, const char *what, dv2_error *err);
-/* Removes the lock file and drops the lock; safe on an unheld lock. */
+/* Removes the lock file and drops the lock; safe on an unheld lock, on one
+ * whose acquire failed and on a zeroed struct. */
 void dv2_lock_release(dv2_lock *l);
 
 #endif
