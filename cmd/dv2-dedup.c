@@ -148,7 +148,7 @@ int main(int argc, char **argv) {
         "one image kept per component; --against drops components near evaluation sets.",
         "The representative of a component is its first image in pool order (first matrix first).\n"
         "Run under mpirun -np R to split the search across processes; the output is the same.",
-        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_DEVICE | DV2_CLI_THREADS, opts};
+        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_DEVICE | DV2_CLI_THREADS, opts, dv2_knn_cuda_built};
     dv2_cli cli;
     int rc = dv2_cli_parse(&cli, &spec, argc, argv, on_opt, &c);
     if (rc != DV2_CLI_RUN) return rc;
@@ -210,14 +210,10 @@ int main(int argc, char **argv) {
     if (n == 0 && root) dv2_warnf("the pool is empty: nothing to deduplicate");
     if (c.nagainst && na == 0 && root) dv2_warnf("the --against sets are empty: no leakage removal");
     {
-        dv2_idlist chk = {ids, (size_t)n};
-        dv2_idlist cp = {malloc(sizeof(uint64_t) * (size_t)(n ? n : 1)), (size_t)n};
-        if (cp.ids) {
-            memcpy(cp.ids, chk.ids, sizeof(uint64_t) * (size_t)n);
-            size_t dup = dv2_idlist_sort_unique(&cp);
-            if (dup && root) dv2_warnf("%zu pool ids occur more than once; id lists will repeat them", dup);
-            free(cp.ids);
-        }
+        int64_t *first = malloc(sizeof(int64_t) * (size_t)(n ? n : 1)), nfirst = n;
+        if (first && dv2_idlist_first_rows(ids, n, first, &nfirst, &err) == 0 && nfirst < n && root)
+            dv2_warnf("%lld pool ids occur more than once; id lists will repeat them", (long long)(n - nfirst));
+        free(first);
     }
 
     dv2_vecsrc poolsrc, agsrc;

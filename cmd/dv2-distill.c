@@ -97,6 +97,7 @@ int main(int argc, char **argv) {
         "Data-parallel: mpirun -np N dv2-distill ... (or srun).",
         DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_SEED | DV2_CLI_THREADS | DV2_CLI_DEVICE,
         opts,
+        NULL,
     };
     int rc = dv2_cli_parse(&cli, &spec, argc, argv, on_opt, &c);
     if (rc != DV2_CLI_RUN) return rc;

@@ -12,6 +12,7 @@
 #include "embed/embed.h"
 #include "embed/embed_vit.h"
 #include "format/matrix.h"
+#include "model/arch.h"
 #include "ops/ops.h"
 
 typedef struct opts {
@@ -175,6 +176,13 @@ int main(int argc, char **argv) {
     if (o.pixels && (o.features || o.layers || o.pca))
         return dv2_usage_error("--pixels takes no --features, --layers or --pca");
     if (o.layers && o.features) return dv2_usage_error("--layers and --features exclude each other");
+    if (o.arch) { /* a bad --arch, or a --size it cannot take, is a usage error found before any work */
+        dv2_arch a;
+        dv2_error e = {0};
+        if (dv2_arch_preset(&a, o.arch, &e)) return dv2_usage_error("--arch: %s", e.msg);
+        if (o.size % a.patch_size)
+            return dv2_usage_error("--size %d is not a multiple of the patch size %d of %s", o.size, a.patch_size, o.arch);
+    }
     const char *out = cli.output ? cli.output : "-";
     if (o.resume && !strcmp(out, "-")) return dv2_usage_error("--resume needs -o FILE");
     if (o.resume && o.zstd) return dv2_usage_error("--resume cannot append to a --zstd matrix (write it uncompressed)");

@@ -14,7 +14,7 @@ enum { M_PACK, M_LS, M_VERIFY, M_EXTRACT };
 
 typedef struct ctx {
     dv2_pack_opts o;
-    int mode, nmodes;
+    int mode, nmodes, wds;
     const char *extract_dir;
     dv2_progress prog;
 } ctx;
@@ -30,6 +30,8 @@ static const dv2_opt opts[] = {
     {"ls", 0, 0, NULL, "list records as TSV: id, key, label, bytes"},
     {"verify", 0, 0, NULL, "check every record checksum, index and manifest"},
     {"extract", 0, 1, "DIR", "write every record's bytes to DIR/KEY"},
+    {"allow-empty", 0, 0, NULL, "an output without records is not an error"},
+    {"webdataset", 0, 0, NULL, "--extract in the WebDataset layout: KEY.jpg (or .png) and KEY.cls"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -57,6 +59,8 @@ static int on_opt(void *vc, int idx, const char *arg) {
     case 7: c->mode = M_LS; c->nmodes++; break;
     case 8: c->mode = M_VERIFY; c->nmodes++; break;
     case 9: c->mode = M_EXTRACT; c->nmodes++; c->extract_dir = arg; break;
+    case 10: c->o.allow_empty = 1; break;
+    case 11: c->wds = 1; break;
     }
     return 0;
 }
@@ -86,7 +90,7 @@ int main(int argc, char **argv) {
         "INPUT: image files, directories (recursive, sorted), '-' (paths on stdin, or a shard or tar\n"
         "stream), WebDataset tars, IDX files (MNIST format, gzip or raw), shards, datasets.\n"
         "OUT: a dataset directory (resumed if a run was interrupted) or '-' (a shard stream).",
-        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_THREADS, opts};
+        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_THREADS, opts, NULL};
     ctx c;
     memset(&c, 0, sizeof c);
     dv2_pack_opts_init(&c.o);
@@ -98,6 +102,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) stdin_uses += strcmp(inputs[i], "-") == 0;
     if (c.o.select && strcmp(c.o.select, "-") == 0) stdin_uses++;
     if (c.nmodes > 1) return dv2_usage_error("--ls, --verify and --extract exclude each other");
+    if (c.wds && c.mode != M_EXTRACT) return dv2_usage_error("--webdataset goes with --extract");
     if (n == 0) return dv2_usage_error("no input given");
     if (stdin_uses > 1) return dv2_usage_error("standard input is used twice");
     dv2_error err = {0};
@@ -110,7 +115,7 @@ int main(int argc, char **argv) {
             return dv2_usage_error("packing options do not go with --ls/--verify/--extract");
         if (c.mode == M_LS) rc = dv2_pack_ls(inputs, n, stdout, &st, &err);
         else if (c.mode == M_VERIFY) rc = dv2_pack_verify(inputs, n, &st, &err);
-        else rc = dv2_pack_extract(inputs, n, c.extract_dir, cli.force, &st, &err);
+        else rc = dv2_pack_extract(inputs, n, c.extract_dir, cli.force, c.wds, &st, &err);
         if (rc < 0) return dv2_cli_finish(dv2_report(&err));
         if (c.mode == M_VERIFY)
             dv2_infof("ok: %llu records, %.1f MB of payload, all checksums and indexes verified",
@@ -134,9 +139,17 @@ int main(int argc, char **argv) {
     dv2_progress_end(&c.prog);
     if (rc < 0) return dv2_cli_finish(dv2_report(&err));
     double dt = dv2_now() - t0;
-    dv2_infof("%llu records (%.1f MB) in %llu shards, %.1f MB written, %llu skipped, %llu not selected, "
-              "%.1f s", (unsigned long long)st.records, (double)st.bytes_in / 1e6,
-              (unsigned long long)st.shards, (double)st.bytes_out / 1e6, (unsigned long long)st.skipped,
-              (unsigned long long)st.filtered, dt);
+    if (st.resumed_records) /* the whole dataset, and what this run added to it */
+        dv2_infof("%llu records in %llu shards (%llu records in %llu shards kept from the interrupted run, "
+                  "%llu packed now: %.1f MB), %.1f MB written in all, %llu skipped, %llu not selected, %.1f s",
+                  (unsigned long long)st.records, (unsigned long long)st.shards,
+                  (unsigned long long)st.resumed_records, (unsigned long long)st.resumed_shards,
+                  (unsigned long long)(st.records - st.resumed_records), (double)st.bytes_in / 1e6,
+                  (double)st.bytes_out / 1e6, (unsigned long long)st.skipped, (unsigned long long)st.filtered, dt);
+    else
+        dv2_infof("%llu records (%.1f MB) in %llu shards, %.1f MB written, %llu skipped, %llu not selected, "
+                  "%.1f s", (unsigned long long)st.records, (double)st.bytes_in / 1e6,
+                  (unsigned long long)st.shards, (double)st.bytes_out / 1e6, (unsigned long long)st.skipped,
+                  (unsigned long long)st.filtered, dt);
     return dv2_cli_finish(0);
 }

@@ -204,7 +204,7 @@ int main(int argc, char **argv) {
         "logistic-regression linear probe, instance retrieval.",
         "Without --knn, --linear or --retrieval, runs the k-NN classifier with k = 10,20,100,200.\n"
         "Labels come from the matrices; for --retrieval they are instance ids.",
-        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_THREADS, opts};
+        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_THREADS, opts, NULL};
     dv2_cli cli;
     int rc = dv2_cli_parse(&cli, &spec, argc, argv, on_opt, &c);
     if (rc != DV2_CLI_RUN) return rc;

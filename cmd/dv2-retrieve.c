@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
         "similarity.",
         "Sample-based output lists each pool image once, with its best query (ordered by pool row), unless\n"
         "--keep-repeats.  Build the training set with: cut -f1 selected.tsv | dv2-pack --select - ...",
-        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_DEVICE | DV2_CLI_THREADS, opts};
+        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_DEVICE | DV2_CLI_THREADS, opts, dv2_knn_cuda_built};
     dv2_cli cli;
     int rc = dv2_cli_parse(&cli, &spec, argc, argv, on_opt, &c);
     if (rc != DV2_CLI_RUN) return rc;
@@ -148,11 +148,18 @@ int main(int argc, char **argv) {
     dv2_vecsrc_concat(&all, parts, c.npool);
     src = all;
     int64_t nsel = n;
+    /* an id met twice (pools that overlap) is searched once, at its first row */
+    if ((rc = dv2_idlist_first_rows(ids, n, rows, &nsel, &err)) < 0) goto fail;
+    int subset = nsel < n || c.keep;
+    if (nsel < n && root)
+        dv2_warnf("%lld pool rows repeat an id met before (overlapping pools?); each id is retrieved once",
+                  (long long)(n - nsel));
     if (c.keep) {
         dv2_idlist_sort_unique(&keep);
-        nsel = 0;
-        for (int64_t i = 0; i < n; i++)
-            if (dv2_idlist_contains(&keep, ids[i])) rows[nsel++] = i;
+        int64_t nk = 0;
+        for (int64_t i = 0; i < nsel; i++)
+            if (dv2_idlist_contains(&keep, ids[rows[i]])) rows[nk++] = rows[i];
+        nsel = nk;
         /* ids of the list that the pool does not hold */
         dv2_idlist have = {malloc(sizeof(uint64_t) * (size_t)(nsel ? nsel : 1)), 0};
         if (have.ids) {
@@ -164,8 +171,8 @@ int main(int argc, char **argv) {
                 dv2_warnf("%zu of the %zu ids in %s are not in the pool (ignored)", missing, keep.n, c.keep);
             free(have.ids);
         }
-        dv2_vecsrc_subset(&src, &all, rows, nsel);
     }
+    if (subset) dv2_vecsrc_subset(&src, &all, rows, nsel);
     if (root && nsel == 0) dv2_warnf("the pool is empty%s: nothing to retrieve", c.keep ? " after --keep" : "");
     if (root && qs.n == 0) dv2_warnf("the query set %s is empty: nothing to retrieve", qs.name);
 
@@ -215,7 +222,7 @@ int main(int argc, char **argv) {
         if (rc < 0) goto fail;
         for (int64_t i = 0; i < out.n; i++) {
             const dv2_retrieve_hit *h = &out.hits[i];
-            int64_t prow = c.keep ? rows[h->pool_row] : h->pool_row;
+            int64_t prow = subset ? rows[h->pool_row] : h->pool_row;
             if (c.clusters)
                 fprintf(af.f, "%" PRIu64 "\t%" PRId64 "\t%.6f\n", ids[prow], h->from, h->sim);
             else

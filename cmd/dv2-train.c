@@ -98,6 +98,7 @@ int main(int argc, char **argv) {
         "Data-parallel: mpirun -np N dv2-train ... (or srun).",
         DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_SEED | DV2_CLI_THREADS | DV2_CLI_DEVICE,
         opts,
+        NULL, /* trains on the CPU backend */
     };
     int rc = dv2_cli_parse(&cli, &spec, argc, argv, on_opt, &c);
     if (rc != DV2_CLI_RUN) return rc;
@@ -112,6 +113,8 @@ int main(int argc, char **argv) {
     }
     if (cli.output && c.out && strcmp(cli.output, c.out)) return dv2_usage_error("-o and --out disagree");
     const char *out = c.out ? c.out : cli.output;
+    if (out && strcmp(out, "-") == 0) /* the common -o takes '-' for stdout; a run is a directory */
+        return dv2_usage_error("-o -: a run is a directory, it cannot go to standard output");
 
     dv2_error err = {0};
     dv2_config cfg;
@@ -155,7 +158,7 @@ int main(int argc, char **argv) {
     if (!c.resume && !cli.force && dir_has_run(out)) { /* every rank sees it: all stop */
         if (dist.rank == 0) dv2_errorf("%s: already holds a run (use --resume to continue it, -f to start over)", out);
         dv2_dist_finalize(&dist);
-        return DV2_EXIT_USAGE;
+        return DV2_EXIT_ERROR; /* a conflict with what is on disk, not a usage error */
     }
     /* every rank has looked at the directory before rank 0 writes into it */
     if (dv2_dist_barrier(&dist, &err)) {

@@ -111,9 +111,9 @@ expect_exit 2 $E --arch vit_small --features bogus -o x.emb ds
 expect_exit 2 $E --pixels --size 0 -o x.emb ds
 expect_exit 2 $E --pixels --resume ds
 expect_empty out.txt
-expect_exit 1 $E --pixels --device cuda -o x.emb ds
+expect_exit 2 $E --pixels --device cuda -o x.emb ds
 expect_grep "cuda" err.txt
-expect_exit 1 $E --arch vit_small --size 30 -o x.emb ds
+expect_exit 2 $E --arch vit_small --size 30 -o x.emb ds
 expect_grep "multiple of the patch size" err.txt
 
 # End to end on real photographs: dv2-pack + dv2-embed --pixels equal PIL +

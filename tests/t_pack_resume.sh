@@ -31,6 +31,8 @@ expect_grep "manifest" err.txt
 
 expect_exit 0 dv2-pack -o run "$@"
 expect_grep "resuming run: keeping $nkept complete shards" err.txt
+# the summary counts the whole dataset, and says what was kept
+expect_grep "60000 records in $nref shards ([0-9]* records in $nkept shards kept from the interrupted run" err.txt
 expect_eq "$(ls -A run | grep -c tmp)" 0 "temporary files left"
 if diff -r ref run >diff.txt; then ok; else fail "resumed dataset differs from the reference"; head diff.txt >&2; fi
 # shards from other inputs are not silently kept

@@ -37,6 +37,16 @@ expect_eq "$(wc -l < out.txt)" 800 "rows with repeats"
 cut -f1,2 out.txt | sort > got_rep; cut -f1,2 ref_rep.tsv | sort > ref_rep12
 expect_same got_rep ref_rep12
 
+# overlapping pools: an id met twice is retrieved once, with a warning;
+# the output is that of the pool given once
+expect_exit 0 dv2-retrieve --queries q.emb --pool pool.emb --pool pool.emb -n 4
+expect_grep "warning: 3000 pool rows repeat an id met before" err.txt
+expect_eq "$(cut -f1 out.txt | sort | uniq -d | wc -l)" 0 "repeated pool ids in the output"
+cut -f1,2 out.txt > got_twice
+expect_same got_twice ref12
+expect_exit 0 dv2-retrieve --queries q.emb --pool pool.emb --pool pool.emb -n 4 --keep keep.ids
+expect_eq "$(cut -f1 out.txt | sort | uniq -d | wc -l)" 0 "repeated pool ids with --keep"
+
 # --keep: only kept ids come out, and the unknown ids are reported
 expect_exit 0 dv2-retrieve --queries q.emb --pool pool.emb -n 4 --keep keep.ids
 expect_grep "2 of the 1502 ids" err.txt

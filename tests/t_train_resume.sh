@@ -61,9 +61,40 @@ expect_exit 0 dv2-train --data data -o dmg --resume -j 1
 expect_grep "skipped 1 damaged checkpoint" err.txt
 expect_eq "$(digest err.txt)" "$ref" "digest after resuming past a damaged checkpoint"
 
-# usage errors
-expect_exit 2 dv2-train -c tiny.cfg --data data -o ref
+# a refused resume (another batch size) changes nothing in the run
+# directory, so a later plain --resume (a Slurm requeue) still works
+cp -r ref req
+cp req/config.cfg req.cfg
+ls -l --time-style=+%s req > req_before.txt
+expect_exit 1 dv2-train --data data -o req --resume -j 1 train.batch_size_per_gpu=4
+expect_grep "resume needs the same" err.txt
+expect_same req/config.cfg req.cfg
+ls -l --time-style=+%s req > req_after.txt
+expect_same req_before.txt req_after.txt
+expect_exit 0 dv2-train --data data -o req --resume -j 1
+expect_eq "$(digest err.txt)" "$ref" "digest of a plain --resume after a refused one"
+
+# one writer per run directory: a second is refused naming the first; the
+# lock of a killed run is taken over
+dv2-train -c tiny.cfg --data data -o busy -j 1 -q 2>/dev/null &
+pid=$!
+n=0
+while [ ! -f busy/config.cfg ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
+expect_exit 1 dv2-train --data data -o busy --resume -j 1
+expect_grep "busy: the run is being written by process $pid " err.txt
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+expect_exit 0 dv2-train --data data -o busy --resume -j 1 --max-iters 1
+expect_grep "taking over the lock of process $pid, which is gone" err.txt
+
+# an existing run without --resume or -f is a conflict (1), not a usage error
+expect_exit 1 dv2-train -c tiny.cfg --data data -o ref
 expect_grep "already holds a run" err.txt
+
+# usage errors
+expect_exit 2 dv2-train -c tiny.cfg --data data -o -
+expect_grep "a run is a directory" err.txt
+[ ! -e ./- ] && ok || fail "-o - created a directory named '-'"
 expect_exit 2 dv2-train -c tiny.cfg --data data -o x no.such.key=1
 expect_grep "unknown key 'no.such.key'" err.txt
 expect_exit 2 dv2-train -c tiny.cfg -o x

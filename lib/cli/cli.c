@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -65,8 +66,8 @@ static const common_opt k_common[] = {
     {"output", 1, 'o', OPT_OUTPUT, DV2_CLI_OUTPUT, "OUT", "write to OUT ('-' for stdout)"},
     {"force", 0, 'f', OPT_FORCE, DV2_CLI_FORCE, NULL, "overwrite existing outputs; allow binary output to a terminal"},
     {"progress", 0, 0, OPT_PROGRESS, DV2_CLI_PROGRESS, NULL, "show progress on stderr even when it is not a terminal"},
-    {"seed", 1, 0, OPT_SEED, DV2_CLI_SEED, "N", "random seed (default 0)"},
-    {"device", 1, 0, OPT_DEVICE, DV2_CLI_DEVICE, "DEV", "cpu, cpu-bf16, cuda or auto (default auto)"},
+    {"seed", 1, 0, OPT_SEED, 0, "N", "random seed (default 0)"},
+    {"device", 1, 0, OPT_DEVICE, 0, "DEV", "cpu, cpu-bf16, cuda or auto (default auto; -V lists what this program runs on)"},
     {"threads", 1, 'j', OPT_THREADS, DV2_CLI_THREADS, "N", "worker threads (default: all cores)"},
     {"quiet", 0, 'q', OPT_QUIET, 0, NULL, "only errors on stderr"},
     {"verbose", 0, 'v', OPT_VERBOSE, 0, NULL, "more messages (repeat for more)"},
@@ -90,12 +91,23 @@ void dv2_cli_help(const dv2_cli_spec *spec, FILE *f) {
         for (const dv2_opt *o = spec->opts; o->name; o++) help_line(f, o->short_name, o->name, o->arg, o->help);
     }
     fprintf(f, "\nCommon options:\n");
-    for (size_t i = 0; i < N_COMMON; i++)
-        if (!k_common[i].need || (spec->common & k_common[i].need))
-            help_line(f, k_common[i].shortc, k_common[i].name, k_common[i].arg, k_common[i].help);
+    for (size_t i = 0; i < N_COMMON; i++) {
+        const common_opt *c = &k_common[i];
+        if (c->need && !(spec->common & c->need)) continue;
+        const char *help = c->help;
+        if (c->id == OPT_SEED && !(spec->common & DV2_CLI_SEED)) help = "accepted everywhere; no effect here (no randomness)";
+        if (c->id == OPT_DEVICE && !(spec->common & DV2_CLI_DEVICE))
+            help = "accepted everywhere; cpu or auto here (the work is on the CPU)";
+        help_line(f, c->shortc, c->name, c->arg, help);
+    }
     if (spec->epilog) fprintf(f, "\n%s\n", spec->epilog);
     fprintf(f, "\nExit status: 0 success, 1 runtime or data error, 2 usage error.\n"
                "See %s(1).\n", spec->prog);
+}
+
+static int same_terminal(int a, int b) {
+    struct stat sa, sb;
+    return isatty(a) && isatty(b) && fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_rdev == sb.st_rdev;
 }
 
 int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
@@ -152,8 +164,9 @@ int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
             {
                 char blas[256];
                 dv2_cli_blas_describe(blas, sizeof blas);
-                printf("%s %s (%s)\nblas: %s; %s\n", spec->prog, DV2_VERSION, dv2_build_features(),
-                       dv2_cpu_blas_config(), blas);
+                printf("%s %s (%s)\n", spec->prog, DV2_VERSION, dv2_build_features());
+                printf("devices: cpu%s\n", spec->cuda_ok && spec->cuda_ok() ? " cuda" : "");
+                printf("blas: %s; %s\n", dv2_cpu_blas_config(), blas);
             }
             rc = dv2_cli_finish(0);
             break;
@@ -195,6 +208,10 @@ int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
     cli->verbose = g_verbose;
     cli->argi = optind;
     cli->progress = g_verbose >= 0 && (progress_forced || isatty(2));
+    if (cli->progress && (!cli->output || !strcmp(cli->output, "-")) && same_terminal(1, 2))
+        cli->progress = 0; /* data goes to the terminal the meter would draw on */
+    if (rc == DV2_CLI_RUN && !strcmp(cli->device, "cuda") && !(spec->cuda_ok && spec->cuda_ok()))
+        rc = dv2_usage_error("--device cuda: %s runs on the CPU only in this build (see -V)", spec->prog);
     if (rc == DV2_CLI_RUN && g_verbose > 0) {
         char blas[256];
         dv2_cli_blas_describe(blas, sizeof blas);

@@ -21,7 +21,12 @@
 enum { DV2_EXIT_OK = 0, DV2_EXIT_ERROR = 1, DV2_EXIT_USAGE = 2 };
 #define DV2_CLI_RUN (-1) /* dv2_cli_parse: go on and run */
 
-/* Which common options a program takes besides -h -V -q -v (always on). */
+/* Which common options a program takes besides -h -V -q -v (always on).
+ * --seed and --device are accepted by every program (the contract is the
+ * same everywhere); DV2_CLI_SEED / DV2_CLI_DEVICE say they mean something
+ * there, and --help of the others says that they have no effect.  Progress
+ * is never drawn on the terminal that receives the data (stdout and stderr
+ * the same terminal with -o - or no -o). */
 enum {
     DV2_CLI_OUTPUT = 1 << 0,   /* -o FILE|DIR|- */
     DV2_CLI_FORCE = 1 << 1,    /* -f */
@@ -47,6 +52,9 @@ typedef struct dv2_cli_spec {
     const char *epilog;      /* extra text at the end of --help, or NULL */
     unsigned common;         /* DV2_CLI_* mask */
     const dv2_opt *opts;     /* the program's own options, NULL-name terminated */
+    /* 1 when this program can run on CUDA in this build (shown by -V); NULL:
+     * it runs on the CPU only, and --device cuda is a usage error. */
+    int (*cuda_ok)(void);
 } dv2_cli_spec;
 
 typedef struct dv2_cli {

@@ -29,6 +29,38 @@ void dv2_dataset_shard_name(char *buf, size_t n, uint64_t index) {
     snprintf(buf, n, "shard-%06llu%s", (unsigned long long)index, DV2_SHARD_EXT);
 }
 
+size_t dv2_key_clean(char *key) {
+    size_t out = 0; /* key[0..out) is the clean prefix; components never grow */
+    for (char *p = key; *p;) {
+        char *e = strchr(p, '/');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == 2 && p[0] == '.' && p[1] == '.') { /* drop the last kept component */
+            while (out > 0 && key[out - 1] != '/') out--;
+            if (out > 0) out--;
+        } else if (l > 0 && !(l == 1 && p[0] == '.')) {
+            if (out > 0) key[out++] = '/';
+            for (size_t i = 0; i < l; i++) key[out++] = (unsigned char)p[i] < 0x20 ? '_' : p[i];
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    key[out] = 0;
+    return out;
+}
+
+int dv2_key_is_clean(const char *key) {
+    if (!key[0]) return 0;
+    for (const char *p = key;;) {
+        const char *e = strchr(p, '/');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == 0 || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.')) return 0;
+        for (size_t i = 0; i < l; i++)
+            if ((unsigned char)p[i] < 0x20) return 0;
+        if (!e) return 1;
+        p = e + 1;
+    }
+}
+
 int dv2_manifest_add_shard(dv2_manifest *m, const char *name, uint64_t records, uint64_t bytes,
                            dv2_error *err) {
     dv2_manifest_shard *s = realloc(m->shards, (m->nshards + 1) * sizeof *s);

@@ -56,6 +56,18 @@ int dv2_manifest_write(const dv2_manifest *m, const char *dir, dv2_error *err);
 /* "shard-%06u.dv2s" into buf (at least 32 bytes). */
 void dv2_dataset_shard_name(char *buf, size_t n, uint64_t index);
 
+/* ---- record keys ------------------------------------------------------------ */
+
+/* The one rule for the key of a record, applied when it is packed, so that
+ * every key names a file inside any directory it is extracted to: '/'
+ * separated, relative, with no empty, "." or ".." component and no control
+ * character.  dv2_key_clean rewrites key in place to that form (a ".."
+ * removes the component before it, or nothing at the start; control
+ * characters become '_') and returns its new length (0: nothing is left). */
+size_t dv2_key_clean(char *key);
+/* 1 if key already has the clean form. */
+int dv2_key_is_clean(const char *key);
+
 /* ---- reading a dataset ---------------------------------------------------- */
 
 typedef struct dv2_dataset dv2_dataset; /* opaque */

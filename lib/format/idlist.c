@@ -113,3 +113,32 @@ int dv2_idlist_contains(const dv2_idlist *l, uint64_t id) {
     }
     return lo < l->n && l->ids[lo] == id;
 }
+
+typedef struct id_row { uint64_t id; int64_t row; } id_row;
+
+static int cmp_id_row(const void *a, const void *b) { /* by id, then row */
+    const id_row *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int dv2_idlist_first_rows(const uint64_t *ids, int64_t n, int64_t *rows, int64_t *nrows, dv2_error *err) {
+    *nrows = 0;
+    if (n <= 0) return 0;
+    id_row *t = dv2_malloc_array((size_t)n, sizeof *t);
+    if (!t) return dv2_error_set(err, DV2_ENOMEM, "out of memory for %lld ids", (long long)n);
+    for (int64_t i = 0; i < n; i++) t[i] = (id_row){ids[i], i};
+    qsort(t, (size_t)n, sizeof *t, cmp_id_row);
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (i == 0 || t[i].id != t[i - 1].id) rows[k++] = t[i].row;
+    free(t);
+    qsort(rows, (size_t)k, sizeof *rows, cmp_i64);
+    *nrows = k;
+    return 0;
+}

@@ -25,5 +25,10 @@ int dv2_idlist_parse_id(const char *s, size_t len, uint64_t *out);
 size_t dv2_idlist_sort_unique(dv2_idlist *l);
 /* 1 if id is in l (which must be sorted), else 0. */
 int dv2_idlist_contains(const dv2_idlist *l, uint64_t id);
+/* The rows of ids[0..n) that hold the first occurrence of their id, in row
+ * order, into rows (n entries), their count into *nrows: the one way the
+ * curation programs treat an id met twice (pools that overlap, a matrix
+ * given twice): once, at its first row.  n - *nrows rows are repeats. */
+int dv2_idlist_first_rows(const uint64_t *ids, int64_t n, int64_t *rows, int64_t *nrows, dv2_error *err);
 
 #endif

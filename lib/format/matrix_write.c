@@ -15,6 +15,7 @@
 #include <zstd.h>
 
 #include "core/afile.h"
+#include "core/lock.h"
 
 enum { BLOCK_BYTES = 1 << 20, NPY_HDR = DV2_MATRIX_NPY_HEADER, ROWS_OFFSET = 32 };
 
@@ -37,6 +38,7 @@ struct dv2_matrix_writer {
     int npy;              /* mirroring into .npy */
     dv2_afile npy_af[3];  /* vectors, ids, labels */
     char *npy_names[3];
+    dv2_lock lock;        /* append mode: one writer of the file */
 };
 
 static void put_u64le(uint8_t *p, uint64_t v) {
@@ -106,6 +108,7 @@ static int zstd_finish(dv2_matrix_writer *w, dv2_error *err) {
 
 static void writer_free(dv2_matrix_writer *w) {
     if (!w) return;
+    if (w->append) dv2_lock_release(&w->lock);
     ZSTD_freeCCtx(w->cctx);
     free(w->zout);
     free(w->blk);
@@ -118,6 +121,8 @@ static void writer_free(dv2_matrix_writer *w) {
 /* Append mode: opens (or creates) path in place, validates it against info,
  * cuts a partial last row, and positions w->f at the end. */
 static int open_append(dv2_matrix_writer *w, const char *path, dv2_error *err) {
+    int lrc = dv2_lock_acquire(&w->lock, path, "the matrix", err); /* before anything is read */
+    if (lrc) return lrc;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0) return dv2_error_errno(err, DV2_EIO, errno, "%s: cannot open", path);
     struct stat st;

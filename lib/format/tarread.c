@@ -1,14 +1,18 @@
 /* tarread.c — a streaming tar reader: 512-byte headers with their checksum
  * verified, octal sizes bounded before allocation, pax extended headers
  * ("path=") and GNU long names ('L') applied to the next member, everything
- * that is not a regular file skipped. */
+ * that is not a regular file skipped.  A gzip-compressed archive (.tar.gz,
+ * .tgz; concatenated gzip members too) is inflated as it is read. */
 #include "format/tarread.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "core/afile.h"
+
+enum { ZIN = 1 << 16 };
 
 struct dv2_tar {
     int fd;
@@ -21,9 +25,13 @@ struct dv2_tar {
     char path[4096 + 256];
     char longname[4096];
     int have_long;
+    int gz, gz_bad, gz_end; /* gzip: on, damaged, input exhausted */
+    z_stream zs;
+    uint8_t *zin;
 };
 
-static long tread(dv2_tar *t, void *dst, size_t n) {
+/* Bytes of the file as stored: the prefix first, then fd. */
+static long raw_read(dv2_tar *t, void *dst, size_t n) {
     size_t done = 0;
     while (done < n && t->ppre < t->npre) ((uint8_t *)dst)[done++] = t->pre[t->ppre++];
     if (done < n) {
@@ -31,6 +39,44 @@ static long tread(dv2_tar *t, void *dst, size_t n) {
         if (k < 0) return -1;
         done += (size_t)k;
     }
+    return (long)done;
+}
+
+/* Bytes of the tar stream (inflated if gzip); -1 on a read error, -2 on
+ * damaged gzip data. */
+static long tread(dv2_tar *t, void *dst, size_t n) {
+    if (!t->gz) {
+        long k = raw_read(t, dst, n);
+        if (k > 0) t->off += (uint64_t)k;
+        return k;
+    }
+    if (t->gz_bad) return -2;
+    t->zs.next_out = dst;
+    t->zs.avail_out = (uInt)n;
+    while (t->zs.avail_out > 0 && !t->gz_end) {
+        if (t->zs.avail_in == 0) {
+            long k = raw_read(t, t->zin, ZIN);
+            if (k < 0) return -1;
+            if (k == 0) { t->gz_end = 1; break; }
+            t->zs.next_in = t->zin;
+            t->zs.avail_in = (uInt)k;
+        }
+        int r = inflate(&t->zs, Z_NO_FLUSH);
+        if (r == Z_STREAM_END) { /* another gzip member may follow */
+            if (t->zs.avail_in == 0) {
+                long k = raw_read(t, t->zin, ZIN);
+                if (k < 0) return -1;
+                if (k == 0) { t->gz_end = 1; break; }
+                t->zs.next_in = t->zin;
+                t->zs.avail_in = (uInt)k;
+            }
+            if (inflateReset(&t->zs) != Z_OK) { t->gz_bad = 1; return -2; }
+        } else if (r != Z_OK && !(r == Z_BUF_ERROR && t->zs.avail_in == 0)) {
+            t->gz_bad = 1;
+            return -2;
+        }
+    }
+    size_t done = n - t->zs.avail_out;
     t->off += done;
     return (long)done;
 }
@@ -38,6 +84,8 @@ static long tread(dv2_tar *t, void *dst, size_t n) {
 static int tread_exact(dv2_tar *t, void *dst, size_t n, dv2_error *err) {
     uint64_t at = t->off;
     long k = tread(t, dst, n);
+    if (k == -2) return dv2_error_set(err, DV2_ECORRUPT, "%s: damaged gzip data near offset %llu", t->name,
+                                      (unsigned long long)at);
     if (k < 0) return dv2_error_errno(err, DV2_EIO, errno, "%s: read error at offset %llu", t->name,
                                       (unsigned long long)at);
     if ((size_t)k != n)
@@ -55,14 +103,52 @@ int dv2_tar_open_fd(dv2_tar **out, int fd, const char *name, const void *prefix,
     }
     t->fd = fd;
     if (nprefix > sizeof t->pre) nprefix = sizeof t->pre;
-    memcpy(t->pre, prefix, nprefix);
+    if (nprefix) memcpy(t->pre, prefix, nprefix); /* prefix may be NULL when empty */
     t->npre = nprefix;
+    if (nprefix == 0) { /* look at the first bytes for the gzip magic */
+        long k = dv2_read_full(fd, t->pre, sizeof t->pre);
+        if (k < 0) {
+            int e = errno;
+            dv2_tar_close(t);
+            return dv2_error_errno(err, DV2_EIO, e, "%s: read error", name);
+        }
+        t->npre = (size_t)k;
+    }
+    if (t->npre >= 2 && t->pre[0] == 0x1f && t->pre[1] == 0x8b) {
+        t->gz = 1;
+        if (!(t->zin = malloc(ZIN)) || inflateInit2(&t->zs, 16 + MAX_WBITS) != Z_OK) {
+            free(t->zin);
+            t->zin = NULL;
+            t->gz = 0;
+            dv2_tar_close(t);
+            return dv2_error_set(err, DV2_ENOMEM, "%s: out of memory", name);
+        }
+    }
     *out = t;
     return 0;
 }
 
+int dv2_tar_sniff(const uint8_t *b, size_t n) {
+    if (n >= 512 && dv2_tar_is_header(b)) return 1;
+    if (n < 2 || b[0] != 0x1f || b[1] != 0x8b) return 0;
+    uint8_t h[512];
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) return 0;
+    zs.next_in = (Bytef *)b;
+    zs.avail_in = (uInt)n;
+    zs.next_out = h;
+    zs.avail_out = sizeof h;
+    int r = inflate(&zs, Z_SYNC_FLUSH);
+    int full = zs.avail_out == 0 && (r == Z_OK || r == Z_STREAM_END || r == Z_BUF_ERROR);
+    inflateEnd(&zs);
+    return full && dv2_tar_is_header(h);
+}
+
 void dv2_tar_close(dv2_tar *t) {
     if (!t) return;
+    if (t->gz) inflateEnd(&t->zs);
+    free(t->zin);
     free(t->data);
     free(t->name);
     free(t);
@@ -114,6 +200,8 @@ int dv2_tar_next(dv2_tar *t, const char **path, const uint8_t **data, size_t *si
         uint8_t h[512];
         uint64_t at = t->off;
         long k = tread(t, h, 512);
+        if (k == -2) return dv2_error_set(err, DV2_ECORRUPT, "%s: damaged gzip data near offset %llu", t->name,
+                                          (unsigned long long)at);
         if (k < 0) return dv2_error_errno(err, DV2_EIO, errno, "%s: read error", t->name);
         if (k == 0) return 0; /* end without the zero blocks: accepted */
         if (k < 512)

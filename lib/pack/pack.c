@@ -18,6 +18,7 @@
 #include "core/afile.h"
 #include "format/dataset.h"
 #include "core/hash.h"
+#include "core/lock.h"
 #include "format/idlist.h"
 #include "pack/pack_pipe.h"
 #include "pack/pack_src.h"
@@ -244,8 +245,7 @@ static int emit(packer *p, dv2_pack_item *it, dv2_error *err) {
 /* Output directory: fresh, resumed, or (with -f) started over. */
 static int prepare_dir(packer *p, dv2_error *err) {
     const dv2_pack_opts *o = p->o;
-    int rc = dv2_mkdir_p(o->out, err);
-    if (rc < 0) return rc;
+    int rc = 0;
     size_t l = strlen(o->out) + 300;
     char *path = malloc(l);
     if (!path) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
@@ -335,7 +335,8 @@ int dv2_pack_run(const dv2_pack_opts *o, char *const *inputs, int ninputs, dv2_p
     dv2_pack_src *src = NULL;
     dv2_pack_pipe *pipe = NULL;
     dv2_pack_item item, *it = &item;
-    int rc = 0;
+    dv2_lock lock = {-1, NULL, 0};
+    int rc = 0, created = 0;
     memset(&item, 0, sizeof item);
     p.cctx = calloc((size_t)p.nthreads, sizeof *p.cctx);
     if (!p.cctx) { rc = dv2_error_set(err, DV2_ENOMEM, "out of memory"); goto out; }
@@ -346,6 +347,15 @@ int dv2_pack_run(const dv2_pack_opts *o, char *const *inputs, int ninputs, dv2_p
         dv2_idlist_sort_unique(&sel);
     }
     if (o->labels_tsv && (rc = labels_read(o->labels_tsv, &lab, &nlab, err)) < 0) goto out;
+    if (!p.to_stdout) { /* one writer per directory, from here to the manifest */
+        struct stat sb;
+        created = stat(o->out, &sb) != 0;
+        if ((rc = dv2_mkdir_p(o->out, err)) < 0) goto out;
+        if ((rc = dv2_lock_acquire(&lock, o->out, "the dataset", err)) < 0) goto out;
+        if (lock.stale_pid)
+            say(o->warn, o->ctx, "%s: taking over the lock of process %ld, which is gone", o->out,
+                lock.stale_pid);
+    }
     if ((rc = dv2_pack_src_open(&src, o, inputs, ninputs, err)) < 0) goto out;
     p.total = dv2_pack_src_known_items(src);
     { /* class names must be valid before any shard is written */
@@ -374,7 +384,7 @@ int dv2_pack_run(const dv2_pack_opts *o, char *const *inputs, int ninputs, dv2_p
             if (lab) {
                 label_entry key = {dv2_key_id(it->key), 0}, *f;
                 f = bsearch(&key, lab, nlab, sizeof *lab, cmp_label);
-                if (f) it->label = f->label;
+                if (f) { it->label = f->label; st->labelled++; }
             }
             if (p.resume_pos < p.nresume) {
                 if (it->id == p.resume_ids[p.resume_pos]) { /* in a kept shard */
@@ -398,6 +408,28 @@ int dv2_pack_run(const dv2_pack_opts *o, char *const *inputs, int ninputs, dv2_p
     }
     if ((rc = dv2_pack_pipe_drain(pipe, err)) < 0) goto out;
     rc = 0;
+    if (lab && st->labelled == 0 && st->records + st->skipped > 0) {
+        rc = dv2_error_set(err, DV2_ENOTFOUND, "--labels %s: none of its %zu keys is the key of a record "
+                           "(keys are paths relative to the directory given)", o->labels_tsv, nlab);
+        goto out;
+    }
+    if (lab && st->labelled < st->records + st->skipped)
+        say(o->warn, o->ctx, "--labels %s: %llu of %llu records have no label there", o->labels_tsv,
+            (unsigned long long)(st->records + st->skipped - st->labelled),
+            (unsigned long long)(st->records + st->skipped));
+    if (st->records == 0 && !o->allow_empty) {
+        if (st->filtered)
+            rc = dv2_error_set(err, DV2_ENOTFOUND, "--select %s: none of the %llu records is listed; "
+                               "nothing to write (--allow-empty writes an empty dataset)", o->select,
+                               (unsigned long long)st->filtered);
+        else if (st->skipped)
+            rc = dv2_error_set(err, DV2_ENOTFOUND, "all %llu inputs were skipped; nothing to write "
+                               "(--allow-empty writes an empty dataset)", (unsigned long long)st->skipped);
+        else
+            rc = dv2_error_set(err, DV2_ENOTFOUND, "the inputs hold no images; nothing to write "
+                               "(--allow-empty writes an empty dataset)");
+        goto out;
+    }
     if (p.to_stdout && !p.w) rc = shard_open(&p, err); /* an empty stream is still a shard */
     if (rc == 0) rc = shard_close(&p, err);
     if (rc == 0 && !p.to_stdout) {
@@ -421,5 +453,7 @@ out:
     free(p.resume_ids);
     dv2_pack_src_close(src);
     dv2_manifest_free(&p.m);
+    dv2_lock_release(&lock);
+    if (rc < 0 && created) rmdir(o->out); /* only if nothing is left in it */
     return rc;
 }

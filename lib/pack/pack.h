@@ -32,6 +32,7 @@ typedef struct dv2_pack_opts {
     const char *select;         /* id list to keep ("-" = stdin), or NULL */
     const char *idx_labels[DV2_PACK_MAX_IDX_LABELS]; /* label file for the i-th IDX input */
     int nidx_labels;
+    int allow_empty;            /* an output without records is not an error */
     /* callbacks (may be NULL) */
     void (*warn)(void *ctx, const char *msg);
     void (*info)(void *ctx, const char *msg);
@@ -50,10 +51,16 @@ typedef struct dv2_pack_stats {
     uint64_t shards;         /* shards in the output */
     uint64_t resumed_shards; /* complete shards found and kept */
     uint64_t resumed_records;
+    uint64_t labelled;       /* records given a label by --labels */
 } dv2_pack_stats;
 
 void dv2_pack_opts_init(dv2_pack_opts *o);
-/* Packs inputs[0..n) into o->out. */
+/* Packs inputs[0..n) into o->out.  A dataset directory is locked
+ * (core/lock.h) while it is written: a second writer gets DV2_EEXIST.  An
+ * output without records is an error (DV2_ENOTFOUND, saying why: nothing
+ * on stdin, nothing selected, everything skipped) unless allow_empty; so is
+ * a --labels file none of whose keys is packed.  A failed pack removes the
+ * directory it created if nothing is left in it. */
 int dv2_pack_run(const dv2_pack_opts *o, char *const *inputs, int n, dv2_pack_stats *st,
                  dv2_error *err);
 
@@ -64,10 +71,14 @@ int dv2_pack_ls(char *const *inputs, int n, FILE *out, dv2_pack_stats *st, dv2_e
 /* Reads everything: every record checksum, every index, the manifest.  The
  * first damage found is the error (file, record, offset). */
 int dv2_pack_verify(char *const *inputs, int n, dv2_pack_stats *st, dv2_error *err);
-/* Writes each record's bytes to dir/key (directories created).  Keys that
- * are absolute or contain ".." components are refused.  Existing files are
- * an error unless force. */
-int dv2_pack_extract(char *const *inputs, int n, const char *dir, int force, dv2_pack_stats *st,
-                     dv2_error *err);
+/* Writes each record's bytes to dir/key (directories created).  Keys not in
+ * the clean form (dv2_key_is_clean: absolute, "." or ".." components) are
+ * refused, and so is a symbolic link met inside dir.  Existing files are an
+ * error unless force.  webdataset: the WebDataset layout, an image named
+ * KEY.jpg/.png (the extension added when the key has none) and its label in
+ * KEY.cls, so that `tar --sort=name -cf shard.tar -C dir .` is a shard that
+ * WebDataset readers (and dv2-pack) take back. */
+int dv2_pack_extract(char *const *inputs, int n, const char *dir, int force, int webdataset,
+                     dv2_pack_stats *st, dv2_error *err);
 
 #endif

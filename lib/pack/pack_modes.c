@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,47 +85,79 @@ int dv2_pack_verify(char *const *inputs, int n, dv2_pack_stats *st, dv2_error *e
     return each_record(inputs, n, NULL, NULL, 1, st, err);
 }
 
-typedef struct extract_ctx { const char *dir; int force; } extract_ctx;
+typedef struct extract_ctx { const char *dir; int force, wds; } extract_ctx;
 
-/* A key is safe when it is relative and has no "." or ".." component. */
-static int key_safe(const char *key) {
-    if (key[0] == '/') return 0;
-    for (const char *p = key; *p;) {
-        const char *e = strchr(p, '/');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
-        if (l == 0 || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.')) return 0;
-        if (!e) break;
-        p = e + 1;
+/* --webdataset: a record's files are KEY.EXT and KEY.cls, KEY being what
+ * WebDataset readers take for it (the path up to the first '.' of the
+ * basename); an image key without .jpg/.jpeg/.png gets the extension of
+ * its bytes. */
+static const char *image_ext(const dv2_record *r) {
+    const char *dot = strrchr(r->key, '.'), *slash = strrchr(r->key, '/');
+    if (dot && (!slash || dot > slash) &&
+        (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png")))
+        return "";
+    if (r->size >= 2 && r->data[0] == 0xFF && r->data[1] == 0xD8) return ".jpg";
+    if (r->size >= 4 && r->data[0] == 0x89 && r->data[1] == 'P') return ".png";
+    return ".bin";
+}
+
+static int write_member(const extract_ctx *c, const char *path, const void *data, size_t n, dv2_error *err) {
+    struct stat st;
+    if (!c->force && lstat(path, &st) == 0)
+        return dv2_error_set(err, DV2_EEXIST, "%s: exists (use -f to overwrite)", path);
+    return dv2_write_file_atomic(path, data, n, err);
+}
+
+/* Creates the directories of path below dir, one component at a time,
+ * refusing any that is a symbolic link: what is written stays inside dir
+ * whatever was there before. */
+static int mkdirs_below(const char *dir, char *path, dv2_error *err) {
+    size_t l0 = strlen(dir);
+    for (char *s = path + l0 + 1; (s = strchr(s, '/')); s++) {
+        *s = 0;
+        struct stat st;
+        int rc = 0;
+        if (lstat(path, &st) != 0) {
+            if (errno != ENOENT || (mkdir(path, 0755) != 0 && errno != EEXIST))
+                rc = dv2_error_errno(err, DV2_EIO, errno, "%s", path);
+        } else if (S_ISLNK(st.st_mode)) {
+            rc = dv2_error_set(err, DV2_EINVAL, "%s: a symbolic link inside %s: refusing to follow it", path, dir);
+        } else if (!S_ISDIR(st.st_mode)) {
+            rc = dv2_error_set(err, DV2_EEXIST, "%s: exists and is not a directory", path);
+        }
+        *s = '/';
+        if (rc < 0) return rc;
     }
-    return 1;
+    return 0;
 }
 
 static int extract_one(void *vctx, const dv2_record *r, dv2_error *err) {
     extract_ctx *c = vctx;
-    if (!key_safe(r->key))
+    if (!dv2_key_is_clean(r->key)) /* dv2-pack never writes one; a shard from elsewhere may */
         return dv2_error_set(err, DV2_EINVAL, "refusing key '%s': it would leave %s", r->key, c->dir);
-    size_t l = strlen(c->dir) + strlen(r->key) + 2;
+    const char *ext = c->wds ? image_ext(r) : "";
+    size_t l = strlen(c->dir) + strlen(r->key) + 16;
     char *path = malloc(l);
     if (!path) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
-    snprintf(path, l, "%s/%s", c->dir, r->key);
-    char *slash = strrchr(path, '/');
-    int rc = 0;
-    *slash = 0;
-    rc = dv2_mkdir_p(path, err);
-    *slash = '/';
-    struct stat st;
-    if (rc == 0 && !c->force && lstat(path, &st) == 0)
-        rc = dv2_error_set(err, DV2_EEXIST, "%s: exists (use -f to overwrite)", path);
-    if (rc == 0) rc = dv2_write_file_atomic(path, r->data, r->size, err);
+    snprintf(path, l, "%s/%s%s", c->dir, r->key, ext);
+    int rc = mkdirs_below(c->dir, path, err);
+    if (rc == 0) rc = write_member(c, path, r->data, r->size, err);
+    if (rc == 0 && c->wds && r->label >= 0) {
+        char *base = strrchr(path, '/') + 1, *dot = strchr(base, '.');
+        char lab[16];
+        int nl = snprintf(lab, sizeof lab, "%d\n", (int)r->label);
+        snprintf(dot ? dot : base + strlen(base), 5, ".cls");
+        rc = write_member(c, path, lab, (size_t)nl, err);
+    }
     free(path);
     return rc;
 }
 
-int dv2_pack_extract(char *const *inputs, int n, const char *dir, int force, dv2_pack_stats *st,
-                     dv2_error *err) {
+int dv2_pack_extract(char *const *inputs, int n, const char *dir, int force, int webdataset,
+                     dv2_pack_stats *st, dv2_error *err) {
     memset(st, 0, sizeof *st);
     int rc = dv2_mkdir_p(dir, err);
     if (rc < 0) return rc;
-    extract_ctx c = {dir, force};
+    extract_ctx c = {dir, force, webdataset};
     return each_record(inputs, n, extract_one, &c, 0, st, err);
 }

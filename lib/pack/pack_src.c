@@ -8,6 +8,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -49,6 +51,8 @@ struct dv2_pack_src {
     char *tar_pending_path; /* first member of the next group */
     uint8_t *tar_pending;
     size_t tar_pending_size;
+    uint64_t *seen;     /* key ids of the samples of the tar being read */
+    size_t nseen, seen_cap;
     dv2_idx_images idx;
     uint8_t *idx_labels;
     uint32_t idx_i;
@@ -97,16 +101,6 @@ static int add_unit(dv2_pack_src *s, int kind, const char *path, const char *key
 static int is_image_name(const char *name) {
     const char *dot = strrchr(name, '.');
     return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
-}
-
-/* Key of a path given by the user: leading "/", "./" and "../" removed. */
-static const char *key_of_path(const char *p) {
-    for (;;) {
-        if (*p == '/') p++;
-        else if (p[0] == '.' && p[1] == '/') p += 2;
-        else if (p[0] == '.' && p[1] == '.' && p[2] == '/') p += 3;
-        else return p;
-    }
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -189,7 +183,7 @@ static int add_path(dv2_pack_src *s, const char *path, dv2_error *err) {
     close(fd);
     if (k < 0) return dv2_error_errno(err, DV2_EIO, errno, "%s", path);
     if (sniff_shard(b, (size_t)k)) return add_unit(s, U_SHARDS, path, NULL, NULL, err);
-    if (k == 512 && dv2_tar_is_header(b)) return add_unit(s, U_TAR, path, NULL, NULL, err);
+    if (dv2_tar_sniff(b, (size_t)k)) return add_unit(s, U_TAR, path, NULL, NULL, err); /* also .tar.gz */
     if ((k >= 2 && b[0] == 0x1f && b[1] == 0x8b) || (k >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 8)) {
         if (dv2_idx_sniff(path)) {
             uint32_t n = dv2_idx_count(path); /* for the progress ETA */
@@ -198,15 +192,19 @@ static int add_path(dv2_pack_src *s, const char *path, dv2_error *err) {
         }
     }
     /* anything else is an image file; its check happens when it is packed */
-    const char *key = key_of_path(path), *slash = strrchr(key, '/');
-    char *cls = NULL;
+    char *key = strdup(path), *cls = NULL;
+    if (!key) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    dv2_key_clean(key); /* the key rule: relative, no "." or ".." */
+    const char *slash = strrchr(key, '/');
     if (slash) { /* class: name of the parent directory */
         const char *start = slash;
         while (start > key && start[-1] != '/') start--;
         cls = strndup(start, (size_t)(slash - start));
     }
-    int rc = add_unit(s, U_FILE, path, key, cls, err);
+    int rc = key[0] ? add_unit(s, U_FILE, path, key, cls, err)
+                    : dv2_error_set(err, DV2_EINVAL, "%s: no file name to make a key of", path);
     free(cls);
+    free(key);
     return rc;
 }
 
@@ -215,7 +213,7 @@ static int add_stdin(dv2_pack_src *s, dv2_error *err) {
     if (k < 0) return dv2_error_errno(err, DV2_EIO, errno, "(stdin)");
     s->nstdin_pre = (size_t)k;
     if (sniff_shard(s->stdin_pre, (size_t)k)) return add_unit(s, U_SHARDS, "-", NULL, NULL, err);
-    if (k == 512 && dv2_tar_is_header(s->stdin_pre)) return add_unit(s, U_TAR, "-", NULL, NULL, err);
+    if (dv2_tar_sniff(s->stdin_pre, (size_t)k)) return add_unit(s, U_TAR, "-", NULL, NULL, err);
     /* a list of paths, one per line */
     char *text = NULL;
     size_t n = 0;
@@ -228,6 +226,12 @@ static int add_stdin(dv2_pack_src *s, dv2_error *err) {
     fclose(m);
     if (r < 0) { free(text); return dv2_error_errno(err, DV2_EIO, errno, "(stdin)"); }
     int rc = 0;
+    size_t sp = text ? strspn(text, " \t\r\n") : 0;
+    if ((!text || !text[sp]) && !s->o->allow_empty) {
+        free(text);
+        return dv2_error_set(err, DV2_ENOTFOUND, "(stdin): empty: no paths, no shard or tar stream "
+                             "(--allow-empty writes an empty dataset)");
+    }
     for (char *line = text, *next; line && *line && rc == 0; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
@@ -280,6 +284,9 @@ static void close_unit(dv2_pack_src *s) {
     free(s->tar_pending);
     s->tar_pending_path = NULL;
     s->tar_pending = NULL;
+    free(s->seen);
+    s->seen = NULL;
+    s->nseen = s->seen_cap = 0;
     dv2_idx_images_free(&s->idx);
     free(s->idx_labels);
     s->idx_labels = NULL;
@@ -362,7 +369,14 @@ static int open_unit(dv2_pack_src *s, unit *u, dv2_error *err) {
 }
 
 /* WebDataset: the key of a member is its path up to the first '.' of the
- * basename; consecutive members with the same key form one sample. */
+ * basename, its extension the rest ("x.seg.png": key "x", extension
+ * ".seg.png"); the members of one sample are adjacent in the archive.  The
+ * image of a sample is chosen by its extension, not its position: ".jpg",
+ * ".jpeg", ".png" (any case) in that order, then any other member whose
+ * last extension is one of those ("x.seg.png" only when there is nothing
+ * better).  The label is the ".cls" member.  A sample is never dropped
+ * silently: one without a usable image, with a bad label, or whose key
+ * comes back after other samples is a skipped item with the reason. */
 static size_t wds_keylen(const char *path) {
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
@@ -370,88 +384,153 @@ static size_t wds_keylen(const char *path) {
     return dot ? (size_t)(dot - path) : strlen(path);
 }
 
+static int wds_image_rank(const char *path, const char *ext) { /* 1 best .. 4, 0 not an image */
+    static const char *const best[] = {".jpg", ".jpeg", ".png"};
+    for (int i = 0; i < 3; i++)
+        if (!strcasecmp(ext, best[i])) return i + 1;
+    return is_image_name(path) ? 4 : 0;
+}
+
+static int wds_unsupported_image(const char *path) {
+    static const char *const ext[] = {".webp", ".gif", ".bmp", ".tif", ".tiff", ".jp2", ".jxl", ".avif",
+                                      ".heic", ".heif", ".ppm", ".pgm", ".pnm"};
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof ext / sizeof ext[0]; i++)
+        if (!strcasecmp(dot, ext[i])) return 1;
+    return 0;
+}
+
+/* The keys of the samples of the archive being read (for adjacency). */
+static int seen_add(dv2_pack_src *s, uint64_t id) { /* 1 new, 0 seen before, <0 no memory */
+    if (2 * (s->nseen + 1) > s->seen_cap) {
+        size_t c = s->seen_cap ? s->seen_cap * 2 : 1024;
+        uint64_t *t = calloc(c, sizeof *t);
+        if (!t) return DV2_ENOMEM;
+        for (size_t i = 0; i < s->seen_cap; i++)
+            if (s->seen[i]) {
+                size_t j = (size_t)(s->seen[i] * 0x9E3779B97F4A7C15ull) & (c - 1);
+                while (t[j]) j = (j + 1) & (c - 1);
+                t[j] = s->seen[i];
+            }
+        free(s->seen);
+        s->seen = t;
+        s->seen_cap = c;
+    }
+    if (id == 0) id = 1; /* 0 marks a free slot */
+    size_t j = (size_t)(id * 0x9E3779B97F4A7C15ull) & (s->seen_cap - 1);
+    while (s->seen[j]) {
+        if (s->seen[j] == id) return 0;
+        j = (j + 1) & (s->seen_cap - 1);
+    }
+    s->seen[j] = id;
+    s->nseen++;
+    return 1;
+}
+
+static void item_bad(dv2_pack_item *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void item_bad(dv2_pack_item *it, const char *fmt, ...) {
+    char msg[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    it->bad = 1;
+    free(it->why);
+    it->why = strdup(msg);
+}
+
 static int tar_next(dv2_pack_src *s, dv2_pack_item *it, dv2_error *err) {
+    const char *tname = strcmp(s->u[s->cur].path, "-") ? s->u[s->cur].path : "(stdin)";
+    char *img_path = NULL, *cls = NULL, *cls_path = NULL, *unsup = NULL, *first = NULL, *group = NULL;
+    uint8_t *img = NULL;
+    size_t img_size = 0, glen = 0;
+    int rank = 0, rc = 1;
     for (;;) {
-        char *img_path = NULL, *cls = NULL;
-        uint8_t *img = NULL;
-        size_t img_size = 0;
-        char *group = NULL;
-        size_t glen = 0;
-        int rc = 1;
-        for (;;) {
-            const char *p;
-            const uint8_t *d;
-            size_t n;
-            if (s->tar_pending_path) {
-                p = s->tar_pending_path;
-                d = s->tar_pending;
-                n = s->tar_pending_size;
-            } else {
-                rc = dv2_tar_next(s->tar, &p, &d, &n, err);
-                if (rc <= 0) break;
-            }
-            size_t kl = wds_keylen(p);
-            if (group && (kl != glen || strncmp(p, group, glen) != 0)) {
-                if (!s->tar_pending_path) { /* keep it for the next sample */
-                    s->tar_pending_path = strdup(p);
-                    s->tar_pending = malloc(n ? n : 1);
-                    if (!s->tar_pending_path || !s->tar_pending) { rc = DV2_ENOMEM; break; }
-                    memcpy(s->tar_pending, d, n);
-                    s->tar_pending_size = n;
-                }
-                break;
-            }
-            if (!group && !(group = strndup(p, kl))) { rc = DV2_ENOMEM; break; }
-            glen = kl;
-            const char *ext = p + kl;
-            if (!img && is_image_name(p)) {
-                img_path = strdup(p);
-                img = malloc(n ? n : 1);
-                if (!img_path || !img) { rc = DV2_ENOMEM; break; }
-                memcpy(img, d, n);
-                img_size = n;
-            } else if (strcmp(ext, ".cls") == 0 && !cls) {
-                cls = strndup((const char *)d, n);
-            }
-            if (s->tar_pending_path) {
-                free(s->tar_pending_path);
-                free(s->tar_pending);
-                s->tar_pending_path = NULL;
-                s->tar_pending = NULL;
-            }
+        const char *p;
+        const uint8_t *d;
+        size_t n;
+        if (s->tar_pending_path) {
+            p = s->tar_pending_path;
+            d = s->tar_pending;
+            n = s->tar_pending_size;
+        } else {
+            rc = dv2_tar_next(s->tar, &p, &d, &n, err);
+            if (rc <= 0) break;
         }
-        if (rc == DV2_ENOMEM) dv2_error_set(err, rc, "out of memory");
-        if (rc < 0 || !group) {
-            free(img_path); free(img); free(cls); free(group);
-            return rc < 0 ? rc : 0;
+        size_t kl = wds_keylen(p);
+        if (group && (kl != glen || strncmp(p, group, glen) != 0)) {
+            if (!s->tar_pending_path) { /* keep it for the next sample */
+                s->tar_pending_path = strdup(p);
+                s->tar_pending = malloc(n ? n : 1);
+                if (!s->tar_pending_path || !s->tar_pending) { rc = DV2_ENOMEM; break; }
+                memcpy(s->tar_pending, d, n);
+                s->tar_pending_size = n;
+            }
+            rc = 1;
+            break;
         }
-        if (!img) { /* a sample without an image: nothing to pack */
-            free(cls); free(group);
-            continue;
+        if (!group && (!(group = strndup(p, kl)) || !(first = strdup(p)))) { rc = DV2_ENOMEM; break; }
+        glen = kl;
+        const char *ext = p + kl;
+        int r = wds_image_rank(p, ext);
+        if (r && (!rank || r < rank)) {
+            free(img_path);
+            free(img);
+            img_path = strdup(p);
+            img = malloc(n ? n : 1);
+            if (!img_path || !img) { rc = DV2_ENOMEM; break; }
+            memcpy(img, d, n);
+            img_size = n;
+            rank = r;
+        } else if (!strcasecmp(ext, ".cls") && !cls) {
+            if (!(cls = strndup((const char *)d, n)) || !(cls_path = strdup(p))) { rc = DV2_ENOMEM; break; }
+        } else if (!r && !unsup && wds_unsupported_image(p)) {
+            if (!(unsup = strdup(p))) { rc = DV2_ENOMEM; break; }
         }
-        it->key = img_path;
-        it->id = dv2_key_id(img_path);
+        if (s->tar_pending_path) {
+            free(s->tar_pending_path);
+            free(s->tar_pending);
+            s->tar_pending_path = NULL;
+            s->tar_pending = NULL;
+        }
+    }
+    if (rc == DV2_ENOMEM) dv2_error_set(err, rc, "out of memory");
+    if (rc >= 0 && group) {
+        int fresh = seen_add(s, dv2_key_id(group));
+        if (fresh < 0) rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
+        it->key = img_path ? img_path : first;
+        if (img_path) free(first);
+        img_path = first = NULL;
+        it->id = dv2_key_id(it->key);
+        it->label = DV2_LABEL_NONE;
+        it->check = 1;
         it->data = img;
         it->size = img_size;
-        it->check = 1;
-        it->label = DV2_LABEL_NONE;
-        if (cls) {
+        img = NULL;
+        if (fresh == 0)
+            item_bad(it, "%s: member %s: sample '%s' comes back after other samples (the members of a "
+                     "sample must be adjacent)", tname, it->key, group);
+        else if (!rank && unsup)
+            item_bad(it, "%s: member %s: unsupported image format (JPEG and PNG are read)", tname, unsup);
+        else if (!rank)
+            item_bad(it, "%s: sample '%s' has no image member (.jpg, .jpeg or .png)", tname, group);
+        else if (cls) {
             char *end;
             long v = strtol(cls, &end, 10);
             while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t') end++;
             if (end == cls || *end || v < 0 || v > INT32_MAX) {
-                size_t l = strlen(img_path) + 64;
-                it->bad = 1;
-                if ((it->why = malloc(l))) snprintf(it->why, l, "%s: bad .cls label", img_path);
+                size_t l = strcspn(cls, "\r\n");
+                item_bad(it, "%s: member %s: bad label '%.*s' (expected an integer 0..%d)", tname, cls_path,
+                         (int)(l > 64 ? 64 : l), cls, INT32_MAX);
             } else it->label = (int32_t)v;
         }
-        free(cls);
-        free(group);
-        return 1;
-    }
+        if (rc >= 0) rc = 1;
+    } else if (rc >= 0) rc = 0;
+    free(img_path); free(img); free(cls); free(cls_path); free(unsup); free(first); free(group);
+    return rc;
 }
 
-int dv2_pack_src_next(dv2_pack_src *s, dv2_pack_item *it, dv2_error *err) {
+static int src_next_raw(dv2_pack_src *s, dv2_pack_item *it, dv2_error *err) {
     memset(it, 0, sizeof *it);
     while (s->cur < s->nu) {
         unit *u = &s->u[s->cur];
@@ -514,4 +593,23 @@ int dv2_pack_src_next(dv2_pack_src *s, dv2_pack_item *it, dv2_error *err) {
         s->cur++;
     }
     return 0;
+}
+
+/* Every item passes here: its key takes the one clean form (dataset.h), so
+ * that whatever went in can be extracted in full.  An id made from the key
+ * follows the clean key; a repacked record keeps its id. */
+int dv2_pack_src_next(dv2_pack_src *s, dv2_pack_item *it, dv2_error *err) {
+    int rc = src_next_raw(s, it, err);
+    if (rc != 1 || !it->key || dv2_key_is_clean(it->key)) return rc;
+    int from_key = it->id == dv2_key_id(it->key);
+    char *raw = strdup(it->key);
+    if (!raw) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    if (dv2_key_clean(it->key) == 0 && !it->bad) {
+        size_t l = strlen(raw) + 64;
+        it->bad = 1;
+        if ((it->why = malloc(l))) snprintf(it->why, l, "key '%s': nothing left once cleaned", raw);
+    }
+    if (from_key) it->id = dv2_key_id(it->key);
+    free(raw);
+    return 1;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/afile.h"
+#include "core/lock.h"
 #include "train/ckpt.h"
 #include "format/dataset.h"
 #include "ops/ops.h"
@@ -181,6 +182,7 @@ static int log_step(run *r, const dv2_train_step_stats *s, const dv2_sched_value
 int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *dist,
                   dv2_train_result *res, dv2_error *err) {
     run R = {0}, *r = &R;
+    dv2_lock lock = {-1, NULL, 0};
     r->c = c, r->o = o, r->dist = dist;
     memset(res, 0, sizeof *res);
     int rc = dv2_config_validate(c, err);
@@ -196,19 +198,20 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
             (rc = dv2_teacher_load(&t, &r->m, &r->teacher_digest, err)))
             goto done;
     }
-    if (dist->rank == 0) {
-        if ((rc = dv2_mkdir_p(o->run_dir, err))) goto done;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/config.cfg", o->run_dir);
-        if ((rc = dv2_config_save(c, path, err))) goto done;
-        if (!o->resume) { /* a new run: older checkpoints must not be resumed later */
-            int64_t steps[4096];
-            int n = dv2_ckpt_list(o->run_dir, steps, 4096);
-            for (int i = 0; i < n; i++) {
-                dv2_ckpt_path(path, sizeof path, o->run_dir, steps[i]);
-                unlink(path);
-            }
-        }
+    char cfg_path[4096];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.cfg", o->run_dir);
+    if (dist->rank == 0) { /* one writer per run directory (rank 0 writes for all) */
+        rc = dv2_mkdir_p(o->run_dir, err);
+        if (!rc) rc = dv2_lock_acquire(&lock, o->run_dir, "the run", err);
+        if (!rc && lock.stale_pid)
+            notice(r, "%s: taking over the lock of process %ld, which is gone", o->run_dir, lock.stale_pid);
+    }
+    { /* every rank stops when rank 0 could not take the directory */
+        double bad = rc != 0;
+        int rc2 = dv2_dist_allreduce_max_f64(dist, &bad, 1, err);
+        if (rc2) rc = rc2;
+        else if (bad > 0 && !rc) rc = dv2_error_set(err, DV2_EIO, "%s: rank 0 could not take the run directory", o->run_dir);
+        if (rc) goto done;
     }
     if (!o->teacher && (rc = dv2_train_model_init(&r->m, c, o->backend ? o->backend : &dv2_backend_cpu, err)))
         goto done;
@@ -217,8 +220,22 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
         if (rc == DV2_ENOTFOUND) {
             notice(r, "no checkpoint in %s: starting a new run", o->run_dir);
             rc = 0;
-        } else if (rc) {
+        } else if (rc) { /* refused: the run directory is left exactly as it was */
             goto done;
+        }
+    }
+    /* The resume is accepted (or this is a new run): only now does the run
+     * directory change, so a refused resume never rewrites config.cfg. */
+    if (dist->rank == 0) {
+        if ((rc = dv2_config_save(c, cfg_path, err))) goto done;
+        if (!o->resume) { /* a new run: older checkpoints must not be resumed later */
+            char path[4096];
+            int64_t steps[4096];
+            int n = dv2_ckpt_list(o->run_dir, steps, 4096);
+            for (int i = 0; i < n; i++) {
+                dv2_ckpt_path(path, sizeof path, o->run_dir, steps[i]);
+                unlink(path);
+            }
         }
     }
     if (r->it == 0) { /* a new run (or --resume with no checkpoint yet) */
@@ -314,5 +331,6 @@ done:
     dv2_train_step_free(r->st);
     dv2_train_model_free(&r->m);
     free(r->config_text);
+    dv2_lock_release(&lock);
     return rc;
 }
