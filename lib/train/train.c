@@ -148,7 +148,9 @@ static int broadcast_params(run *r, dv2_error *err) {
     return 0;
 }
 
-static const char *plot_keys[] = {"loss", "dino_local", "dino_global", "ibot", "koleo"};
+static const char *plot_keys[] = {"loss", "dino_local", "dino_global", "ibot", "koleo", "tgt_entropy",
+                                  "tgt_mean_entropy"};
+#define N_PLOT_KEYS ((int)(sizeof plot_keys / sizeof plot_keys[0]))
 
 static int log_step(run *r, const dv2_train_step_stats *s, const dv2_sched_values *v, double step_s,
                     double wait_s, dv2_error *err) {
@@ -161,7 +163,12 @@ static int log_step(run *r, const dv2_train_step_stats *s, const dv2_sched_value
                     v->momentum, v->teacher_temp, s->grad_norm[0], s->grad_norm[1],
                     r->m.n_mod > 2 ? s->grad_norm[2] : 0.0, s->n_masked, step_s > 0 ? imgs / step_s : 0,
                     step_s, wait_s, s->finite, s->global_size};
-    int rc = dv2_runlog_append(r->log, r->it, k, val, (int)(sizeof val / sizeof val[0]), err);
+    enum { NB = sizeof val / sizeof val[0], NA = NB + DV2_COLLAPSE_NKEYS };
+    const char *ka[NA]; /* then the collapse diagnostics (collapse.h) */
+    double va[NA];
+    memcpy(ka, k, sizeof k), memcpy(va, val, sizeof val);
+    dv2_collapse_keys(&s->collapse, ka + NB, va + NB);
+    int rc = dv2_runlog_append(r->log, r->it, ka, va, NA, err);
     if (rc) return rc;
     int period = r->c->train.log_period;
     if (r->it % period == 0 || r->it + 1 == r->total) {
@@ -174,7 +181,7 @@ static int log_step(run *r, const dv2_train_step_stats *s, const dv2_sched_value
         char path[4096], title[256];
         snprintf(path, sizeof path, "%s/loss.svg", r->o->run_dir);
         snprintf(title, sizeof title, "%s %s: loss terms", r->o->teacher ? "dv2-distill" : "dv2-train", r->o->run_dir);
-        rc = dv2_runlog_plot(r->log, path, title, plot_keys, 5, err);
+        rc = dv2_runlog_plot(r->log, path, title, plot_keys, N_PLOT_KEYS, err);
     }
     return rc;
 }
@@ -318,7 +325,7 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
         char path[4096], title[256];
         snprintf(path, sizeof path, "%s/loss.svg", o->run_dir);
         snprintf(title, sizeof title, "%s %s: loss terms", o->teacher ? "dv2-distill" : "dv2-train", o->run_dir);
-        if ((rc = dv2_runlog_plot(r->log, path, title, plot_keys, 5, err))) goto done;
+        if ((rc = dv2_runlog_plot(r->log, path, title, plot_keys, N_PLOT_KEYS, err))) goto done;
     }
     rc = dv2_dist_barrier(dist, err);
 done:

@@ -24,6 +24,7 @@
 #include "ops/cpu/cpu_loss.h"
 #include "model/mask.h"
 #include "core/rng.h"
+#include "train/collapse.h"
 
 #define STUDENT_TEMP 0.1f
 #define CENTER_MOMENTUM 0.9f
@@ -58,6 +59,7 @@ struct dv2_train_step {
     int *h_nn;
     int *h_subset;
     size_t subset_cap;
+    dv2_collapse *col;            /* collapse diagnostics of the teacher (collapse.h) */
     int64_t fault_nan_from; /* DV2_TRAIN_FAULT_NAN_FROM: poison gradients from this iteration (tests) */
 };
 
@@ -188,7 +190,8 @@ int dv2_train_step_create(dv2_train_step **out, const dv2_config *c, dv2_train_m
         (rc = dv2_head_pass_create(&s->thp, thi, U, 0, err)) ||
         (rc = dv2_head_pass_create(&s->shc, &m->s_dino, LB + 2 * B, DV2_HEAD_TRAIN, err)) ||
         (rc = dv2_head_pass_create(&s->shp, hi, U, DV2_HEAD_TRAIN, err)) ||
-        (rc = build_sized(s, c->crops.global_crops_size, err))) {
+        (rc = build_sized(s, c->crops.global_crops_size, err)) ||
+        (rc = dv2_collapse_create(&s->col, 2 * B, s->K, m->t_dino.a.bottleneck, D, err))) {
         dv2_train_step_free(s);
         return rc;
     }
@@ -212,6 +215,7 @@ void dv2_train_step_free(dv2_train_step *s) {
     dv2_head_pass_free(s->thp);
     dv2_head_pass_free(s->shc);
     dv2_head_pass_free(s->shp);
+    dv2_collapse_free(s->col);
     free(s);
 }
 
@@ -308,6 +312,9 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
     float temp = (float)v->teacher_temp;
     if ((rc = targets(s, s->h_q_c, s->h_tlog_c, 2 * B, K, temp, m->dino_center, 1.0, 1.0 / (2.0 * B * W),
                       (double)2 * B * W, err)))
+        return rc;
+    if ((rc = dv2_collapse_measure(s->col, &out->collapse, s->h_q_c, s->h_tlog_c, s->d_tin_c, &m->t_dino, 2 * B,
+                                   err)))
         return rc;
     double m_tot = M;
     if ((rc = dv2_dist_allreduce_sum_f64(s->dist, &m_tot, 1, err))) return rc;

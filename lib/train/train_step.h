@@ -19,6 +19,7 @@
 #include "train/schedule.h"
 #include "train/loader.h"
 #include "train/train_model.h"
+#include "train/collapse.h"
 
 typedef struct dv2_train_step_stats {
     double dino_local, dino_global, ibot, koleo, total; /* averaged over ranks */
@@ -26,6 +27,7 @@ typedef struct dv2_train_step_stats {
     int n_masked;                                        /* M summed over ranks */
     int finite;                                          /* 0: step not applied */
     int global_size;                                     /* global crop side of this step */
+    dv2_collapse_stats collapse;                         /* of this rank's batch, before the update */
 } dv2_train_step_stats;
 
 typedef struct dv2_train_step dv2_train_step;
