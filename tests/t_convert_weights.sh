@@ -197,6 +197,10 @@ expect_grep "^convert-weights: error: stdin: neither" err.txt
 mkdir -p hfbad && printf '{not json' > hfbad/config.json && cp hf/pytorch_model.bin hfbad/
 expect_exit 1 $PY "$CONV" hfbad x.st
 expect_grep "config.json: not JSON" err.txt
+$PY -c 'import torch; torch.save({"cls_token": torch.tensor(1.0), "blocks.0.norm1.weight": torch.zeros(3)}, "scalar.pth")'
+expect_exit 1 $PY "$CONV" scalar.pth x.st
+expect_grep "^convert-weights: error: scalar.pth: " err.txt
+expect_nogrep "Traceback" err.txt
 for f in err.txt pipe.err; do
 	[ "$(wc -l < $f)" -le 1 ] && ok || fail "$f: more than one line"
 done
