@@ -236,6 +236,7 @@ int main(int argc, char **argv) {
         p.pool_knn.nprobe = c.nprobe;
         p.pool_knn.index_load = c.load_index;
         p.pool_knn.index_save = dist.rank == 0 ? c.save_index : NULL;
+        p.pool_knn.index_ids = ids;
         p.pool_knn.force = cli.force;
     }
     if (c.against_index) {

@@ -194,6 +194,8 @@ int main(int argc, char **argv) {
         p.knn.nprobe = c.nprobe;
         p.knn.index_load = c.load_index;
         p.knn.index_save = dist.rank == 0 ? c.save_index : NULL;
+        p.knn.index_ids = ids;
+        p.knn.index_rows = c.keep ? rows : NULL;
         p.knn.force = cli.force;
     }
     dv2_progress prog;

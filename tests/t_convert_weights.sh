@@ -89,6 +89,10 @@ torch.save(to_hf(a), "hf/pytorch_model.bin")
 json.dump({"model_type": "dinov2", "num_attention_heads": 2, "hidden_size": 64}, open("hf/config.json", "w"))
 write_st("hf_reg.safetensors", to_hf(b, "dinov2."), f16={"dinov2.embeddings.cls_token", "dinov2.encoder.layer.1.mlp.weights_in.weight"})
 write_st("unknown.safetensors", {"cls_token": a["cls_token"], "weird.thing": r(3)})
+# shapes that disagree with the architecture the file otherwise gives
+bad = dict(a); bad["blocks.1.attn.proj.weight"] = r(64, 32); write_st("badshape.safetensors", bad)
+bad = dict(a); del bad["blocks.2.norm2.bias"]; write_st("missing.safetensors", bad)
+bad = dict(a); bad["blocks.1.mlp.fc1.weight"] = r(128, 64); bad["blocks.1.mlp.fc1.bias"] = r(128); write_st("width.safetensors", bad)
 PYEOF
 
 cat > check.py <<'PYEOF'
@@ -161,6 +165,45 @@ expect_exit 2 $PY "$CONV" hub.pth
 expect_exit 2 $PY "$CONV" --num-heads 0 hub.pth x.st
 expect_exit 0 $PY "$CONV" --help
 expect_grep "Usage" out.txt
+for f in badshape width; do
+	expect_exit 1 $PY "$CONV" $f.safetensors x.st
+	expect_grep "^convert-weights: error: $f.safetensors: tensor 'blocks.1.*has shape .* needs" err.txt
+done
+expect_exit 1 $PY "$CONV" missing.safetensors x.st
+expect_grep "tensor 'blocks.2.norm2.bias' is missing" err.txt
+
+# the CLI contract of the other programs: -V, grouped short flags, '-' for
+# stdin and stdout, a closed pipe ends it silently, one-line errors
+expect_exit 0 $PY "$CONV" -V
+want=$(sed -n 's/^#define DV2_VERSION "\(.*\)"/\1/p' "$DV2_ROOT/lib/core/dv2.h")
+expect_grep "^convert-weights $want " out.txt
+expect_exit 0 $PY "$CONV" -fq hub.pth hub.st
+expect_empty err.txt
+expect_exit 2 $PY "$CONV" -fx hub.pth x.st
+expect_grep "unknown option '-x'" err.txt
+expect_exit 0 sh -c "$PY '$CONV' -q - stdin.st < hub.pth"
+expect_exit 0 sh -c "$PY '$CONV' -q - - < hub_reg.safetensors > piped.st"
+expect_exit 0 sh -c "$PY '$CONV' -q piped.st again.st"
+mkdir -p named && cp hub.pth named/stdin  # the metadata names the source: "stdin"
+$PY "$CONV" -q named/stdin stdin2.st 2>/dev/null
+expect_same stdin.st stdin2.st
+# a reader that goes away: no traceback, no message
+$PY "$CONV" hub.pth - 2>pipe.err | head -c 10 > /dev/null
+expect_empty pipe.err
+$PY "$CONV" --help 2>pipe.err | head -n 1 > /dev/null
+expect_empty pipe.err
+expect_exit 1 sh -c "printf 'garbage!!' | $PY '$CONV' - x.st"
+expect_grep "^convert-weights: error: stdin: neither" err.txt
+mkdir -p hfbad && printf '{not json' > hfbad/config.json && cp hf/pytorch_model.bin hfbad/
+expect_exit 1 $PY "$CONV" hfbad x.st
+expect_grep "config.json: not JSON" err.txt
+$PY -c 'import torch; torch.save({"cls_token": torch.tensor(1.0), "blocks.0.norm1.weight": torch.zeros(3)}, "scalar.pth")'
+expect_exit 1 $PY "$CONV" scalar.pth x.st
+expect_grep "^convert-weights: error: scalar.pth: " err.txt
+expect_nogrep "Traceback" err.txt
+for f in err.txt pipe.err; do
+	[ "$(wc -l < $f)" -le 1 ] && ok || fail "$f: more than one line"
+done
 [ -e x.st ] && fail "x.st written by a failing run" || ok
 ls -a | grep -q '\.tmp\.' && fail "temporary file left behind" || ok
 finish

@@ -273,12 +273,23 @@ static void test_faiss_layer(void) {
     free(lims);
     free(rr);
     free(ss);
-    CHECK(dv2_faissx_index_save(ix, "ix.faiss", 0, &err) == 0);
-    CHECK(dv2_faissx_index_save(ix, "ix.faiss", 0, &err) == DV2_EEXIST);
+    CHECK(dv2_faissx_index_save(ix, "ix.faiss", 0, NULL, &err) == 0);
+    CHECK(dv2_faissx_index_save(ix, "ix.faiss", 0, NULL, &err) == DV2_EEXIST);
     dv2_faissx_index *iy;
     CHECK(dv2_faissx_index_load(&iy, "ix.faiss", &err) == 0);
-    CHECK(iy && dv2_faissx_index_ntotal(iy) == n);
+    CHECK(iy && dv2_faissx_index_ntotal(iy) == n && dv2_faissx_index_ids(iy) == NULL);
     dv2_faissx_index_free(iy);
+    /* with ids: an IndexIDMap that loads back as the same index and its ids */
+    uint64_t *rid = malloc(sizeof *rid * (size_t)n);
+    for (int64_t i = 0; i < n; i++) rid[i] = 0xfedcba9876543210ull ^ (uint64_t)(i * 7919);
+    CHECK(dv2_faissx_index_save(ix, "ids.faiss", 0, rid, &err) == 0);
+    CHECK(dv2_faissx_index_load(&iy, "ids.faiss", &err) == 0);
+    CHECK(iy && dv2_faissx_index_ntotal(iy) == n && dv2_faissx_index_nlist(iy) == 8);
+    const uint64_t *got = iy ? dv2_faissx_index_ids(iy) : NULL;
+    CHECK(got && memcmp(got, rid, sizeof *rid * (size_t)n) == 0);
+    CHECK(iy && dv2_faissx_index_search(iy, sim, row, x + 5 * dim, 1, k, &err) == 0 && row[0] == 5);
+    dv2_faissx_index_free(iy);
+    free(rid);
     CHECK(dv2_faissx_index_load(&iy, "missing.faiss", &err) == DV2_EIO);
     FILE *f = fopen("junk.faiss", "wb");
     fputs("not an index", f);

@@ -183,21 +183,13 @@ static int shape_str(char *buf, size_t n, const int64_t *shape, int ndim) {
 /* Copies every parameter of v->vit from the file, matching canonical names
  * and checking shapes. */
 static int load_weights(vit_model *v, const dv2_safetensors_file *f, const char *path, dv2_error *err) {
-    size_t nt = dv2_safetensors_count(f);
-    char (*canon)[DV2_PARAM_NAME_MAX + 64] = calloc(nt ? nt : 1, sizeof *canon);
-    if (!canon) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
-    for (size_t i = 0; i < nt; i++) {
-        const dv2_safetensors_tensor *t = dv2_safetensors_at(f, i);
-        if (dv2_weights_canonical_name(canon[i], sizeof canon[i], t->name) != 1) canon[i][0] = 0;
-    }
     int rc = 0;
     float *buf = NULL;
     size_t cap = 0;
     for (int p = 0; p < dv2_params_count(&v->vit.params) && !rc; p++) {
         const dv2_param_info *pi = dv2_params_info(&v->vit.params, p);
-        const dv2_safetensors_tensor *t = NULL;
-        for (size_t i = 0; i < nt && !t; i++)
-            if (!strcmp(canon[i], pi->name)) t = dv2_safetensors_at(f, i);
+        /* both names canonical: a chunked file loads into a plain model and back */
+        const dv2_safetensors_tensor *t = dv2_weights_find(f, pi->name);
         if (!t) {
             if (!strcmp(pi->name, "mask_token")) continue; /* training-only; often not exported */
             rc = dv2_error_set(err, DV2_ECORRUPT, "%s: tensor %s is missing (architecture %s, dim %d, depth %d)",
@@ -229,7 +221,6 @@ static int load_weights(vit_model *v, const dv2_safetensors_file *f, const char 
         rc = dv2_params_set(&v->vit.params, p, buf, err);
     }
     free(buf);
-    free(canon);
     return rc;
 }
 

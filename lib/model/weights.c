@@ -42,6 +42,18 @@ int dv2_weights_canonical_name(char *out, size_t outsz, const char *name) {
     return backbone;
 }
 
+const dv2_safetensors_tensor *dv2_weights_find(const dv2_safetensors_file *f, const char *name) {
+    char want[512], c[512];
+    if (dv2_weights_canonical_name(want, sizeof want, name) != 1) return NULL;
+    const dv2_safetensors_tensor *t = dv2_safetensors_find(f, want);
+    if (t) return t;
+    for (size_t i = 0; i < dv2_safetensors_count(f); i++) {
+        t = dv2_safetensors_at(f, i);
+        if (dv2_weights_canonical_name(c, sizeof c, t->name) == 1 && !strcmp(c, want)) return t;
+    }
+    return NULL;
+}
+
 /* Index N of a canonical "blocks.N." name, or -1. */
 static long block_index(const char *c) {
     if (!starts(c, "blocks.")) return -1;

@@ -33,6 +33,10 @@ int dv2_weights_check_finite(const float *v, size_t n, const char *path, const c
  * with their prefixes) which are copied with only "module." stripped, and
  * DV2_EINVAL if out is too small. */
 int dv2_weights_canonical_name(char *out, size_t outsz, const char *name);
+/* The backbone tensor of f whose canonical name is that of name (which may
+ * itself be chunked or prefixed), or NULL: how every loader finds a
+ * parameter, so that chunked, prefixed and plain files all load. */
+const dv2_safetensors_tensor *dv2_weights_find(const dv2_safetensors_file *f, const char *name);
 
 /* Infers the architecture from tensor shapes (see the .c file for the
  * rules): embed_dim from cls_token, depth from the highest block index,

@@ -23,6 +23,7 @@ extern "C" {
 #include <faiss/Clustering.h>
 #include <faiss/Index.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/impl/AuxIndexStructures.h>
@@ -35,6 +36,8 @@ using fidx = faiss::Index::idx_t;
 
 struct dv2_faissx_index {
     faiss::Index *index;
+    std::vector<uint64_t> ids; // record ids of the rows of a loaded IndexIDMap
+    bool has_ids;
 };
 
 // Runs body; any exception becomes a status and a message naming what.
@@ -87,6 +90,7 @@ extern "C" int dv2_faissx_index_create(dv2_faissx_index **out, int dim, const ch
             return dv2_error_set(err, DV2_ENOMEM, "faiss: index: out of memory");
         }
         h->index = ix;
+        h->has_ids = false;
         *out = h;
         return 0;
     });
@@ -188,12 +192,28 @@ extern "C" int dv2_faissx_index_range_search_alloc(const dv2_faissx_index *idx, 
 }
 
 extern "C" int dv2_faissx_index_save(const dv2_faissx_index *idx, const char *path, int force,
-                                     dv2_error *err) {
+                                     const uint64_t *ids, dv2_error *err) {
     dv2_afile af;
     int rc = dv2_afile_open(&af, path, force, err);
     if (rc < 0) return rc;
     rc = guarded(err, "save", [&]() {
-        faiss::write_index(idx->index, af.f);
+        if (!ids) {
+            faiss::write_index(idx->index, af.f);
+            return 0;
+        }
+        // A map over the built index (not owning it): the constructor taking
+        // an index wants it empty, so the fields are set as add_with_ids would.
+        faiss::IndexIDMap map;
+        map.index = idx->index;
+        map.own_fields = false;
+        map.d = idx->index->d;
+        map.ntotal = idx->index->ntotal;
+        map.metric_type = idx->index->metric_type;
+        map.is_trained = idx->index->is_trained;
+        map.id_map.resize((size_t)map.ntotal);
+        for (size_t i = 0; i < map.id_map.size(); i++) map.id_map[i] = (fidx)ids[i];
+        faiss::write_index(&map, af.f);
+        map.index = nullptr;
         return 0;
     });
     if (rc < 0) {
@@ -210,18 +230,39 @@ extern "C" int dv2_faissx_index_load(dv2_faissx_index **out, const char *path, d
     if (!f) return dv2_error_errno(err, DV2_EIO, errno, "%s", path);
     int rc = guarded(err, "load", [&]() {
         faiss::Index *ix = faiss::read_index(f);
+        std::vector<uint64_t> ids;
+        bool has_ids = false;
+        if (faiss::IndexIDMap *map = dynamic_cast<faiss::IndexIDMap *>(ix)) {
+            faiss::Index *inner = map->index;
+            if (!inner || map->id_map.size() != (size_t)inner->ntotal || map->ntotal != inner->ntotal) {
+                delete ix;
+                return dv2_error_set(err, DV2_ECORRUPT, "faiss: load: the id map does not match the index");
+            }
+            ids.assign(map->id_map.begin(), map->id_map.end());
+            has_ids = true;
+            map->own_fields = false;
+            map->index = nullptr;
+            delete map;
+            ix = inner;
+        }
         if (ix->metric_type != faiss::METRIC_INNER_PRODUCT) {
             delete ix;
             return dv2_error_set(err, DV2_EINVAL, "faiss: load: index metric is not inner product");
         }
         dv2_faissx_index *h = new dv2_faissx_index;
         h->index = ix;
+        h->ids.swap(ids);
+        h->has_ids = has_ids;
         *out = h;
         return 0;
     });
     fclose(f);
     if (rc < 0) dv2_error_prefix(err, "%s", path);
     return rc;
+}
+
+extern "C" const uint64_t *dv2_faissx_index_ids(const dv2_faissx_index *idx) {
+    return idx->has_ids ? idx->ids.data() : nullptr;
 }
 
 extern "C" int dv2_faissx_kmeans(float *out_centroids, double *out_objective, const float *x, int64_t n,

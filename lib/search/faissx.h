@@ -7,8 +7,11 @@
  * Every FAISS exception is caught inside the layer and becomes a DV2_E* status
  * with the exception's text in the dv2_error.  Vectors are float32, row-major,
  * and are expected L2-normalised by the caller (cosine = inner product).
- * Index rows are numbered 0, 1, 2, ... in the order they were added; mapping
- * rows to record ids is the caller's business.
+ * Index rows are numbered 0, 1, 2, ... in the order they were added; searches
+ * return rows.  A saved index can carry the record id of every row: it is
+ * then written as a FAISS IndexIDMap over the index, so that FAISS itself
+ * (faiss.read_index in Python) returns dv2 ids (as int64: the bits of the
+ * uint64 id); loading such a file gives back the inner index and the ids.
  *
  * When dv2 is built without FAISS (FAISS=0) lib/search/faissx_none.c provides the
  * same functions: dv2_faissx_available() returns 0 and everything else returns
@@ -64,10 +67,16 @@ int dv2_faissx_index_range_search_alloc(const dv2_faissx_index *idx, int64_t **o
                                         int64_t **out_row, float **out_sim, const float *q,
                                         int64_t n, float min_sim, dv2_error *err);
 
-/* Writes the index atomically (lib/core/afile.h); an existing path needs force. */
+/* Writes the index atomically (lib/core/afile.h); an existing path needs force.
+ * ids (ntotal entries, or NULL): the record id of each row, stored with it
+ * (an IndexIDMap). */
 int dv2_faissx_index_save(const dv2_faissx_index *idx, const char *path, int force,
-                          dv2_error *err);
+                          const uint64_t *ids, dv2_error *err);
+/* Reads an index written by dv2_faissx_index_save (or by FAISS: an
+ * IndexIDMap is unwrapped and its ids kept). */
 int dv2_faissx_index_load(dv2_faissx_index **out, const char *path, dv2_error *err);
+/* The record ids stored with a loaded index (ntotal entries), or NULL. */
+const uint64_t *dv2_faissx_index_ids(const dv2_faissx_index *idx);
 
 /* k-means of x (n × dim) into k centroids (out_centroids: k × dim) with
  * FAISS's Clustering: niter iterations, seed, at most max_points_per_centroid

@@ -41,9 +41,11 @@ int dv2_faissx_index_range_search_alloc(const dv2_faissx_index *idx, int64_t **o
     *out_sim = NULL;
     return NO_FAISS(err);
 }
-int dv2_faissx_index_save(const dv2_faissx_index *idx, const char *path, int force, dv2_error *err) {
+int dv2_faissx_index_save(const dv2_faissx_index *idx, const char *path, int force, const uint64_t *ids,
+                          dv2_error *err) {
     return NO_FAISS(err);
 }
+const uint64_t *dv2_faissx_index_ids(const dv2_faissx_index *idx) { return NULL; }
 int dv2_faissx_index_load(dv2_faissx_index **out, const char *path, dv2_error *err) {
     *out = NULL;
     return NO_FAISS(err);

@@ -267,8 +267,13 @@ done:
     return rc;
 }
 
+static uint64_t row_id(const dv2_knn_opts *o, int64_t r) {
+    return o->index_ids[o->index_rows ? o->index_rows[r] : r];
+}
+
 /* A saved index must have been built over this database: same dimension
- * and row count (the rows themselves are the caller's promise). */
+ * and row count, and, when it stores ids and the caller gives them, the
+ * same id at every row (an index without ids is the caller's promise). */
 static int faiss_load(dv2_knn *s, dv2_error *err) {
     int rc = dv2_faissx_index_load(&s->index, s->o.index_load, err);
     if (rc < 0) return rc;
@@ -276,6 +281,15 @@ static int faiss_load(dv2_knn *s, dv2_error *err) {
         return dv2_error_set(err, DV2_EINVAL, "%s: the index holds %lld vectors of dimension %d, the pool %lld of %d",
                              s->o.index_load, (long long)dv2_faissx_index_ntotal(s->index),
                              dv2_faissx_index_dim(s->index), (long long)s->db->n, s->db->dim);
+    const uint64_t *ids = dv2_faissx_index_ids(s->index);
+    if (ids && s->o.index_ids)
+        for (int64_t r = 0; r < s->db->n; r++)
+            if (ids[r] != row_id(&s->o, r))
+                return dv2_error_set(err, DV2_EINVAL,
+                                     "%s: row %lld of the index holds id %llu, the pool's row %lld is id %llu: "
+                                     "the index was built over another pool (or another order)",
+                                     s->o.index_load, (long long)r, (unsigned long long)ids[r], (long long)r,
+                                     (unsigned long long)row_id(&s->o, r));
     if (s->o.nprobe > 0 && dv2_faissx_index_nlist(s->index) > 0)
         return dv2_faissx_index_set_nprobe(s->index, s->o.nprobe, err);
     return 0;
@@ -320,7 +334,16 @@ static int faiss_build(dv2_knn *s, dv2_error *err) {
         if (rc == 0) rc = dv2_faissx_index_add(s->index, buf, cnt, err);
     }
     free(buf);
-    if (rc == 0 && s->o.index_save) rc = dv2_faissx_index_save(s->index, s->o.index_save, s->o.force, err);
+    if (rc == 0 && s->o.index_save) {
+        uint64_t *ids = NULL;
+        if (s->o.index_ids) {
+            ids = dv2_malloc_array(db->n ? (size_t)db->n : 1, sizeof *ids);
+            if (!ids) return dv2_error_set(err, DV2_ENOMEM, "faiss index: out of memory for %lld ids", (long long)db->n);
+            for (int64_t r = 0; r < db->n; r++) ids[r] = row_id(&s->o, r);
+        }
+        rc = dv2_faissx_index_save(s->index, s->o.index_save, s->o.force, ids, err);
+        free(ids);
+    }
     return rc;
 }
 

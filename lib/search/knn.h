@@ -76,6 +76,11 @@ typedef struct dv2_knn_opts {
     const char *index_load;  /* faiss: load this index (built over the same database)
                                 instead of building one */
     const char *index_save;  /* faiss: write the built index here (atomically) */
+    const uint64_t *index_ids;  /* faiss: record ids, stored with a saved index (an
+                                   IndexIDMap, so FAISS returns them) and checked
+                                   row by row against a loaded one; NULL: rows only */
+    const int64_t *index_rows;  /* with index_ids: row r of the database has id
+                                   index_ids[index_rows[r]] (a subset); NULL: r */
     int force;               /* faiss: index_save may overwrite */
     int64_t cache_bytes;     /* exact: a database of at most this many float32 bytes is
                                 converted once and kept in memory; larger ones are

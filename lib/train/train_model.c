@@ -163,8 +163,7 @@ int dv2_train_model_load_backbone(dv2_train_model *m, const char *path, dv2_erro
     for (int i = 0; !rc && i < p->n; i++) {
         char name[DV2_PARAM_NAME_MAX];
         dv2_weights_canonical_name(name, sizeof name, p->t[i].name);
-        const dv2_safetensors_tensor *t = dv2_safetensors_find(f, name);
-        if (!t) t = dv2_safetensors_find(f, p->t[i].name);
+        const dv2_safetensors_tensor *t = dv2_weights_find(f, p->t[i].name);
         if (!t) { rc = dv2_error_set(err, DV2_ENOTFOUND, "%s: no tensor %s", path, name); break; }
         rc = dv2_safetensors_load(f, t->name, p->t[i].shape, p->t[i].ndim, h, err);
         if (!rc) rc = dv2_params_set(p, i, h, err);
