@@ -44,6 +44,11 @@ expect_eq "$(wc -l < closest.ids | tr -d ' ')" 100 "closest sampling"
 expect_exit 0 dv2-hkmeans --tree tree --clusters 100,20 --steps 10 --sample-size 15,2 rings.emb
 expect_grep "level 1: reused" err.txt
 expect_grep "level 2: clustered" err.txt
+# fewer levels than before: the stale level 3 is removed
+expect_exit 0 dv2-hkmeans --tree t3 --clusters 100,30,10 --steps 2 --sample-size 5 rings.emb
+expect_exit 0 dv2-hkmeans --tree t3 --clusters 100,30 --steps 2 --sample-size 5 --target 10 rings.emb
+expect_grep "2-level tree" err.txt
+[ ! -e t3/level-3.hkm ] && ok || fail "t3/level-3.hkm left behind"
 # -f recomputes; same seed, same tree, same sample
 expect_exit 0 dv2-hkmeans -f --tree tree $args --target 100 rings.emb
 expect_same out.txt sel.ids

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/afile.h"
 #include "core/hash.h"
@@ -400,6 +401,19 @@ int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t 
         nin = lv[l].k;
     }
     for (int l = 0; l < p->levels; l++) level_free(&lv[l]);
+    /* levels above this tree, left by an earlier build with more levels,
+     * would be read back as its top */
+    for (int l = p->levels; !rc && l < DV2_HKM_MAX_LEVELS; l++) {
+        char name[32];
+        snprintf(name, sizeof name, "level-%d.hkm", l + 1);
+        char *path = path_of(dir, name);
+        if (!path) {
+            rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
+        } else if (unlink(path) != 0 && errno != ENOENT) {
+            rc = dv2_error_set(err, DV2_EIO, "%s: cannot remove the stale level: %s", path, strerror(errno));
+        }
+        free(path);
+    }
     return rc;
 }
 
