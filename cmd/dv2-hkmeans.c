@@ -5,7 +5,9 @@
  *
  * Its own program rather than a mode of dv2-retrieve: it takes no query set,
  * keeps state between runs (the tree, resumable per level) and has two
- * phases that run separately (cluster once, sample many targets). */
+ * phases that run separately (cluster once, sample many targets).  Under
+ * mpirun the assignment work is split across the processes and the tree is
+ * byte-identical to one process. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "core/afile.h"
+#include "core/dist.h"
 #include "curate/hkmeans.h"
 #include "format/matrix.h"
 
@@ -60,6 +63,7 @@ static int on_opt(void *vc, int idx, const char *arg) {
     return 0;
 }
 
+/* called on rank 0 only */
 static void on_level(void *vctx, int level, int reused, double secs, int64_t empty) {
     (void)vctx;
     if (reused) dv2_infof("level %d: reused (saved with the same input and parameters)", level);
@@ -78,7 +82,7 @@ static int spread(int *v, int n, int levels, int dflt, const char *opt) {
     return 0;
 }
 
-static int build(const ctx *c, const dv2_cli *cli, const char *pool) {
+static int build(const ctx *c, const dv2_cli *cli, const char *pool, const dv2_dist *dist) {
     dv2_hkm_params p;
     dv2_hkm_params_default(&p);
     p.levels = c->levels ? c->levels : c->nk;
@@ -105,12 +109,16 @@ static int build(const ctx *c, const dv2_cli *cli, const char *pool) {
         dv2_errorf("%s: %zu rows cannot make %d clusters", pool, m.rows, p.k[0]);
         return DV2_EXIT_ERROR;
     }
+    if (dist->world > 1)
+        dv2_debugf("rank %d of %d: assigns every %d-th block of rows", dist->rank, dist->world, dist->world);
     double t0 = dv2_now();
-    rc = dv2_hkm_build(c->tree, m.vecs, m.ids, (int64_t)m.rows, (int)m.dim, &p, on_level, NULL, &err);
+    rc = dv2_hkm_build(c->tree, m.vecs, m.ids, (int64_t)m.rows, (int)m.dim, &p, dist, on_level, NULL, &err);
     size_t rows = m.rows;
     dv2_matrix_free(&m);
     if (rc) return dv2_report(&err);
-    dv2_infof("tree of %zu images, %d levels, in %s (%.1f s)", rows, p.levels, c->tree, dv2_now() - t0);
+    if (dist->rank == 0)
+        dv2_infof("tree of %zu images, %d levels, in %s (%.1f s, %d process%s)", rows, p.levels, c->tree,
+                  dv2_now() - t0, dist->world, dist->world > 1 ? "es" : "");
     return 0;
 }
 
@@ -162,7 +170,13 @@ int main(int argc, char **argv) {
     if (npool == 0 && (c.nk || c.nsteps || c.nsample || c.levels))
         return dv2_usage_error("--clusters, --levels, --steps and --sample-size need a POOL.emb to cluster");
     dv2_cleanup_install();
-    if (npool == 1 && (rc = build(&c, &cli, argv[cli.argi]))) return dv2_cli_finish(rc);
-    if (c.target >= 0 && (rc = sample(&c, &cli))) return dv2_cli_finish(rc);
-    return dv2_cli_finish(0);
+    dv2_error err = {0};
+    dv2_dist dist;
+    if (dv2_dist_init(&dist, 0, &err) < 0) return dv2_report(&err);
+    rc = 0;
+    if (npool == 1) rc = build(&c, &cli, argv[cli.argi], &dist);
+    /* sampling is cheap: rank 0 alone reads the tree and writes the ids */
+    if (!rc && c.target >= 0 && dist.rank == 0) rc = sample(&c, &cli);
+    dv2_dist_finalize(&dist);
+    return dv2_cli_finish(rc);
 }

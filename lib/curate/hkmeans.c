@@ -64,7 +64,8 @@ void dv2_hkm_tree_free(dv2_hkm_tree *t) {
  * |c|^2 with the cross term as one GEMM per block of rows.  Returns the
  * number of empty clusters in *empty. */
 static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float *x, int64_t n, int dim,
-                      const float *c, int k, dv2_error *err) {
+                      const float *c, int k, const dv2_dist *dd, dv2_error *err) {
+    int world = dd ? dd->world : 1, rank = dd ? dd->rank : 0;
     const int64_t B = 2048;
     float *g = malloc(sizeof(float) * (size_t)B * (size_t)k), *cn = malloc(sizeof(float) * (size_t)k);
     int64_t *cnt = calloc((size_t)k, sizeof *cnt);
@@ -77,7 +78,12 @@ static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float 
         for (int d = 0; d < dim; d++) s += (double)c[(size_t)j * dim + d] * c[(size_t)j * dim + d];
         cn[j] = (float)s;
     }
-    for (int64_t r0 = 0; r0 < n; r0 += B) {
+    if (world > 1) {
+        memset(assign, 0, sizeof(int32_t) * (size_t)n);
+        memset(dist, 0, sizeof(float) * (size_t)n);
+    }
+    for (int64_t r0 = 0, blk = 0; r0 < n; r0 += B, blk++) {
+        if (blk % world != rank) continue;
         int64_t m = n - r0 < B ? n - r0 : B;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, k, dim, 1.0f, x + (size_t)r0 * dim, dim, c,
                     dim, 0.0f, g, k);
@@ -98,6 +104,22 @@ static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float 
             dist[r0 + i] = dd > 0 ? (float)dd : 0.0f;
         }
     }
+    int rc = 0;
+    if (world > 1) {
+        /* each row was computed by exactly one rank, the others hold 0 there,
+         * so the sums are exact copies */
+        int64_t *tmp = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+        if (!tmp) rc = dv2_error_set(err, DV2_ENOMEM, "k-means assignment: out of memory");
+        for (int64_t i = 0; !rc && i < n; i++) tmp[i] = assign[i];
+        if (!rc) rc = dv2_dist_allreduce_sum_i64(dd, tmp, (size_t)n, err);
+        if (!rc) rc = dv2_dist_allreduce_sum_f32(dd, dist, (size_t)n, err);
+        for (int64_t i = 0; !rc && i < n; i++) assign[i] = (int32_t)tmp[i];
+        free(tmp);
+        if (rc) {
+            free(g), free(cn), free(cnt);
+            return rc;
+        }
+    }
     for (int64_t i = 0; i < n; i++) cnt[assign[i]]++;
     int64_t e = 0;
     for (int j = 0; j < k; j++) e += cnt[j] == 0;
@@ -112,7 +134,8 @@ static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float 
  * it seeds with random points, which keeps the centroids where the points
  * are dense, and the resampling steps then reproduce that allocation instead
  * of flattening it (measured on the ring data of tests/t_hkmeans.sh). */
-static int kmeans(float *c, const float *x, int64_t n, int dim, int k, int niter, uint64_t seed, dv2_error *err) {
+static int kmeans(float *c, const float *x, int64_t n, int dim, int k, int niter, uint64_t seed, const dv2_dist *dd,
+                  dv2_error *err) {
     double *d2 = malloc(sizeof(double) * (size_t)n), *sum = malloc(sizeof(double) * (size_t)k * dim);
     int32_t *a = malloc(sizeof(int32_t) * (size_t)n), *prev = malloc(sizeof(int32_t) * (size_t)n);
     float *dist = malloc(sizeof(float) * (size_t)n);
@@ -154,7 +177,7 @@ static int kmeans(float *c, const float *x, int64_t n, int dim, int k, int niter
     }
     int64_t empty;
     for (int it = 0; it < niter; it++) {
-        if ((rc = assign_all(a, dist, &empty, x, n, dim, c, k, err))) goto out;
+        if ((rc = assign_all(a, dist, &empty, x, n, dim, c, k, dd, err))) goto out;
         if (it > 0 && !memcmp(a, prev, sizeof(int32_t) * (size_t)n)) break;
         memcpy(prev, a, sizeof(int32_t) * (size_t)n);
         memset(sum, 0, sizeof(double) * (size_t)k * dim);
@@ -216,15 +239,15 @@ static void csr_free(csr *s) {
 
 /* One level: k-means of x (n × dim), then the resampling steps. */
 static int run_level(dv2_hkm_level *L, const float *x, int64_t n, int dim, int k, int steps, int sample,
-                     int closest, int niter, uint64_t seed, int64_t *empty, dv2_error *err) {
+                     int closest, int niter, uint64_t seed, int64_t *empty, const dv2_dist *dd, dv2_error *err) {
     if (n < k) return dv2_error_set(err, DV2_EINVAL, "%lld inputs cannot make %d clusters", (long long)n, k);
     L->n = n, L->k = k, L->dim = dim;
     L->centroids = malloc(sizeof(float) * (size_t)k * dim);
     L->assign = malloc(sizeof(int32_t) * (size_t)n);
     L->dist = malloc(sizeof(float) * (size_t)n);
     if (!L->centroids || !L->assign || !L->dist) return dv2_error_set(err, DV2_ENOMEM, "level: out of memory");
-    int rc = kmeans(L->centroids, x, n, dim, k, niter, seed, err);
-    if (!rc) rc = assign_all(L->assign, L->dist, empty, x, n, dim, L->centroids, k, err);
+    int rc = kmeans(L->centroids, x, n, dim, k, niter, seed, dd, err);
+    if (!rc) rc = assign_all(L->assign, L->dist, empty, x, n, dim, L->centroids, k, dd, err);
     float *sub = NULL, *nc = NULL;
     if (!rc && steps > 0) {
         sub = malloc(sizeof(float) * (size_t)k * (size_t)sample * dim);
@@ -250,9 +273,9 @@ static int run_level(dv2_hkm_level *L, const float *x, int64_t n, int dim, int k
         }
         csr_free(&m);
         if (ns < k) break; /* too few points left to re-cluster: keep the current centroids */
-        if ((rc = kmeans(nc, sub, ns, dim, k, niter, seed + 1 + (uint64_t)s, err))) break;
+        if ((rc = kmeans(nc, sub, ns, dim, k, niter, seed + 1 + (uint64_t)s, dd, err))) break;
         memcpy(L->centroids, nc, sizeof(float) * (size_t)k * dim);
-        rc = assign_all(L->assign, L->dist, empty, x, n, dim, L->centroids, k, err);
+        rc = assign_all(L->assign, L->dist, empty, x, n, dim, L->centroids, k, dd, err);
     }
     free(sub);
     free(nc);
@@ -343,15 +366,29 @@ static int ids_save(const char *dir, const uint64_t *ids, int64_t n, dv2_error *
     return rc;
 }
 
+/* Every rank learns whether any rank failed; returns the local or a stand-in
+ * error, so all ranks leave together. */
+static int agree(const dv2_dist *d, int rc, dv2_error *err) {
+    if (!d || d->world <= 1) return rc;
+    double v = rc ? 1 : 0;
+    dv2_error e2 = {0};
+    if (dv2_dist_allreduce_max_f64(d, &v, 1, &e2)) return rc ? rc : (*err = e2, DV2_EIO);
+    if (v > 0 && !rc) rc = dv2_error_set(err, DV2_EIO, "another process failed");
+    return rc;
+}
+
 int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t n, int dim,
-                  const dv2_hkm_params *p, dv2_hkm_level_fn cb, void *ctx, dv2_error *err) {
+                  const dv2_hkm_params *p, const dv2_dist *dist, dv2_hkm_level_fn cb, void *ctx,
+                  dv2_error *err) {
     if (p->levels < 1 || p->levels > DV2_HKM_MAX_LEVELS)
         return dv2_error_set(err, DV2_EINVAL, "levels: expected 1..%d, got %d", DV2_HKM_MAX_LEVELS, p->levels);
     for (int l = 0; l < p->levels; l++)
         if (p->k[l] < 1 || p->steps[l] < 0 || (p->steps[l] > 0 && p->sample[l] < 1))
             return dv2_error_set(err, DV2_EINVAL, "level %d: bad clusters, steps or sample size", l + 1);
-    int rc = dv2_mkdir_p(dir, err);
-    if (rc || (rc = ids_save(dir, ids, n, err))) return rc;
+    int root = !dist || dist->rank == 0;
+    int rc = root ? dv2_mkdir_p(dir, err) : 0;
+    if (!rc && root) rc = ids_save(dir, ids, n, err);
+    if ((rc = agree(dist, rc, err))) return rc;
     dv2_hkm_level lv[DV2_HKM_MAX_LEVELS];
     memset(lv, 0, sizeof lv);
     const float *in = x;
@@ -361,10 +398,8 @@ int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t 
         char name[32];
         snprintf(name, sizeof name, "level-%d.hkm", l + 1);
         char *path = path_of(dir, name);
-        if (!path) {
-            rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
-            break;
-        }
+        if (!path) rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
+        if ((rc = agree(dist, rc, err))) break;
         lvl_header want;
         memset(&want, 0, sizeof want);
         memcpy(want.magic, k_lvl_magic, 8);
@@ -373,9 +408,10 @@ int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t 
         want.closest = p->steps[l] ? p->resample_closest : 0, want.niter = p->niter, want.seed = p->seed;
         want.input_hash = dv2_xxh64(in, sizeof(float) * (size_t)nin * dim, 0);
         double t0 = now_s();
-        int reused = 0;
+        int32_t reused = 0;
         int64_t empty = 0;
-        if (!recompute) {
+        /* rank 0 decides whether the saved level is reused, the others follow */
+        if (!recompute && root) {
             lvl_header have;
             dv2_error e2 = {0};
             int lr = level_load(path, &lv[l], &have, &e2);
@@ -388,22 +424,28 @@ int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t 
                 *err = e2;
             }
         }
+        rc = agree(dist, rc, err);
+        if (!rc && dist && dist->world > 1) rc = dv2_dist_broadcast(dist, &reused, sizeof reused, 0, err);
+        if (!rc && reused && !root) {
+            lvl_header have;
+            rc = level_load(path, &lv[l], &have, err);
+        }
         if (!rc && !reused) {
             recompute = 1;
             rc = run_level(&lv[l], in, nin, dim, p->k[l], p->steps[l], p->sample[l], p->resample_closest,
-                           p->niter, p->seed + (uint64_t)l * 7919u, &empty, err);
-            if (!rc) rc = level_save(path, &lv[l], &want, err);
+                           p->niter, p->seed + (uint64_t)l * 7919u, &empty, dist, err);
+            if (!rc && root) rc = level_save(path, &lv[l], &want, err);
         }
         free(path);
-        if (rc) break;
-        if (cb) cb(ctx, l + 1, reused, now_s() - t0, empty);
+        if ((rc = agree(dist, rc, err))) break;
+        if (cb && root) cb(ctx, l + 1, reused, now_s() - t0, empty);
         in = lv[l].centroids;
         nin = lv[l].k;
     }
     for (int l = 0; l < p->levels; l++) level_free(&lv[l]);
     /* levels above this tree, left by an earlier build with more levels,
      * would be read back as its top */
-    for (int l = p->levels; !rc && l < DV2_HKM_MAX_LEVELS; l++) {
+    for (int l = p->levels; !rc && root && l < DV2_HKM_MAX_LEVELS; l++) {
         char name[32];
         snprintf(name, sizeof name, "level-%d.hkm", l + 1);
         char *path = path_of(dir, name);
@@ -414,7 +456,7 @@ int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t 
         }
         free(path);
     }
-    return rc;
+    return agree(dist, rc, err);
 }
 
 int dv2_hkm_load(dv2_hkm_tree *t, const char *dir, dv2_error *err) {

@@ -20,11 +20,17 @@
  * are taken at random or closest to the centroid first.  Sampling reads only
  * the saved tree, so it reruns with another target without clustering.
  *
- * One process computes; the functions never print. */
+ * Under MPI (dist with world > 1) every rank holds the whole input and the
+ * nearest-centroid assignment, the O(n k dim) part, is split across ranks
+ * by whole blocks of rows, the same blocks one process uses, and merged
+ * exactly; everything else runs identically on every rank, so the tree is
+ * byte-identical to one process.  Rank 0 writes the files.  The functions
+ * never print. */
 #ifndef DV2_HKMEANS_H
 #define DV2_HKMEANS_H
 
 #include <stdint.h>
+#include "core/dist.h"
 #include "core/dv2.h"
 
 #define DV2_HKM_MAX_LEVELS 8
@@ -63,9 +69,11 @@ typedef struct dv2_hkm_tree {
 typedef void (*dv2_hkm_level_fn)(void *ctx, int level, int reused, double seconds, int64_t empty);
 
 /* Builds (or resumes) the tree of x (n × dim, row-major, as stored) with
- * record ids in dir (created if missing). */
+ * record ids in dir (created if missing).  dist may be NULL (one process);
+ * otherwise every rank calls it with the same arguments. */
 int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t n, int dim,
-                  const dv2_hkm_params *p, dv2_hkm_level_fn cb, void *ctx, dv2_error *err);
+                  const dv2_hkm_params *p, const dv2_dist *dist, dv2_hkm_level_fn cb, void *ctx,
+                  dv2_error *err);
 
 /* Loads the tree saved in dir (every level up to the last one present). */
 int dv2_hkm_load(dv2_hkm_tree *t, const char *dir, dv2_error *err);
