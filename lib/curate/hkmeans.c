@@ -204,12 +204,15 @@ typedef struct csr {
     int64_t *idx;
 } csr;
 
-static const float *g_sort_dist;
-static int cmp_by_dist(const void *a, const void *b) {
-    int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
-    float di = g_sort_dist[i], dj = g_sort_dist[j];
-    if (di != dj) return di < dj ? -1 : 1;
-    return (i > j) - (i < j);
+typedef struct member {
+    float d;
+    int64_t i;
+} member;
+
+static int cmp_member(const void *a, const void *b) {
+    const member *x = a, *y = b;
+    if (x->d != y->d) return x->d < y->d ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
 }
 
 static int csr_build(csr *s, const int32_t *assign, const float *dist, int64_t n, int k, dv2_error *err) {
@@ -225,10 +228,15 @@ static int csr_build(csr *s, const int32_t *assign, const float *dist, int64_t n
     memcpy(pos, s->off, sizeof *pos * ((size_t)k + 1));
     for (int64_t i = 0; i < n; i++) s->idx[pos[assign[i]]++] = i;
     free(pos);
-    /* qsort is not re-entrant with a context; one sort at a time */
-    g_sort_dist = dist;
-    for (int j = 0; j < k; j++)
-        qsort(s->idx + s->off[j], (size_t)(s->off[j + 1] - s->off[j]), sizeof *s->idx, cmp_by_dist);
+    member *m = malloc(sizeof *m * (size_t)(n ? n : 1));
+    if (!m) {
+        free(s->off), free(s->idx);
+        return dv2_error_set(err, DV2_ENOMEM, "cluster lists: out of memory");
+    }
+    for (int64_t t = 0; t < n; t++) m[t] = (member){dist[s->idx[t]], s->idx[t]};
+    for (int j = 0; j < k; j++) qsort(m + s->off[j], (size_t)(s->off[j + 1] - s->off[j]), sizeof *m, cmp_member);
+    for (int64_t t = 0; t < n; t++) s->idx[t] = m[t].i;
+    free(m);
     return 0;
 }
 
