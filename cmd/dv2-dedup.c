@@ -16,6 +16,7 @@
 #include "search/faissx.h"
 #include "format/idlist.h"
 #include "curate/report.h"
+#include "embed/copydesc.h"
 
 #define MAX_INPUTS 256
 
@@ -34,9 +35,9 @@ typedef struct ctx {
 
 static const dv2_opt opts[] = {
     {"neighbors", 'k', 1, "K", "neighbours searched per image (default 64)"},
-    {"threshold", 't', 1, "S", "cosine above which two images are copies (default 0.6)"},
+    {"threshold", 't', 1, "S", "cosine above which two images are copies (default 0.6, or the pool header's dedup-threshold)"},
     {"against", 0, 1, "EVAL.emb", "drop components that touch this set (repeatable)"},
-    {"against-threshold", 0, 1, "S", "cosine above which a pool image leaks an --against image (default 0.45)"},
+    {"against-threshold", 0, 1, "S", "cosine above which a pool image leaks an --against image (default 0.45, or the header's against-threshold)"},
     {"groups", 0, 1, "FILE", "write every row as TSV: id, component, representative, best similarity, status, leak"},
     {"index", 0, 1, "STR", "FAISS index factory string for the pool search (e.g. IVF4096,PQ32); default exact"},
     {"nprobe", 0, 1, "N", "inverted lists visited per query with --index (default 16)"},
@@ -141,7 +142,7 @@ static int write_outputs(const dv2_cli *cli, const ctx *c, const uint64_t *ids, 
 }
 
 int main(int argc, char **argv) {
-    ctx c = {.k = 64, .nprobe = 16, .threshold = 0.6, .against_threshold = 0.45, .block = 0, .report_groups = 50};
+    ctx c = {.k = 64, .nprobe = 16, .threshold = NAN, .against_threshold = NAN, .block = 0, .report_groups = 50};
     static const dv2_cli_spec spec = {
         "dv2-dedup", "[options] POOL.emb... > kept.ids",
         "Copy-detection dedup of an embedding pool: k-NN graph by cosine, components above a threshold, "
@@ -190,6 +191,13 @@ int main(int argc, char **argv) {
     if (rc == 0) rc = open_all(ag, c.against, c.nagainst, pool[0].dim, &err);
     agopened = rc == 0;
     if (dv2_dist_agree(&dist, rc, &err) < 0) goto fail;
+    /* thresholds not given: the descriptor's calibrated ones (dv2-embed
+     * --copy records them in the header), else the paper's 0.6 / 0.45 */
+    if (isnan(c.threshold) && !dv2_copydesc_threshold(pool[0].info.features, "dedup-threshold ", &c.threshold))
+        c.threshold = 0.6;
+    if (isnan(c.against_threshold) &&
+        !dv2_copydesc_threshold(pool[0].info.features, "against-threshold ", &c.against_threshold))
+        c.against_threshold = 0.45;
     int64_t n = 0, na = 0;
     for (int i = 0; i < npool; i++) {
         parts[i] = pool[i].src;

@@ -9,6 +9,7 @@
 
 #include "core/afile.h"
 #include "cli/cli.h"
+#include "embed/copydesc.h"
 #include "embed/embed.h"
 #include "embed/embed_vit.h"
 #include "format/matrix.h"
@@ -17,11 +18,11 @@
 
 typedef struct opts {
     const char *model, *arch, *features, *pca, *npy;
-    int zstd, pixels, layers, normalize, size, resize, batch, resume, strict, f16, size_set, resize_set;
+    int zstd, pixels, copy, layers, normalize, size, resize, batch, resume, strict, f16, size_set, resize_set;
 } opts;
 
 enum { O_MODEL, O_ARCH, O_PIXELS, O_FEATURES, O_LAYERS, O_NORMALIZE, O_SIZE, O_RESIZE, O_PCA,
-       O_BATCH, O_RESUME, O_STRICT, O_F16, O_ZSTD, O_NPY };
+       O_BATCH, O_RESUME, O_STRICT, O_F16, O_ZSTD, O_NPY, O_COPY };
 static const dv2_opt k_opts[] = {
     [O_MODEL] = {"model", 'm', 1, "FILE", "backbone weights (safetensors; architecture from its metadata)"},
     [O_ARCH] = {"arch", 0, 1, "NAME", "random-init baseline: vit_small, vit_base, vit_large, vit_giant2 (with --seed)"},
@@ -38,6 +39,7 @@ static const dv2_opt k_opts[] = {
     [O_F16] = {"f16", 0, 0, NULL, "store vectors as float16"},
     [O_ZSTD] = {"zstd", 0, 0, NULL, "compress the matrix with zstd (every reader accepts both forms)"},
     [O_NPY] = {"npy", 0, 1, "FILE", "also write FILE (float32 rows, .npy) and its ids and labels beside it (X.ids.npy, X.labels.npy for X.npy)"},
+    [O_COPY] = {"copy", 0, 0, NULL, "copy descriptor without a model (255 dims, flip-invariant; --size 64 by default)"},
     {0},
 };
 
@@ -47,6 +49,7 @@ static int on_opt(void *ctx, int idx, const char *arg) {
     case O_MODEL: o->model = arg; break;
     case O_ARCH: o->arch = arg; break;
     case O_PIXELS: o->pixels = 1; break;
+    case O_COPY: o->copy = 1; break;
     case O_FEATURES:
         if (strcmp(arg, "cls") && strcmp(arg, "avgpool") && strcmp(arg, "clsavg") && strcmp(arg, "patch"))
             return dv2_usage_error("--features: expected cls, avgpool, clsavg or patch, got '%s'", arg);
@@ -158,7 +161,7 @@ static void warn_repeated_inputs(char **in, int n) {
 int main(int argc, char **argv) {
     dv2_cli_spec spec = {
         .prog = "dv2-embed",
-        .synopsis = "(-m MODEL | --arch NAME | --pixels) [options] [-o OUT] INPUT...",
+        .synopsis = "(-m MODEL | --arch NAME | --pixels | --copy) [options] [-o OUT] INPUT...",
         .summary = "Embed the images of datasets, shards or a shard stream ('-') into an embedding matrix.",
         .epilog = "Preprocessing is the official evaluation transform: bicubic resize of the shorter\n"
                   "side (antialiased as PIL), center crop, ImageNet mean/std.",
@@ -171,10 +174,11 @@ int main(int argc, char **argv) {
     if (rc != DV2_CLI_RUN) return rc;
     int nin = argc - cli.argi;
     if (nin < 1) return dv2_usage_error("no input (datasets, shards, or '-' for a shard stream on stdin)");
-    if ((o.model != NULL) + (o.arch != NULL) + o.pixels != 1)
-        return dv2_usage_error("give exactly one of -m MODEL, --arch NAME, --pixels");
-    if (o.pixels && (o.features || o.layers || o.pca))
-        return dv2_usage_error("--pixels takes no --features, --layers or --pca");
+    if ((o.model != NULL) + (o.arch != NULL) + o.pixels + o.copy != 1)
+        return dv2_usage_error("give exactly one of -m MODEL, --arch NAME, --pixels, --copy");
+    if ((o.pixels || o.copy) && (o.features || o.layers || o.pca))
+        return dv2_usage_error("%s takes no --features, --layers or --pca", o.pixels ? "--pixels" : "--copy");
+    if (o.copy && !o.size_set) o.size = 64, o.size_set = 1, o.resize = o.resize_set ? o.resize : 64, o.resize_set = 1;
     if (o.layers && o.features) return dv2_usage_error("--layers and --features exclude each other");
     if (o.arch) { /* a bad --arch, or a --size it cannot take, is a usage error found before any work */
         dv2_arch a;
@@ -209,6 +213,8 @@ int main(int argc, char **argv) {
     dv2_embed_model *m = NULL;
     if (o.pixels) {
         rc = dv2_embed_model_pixels(&m, o.size, &err);
+    } else if (o.copy) {
+        rc = dv2_embed_model_copy(&m, o.size, &err);
     } else {
         dv2_embed_vit_opts vo;
         dv2_embed_vit_opts_default(&vo);

@@ -1,0 +1,72 @@
+# t_hkmeans.sh — dv2-hkmeans on the ring data of the ssl-data-curation
+# README, scaled down 10x for speed (2,000 / 20 / 100 / 50 / 800 points,
+# 2 levels of 100 and 30 clusters, 10 resampling steps, sample sizes 15 and
+# 2, target 100): the sample is close to balanced over the rings, as the
+# numpy re-implementation in tests/ref/hkmeans_ref.py is, where random
+# sampling takes about two thirds from the big ring.  Then the tree:
+# levels reused on rerun, a changed upper level recomputed alone, sampling
+# from the tree alone, determinism, corrupt files and usage errors.
+. "$DV2_ROOT/tests/lib.sh"
+REF="$DV2_ROOT/tests/ref/hkmeans_ref.py"
+$PY -c "import numpy" 2>/dev/null || skip "python3-numpy not installed"
+H() { sed -n "s/^$1=//p" "$2"; }
+cmpf() { $PY -c "import sys; sys.exit(not ($1))" && ok || fail "$2"; }
+
+$PY "$REF" rings rings.emb --scale 10 || fail "making the rings"
+args="--clusters 100,30 --steps 10 --sample-size 15,2"
+expect_exit 0 dv2-hkmeans --tree tree $args --target 100 rings.emb
+cp out.txt sel.ids
+expect_grep "level 1: clustered" err.txt
+$PY "$REF" shares rings.emb sel.ids > c.txt
+$PY "$REF" run rings.emb $args --target 100 > ref.ids || fail "numpy reference"
+$PY "$REF" shares rings.emb ref.ids > r.txt
+$PY "$REF" random rings.emb --target 100 > rnd.ids
+$PY "$REF" shares rings.emb rnd.ids > u.txt
+for f in c r u; do echo "$f: $(tr '\n' ' ' < $f.txt)" >&2; done
+expect_eq "$(H n c.txt)" 100 "sample size"
+cmpf "$(H 0 c.txt) < 0.4" "big ring share $(H 0 c.txt) (random: $(H 0 u.txt))"
+cmpf "$(H 0 u.txt) > 0.5" "random sampling should favour the big ring: $(H 0 u.txt)"
+cmpf "$(H 1 c.txt) >= 0.05" "smallest ring share $(H 1 c.txt)"
+cmpf "$(H entropy c.txt) > 2.0" "entropy $(H entropy c.txt) (max 2.32)"
+cmpf "abs($(H entropy c.txt) - $(H entropy r.txt)) < 0.25" "entropy $(H entropy c.txt) vs numpy $(H entropy r.txt)"
+
+# rerun: both levels reused, same sample
+expect_exit 0 dv2-hkmeans --tree tree $args --target 100 rings.emb
+expect_same out.txt sel.ids
+expect_grep "level 1: reused" err.txt
+expect_grep "level 2: reused" err.txt
+# sampling from the tree alone, another target; closest-first
+expect_exit 0 dv2-hkmeans --tree tree --target 50
+expect_eq "$(wc -l < out.txt | tr -d ' ')" 50 "--target 50 from the tree"
+expect_exit 0 dv2-hkmeans --tree tree --target 100 --sampling closest -o closest.ids
+expect_eq "$(wc -l < closest.ids | tr -d ' ')" 100 "closest sampling"
+# a changed upper level: level 1 reused, level 2 recomputed
+expect_exit 0 dv2-hkmeans --tree tree --clusters 100,20 --steps 10 --sample-size 15,2 rings.emb
+expect_grep "level 1: reused" err.txt
+expect_grep "level 2: clustered" err.txt
+# fewer levels than before: the stale level 3 is removed
+expect_exit 0 dv2-hkmeans --tree t3 --clusters 100,30,10 --steps 2 --sample-size 5 rings.emb
+expect_exit 0 dv2-hkmeans --tree t3 --clusters 100,30 --steps 2 --sample-size 5 --target 10 rings.emb
+expect_grep "2-level tree" err.txt
+[ ! -e t3/level-3.hkm ] && ok || fail "t3/level-3.hkm left behind"
+# -f recomputes; same seed, same tree, same sample
+expect_exit 0 dv2-hkmeans -f --tree tree $args --target 100 rings.emb
+expect_same out.txt sel.ids
+# a target above the pool: everything, with a warning
+expect_exit 0 dv2-hkmeans --tree tree --target 5000
+expect_eq "$(wc -l < out.txt | tr -d ' ')" 2970 "target above the pool"
+expect_grep "larger than the pool" err.txt
+
+# errors
+expect_exit 2 dv2-hkmeans --clusters 10 rings.emb
+expect_exit 2 dv2-hkmeans --tree t2
+expect_exit 2 dv2-hkmeans --tree t2 --clusters 10,20 rings.emb
+expect_exit 2 dv2-hkmeans --tree t2 --clusters 10,5 --steps 1,2,3 rings.emb
+expect_exit 2 dv2-hkmeans --tree t2 --levels 3 --clusters 10,5 rings.emb
+expect_exit 2 dv2-hkmeans --tree t2 --resample sideways --clusters 10 rings.emb
+expect_exit 1 dv2-hkmeans --tree t2 --clusters 5000 rings.emb
+expect_exit 1 dv2-hkmeans --tree nothing --target 10
+head -c 100 tree/level-2.hkm > bad && mv bad tree/level-2.hkm
+expect_exit 1 dv2-hkmeans --tree tree --target 10
+expect_grep "level-2.hkm" err.txt
+finish
