@@ -112,7 +112,7 @@ expect_exit 2 dv2-distill -c s.cfg --data data -o x
 expect_grep "no teacher" err.txt
 expect_exit 2 dv2-distill -c s.cfg --teacher teach --data data -o x student.drop_path_rate=0.1
 expect_grep "no stochastic depth" err.txt
-expect_exit 2 dv2-distill -c s.cfg --teacher teach --data data -o ref
+expect_exit 1 dv2-distill -c s.cfg --teacher teach --data data -o ref
 expect_grep "already holds a run" err.txt
 expect_exit 2 dv2-distill -c s.cfg --teacher teach --data data -o x no.such.key=1
 expect_exit 2 dv2-distill --bogus
