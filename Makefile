@@ -142,7 +142,7 @@ demo: $(PROGS)
 
 # The sanitizer build runs the tests of every parser of untrusted input
 # (shards, IDX/tar, matrices, safetensors/JSON, configs, id lists, images).
-ASAN_TESTS ?= test_core test_shard test_matrix test_safetensors test_json test_config test_idlist test_image
+ASAN_TESTS ?= test_core test_shard test_matrix test_safetensors test_json test_config test_idlist test_image test_tar test_lock
 asan:
 	$(MAKE) BUILD=build-asan SAN=address,undefined OPT=-O1 CUDA=0 \
 		$(foreach t,$(ASAN_TESTS),$(if $(wildcard tests/$(t).c),build-asan/tests/$(t)))

@@ -14,6 +14,8 @@
 #include "embed/embed_vit.h"
 #include "format/matrix.h"
 #include "model/arch.h"
+#include "model/weights.h"
+#include "format/safetensors.h"
 #include "ops/ops.h"
 
 typedef struct opts {
@@ -186,6 +188,17 @@ int main(int argc, char **argv) {
         if (dv2_arch_preset(&a, o.arch, &e)) return dv2_usage_error("--arch: %s", e.msg);
         if (o.size % a.patch_size)
             return dv2_usage_error("--size %d is not a multiple of the patch size %d of %s", o.size, a.patch_size, o.arch);
+    }
+    if (o.model && o.size_set) { /* likewise a --size the model cannot take (an unreadable model is
+                                   * reported, exit 1, when it is loaded below) */
+        dv2_safetensors_file *f = NULL;
+        dv2_arch a;
+        dv2_error e = {0};
+        int bad = 0;
+        if (dv2_safetensors_open(&f, o.model, &e) == 0 && dv2_weights_arch(f, &a, &e) == 0)
+            bad = o.size % a.patch_size ? a.patch_size : 0;
+        dv2_safetensors_close(f);
+        if (bad) return dv2_usage_error("--size %d is not a multiple of the patch size %d of %s", o.size, bad, o.model);
     }
     const char *out = cli.output ? cli.output : "-";
     if (o.resume && !strcmp(out, "-")) return dv2_usage_error("--resume needs -o FILE");

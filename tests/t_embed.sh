@@ -115,6 +115,9 @@ expect_exit 2 $E --pixels --device cuda -o x.emb ds
 expect_grep "cuda" err.txt
 expect_exit 2 $E --arch vit_small --size 30 -o x.emb ds
 expect_grep "multiple of the patch size" err.txt
+expect_exit 2 $E -m m.safetensors --size 30 -o x.emb ds
+expect_grep "multiple of the patch size" err.txt
+[ -e x.emb ] && fail "a refused --size left x.emb" || ok
 
 # End to end on real photographs: dv2-pack + dv2-embed --pixels equal PIL +
 # torchvision's evaluation transform (to 1e-6: the pixels are bit-exact, see

@@ -138,7 +138,10 @@ static void suggest_name(char *out, size_t n, const char *path) {
     const char *b = strrchr(tmp, '/');
     b = b ? b + 1 : tmp;
     char stem[256];
-    snprintf(stem, sizeof stem, "%s", *b ? b : "images");
+    const char *src = *b ? b : "images";
+    size_t sl = strlen(src) < sizeof stem - 1 ? strlen(src) : sizeof stem - 1; /* truncated, on purpose */
+    memcpy(stem, src, sl);
+    stem[sl] = 0;
     char *dot = strchr(stem + (stem[0] == '.'), '.');
     if (dot && dot != stem) *dot = 0;
     snprintf(out, n, "%s.ds", stem);
