@@ -30,35 +30,39 @@ typedef struct ctx {
     int noverrides;
 } ctx;
 
-static const dv2_opt k_train_opts[] = {
-    {"config", 'c', 1, "FILE", "config file (official keys; see dv2-train(1))"},
-    {"data", 'd', 1, "DATASET", "training shards (dataset directory or shard); overrides train.dataset_path"},
-    {"out", 0, 1, "DIR", "run directory (same as -o)"},
-    {"resume", 'r', 0, NULL, "continue from the newest complete checkpoint in the run directory"},
-    {"ckpt-every", 0, 1, "N", "iterations between checkpoints (train.checkpoint_period; 0: only at the end)"},
-    {"max-iters", 0, 1, "N", "stop after N iterations (train.max_iters; the schedules keep their length)"},
-    {"highres-iters", 0, 1, "N", "run the last N iterations with larger global crops (train.highres_iters)"},
-    {"highres-size", 0, 1, "S", "global crop side of that phase (train.highres_size)"},
-    {"workers", 0, 1, "N", "data loading threads (train.num_workers)"},
-    {"set", 's', 1, "KEY=VALUE", "override a config key (repeatable; KEY=VALUE operands work too)"},
-    {"print-config", 0, 0, NULL, "print the resolved config on stdout and exit"},
-    {"list-keys", 0, 0, NULL, "list the config keys with their types and exit"},
-    {NULL, 0, 0, NULL, NULL},
+/* The options of both programs; the teacher is dv2-distill's only, the
+ * high-resolution phase and --list-keys dv2-train's only. */
+enum { BOTH = 3, TRAIN = 1, DISTILL = 2 };
+static const struct { dv2_opt o; int modes; } k_all_opts[] = {
+    {{"config", 'c', 1, "FILE", "config file (official keys; see dv2-train(1))"}, TRAIN},
+    {{"config", 'c', 1, "FILE", "config file of the student (dv2-train keys; see dv2-distill(1))"}, DISTILL},
+    {{"teacher", 't', 1, "RUN|FILE", "frozen teacher: a dv2-train run directory, or safetensors with backbone and heads"},
+     DISTILL},
+    {{"data", 'd', 1, "DATASET", "training shards (dataset directory or shard); overrides train.dataset_path"}, BOTH},
+    {{"out", 0, 1, "DIR", "run directory (same as -o)"}, BOTH},
+    {{"resume", 'r', 0, NULL, "continue from the newest complete checkpoint in the run directory"}, BOTH},
+    {{"ckpt-every", 0, 1, "N", "iterations between checkpoints (train.checkpoint_period; 0: only at the end)"}, BOTH},
+    {{"max-iters", 0, 1, "N", "stop after N iterations (train.max_iters; the schedules keep their length)"}, BOTH},
+    {{"highres-iters", 0, 1, "N", "run the last N iterations with larger global crops (train.highres_iters)"}, TRAIN},
+    {{"highres-size", 0, 1, "S", "global crop side of that phase (train.highres_size)"}, TRAIN},
+    {{"workers", 0, 1, "N", "data loading threads (train.num_workers)"}, BOTH},
+    {{"set", 's', 1, "KEY=VALUE", "override a config key (repeatable; KEY=VALUE operands work too)"}, BOTH},
+    {{"print-config", 0, 0, NULL, "print the resolved config on stdout and exit"}, BOTH},
+    {{"list-keys", 0, 0, NULL, "list the config keys with their types and exit"}, TRAIN},
 };
+#define N_ALL_OPTS (sizeof k_all_opts / sizeof k_all_opts[0])
 
-static const dv2_opt k_distill_opts[] = {
-    {"config", 'c', 1, "FILE", "config file of the student (dv2-train keys; see dv2-distill(1))"},
-    {"teacher", 't', 1, "RUN|FILE", "frozen teacher: a dv2-train run directory, or safetensors with backbone and heads"},
-    {"data", 'd', 1, "DATASET", "training shards (dataset directory or shard); overrides train.dataset_path"},
-    {"out", 0, 1, "DIR", "run directory (same as -o)"},
-    {"resume", 'r', 0, NULL, "continue from the newest complete checkpoint in the run directory"},
-    {"ckpt-every", 0, 1, "N", "iterations between checkpoints (train.checkpoint_period; 0: only at the end)"},
-    {"max-iters", 0, 1, "N", "stop after N iterations (train.max_iters; the schedules keep their length)"},
-    {"workers", 0, 1, "N", "data loading threads (train.num_workers)"},
-    {"set", 's', 1, "KEY=VALUE", "override a config key (repeatable; KEY=VALUE operands work too)"},
-    {"print-config", 0, 0, NULL, "print the resolved config on stdout and exit"},
-    {NULL, 0, 0, NULL, NULL},
-};
+/* The table of one program (NULL-name terminated), built on first use. */
+static const dv2_opt *opts_for(int distill) {
+    static dv2_opt tab[2][N_ALL_OPTS + 1];
+    dv2_opt *t = tab[distill != 0];
+    if (!t[0].name) {
+        size_t n = 0;
+        for (size_t i = 0; i < N_ALL_OPTS; i++)
+            if (k_all_opts[i].modes & (distill ? DISTILL : TRAIN)) t[n++] = k_all_opts[i].o;
+    }
+    return t;
+}
 
 static int add_override(ctx *c, const char *kv) {
     if (c->noverrides == MAX_OVERRIDES) return dv2_usage_error("at most %d overrides", MAX_OVERRIDES);
@@ -69,7 +73,7 @@ static int add_override(ctx *c, const char *kv) {
 /* Options by name, so the two tables need not share indices. */
 static int on_opt(void *vc, int idx, const char *arg) {
     ctx *c = vc;
-    const char *n = (c->distill ? k_distill_opts : k_train_opts)[idx].name;
+    const char *n = opts_for(c->distill)[idx].name;
     if (!strcmp(n, "config")) c->config = arg;
     else if (!strcmp(n, "teacher")) c->teacher = arg;
     else if (!strcmp(n, "data")) c->data = arg;
@@ -117,7 +121,7 @@ static int dir_has_run(const char *dir) {
     return stat(path, &st) == 0;
 }
 
-static const dv2_cli_spec k_train_spec = {
+static dv2_cli_spec k_train_spec = {
     "dv2-train",
     "--config FILE --data DATASET -o RUN [options] [KEY=VALUE...]",
     "Trains a DINOv2 ViT (DINO + iBOT + KoLeo, EMA teacher) and writes a run directory.",
@@ -125,11 +129,11 @@ static const dv2_cli_spec k_train_spec = {
     "SIGTERM or SIGUSR1 writes a checkpoint and exits 0; --resume continues exactly.\n"
     "Data-parallel: mpirun -np N dv2-train ... (or srun).",
     DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_SEED | DV2_CLI_THREADS | DV2_CLI_DEVICE,
-    k_train_opts,
+    NULL, /* options: opts_for(0) */
     NULL, /* the model ops have no CUDA backend yet */
 };
 
-static const dv2_cli_spec k_distill_spec = {
+static dv2_cli_spec k_distill_spec = {
     "dv2-distill",
     "--config FILE --teacher RUN|FILE --data DATASET -o RUN [options] [KEY=VALUE...]",
     "Distils a frozen DINOv2 teacher into a student ViT and writes a run directory.",
@@ -138,7 +142,7 @@ static const dv2_cli_spec k_distill_spec = {
     "and exits 0; --resume (with the same --teacher) continues exactly.\n"
     "Data-parallel: mpirun -np N dv2-distill ... (or srun).",
     DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_SEED | DV2_CLI_THREADS | DV2_CLI_DEVICE,
-    k_distill_opts,
+    NULL, /* options: opts_for(1) */
     NULL,
 };
 
@@ -146,7 +150,8 @@ int dv2_cli_train_main(int argc, char **argv, int distill) {
     ctx c = {0};
     c.distill = distill;
     c.ckpt_every = -1;
-    const dv2_cli_spec *spec = distill ? &k_distill_spec : &k_train_spec;
+    dv2_cli_spec *spec = distill ? &k_distill_spec : &k_train_spec;
+    spec->opts = opts_for(distill);
     dv2_cli cli;
     int rc = dv2_cli_parse(&cli, spec, argc, argv, on_opt, &c);
     if (rc != DV2_CLI_RUN) return rc;

@@ -9,25 +9,14 @@
 #include <unistd.h>
 
 #include "format/shard.h"
-
-static int memfd_with(const uint8_t *data, size_t size) {
-    int fd = memfd_create("shard", 0);
-    if (fd < 0) abort();
-    size_t done = 0;
-    while (done < size) {
-        ssize_t k = write(fd, data + done, size - done);
-        if (k <= 0) abort();
-        done += (size_t)k;
-    }
-    lseek(fd, 0, SEEK_SET);
-    return fd;
-}
+#include "memfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     dv2_error err;
     dv2_record rec;
     volatile size_t sink = 0;
-    int fd = memfd_with(data, size);
+    char path[64];
+    int fd = memfile(path, sizeof path, data, size); /* the descriptor is what is read here */
     /* sequential: a prefix of 0 bytes makes the reader treat fd as a file
      * (seekable); pass one byte as prefix to force the stream path too */
     for (int mode = 0; mode < 2; mode++) {
