@@ -7,6 +7,7 @@
  *          of the logits through head and backbone) → steps/s
  * Prints "OURS <value>" (median over the repetitions after one warm-up).
  * Usage: bench_model fwd|train [reps] */
+#include "../tests/tu_backend.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ static int bench_fwd(int reps) {
     dv2_vit m;
     dv2_rng rng;
     dv2_rng_seed(&rng, 1, 0);
-    if (dv2_vit_init(&m, &a, &dv2_backend_cpu, 0, &err) || dv2_vit_init_weights(&m, &rng, &err)) {
+    if (dv2_vit_init(&m, &a, tu_cpu(), 0, &err) || dv2_vit_init_weights(&m, &rng, &err)) {
         fprintf(stderr, "bench_model: %s\n", err.msg);
         return 1;
     }
@@ -73,10 +74,10 @@ static int bench_train(int reps) {
     dv2_rng_seed(&rng, 2, 0);
     dv2_head_arch ha = {TD, 512, 64, TK, 3, 1e-6f};
     dv2_head sh, th;
-    if (dv2_vit_init(&st, &a, &dv2_backend_cpu, 1, &err) || dv2_vit_init_weights(&st, &rng, &err) ||
-        dv2_vit_init(&te, &a, &dv2_backend_cpu, 0, &err) || dv2_params_copy(&te.params, &st.params, &err) ||
-        dv2_head_init(&sh, &ha, &dv2_backend_cpu, 1, &err) || dv2_head_init_weights(&sh, &rng, &err) ||
-        dv2_head_init(&th, &ha, &dv2_backend_cpu, 0, &err) || dv2_params_copy(&th.params, &sh.params, &err)) {
+    if (dv2_vit_init(&st, &a, tu_cpu(), 1, &err) || dv2_vit_init_weights(&st, &rng, &err) ||
+        dv2_vit_init(&te, &a, tu_cpu(), 0, &err) || dv2_params_copy(&te.params, &st.params, &err) ||
+        dv2_head_init(&sh, &ha, tu_cpu(), 1, &err) || dv2_head_init_weights(&sh, &rng, &err) ||
+        dv2_head_init(&th, &ha, tu_cpu(), 0, &err) || dv2_params_copy(&th.params, &sh.params, &err)) {
         fprintf(stderr, "bench_model: %s\n", err.msg);
         return 1;
     }
@@ -107,15 +108,15 @@ static int bench_train(int reps) {
         dv2_params_zero_grad(&st.params);
         dv2_params_zero_grad(&sh.params);
         dv2_vit_pass_forward(tp, imgs, NULL, NULL, &err);
-        dv2_backend_cpu.gather_rows(cls, dv2_vit_pass_output(tp), rows, 2 * TB, TD);
+        tu_cpu()->gather_rows(tu_cpu(), cls, dv2_vit_pass_output(tp), rows, 2 * TB, TD);
         dv2_head_pass_forward(thp, logits, cls, 2 * TB, &err);
         dv2_vit_pass_forward(sp, imgs, masks, NULL, &err);
-        dv2_backend_cpu.gather_rows(cls, dv2_vit_pass_output(sp), rows, nd, TD);
+        tu_cpu()->gather_rows(tu_cpu(), cls, dv2_vit_pass_output(sp), rows, nd, TD);
         dv2_head_pass_forward(shp, logits, cls, nd, &err);
         memset(dx, 0, sizeof(float) * nd * TD);
         dv2_head_pass_backward(shp, dx, dl, &err);
         memset(dout, 0, sizeof(float) * (size_t)dv2_vit_pass_tokens(sp) * TD);
-        dv2_backend_cpu.scatter_add_rows(dout, dx, rows, nd, TD);
+        tu_cpu()->scatter_add_rows(tu_cpu(), dout, dx, rows, nd, TD);
         dv2_vit_pass_backward(sp, dout, &err);
         t[r] = omp_get_wtime() - t0;
         fprintf(stderr, "train %d: %.3f s\n", r, t[r]);

@@ -204,7 +204,7 @@ int main(int argc, char **argv) {
     if (o.resume && !strcmp(out, "-")) return dv2_usage_error("--resume needs -o FILE");
     if (o.resume && o.zstd) return dv2_usage_error("--resume cannot append to a --zstd matrix (write it uncompressed)");
     if (!strcmp(out, "-") && (rc = dv2_cli_check_binary_stdout(&cli))) return rc;
-    const dv2_backend *be = NULL;
+    dv2_backend *be = NULL;
     {
         char bdesc[160];
         dv2_error berr;
@@ -312,6 +312,7 @@ int main(int argc, char **argv) {
     }
     free(done_ids);
     dv2_embed_model_free(m);
+    dv2_backend_close(be);
     if (rc) return dv2_cli_finish(dv2_report(&err));
     double dt = dv2_now() - t0;
     dv2_infof("embedded %llu images (%llu skipped as corrupt, %llu already done) in %.1f s, %.1f images/s",

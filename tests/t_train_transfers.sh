@@ -1,11 +1,15 @@
 # t_train_transfers.sh — what a training step moves between host and device,
-# as the backend counts it (dv2_backend.transfers; dv2-train -v prints the
-# per-step figures).  Today the step computes its losses and teacher
-# targets on the host, so the logits go down and their gradients come up
-# every step; this test pins that the counters see the traffic (host to
-# device at least the input images, device to host at least the student's
-# DINO logits and their teacher targets).  When the losses move onto the
-# backend its bound becomes device to host <= 4 KiB per step.
+# as the backend counts it (dv2_backend.info; dv2-train -v prints the
+# per-step figures).  Teacher targets, centers, losses, their gradients, the
+# collapse diagnostics and the gradient statistics stay on the device: per
+# step only a few scalars come back (the loss terms, the diagnostics, one
+# norm and one finiteness flag per module), bounded here at 4 KiB.  Host to
+# device is the input images and the step's packing plan (masks, row lists,
+# iBOT weights, drop-path subsets and cu_seqlens), bounded at 16 KiB above
+# the images for this micro config.  Measured when the bound was set:
+# device to host 124 B, host to device 70,396 B of which 61,440 B images
+# (the logits and their gradients crossed before: 4.5 MB down, 3.1 MB up
+# per step for configs/fmnist_tiny.cfg).
 . "$DV2_ROOT/tests/lib.sh"
 pack_fmnist_t10k data
 micro_cfg tiny.cfg 'train.batch_size_per_gpu = 8' 'train.num_workers = 1'
@@ -20,7 +24,7 @@ inp=$(echo "$line" | sed -n 's/.*input images \([0-9]*\) B.*/\1/p')
 # input: 2 global crops of 16 px and 2 local of 8 px, 3 channels, B = 8
 expect_eq "$inp" $(( 4 * 3 * (2 * 8 * 16 * 16 + 2 * 8 * 8 * 8) )) "input image bytes per step"
 [ "$h2d" -ge "$inp" ] && ok || fail "host to device $h2d B is less than the input $inp B"
-# student DINO logits of (2 + 2) x 8 crops and teacher targets of 2 x 8, K = 256
-min=$(( 4 * 256 * (4 * 8 + 2 * 8) ))
-[ "$d2h" -ge "$min" ] && ok || fail "device to host $d2h B is less than the logits ($min B)"
+[ "$h2d" -le $(( inp + 16384 )) ] && ok || fail "host to device $h2d B is more than the input $inp B + 16 KiB of plan"
+[ "$d2h" -le 4096 ] && ok || fail "device to host $d2h B per step is above 4 KiB"
+[ "$d2h" -gt 0 ] && ok || fail "device to host is 0 B: the loss scalars are not counted"
 finish

@@ -4,7 +4,7 @@
  * Each case draws its inputs from a seeded generator at awkward sizes (1,
  * primes, not multiples of 8 or 64), uploads them with the backend's own
  * memory entries, runs the entry and downloads every output.  The same case
- * on dv2_backend_cpu is the reference.  Per output tensor two numbers are
+ * on the "cpu" backend is the reference.  Per output tensor two numbers are
  * checked:
  *   - per element: |got − ref| <= atol·rms(ref) + rtol·|ref|
  *   - per tensor:  NMSE = Σ(got − ref)² / Σ ref² <= nmse
@@ -43,7 +43,7 @@ typedef struct {
 } run_ctx;
 
 static void *dalloc(run_ctx *c, size_t bytes) {
-    void *p = c->be->alloc(bytes ? bytes : 4);
+    void *p = c->be->alloc(c->be, bytes ? bytes : 4);
     if (!p || c->nd == MAX_ALLOC) { c->failed = 1; return p; }
     c->d[c->nd++] = p;
     return p;
@@ -54,7 +54,7 @@ static float *drand(run_ctx *c, size_t n, double mu, double s) {
     float *h = malloc((n ? n : 1) * sizeof *h);
     for (size_t i = 0; i < n; i++) h[i] = (float)(mu + s * dv2_rng_normal(&c->rng));
     float *d = dalloc(c, n * sizeof *d);
-    if (d && c->be->to_device(d, h, n * sizeof *d)) c->failed = 1;
+    if (d && c->be->to_device(c->be, d, h, n * sizeof *d)) c->failed = 1;
     free(h);
     return d;
 }
@@ -63,14 +63,14 @@ static float *dzero(run_ctx *c, size_t n) { return dalloc(c, n * sizeof(float));
 
 static void *dput(run_ctx *c, const void *h, size_t bytes) {
     void *d = dalloc(c, bytes);
-    if (d && c->be->to_device(d, h, bytes)) c->failed = 1;
+    if (d && c->be->to_device(c->be, d, h, bytes)) c->failed = 1;
     return d;
 }
 
 static void get(run_ctx *c, const char *name, const float *d, size_t n) {
     if (c->nout == MAX_OUT) { c->failed = 1; return; }
     float *h = malloc((n ? n : 1) * sizeof *h);
-    if (c->be->sync() || c->be->to_host(h, d, n * sizeof *h)) c->failed = 1;
+    if (c->be->sync(c->be) || c->be->to_host(c->be, h, d, n * sizeof *h)) c->failed = 1;
     c->out[c->nout].name = name;
     c->out[c->nout].h = h;
     c->out[c->nout].n = n;
@@ -88,7 +88,7 @@ static void get_scalar(run_ctx *c, const char *name, double v) {
 }
 
 static void run_free(run_ctx *c) {
-    for (int i = 0; i < c->nd; i++) c->be->free(c->d[i]);
+    for (int i = 0; i < c->nd; i++) c->be->free(c->be, c->d[i]);
     for (int i = 0; i < c->nout; i++) free(c->out[i].h);
     c->nd = c->nout = 0;
 }
@@ -109,7 +109,7 @@ static void c_linear_fwd(run_ctx *c, const int *a) {
     float *b = bias ? drand(c, O, 0, 1) : NULL, *out = dzero(c, (size_t)N * O);
     float *pre = fl & DV2_LINEAR_GELU ? dzero(c, (size_t)N * O) : NULL;
     if (c->failed) return;
-    c->be->linear_forward(out, pre, in, w, b, N, I, O, fl);
+    c->be->linear_forward(c->be, out, pre, in, w, b, N, I, O, fl);
     get(c, "out", out, (size_t)N * O);
     if (pre) get(c, "pre", pre, (size_t)N * O);
 }
@@ -125,7 +125,7 @@ static void c_linear_bwd(run_ctx *c, const int *a) {
     float *pre = fl & DV2_LINEAR_GELU ? drand(c, (size_t)N * O, 0, 1.5) : NULL;
     float *work = fl & DV2_LINEAR_GELU ? dzero(c, (size_t)N * O) : NULL;
     if (c->failed) return;
-    c->be->linear_backward(din, dw, db, work, dout, pre, in, w, N, I, O, fl);
+    c->be->linear_backward(c->be, din, dw, db, work, dout, pre, in, w, N, I, O, fl);
     get(c, "din", din, (size_t)N * I);
     get(c, "dw", dw, (size_t)O * I);
     get(c, "db", db, O);
@@ -138,8 +138,8 @@ static void c_patch(run_ctx *c, const int *a) {
     float *b = drand(c, D, 0, 1), *out = dzero(c, np * D), *col = dzero(c, np * 3 * p * p);
     float *dout = drand(c, np * D, 0, 1), *dw = dzero(c, (size_t)D * 3 * p * p), *db = dzero(c, D);
     if (c->failed) return;
-    c->be->patch_embed_forward(out, col, img, w, b, B, H, W, p, D);
-    c->be->patch_embed_backward(dw, db, dout, col, B, H, W, p, D);
+    c->be->patch_embed_forward(c->be, out, col, img, w, b, B, H, W, p, D);
+    c->be->patch_embed_backward(c->be, dw, db, dout, col, B, H, W, p, D);
     get(c, "out", out, np * D);
     get(c, "dw", dw, (size_t)D * 3 * p * p);
     get(c, "db", db, D);
@@ -157,8 +157,8 @@ static void c_posembed(run_ctx *c, const int *a) {
     float *dout = drand(c, (size_t)(1 + oh * ow) * D, 0, 1), *dpos = drand(c, (size_t)(1 + M * M) * D, 0, 0.1);
     dv2_posembed_plan_free(&p);
     if (c->failed) return;
-    c->be->posembed_forward(out, scr, pos, wy, wx, M, oh, ow, D);
-    c->be->posembed_backward(dpos, scr, dout, wy, wx, M, oh, ow, D);
+    c->be->posembed_forward(c->be, out, scr, pos, wy, wx, M, oh, ow, D);
+    c->be->posembed_backward(c->be, dpos, scr, dout, wy, wx, M, oh, ow, D);
     get(c, "out", out, (size_t)(1 + oh * ow) * D);
     get(c, "dpos", dpos, (size_t)(1 + M * M) * D);
 }
@@ -176,8 +176,8 @@ static void c_tokens(run_ctx *c, const int *a) {
     float *dpos = dzero(c, (size_t)(1 + N) * D), *dmt = dzero(c, D);
     free(hm);
     if (c->failed) return;
-    c->be->embed_tokens_forward(x, patch, cls, reg, pos, mask, mt, B, N, R, D);
-    c->be->embed_tokens_backward(dpatch, dcls, dreg, dpos, dmt, dx, mask, B, N, R, D);
+    c->be->embed_tokens_forward(c->be, x, patch, cls, reg, pos, mask, mt, B, N, R, D);
+    c->be->embed_tokens_backward(c->be, dpatch, dcls, dreg, dpos, dmt, dx, mask, B, N, R, D);
     get(c, "x", x, (size_t)B * T * D);
     get(c, "dpatch", dpatch, (size_t)B * N * D);
     get(c, "dcls", dcls, D);
@@ -192,8 +192,8 @@ static void c_layernorm(run_ctx *c, const int *a) {
     float *out = dzero(c, (size_t)N * C), *mean = dzero(c, N), *rstd = dzero(c, N);
     float *dout = drand(c, (size_t)N * C, 0, 1), *din = dzero(c, (size_t)N * C), *dw = dzero(c, C), *db = dzero(c, C);
     if (c->failed) return;
-    c->be->layernorm_forward(out, mean, rstd, in, w, b, N, C, 1e-6f);
-    c->be->layernorm_backward(din, dw, db, dout, in, w, mean, rstd, N, C);
+    c->be->layernorm_forward(c->be, out, mean, rstd, in, w, b, N, C, 1e-6f);
+    c->be->layernorm_backward(c->be, din, dw, db, dout, in, w, mean, rstd, N, C);
     get(c, "out", out, (size_t)N * C);
     get(c, "din", din, (size_t)N * C);
     get(c, "dw", dw, C);
@@ -205,8 +205,8 @@ static void c_l2norm(run_ctx *c, const int *a) {
     float *in = drand(c, (size_t)N * C, 0, 1), *out = dzero(c, (size_t)N * C), *nrm = dzero(c, N);
     float *dout = drand(c, (size_t)N * C, 0, 1), *din = dzero(c, (size_t)N * C);
     if (c->failed) return;
-    c->be->l2norm_forward(out, nrm, in, N, C, 1e-12f);
-    c->be->l2norm_backward(din, dout, in, nrm, N, C, 1e-12f);
+    c->be->l2norm_forward(c->be, out, nrm, in, N, C, 1e-12f);
+    c->be->l2norm_backward(c->be, din, dout, in, nrm, N, C, 1e-12f);
     get(c, "out", out, (size_t)N * C);
     get(c, "din", din, (size_t)N * C);
 }
@@ -216,8 +216,8 @@ static void c_weightnorm(run_ctx *c, const int *a) {
     float *v = drand(c, (size_t)K * C, 0, 1), *g = drand(c, K, 1, 0.3), *w = dzero(c, (size_t)K * C);
     float *vn = dzero(c, K), *dw = drand(c, (size_t)K * C, 0, 1), *dv = dzero(c, (size_t)K * C), *dg = dzero(c, K);
     if (c->failed) return;
-    c->be->weightnorm_forward(w, vn, v, g, K, C);
-    c->be->weightnorm_backward(dv, dg, dw, v, g, vn, K, C);
+    c->be->weightnorm_forward(c->be, w, vn, v, g, K, C);
+    c->be->weightnorm_backward(c->be, dv, dg, dw, v, g, vn, K, C);
     get(c, "w", w, (size_t)K * C);
     get(c, "dv", dv, (size_t)K * C);
     get(c, "dg", dg, K);
@@ -237,8 +237,8 @@ static void c_attention(run_ctx *c, const int *a) {
     for (int q = 0; q < nseq; q++) mx = a[3 + q] > mx ? a[3 + q] : mx;
     dv2_seqpack sp = {nseq, T, mx, cu, dput(c, cu, sizeof cu)};
     if (c->failed) return;
-    c->be->attention_forward(out, lse, qkv, &sp, H, dh);
-    c->be->attention_backward(dqkv, dout, qkv, out, lse, &sp, H, dh);
+    c->be->attention_forward(c->be, out, lse, qkv, &sp, H, dh);
+    c->be->attention_backward(c->be, dqkv, dout, qkv, out, lse, &sp, H, dh);
     get(c, "out", out, n);
     get(c, "lse", lse, (size_t)H * T);
     get(c, "dqkv", dqkv, 3 * n);
@@ -248,8 +248,8 @@ static void c_gelu(run_ctx *c, const int *a) {
     size_t n = (size_t)a[0];
     float *in = drand(c, n, 0, 2), *out = dzero(c, n), *dout = drand(c, n, 0, 1), *din = dzero(c, n);
     if (c->failed) return;
-    c->be->gelu_forward(out, in, n);
-    c->be->gelu_backward(din, dout, in, n);
+    c->be->gelu_forward(c->be, out, in, n);
+    c->be->gelu_backward(c->be, din, dout, in, n);
     get(c, "out", out, n);
     get(c, "din", din, n);
 }
@@ -259,8 +259,8 @@ static void c_swiglu(run_ctx *c, const int *a) {
     float *in = drand(c, (size_t)N * 2 * h, 0, 1.5), *out = dzero(c, (size_t)N * h);
     float *dout = drand(c, (size_t)N * h, 0, 1), *din = dzero(c, (size_t)N * 2 * h);
     if (c->failed) return;
-    c->be->swiglu_forward(out, in, N, h);
-    c->be->swiglu_backward(din, dout, in, N, h);
+    c->be->swiglu_forward(c->be, out, in, N, h);
+    c->be->swiglu_backward(c->be, din, dout, in, N, h);
     get(c, "out", out, (size_t)N * h);
     get(c, "din", din, (size_t)N * 2 * h);
 }
@@ -279,8 +279,8 @@ static void c_residual(run_ctx *c, const int *a) {
     free(hr);
     free(hs);
     if (c->failed) return;
-    c->be->residual_forward(x, y, g, rows, sc, n, C);
-    c->be->residual_backward(dy, dg, dx, y, g, rows, sc, n, C);
+    c->be->residual_forward(c->be, x, y, g, rows, sc, n, C);
+    c->be->residual_backward(c->be, dy, dg, dx, y, g, rows, sc, n, C);
     get(c, "x", x, (size_t)Tf * C);
     get(c, "dy", dy, (size_t)n * C);
     get(c, "dgamma", dg, C);
@@ -295,8 +295,8 @@ static void c_rows(run_ctx *c, const int *a) {
     int *rows = dput(c, hr, sizeof(int) * n);
     free(hr);
     if (c->failed) return;
-    c->be->gather_rows(g, in, rows, n, C);
-    c->be->scatter_add_rows(acc, src, rows, n, C);
+    c->be->gather_rows(c->be, g, in, rows, n, C);
+    c->be->scatter_add_rows(c->be, acc, src, rows, n, C);
     get(c, "gather", g, (size_t)n * C);
     get(c, "scatter_add", acc, (size_t)T * C);
 }
@@ -305,14 +305,19 @@ static void c_elementwise(run_ctx *c, const int *a) {
     size_t n = (size_t)a[0];
     float *y = drand(c, n, 0, 1), *x = drand(c, n, 0, 1);
     if (c->failed) return;
-    c->be->add(y, x, n);
-    c->be->scale(y, 0.37f, n);
+    c->be->add(c->be, y, x, n);
+    c->be->scale(c->be, y, 0.37f, n);
     get(c, "add_scale", y, n);
-    get_scalar(c, "sumsq", c->be->sumsq(y, n));
-    get_scalar(c, "all_finite", c->be->all_finite(y, n));
+    double ss = 0;
+    int fin = 0;
+    if (c->be->sumsq(c->be, &ss, y, n) || c->be->all_finite(c->be, &fin, y, n)) c->failed = 1;
+    get_scalar(c, "sumsq", ss);
+    get_scalar(c, "all_finite", fin);
     float nanv = NAN;
-    if (n > 1 && c->be->to_device(y + n / 2, &nanv, sizeof nanv) == 0)
-        get_scalar(c, "all_finite(NaN)", c->be->all_finite(y, n));
+    if (n > 1 && c->be->to_device(c->be, y + n / 2, &nanv, sizeof nanv) == 0) {
+        if (c->be->all_finite(c->be, &fin, y, n)) c->failed = 1;
+        get_scalar(c, "all_finite(NaN)", fin);
+    }
 }
 
 static void c_targets(run_ctx *c, const int *a) {
@@ -320,10 +325,71 @@ static void c_targets(run_ctx *c, const int *a) {
     float *t = drand(c, (size_t)N * K, 0, 3), *center = drand(c, K, 0, 0.5);
     float *q1 = dzero(c, (size_t)N * K), *q2 = dzero(c, (size_t)N * K);
     if (c->failed) return;
-    c->be->softmax_center_forward(q1, t, center, N, K, 0.04f);
-    if (c->be->sinkhorn_knopp_forward(q2, t, N, K, 0.07f, 3, (double)N, NULL, NULL)) c->failed = 1;
+    dv2_error err = {0};
+    if (c->be->softmax_center_forward(c->be, q1, t, center, N, K, 0.04f) ||
+        c->be->sinkhorn_knopp_forward(c->be, q2, t, N, K, 0.07f, 3, (double)N, NULL, &err) ||
+        c->be->center_update(c->be, center, t, N, K, 1.0f, 1.0f / N, 0.9f, NULL, &err))
+        c->failed = 1;
     get(c, "softmax_center", q1, (size_t)N * K);
     get(c, "sinkhorn_knopp", q2, (size_t)N * K);
+    get(c, "center", center, K);
+}
+
+/* a = {B, L, K, M}: the DINO loss over 2 global + L local crops and the
+ * iBOT loss over M tokens, forward (device scalars) and backward. */
+static void c_dino_ibot(run_ctx *c, const int *a) {
+    int B = a[0], L = a[1], K = a[2], M = a[3];
+    float *s_l = drand(c, (size_t)L * B * K, 0, 2), *s_g = drand(c, (size_t)2 * B * K, 0, 2);
+    float *sp = drand(c, (size_t)M * K, 0, 2);
+    /* targets: rows of a softmax, made on the host */
+    float *hq = malloc(sizeof(float) * (size_t)(2 * B + M) * K), *hw = malloc(sizeof(float) * (M ? M : 1));
+    for (int i = 0; i < 2 * B + M; i++) {
+        double z = 0;
+        for (int k = 0; k < K; k++) z += hq[(size_t)i * K + k] = (float)exp(dv2_rng_normal(&c->rng));
+        for (int k = 0; k < K; k++) hq[(size_t)i * K + k] = (float)(hq[(size_t)i * K + k] / z);
+    }
+    for (int j = 0; j < M; j++) hw[j] = 1.0f / (float)(1 + j % 3);
+    float *q = dput(c, hq, sizeof(float) * (size_t)2 * B * K);
+    float *qp = dput(c, hq + (size_t)2 * B * K, sizeof(float) * (size_t)(M ? M : 1) * K);
+    float *w = dput(c, hw, sizeof(float) * (M ? M : 1));
+    free(hq), free(hw);
+    float *loss = dzero(c, 3), *dl = drand(c, (size_t)L * B * K, 0, 0.1), *dg = dzero(c, (size_t)2 * B * K);
+    float *dp = dzero(c, (size_t)M * K);
+    if (c->failed) return;
+    if (c->be->dino_forward(c->be, loss, s_l, s_g, q, B, L, K, 0.1f) ||
+        c->be->ibot_forward(c->be, loss + 2, sp, qp, w, M, K, 2 * B, 0.1f) ||
+        c->be->dino_backward(c->be, L ? dl : NULL, dg, 0.7f, 1.3f, s_l, s_g, q, B, L, K, 0.1f) ||
+        c->be->ibot_backward(c->be, dp, 0.9f, sp, qp, w, M, K, 2 * B, 0.1f))
+        c->failed = 1;
+    get(c, "loss", loss, 3);
+    get(c, "ds_l", dl, (size_t)L * B * K);
+    get(c, "ds_g", dg, (size_t)2 * B * K);
+    get(c, "ds_p", dp, (size_t)M * K);
+}
+
+/* a = {N, K, D, d}: the collapse diagnostics of random targets, logits,
+ * class tokens and prototypes. */
+static void c_collapse(run_ctx *c, const int *a) {
+    int N = a[0], K = a[1], D = a[2], d = a[3];
+    float *hq = malloc(sizeof(float) * (size_t)N * K);
+    for (int i = 0; i < N; i++) {
+        double z = 0;
+        for (int k = 0; k < K; k++) z += hq[(size_t)i * K + k] = (float)exp(2 * dv2_rng_normal(&c->rng));
+        for (int k = 0; k < K; k++) hq[(size_t)i * K + k] = (float)(hq[(size_t)i * K + k] / z);
+    }
+    float *q = dput(c, hq, sizeof(float) * (size_t)N * K);
+    free(hq);
+    float *t = drand(c, (size_t)N * K, 0, 1), *cls = drand(c, (size_t)N * D, 0.3, 1);
+    float *g = drand(c, K, 1, 0.2), *v = drand(c, (size_t)K * d, 0, 1);
+    double *out = dalloc(c, sizeof(double) * DV2_STATS_N);
+    if (c->failed) return;
+    if (c->be->collapse_stats(c->be, out, q, t, cls, g, v, N, K, D, d)) c->failed = 1;
+    double h[DV2_STATS_N];
+    if (c->be->to_host(c->be, h, out, sizeof h)) c->failed = 1;
+    float *hf = malloc(sizeof(float) * DV2_STATS_N);
+    for (int i = 0; i < DV2_STATS_N; i++) hf[i] = (float)h[i];
+    c->out[c->nout].name = "stats", c->out[c->nout].h = hf, c->out[c->nout].n = DV2_STATS_N;
+    c->nout++;
 }
 
 static void c_koleo(run_ctx *c, const int *a) {
@@ -331,10 +397,11 @@ static void c_koleo(run_ctx *c, const int *a) {
     float *x = drand(c, (size_t)N * C, 0, 1), *dx = dzero(c, (size_t)N * C);
     int *nn = dalloc(c, sizeof(int) * N);
     if (c->failed) return;
-    float loss = 0;
-    c->be->koleo_forward(&loss, nn, x, N, C);
-    c->be->koleo_backward(dx, 0.1f, x, nn, N, C);
-    get_scalar(c, "loss", loss);
+    float *loss = dzero(c, 1);
+    if (c->failed) return;
+    if (c->be->koleo_forward(c->be, loss, nn, x, N, C) || c->be->koleo_backward(c->be, dx, 0.1f, x, nn, N, C))
+        c->failed = 1;
+    get(c, "loss", loss, 1);
     get(c, "dx", dx, (size_t)N * C);
 }
 
@@ -343,8 +410,8 @@ static void c_optim(run_ctx *c, const int *a) {
     float *p = drand(c, n, 0, 1), *m = drand(c, n, 0, 0.1), *v = drand(c, n, 0.2, 0.01);
     float *g = drand(c, n, 0, 1), *t = drand(c, n, 0, 1);
     if (c->failed) return;
-    for (int step = 1; step <= 3; step++) c->be->adamw_step(p, m, v, g, n, 1e-3f, 0.04f, 0.9f, 0.999f, 1e-8f, step);
-    c->be->ema_update(t, p, n, 0.996f);
+    for (int step = 1; step <= 3; step++) c->be->adamw_step(c->be, p, m, v, g, n, 1e-3f, 0.04f, 0.9f, 0.999f, 1e-8f, step);
+    c->be->ema_update(c->be, t, p, n, 0.996f);
     get(c, "p", p, n);
     get(c, "m", m, n);
     get(c, "v", v, n);
@@ -386,9 +453,45 @@ static const op_case k_cases[] = {
     {"targets center+SK 13x37", "targets", c_targets, {13, 37}},
     {"targets center+SK 1x5", "targets", c_targets, {1, 5}},
     {"koleo 11x7", "koleo", c_koleo, {11, 7}},
+    {"dino+ibot B3 L2 K37 M11", "losses", c_dino_ibot, {3, 2, 37, 11}},
+    {"dino+ibot B1 L0 K5 M0", "losses", c_dino_ibot, {1, 0, 5, 0}},
+    {"collapse_stats 13x37 D11 d7", "stats", c_collapse, {13, 37, 11, 7}},
+    {"collapse_stats 1x3 D1 d1", "stats", c_collapse, {1, 3, 1, 1}},
     {"adamw x3 + ema 1031", "optim", c_optim, {1031}},
 };
 #define NCASES (int)(sizeof k_cases / sizeof k_cases[0])
+
+/* ---- the backend's context --------------------------------------------------- */
+
+/* On a fresh backend of this name: the workspace grows to its high-water
+ * mark and is reused; a workspace that cannot grow fails, and the failure
+ * stays (sticky) in status and sync and in dv2_backend_check's error (an op
+ * whose scratch fails returns the same status and fills its output with
+ * NaN).  Returns the number of failures. */
+static int check_context(const char *name) {
+    dv2_backend *be;
+    dv2_error err = {0};
+    int bad = 0;
+    if (dv2_backend_open(&be, name, NULL, 0, &err)) return 1;
+    dv2_backend_info info;
+    void *w1 = be->workspace(be, 1000), *w2 = be->workspace(be, 10);
+    be->info(be, &info);
+    if (!w1 || w1 != w2 || info.workspace_high != 1000 || be->status(be) || be->sync(be)) {
+        fprintf(stderr, "FAIL %s: workspace not reused or its mark wrong (%zu)\n", name, info.workspace_high);
+        bad++;
+    }
+    if (be->workspace(be, SIZE_MAX / 2) != NULL || be->status(be) != DV2_ENOMEM || be->sync(be) != DV2_ENOMEM) {
+        fprintf(stderr, "FAIL %s: a workspace that cannot grow is not a sticky DV2_ENOMEM\n", name);
+        bad++;
+    }
+    if (dv2_backend_check(be, "a pass", &err) != DV2_ENOMEM || !strstr(err.msg, "a pass") ||
+        !strstr(err.msg, "out of memory")) {
+        fprintf(stderr, "FAIL %s: dv2_backend_check said '%s'\n", name, err.msg);
+        bad++;
+    }
+    dv2_backend_close(be);
+    return bad;
+}
 
 /* ---- tolerances ------------------------------------------------------------ */
 
@@ -504,19 +607,33 @@ int main(int argc, char **argv) {
         }
     }
     size_t nbe = dv2_backend_count();
+    dv2_backend *bes[8] = {0};
+    if (nbe > 8) nbe = 8;
+    for (size_t b = 0; b < nbe; b++) {
+        dv2_error err = {0};
+        if (dv2_backend_open(&bes[b], dv2_backend_name_at(b), NULL, 0, &err)) {
+            fprintf(stderr, "FAIL: cannot open backend %s: %s\n", dv2_backend_name_at(b), err.msg);
+            return 1;
+        }
+    }
+    const dv2_backend *cpu = bes[0]; /* "cpu", the reference */
     if (list) {
         for (int k = 0; k < NCASES; k++) {
             printf("%s\n", k_cases[k].name);
             for (size_t b = 0; b < nbe; b++)
-                if (dv2_backend_at(b) != &dv2_backend_cpu) {
-                    tol t = tol_for(dv2_backend_at(b), k_cases[k].op);
-                    printf("    %-9s atol %g·rms rtol %g nmse %g: %s\n", dv2_backend_at(b)->name, t.atol,
+                if (bes[b] != cpu) {
+                    tol t = tol_for(bes[b], k_cases[k].op);
+                    printf("    %-9s atol %g·rms rtol %g nmse %g: %s\n", bes[b]->name, t.atol,
                            t.rtol, t.nmse, t.reason);
                 }
         }
         return 0;
     }
     int checks = 0, failures = 0;
+    for (size_t b = 0; b < nbe; b++) { /* the context: workspace, sticky status */
+        failures += check_context(dv2_backend_name_at(b));
+        checks++;
+    }
     /* worst: the largest |got-ref| as a fraction of its element bound;
      * nmse: the largest per-tensor NMSE */
     printf("%-40s %-9s %8s %9s %s\n", "case", "backend", "worst", "nmse", "outputs");
@@ -524,7 +641,7 @@ int main(int argc, char **argv) {
         const op_case *oc = &k_cases[k];
         uint64_t seed = 1000 + (uint64_t)k;
         run_ctx ref, again;
-        if (run_case(&ref, &dv2_backend_cpu, oc, seed) || run_case(&again, &dv2_backend_cpu, oc, seed)) {
+        if (run_case(&ref, cpu, oc, seed) || run_case(&again, cpu, oc, seed)) {
             fprintf(stderr, "FAIL %s: the CPU backend's memory entries failed\n", oc->name);
             failures++;
             run_free(&ref);
@@ -533,14 +650,14 @@ int main(int argc, char **argv) {
         }
         double w, nm;
         checks++;
-        if (compare(oc, &dv2_backend_cpu, &ref, &again, k_exact, &w, &nm)) {
+        if (compare(oc, cpu, &ref, &again, k_exact, &w, &nm)) {
             fprintf(stderr, "FAIL %s: the CPU backend is not deterministic\n", oc->name);
             failures++;
         }
         run_free(&again);
         for (size_t b = 0; b < nbe; b++) {
-            const dv2_backend *be = dv2_backend_at(b);
-            if (be == &dv2_backend_cpu) continue;
+            const dv2_backend *be = bes[b];
+            if (be == cpu) continue;
             run_ctx got;
             checks++;
             if (run_case(&got, be, oc, seed)) {
@@ -561,7 +678,7 @@ int main(int argc, char **argv) {
     }
     if (perf) {
         printf("\n%-40s", "perf (ms per call, median-free mean)");
-        for (size_t b = 0; b < nbe; b++) printf(" %10s", dv2_backend_at(b)->name);
+        for (size_t b = 0; b < nbe; b++) printf(" %10s", bes[b]->name);
         printf("\n");
         for (int k = 0; k < NCASES; k++) {
             printf("%-40s", k_cases[k].name);
@@ -569,7 +686,7 @@ int main(int argc, char **argv) {
                 double t0 = dv2_now();
                 for (int r = 0; r < reps; r++) {
                     run_ctx c;
-                    run_case(&c, dv2_backend_at(b), &k_cases[k], 1000 + (uint64_t)k);
+                    run_case(&c, bes[b], &k_cases[k], 1000 + (uint64_t)k);
                     run_free(&c);
                 }
                 printf(" %10.4f", (dv2_now() - t0) * 1e3 / reps);
@@ -578,5 +695,6 @@ int main(int argc, char **argv) {
         }
     }
     printf("test_backend_ops: %d cases x %zu backends, %d checks, %d failed\n", NCASES, nbe, checks, failures);
+    for (size_t b = 0; b < nbe; b++) dv2_backend_close(bes[b]);
     return failures ? 1 : 0;
 }

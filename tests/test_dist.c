@@ -61,10 +61,14 @@ int main(void) {
     if (W <= 64) {
         static float in[64 * NC], out[NC], gat[64 * NC];
         for (size_t b = 0; b < dv2_backend_count() + 1; b++) {
-            const dv2_backend *be = b ? dv2_backend_at(b - 1) : NULL;
+            dv2_backend *be = NULL;
+            if (b && dv2_backend_open(&be, dv2_backend_name_at(b - 1), NULL, 0, &err)) {
+                CHECKF(0, "%s: %s", dv2_backend_name_at(b - 1), err.msg);
+                continue;
+            }
             for (int c = 0; c < W; c++)
                 for (int i = 0; i < NC; i++) in[c * NC + i] = (float)(r * 10 + c * 1000 + i);
-            CHECK((be ? be->reduce_scatter_sum(out, in, NC, &d, &err)
+            CHECK((be ? be->reduce_scatter_sum(be, out, in, NC, &d, &err)
                       : dv2_dist_reduce_scatter_sum_f32(&d, out, in, NC, &err)) == 0);
             int wrong = 0;
             for (int i = 0; i < NC; i++)
@@ -72,18 +76,19 @@ int main(void) {
             CHECKF(wrong == 0, "%s: %d wrong reduce-scatter values", be ? be->name : "dist", wrong);
             if (!be) continue;
             /* all-gather of the scattered chunks: rank c's chunk in place c */
-            CHECK(be->all_gather(gat, out, NC, &d, &err) == 0);
+            CHECK(be->all_gather(be, gat, out, NC, &d, &err) == 0);
             wrong = 0;
             for (int c = 0; c < W; c++)
                 for (int i = 0; i < NC; i++)
                     if (gat[c * NC + i] != (float)(10.0 * W * (W - 1) / 2 + (double)W * (c * 1000 + i))) wrong++;
             CHECKF(wrong == 0, "%s: %d wrong all-gather values", be->name, wrong);
             for (int i = 0; i < NC; i++) in[i] = (float)(r + i);
-            CHECK(be->allreduce_sum(in, NC, &d, &err) == 0);
+            CHECK(be->allreduce_sum(be, in, NC, &d, &err) == 0);
             wrong = 0;
             for (int i = 0; i < NC; i++)
                 if (in[i] != (float)(W * (W - 1) / 2 + W * i)) wrong++;
             CHECKF(wrong == 0, "%s: %d wrong all-reduce values", be->name, wrong);
+            dv2_backend_close(be);
         }
     }
     CHECK(dv2_dist_barrier(&d, &err) == 0);

@@ -31,6 +31,7 @@
 #include "model/weights.h"
 #include "format/shard.h"
 #include "testutil.h"
+#include "tu_backend.h"
 #include "model/vit.h"
 
 /* Image i: a deterministic picture of size (20 + 7i%23) x (18 + 5i%19), JPEG
@@ -212,7 +213,7 @@ static void test_vit(void) {
     dv2_arch arch;
     dv2_error err;
     CHECK(dv2_embed_vit_baseline_arch(&arch, "vit_small", NULL) == 0);
-    CHECK(dv2_vit_init(&vit, &arch, &dv2_backend_cpu, 0, NULL) == 0);
+    CHECK(dv2_vit_init(&vit, &arch, tu_cpu(), 0, NULL) == 0);
     dv2_rng rng;
     dv2_rng_seed(&rng, 7, 0);
     CHECK(dv2_vit_init_weights(&vit, &rng, NULL) == 0);
@@ -375,7 +376,7 @@ static int write_model(const char *path, const char *bad, const char *nan, int i
     dv2_rng_seed(&rng, 7, 0);
     int brc = dv2_embed_vit_baseline_arch(&arch, "vit_small", &err);
     if (!brc && img_size > 0) arch.img_size = img_size;
-    if (brc || dv2_vit_init(&vit, &arch, &dv2_backend_cpu, 0, &err) ||
+    if (brc || dv2_vit_init(&vit, &arch, tu_cpu(), 0, &err) ||
         dv2_vit_init_weights(&vit, &rng, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;

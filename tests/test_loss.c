@@ -15,6 +15,7 @@
 #include "ops/cpu/cpu_loss.h"
 #include "core/rng.h"
 #include "testutil.h"
+#include "tu_backend.h"
 #include "ref/fixture.h"
 
 /* ---- the double-precision reference ------------------------------------ */
@@ -84,8 +85,10 @@ static void test_fixture(void) {
     tu_close("q_center", q, fx_get(&fx, "q_center")->data, 2L * B * K, 1e-7, 1e-5);
     CHECK(dv2_cpu_sinkhorn_knopp_ws(q, work, t, 2 * B, K, tau_t, 3, 2 * B, NULL, NULL) == 0);
     tu_close("q_sk", q, fx_get(&fx, "q_sk")->data, 2L * B * K, 1e-7, 1e-4);
-    CHECK(dv2_cpu_sinkhorn_knopp_forward(q, t, 2 * B, K, tau_t, 3, 2 * B, NULL, NULL) == 0);
-    tu_close("q_sk (allocating form)", q, fx_get(&fx, "q_sk")->data, 2L * B * K, 1e-7, 1e-4);
+    dv2_error err = {0};
+    memset(q, 0, sizeof(float) * 2 * B * K);
+    CHECK(tu_cpu()->sinkhorn_knopp_forward(tu_cpu(), q, t, 2 * B, K, tau_t, 3, 2 * B, NULL, &err) == 0);
+    tu_close("q_sk (backend entry)", q, fx_get(&fx, "q_sk")->data, 2L * B * K, 1e-7, 1e-4);
 
     float *cen = malloc(sizeof(float) * K), *sum = malloc(sizeof(float) * K);
     memcpy(cen, c, sizeof(float) * K);
@@ -141,7 +144,7 @@ static void test_fixture(void) {
            fx_get(&fx, "koleo")->data[0]);
     for (int i = 0; i < N; i++) nnf[i] = (float)nn[i];
     tu_close("koleo nn", nnf, fx_get(&fx, "koleo_nn")->data, N, 0, 0);
-    dv2_cpu_koleo_backward(dx, 1.7f, xa->data, nn, N, C);
+    CHECK(tu_cpu()->koleo_backward(tu_cpu(), dx, 1.7f, xa->data, nn, N, C) == 0);
     tu_close("koleo dx", dx, fx_get(&fx, "koleo_dx")->data, (long)N * C, 1e-6, 1e-4);
 
     free(q); free(work); free(cen); free(sum); free(ds_l); free(ds_g); free(q_p); free(ds_p);
@@ -317,7 +320,7 @@ static void test_sanity(void) {
     float *s_p = malloc(sizeof(float) * (size_t)B * N * K), *q_p = malloc(sizeof(float) * (size_t)B * N * K);
     fill(s_p, (size_t)B * N * K, &r, 0.01);
     fill(q_p, (size_t)B * N * K, &r, 0.06);
-    CHECK(dv2_cpu_sinkhorn_knopp_forward(q_p, q_p, B * N, K, 0.04f, 3, B * N, NULL, NULL) == 0);
+    CHECK(tu_cpu()->sinkhorn_knopp_forward(tu_cpu(), q_p, q_p, B * N, K, 0.04f, 3, B * N, NULL, NULL) == 0);
     dv2_cpu_ibot_forward(&ib, s_p, q_p, w, B * N, K, 2 * B, 0.1f);
     CHECKF(fabs(ib - 0.5 * lnK) < 0.05, "ibot %g, expected ~%g", ib, 0.5 * lnK);
     /* the total with the default weights */

@@ -21,11 +21,12 @@
 #include "model/loss.h"
 #include "ops/cpu/cpu_loss.h"
 #include "testutil.h"
+#include "tu_backend.h"
 #include "model/vit.h"
 
 #define FIXTURE_VERSION 2
 
-static const dv2_backend *be = &dv2_backend_cpu;
+static const dv2_backend *be;
 static fx_file fx;
 
 static void cmp(const char *what, const float *got, const fx_array *ref) {
@@ -110,7 +111,7 @@ static void config_a(void) {
     for (int r = 0; r < 2 * B; r++) rows[r] = dv2_vit_pass_row(tp, 0, r < B ? r + B : r - B, 0);
     for (int j = 0; j < M; j++) rows[2 * B + j] = dv2_vit_pass_row(tp, 0, mrow[j] / N, 1 + R + mrow[j] % N);
     float *tin = xmalloc(sizeof(float) * (2 * B + M) * D);
-    be->gather_rows(tin, dv2_vit_pass_output(tp), rows, 2 * B + M, D);
+    be->gather_rows(be, tin, dv2_vit_pass_output(tp), rows, 2 * B + M, D);
     float *t_dino = xmalloc(sizeof(float) * 2 * B * K), *t_ibot = xmalloc(sizeof(float) * M * Ki);
     dv2_head_pass *hp;
     CHECK(dv2_head_pass_create(&hp, &td, 2 * B, 0, &err) == 0);
@@ -122,8 +123,8 @@ static void config_a(void) {
     cmpn("A.t_dino", t_dino);
     cmpn("A.t_ibot", t_ibot);
     float *q_dino = xmalloc(sizeof(float) * 2 * B * K), *q_ibot = xmalloc(sizeof(float) * M * Ki);
-    be->softmax_center_forward(q_dino, t_dino, fx_get(&fx, "A.center")->data, 2 * B, K, tau_t);
-    CHECK(be->sinkhorn_knopp_forward(q_ibot, t_ibot, M, Ki, tau_t, 3, M, NULL, NULL) == 0);
+    be->softmax_center_forward(be, q_dino, t_dino, fx_get(&fx, "A.center")->data, 2 * B, K, tau_t);
+    CHECK(be->sinkhorn_knopp_forward(be, q_ibot, t_ibot, M, Ki, tau_t, 3, M, NULL, NULL) == 0);
     cmpn("A.q_dino", q_dino);
     cmpn("A.q_ibot", q_ibot);
 
@@ -144,8 +145,8 @@ static void config_a(void) {
     for (int r = 0; r < 2 * B; r++) drows[NL * B + r] = dv2_vit_pass_row(sp, 0, r, 0);
     for (int j = 0; j < M; j++) prows[j] = dv2_vit_pass_row(sp, 0, mrow[j] / N, 1 + R + mrow[j] % N);
     float *din = xmalloc(sizeof(float) * nd * D), *pin = xmalloc(sizeof(float) * M * D);
-    be->gather_rows(din, so, drows, nd, D);
-    be->gather_rows(pin, so, prows, M, D);
+    be->gather_rows(be, din, so, drows, nd, D);
+    be->gather_rows(be, pin, so, prows, M, D);
     float *s_dino = xmalloc(sizeof(float) * nd * K), *s_ibot = xmalloc(sizeof(float) * M * Ki);
     dv2_head_pass *dp_, *ip_;
     CHECK(dv2_head_pass_create(&dp_, &sd, nd, DV2_HEAD_TRAIN, &err) == 0);
@@ -162,8 +163,8 @@ static void config_a(void) {
     dv2_cpu_dino_forward(&lt.dino_local, &lt.dino_global, s_l, s_g, q_dino, B, NL, K, tau_s);
     dv2_cpu_ibot_forward(&lt.ibot, s_ibot, q_ibot, w, M, Ki, 2 * B, tau_s);
     int nn1[2], nn2[2];
-    be->koleo_forward(&lt.koleo1, nn1, cls_g, B, D);
-    be->koleo_forward(&lt.koleo2, nn2, cls_g + (size_t)B * D, B, D);
+    be->koleo_forward(be, &lt.koleo1, nn1, cls_g, B, D);
+    be->koleo_forward(be, &lt.koleo2, nn2, cls_g + (size_t)B * D, B, D);
     dv2_loss_total(&lt, &lw);
     float lv[6] = {lt.dino_local, lt.dino_global, lt.koleo1, lt.koleo2, lt.ibot, lt.total};
     cmpn("A.losses", lv);
@@ -177,11 +178,11 @@ static void config_a(void) {
     float *dxd = xmalloc(sizeof(float) * nd * D), *dxp = xmalloc(sizeof(float) * M * D);
     CHECK(dv2_head_pass_backward(dp_, dxd, ds_dino, &err) == 0);
     CHECK(dv2_head_pass_backward(ip_, dxp, ds_ibot, &err) == 0);
-    be->koleo_backward(dxd + (size_t)NL * B * D, dl.koleo1, cls_g, nn1, B, D);
-    be->koleo_backward(dxd + (size_t)(NL * B + B) * D, dl.koleo2, cls_g + (size_t)B * D, nn2, B, D);
+    be->koleo_backward(be, dxd + (size_t)NL * B * D, dl.koleo1, cls_g, nn1, B, D);
+    be->koleo_backward(be, dxd + (size_t)(NL * B + B) * D, dl.koleo2, cls_g + (size_t)B * D, nn2, B, D);
     float *dout = xmalloc(sizeof(float) * (size_t)T * D);
-    be->scatter_add_rows(dout, dxd, drows, nd, D);
-    be->scatter_add_rows(dout, dxp, prows, M, D);
+    be->scatter_add_rows(be, dout, dxd, drows, nd, D);
+    be->scatter_add_rows(be, dout, dxp, prows, M, D);
     CHECK(dv2_vit_pass_backward(sp, dout, &err) == 0);
     cmp_grads(&st.params, "A.gs.");
     cmp_grads(&sd.params, "A.gsd.");
@@ -253,6 +254,7 @@ static void config_b(void) {
 }
 
 int main(void) {
+    be = tu_cpu();
     if (fx_load_versioned(&fx, "model.bin", "dinov2_ref.py", FIXTURE_VERSION) < 0) return 1;
     config_a();
     config_b();

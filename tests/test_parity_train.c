@@ -31,6 +31,7 @@
 #include "core/dist.h"
 #include "train/schedule.h"
 #include "testutil.h"
+#include "tu_backend.h"
 #include "train/train_model.h"
 #include "train/train_step.h"
 
@@ -74,7 +75,7 @@ static void cmp_params(const dv2_train_model *m, const dv2_params *p, const char
     char nm[128];
     const int D = m->arch.embed_dim;
     float *h = malloc(sizeof(float) * (p->numel ? p->numel : 1));
-    m->be->to_host(h, p->data, sizeof(float) * p->numel);
+    m->be->to_host(m->be, h, p->data, sizeof(float) * p->numel);
     for (int i = 0; i < dv2_params_count(p); i++) {
         const dv2_param_info *t = dv2_params_info(p, i);
         snprintf(nm, sizeof nm, "%s%s", prefix, t->name);
@@ -130,8 +131,8 @@ static void run(int distill) {
         CHECKF(0, "teacher arch: %s", err.msg);
         return;
     }
-    if (distill ? dv2_train_model_init_distill(&m, &c, &ft, &dv2_backend_cpu, &err)
-                : dv2_train_model_init(&m, &c, &dv2_backend_cpu, &err)) {
+    if (distill ? dv2_train_model_init_distill(&m, &c, &ft, tu_cpu(), &err)
+                : dv2_train_model_init(&m, &c, tu_cpu(), &err)) {
         CHECKF(0, "dv2_train_model_init: %s", err.msg);
         return;
     }

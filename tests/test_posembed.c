@@ -15,17 +15,18 @@
 #include "model/posembed.h"
 #include "core/rng.h"
 #include "testutil.h"
+#include "tu_backend.h"
 #include "ref/fixture.h"
 #include "ops/ops.h"
 
 /* The plan's weights applied by the CPU backend's entries (the identity as
  * NULL weights, as the model passes it). */
 static void pe_forward(float *out, float *scr, const float *pos, const dv2_posembed_plan *p, int D) {
-    dv2_backend_cpu.posembed_forward(out, scr, pos, p->identity ? NULL : p->wy, p->identity ? NULL : p->wx,
+    tu_cpu()->posembed_forward(tu_cpu(), out, scr, pos, p->identity ? NULL : p->wy, p->identity ? NULL : p->wx,
                                      p->M, p->oh, p->ow, D);
 }
 static void pe_backward(float *dpos, float *scr, const float *dout, const dv2_posembed_plan *p, int D) {
-    dv2_backend_cpu.posembed_backward(dpos, scr, dout, p->identity ? NULL : p->wy, p->identity ? NULL : p->wx,
+    tu_cpu()->posembed_backward(tu_cpu(), dpos, scr, dout, p->identity ? NULL : p->wy, p->identity ? NULL : p->wx,
                                       p->M, p->oh, p->ow, D);
 }
 

@@ -1,7 +1,8 @@
 /* test_train_collapse.c — the collapse diagnostics (lib/train/collapse.h) on
  * constructed inputs: uniform targets, every row one-hot on the same
  * prototype, one-hot on distinct prototypes, identical and orthogonal class
- * tokens, identical, orthogonal and antipodal prototypes. */
+ * tokens, identical, orthogonal and antipodal prototypes — each through the
+ * backend's collapse_stats entry, on every backend of the build. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +14,34 @@
 
 static int near(double a, double b) { return fabs(a - b) <= 1e-9 + 1e-6 * fabs(b); }
 
-int main(void) {
+static const dv2_backend *g_be;
+
+/* The CPU backends' device is host memory, so host arrays go in directly. */
+static void targets(dv2_collapse_stats *st, const float *q, int n, int K) {
+    double v[DV2_STATS_N];
+    CHECK(g_be->collapse_stats(g_be, v, q, NULL, NULL, NULL, NULL, n, K, 1, 1) == 0);
+    dv2_collapse_from_slots(st, v);
+}
+
+static void spread(double *sd, double *cs, const float *x, int n, int dim) {
+    double v[DV2_STATS_N];
+    CHECK(g_be->collapse_stats(g_be, v, NULL, NULL, x, NULL, NULL, n, 1, dim, 1) == 0);
+    *sd = v[DV2_STAT_CLS_STD], *cs = v[DV2_STAT_CLS_COS];
+}
+
+static void prototypes(dv2_collapse_stats *st, const float *g, const float *v, int K, int d) {
+    double o[DV2_STATS_N];
+    CHECK(g_be->collapse_stats(g_be, o, NULL, NULL, NULL, g, v, 0, K, 1, d) == 0);
+    dv2_collapse_from_slots(st, o);
+}
+
+static void run(void) {
     float q[NR * KK];
-    double work[64 + 8];
-    int seen[KK];
     dv2_collapse_stats st;
 
     /* uniform targets: both entropies ln K; argmax ties go to prototype 0 */
     for (int i = 0; i < NR * KK; i++) q[i] = 1.0f / KK;
-    dv2_collapse_targets(&st, q, NR, KK, work, seen);
+    targets(&st, q, NR, KK);
     CHECKF(near(st.tgt_entropy, log(KK)) && near(st.tgt_mean_entropy, log(KK)), "%g %g", st.tgt_entropy,
            st.tgt_mean_entropy);
     CHECK(st.n_argmax == 1);
@@ -29,20 +49,20 @@ int main(void) {
     /* one prototype for all: both entropies 0, one argmax */
     memset(q, 0, sizeof q);
     for (int i = 0; i < NR; i++) q[i * KK + 3] = 1;
-    dv2_collapse_targets(&st, q, NR, KK, work, seen);
+    targets(&st, q, NR, KK);
     CHECK(near(st.tgt_entropy, 0) && near(st.tgt_mean_entropy, 0) && st.n_argmax == 1);
 
     /* sharp and spread: each row one-hot on its own prototype */
     memset(q, 0, sizeof q);
     for (int i = 0; i < NR; i++) q[i * KK + i] = 1;
-    dv2_collapse_targets(&st, q, NR, KK, work, seen);
+    targets(&st, q, NR, KK);
     CHECKF(near(st.tgt_entropy, 0) && near(st.tgt_mean_entropy, log(NR)) && st.n_argmax == NR, "%g %d",
            st.tgt_mean_entropy, st.n_argmax);
 
     /* half-and-half rows over two prototypes: H = ln 2 per row and of the mean */
     memset(q, 0, sizeof q);
     for (int i = 0; i < NR; i++) q[i * KK + 1] = 0.5f, q[i * KK + 5] = 0.5f;
-    dv2_collapse_targets(&st, q, NR, KK, work, seen);
+    targets(&st, q, NR, KK);
     CHECK(near(st.tgt_entropy, log(2)) && near(st.tgt_mean_entropy, log(2)));
 
     /* identical rows: no spread, cosine 1 */
@@ -50,18 +70,18 @@ int main(void) {
     for (int i = 0; i < NR; i++)
         for (int j = 0; j < KK; j++) x[i * KK + j] = (float)(j + 1);
     double sd, cs;
-    dv2_collapse_spread(&sd, &cs, x, NR, KK, work);
+    spread(&sd, &cs, x, NR, KK);
     CHECKF(near(sd, 0) && near(cs, 1), "%g %g", sd, cs);
     /* orthogonal rows e_i: cosine 0; column j < NR has one 1 among NR rows:
      * std sqrt(1/NR - 1/NR²), columns j >= NR are 0 */
     memset(x, 0, sizeof x);
     for (int i = 0; i < NR; i++) x[i * KK + i] = 1;
-    dv2_collapse_spread(&sd, &cs, x, NR, KK, work);
+    spread(&sd, &cs, x, NR, KK);
     double want = NR * sqrt(1.0 / NR - 1.0 / (NR * NR)) / KK;
     CHECKF(near(sd, want) && near(cs, 0), "%g (want %g) %g", sd, want, cs);
     /* two antipodal rows: cosine -1 */
     float y[2 * 3] = {1, 2, 3, -1, -2, -3};
-    dv2_collapse_spread(&sd, &cs, y, 2, 3, work);
+    spread(&sd, &cs, y, 2, 3);
     CHECK(near(cs, -1));
 
     /* prototypes: K = 6 in d = 8; g = 1 (norm 1, cv 0) */
@@ -69,18 +89,18 @@ int main(void) {
     for (int k = 0; k < NR; k++) g[k] = 1;
     memset(v, 0, sizeof v);
     for (int k = 0; k < NR; k++) v[k * KK + k] = (float)(k + 1); /* orthogonal, unequal |v| */
-    dv2_collapse_prototypes(&st, g, v, NR, KK, work);
+    prototypes(&st, g, v, NR, KK);
     CHECKF(near(st.proto_norm_mean, 1) && near(st.proto_norm_cv, 0) && near(st.proto_cos_mean, 0) &&
                near(st.proto_cos_rms, 0), "%g %g %g %g", st.proto_norm_mean, st.proto_norm_cv, st.proto_cos_mean,
            st.proto_cos_rms);
     for (int k = 0; k < NR; k++) /* all the same direction */
         for (int j = 0; j < KK; j++) v[k * KK + j] = (float)((j + 1) * (k + 1));
-    dv2_collapse_prototypes(&st, g, v, NR, KK, work);
+    prototypes(&st, g, v, NR, KK);
     CHECKF(near(st.proto_cos_mean, 1) && near(st.proto_cos_rms, 1), "%g %g", st.proto_cos_mean, st.proto_cos_rms);
     /* ±e_0, ±e_1, ±e_2 with g = 1, 3, 1, 3, 1, 3: pairs (k, l) with cos -1: 3 unordered of 15, others 0 */
     memset(v, 0, sizeof v);
     for (int k = 0; k < NR; k++) v[k * KK + k / 2] = k % 2 ? -1.0f : 1.0f, g[k] = k % 2 ? 3.0f : 1.0f;
-    dv2_collapse_prototypes(&st, g, v, NR, KK, work);
+    prototypes(&st, g, v, NR, KK);
     CHECKF(near(st.proto_norm_mean, 2) && near(st.proto_norm_cv, 0.5) && near(st.proto_cos_mean, -3.0 / 15) &&
                near(st.proto_cos_rms, sqrt(3.0 / 15)), "%g %g %g %g", st.proto_norm_mean, st.proto_norm_cv,
            st.proto_cos_mean, st.proto_cos_rms);
@@ -93,5 +113,16 @@ int main(void) {
     CHECK(strcmp(keys[0], "tgt_entropy") == 0 && strcmp(keys[2], "n_argmax") == 0 && vals[2] == 4);
     for (int i = 0; i < DV2_COLLAPSE_NKEYS; i++)
         for (int j = 0; j < i; j++) CHECK(strcmp(keys[i], keys[j]) != 0);
+}
+
+int main(void) {
+    for (size_t b = 0; b < dv2_backend_count(); b++) {
+        dv2_backend *be;
+        dv2_error err = {0};
+        CHECK(dv2_backend_open(&be, dv2_backend_name_at(b), NULL, 0, &err) == 0);
+        g_be = be;
+        run();
+        dv2_backend_close(be);
+    }
     return tu_finish("test_train_collapse");
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "model/head.h"
 #include "testutil.h"
+#include "tu_backend.h"
 #include "model/vit.h"
 
 /* The per-block backward hook: records the order and the gradient slice as
@@ -24,7 +25,7 @@ static int on_block(void *ctx, int block, float *grad, size_t numel, dv2_error *
 }
 
 
-static const dv2_backend *be = &dv2_backend_cpu;
+static const dv2_backend *be;
 
 static dv2_arch small_arch(int D, int L, int H, int P, int img) {
     dv2_arch a;
@@ -398,6 +399,7 @@ static void test_threads(void) {
 }
 
 int main(void) {
+    be = tu_cpu();
     test_table();
     test_threads();
     test_init();

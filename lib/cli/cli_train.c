@@ -206,7 +206,7 @@ int dv2_cli_train_main(int argc, char **argv, int distill) {
     if (distill && !c.teacher) return dv2_usage_error("no teacher (--teacher RUN|FILE)");
     if (!out) return dv2_usage_error("no run directory (-o RUN)");
     if (!cfg.train.dataset_path[0]) return dv2_usage_error("no training data (--data DATASET)");
-    const dv2_backend *be = NULL;
+    dv2_backend *be = NULL;
     {
         char bdesc[160];
         if (dv2_backend_open(&be, cli.device, bdesc, sizeof bdesc, &err)) return dv2_report(&err);
@@ -235,6 +235,7 @@ int dv2_cli_train_main(int argc, char **argv, int distill) {
     dv2_train_opts o = {cfg.train.dataset_path, out, c.resume, 0, on_log, NULL, distill ? c.teacher : NULL, be};
     dv2_train_result res;
     rc = dv2_train_run(&cfg, &o, &dist, &res, &err);
+    dv2_backend_close(be);
     if (rc) {
         if (dist.rank == 0 || dist.world == 1) dv2_report(&err);
         dv2_dist_finalize(&dist);

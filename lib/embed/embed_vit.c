@@ -38,6 +38,7 @@ typedef struct vit_model {
     float *h_tok;           /* host copy of (T, D) tokens */
     float *d_layer;         /* device (T, D) for intermediate layers */
     size_t tok_cap;
+    dv2_backend *own_be; /* opened here when the caller gave no backend */
 } vit_model;
 
 void dv2_embed_vit_opts_default(dv2_embed_vit_opts *o) {
@@ -65,8 +66,8 @@ static void vit_release_pass(vit_model *v) {
     v->ps = NULL;
     v->ps_n = 0;
     if (v->be) {
-        v->be->free(v->d_img);
-        v->be->free(v->d_layer);
+        v->be->free(v->be, v->d_img);
+        v->be->free(v->be, v->d_layer);
     }
     v->d_img = v->d_layer = NULL;
     free(v->h_tok);
@@ -77,6 +78,7 @@ static void vit_free(dv2_embed_model *m) {
     vit_model *v = (vit_model *)m;
     vit_release_pass(v);
     if (v->vit_ready) dv2_vit_free(&v->vit);
+    dv2_backend_close(v->own_be);
     free(v);
 }
 
@@ -88,9 +90,9 @@ static int vit_prepare(vit_model *v, int n, dv2_error *err) {
     if (rc) return rc;
     v->ps_n = n;
     size_t T = (size_t)dv2_vit_pass_tokens(v->ps), D = (size_t)v->vit.arch.embed_dim;
-    v->d_img = v->be->alloc((size_t)n * 3 * v->base.size * v->base.size * sizeof(float));
+    v->d_img = v->be->alloc(v->be, (size_t)n * 3 * v->base.size * v->base.size * sizeof(float));
     v->h_tok = dv2_malloc_array(T * D, sizeof(float));
-    if (v->layers) v->d_layer = v->be->alloc(T * D * sizeof(float));
+    if (v->layers) v->d_layer = v->be->alloc(v->be, T * D * sizeof(float));
     if (!v->d_img || !v->h_tok || (v->layers && !v->d_layer))
         return dv2_error_set(err, DV2_ENOMEM, "embed: out of memory for a batch of %d", n);
     return 0;
@@ -115,13 +117,13 @@ static int vit_forward(dv2_embed_model *m, float *out, float *patch, const float
     if (rc) return rc;
     const dv2_backend *be = v->be;
     size_t npix = (size_t)n * 3 * m->size * m->size;
-    if ((rc = be->to_device(v->d_img, img, npix * sizeof(float))))
+    if ((rc = be->to_device(be, v->d_img, img, npix * sizeof(float))))
         return dv2_error_set(err, rc, "embed: cannot copy the batch to the device");
     const float *imgs[1] = {v->d_img};
     if ((rc = dv2_vit_pass_forward(v->ps, imgs, NULL, NULL, err))) return rc;
     int D = v->vit.arch.embed_dim, N = m->npatch, first = 1 + v->vit.arch.num_register_tokens;
     size_t T = (size_t)dv2_vit_pass_tokens(v->ps);
-    if ((rc = be->to_host(v->h_tok, dv2_vit_pass_output(v->ps), T * D * sizeof(float))))
+    if ((rc = be->to_host(be, v->h_tok, dv2_vit_pass_output(v->ps), T * D * sizeof(float))))
         return dv2_error_set(err, rc, "embed: cannot copy tokens from the device");
     const float *tok = v->h_tok;
     for (int i = 0; i < n; i++) {
@@ -153,7 +155,7 @@ static int vit_forward(dv2_embed_model *m, float *out, float *patch, const float
         for (int l = 0; l < v->layers && !rc; l++) {
             int block = depth - v->layers + l;
             rc = dv2_vit_pass_layer(v->ps, block, v->d_layer, err);
-            if (!rc && be->to_host(h_layer, v->d_layer, T * D * sizeof(float)))
+            if (!rc && be->to_host(be, h_layer, v->d_layer, T * D * sizeof(float)))
                 rc = dv2_error_set(err, DV2_EIO, "embed: cannot copy tokens from the device");
             for (int i = 0; i < n && !rc; i++)
                 memcpy(out + (size_t)i * m->dim + (size_t)l * D,
@@ -299,7 +301,15 @@ int dv2_embed_model_vit(dv2_embed_model **out, const dv2_embed_vit_opts *o, dv2_
     vit_model *v = calloc(1, sizeof *v);
     if (!v) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
     v->base.ops = &vit_ops;
-    v->be = o->backend ? o->backend : &dv2_backend_cpu;
+    v->be = o->backend;
+    if (!v->be) {
+        int brc = dv2_backend_open(&v->own_be, "cpu", NULL, 0, err);
+        if (brc) {
+            free(v);
+            return brc;
+        }
+        v->be = v->own_be;
+    }
     v->kind = kind;
     v->layers = o->layers;
     dv2_arch arch;

@@ -99,7 +99,7 @@ void dv2_head_pass_free(dv2_head_pass *ps) {
     const dv2_backend *be = ps->h->be;
     float *b[] = {ps->pre[0], ps->pre[1], ps->pre[2], ps->act[0], ps->act[1], ps->z, ps->norm,
                   ps->w, ps->vnorm, ps->dz, ps->dpre, ps->dact, ps->dw};
-    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) be->free(b[i]);
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) be->free(be, b[i]);
     free(ps);
 }
 
@@ -118,7 +118,7 @@ int dv2_head_pass_create(dv2_head_pass **out, dv2_head *h, int max_rows, int fla
     const dv2_head_arch *a = &h->a;
     size_t R = (size_t)max_rows, wide = (size_t)(a->hidden_dim > a->bottleneck ? a->hidden_dim : a->bottleneck);
     int ok = 1;
-#define A(p, n) do { (p) = be->alloc(sizeof(float) * (n)); ok = ok && (p); } while (0)
+#define A(p, n) do { (p) = be->alloc(be, sizeof(float) * (n)); ok = ok && (p); } while (0)
     for (int k = 0; k < a->nlayers; k++)
         A(ps->pre[k], R * (k == a->nlayers - 1 ? (size_t)a->bottleneck : (size_t)a->hidden_dim));
     for (int k = 0; k + 1 < a->nlayers; k++) A(ps->act[k], R * (size_t)a->hidden_dim);
@@ -158,18 +158,18 @@ int dv2_head_pass_forward(dv2_head_pass *ps, float *logits, const float *x, int 
     for (int k = 0; k < a->nlayers; k++) {
         int dout = k == a->nlayers - 1 ? a->bottleneck : a->hidden_dim;
         if (k + 1 < a->nlayers) { /* bias+GELU epilogue, pre-activation kept */
-            be->linear_forward(ps->act[k], ps->pre[k], in, HD(h->i_w[k]), HD(h->i_b[k]), n, din, dout,
+            be->linear_forward(be, ps->act[k], ps->pre[k], in, HD(h->i_w[k]), HD(h->i_b[k]), n, din, dout,
                                DV2_LINEAR_GELU);
             in = ps->act[k];
         } else {
-            be->linear_forward(ps->pre[k], NULL, in, HD(h->i_w[k]), HD(h->i_b[k]), n, din, dout, 0);
+            be->linear_forward(be, ps->pre[k], NULL, in, HD(h->i_w[k]), HD(h->i_b[k]), n, din, dout, 0);
         }
         din = dout;
     }
-    be->l2norm_forward(ps->z, ps->norm, ps->pre[a->nlayers - 1], n, a->bottleneck, a->l2_eps);
-    be->weightnorm_forward(ps->w, ps->vnorm, HD(h->i_v), HD(h->i_g), a->n_prototypes, a->bottleneck);
-    be->linear_forward(logits, NULL, ps->z, ps->w, NULL, n, a->bottleneck, a->n_prototypes, 0);
-    return DV2_OK;
+    be->l2norm_forward(be, ps->z, ps->norm, ps->pre[a->nlayers - 1], n, a->bottleneck, a->l2_eps);
+    be->weightnorm_forward(be, ps->w, ps->vnorm, HD(h->i_v), HD(h->i_g), a->n_prototypes, a->bottleneck);
+    be->linear_forward(be, logits, NULL, ps->z, ps->w, NULL, n, a->bottleneck, a->n_prototypes, 0);
+    return dv2_backend_check(be, "head forward", err);
 }
 
 int dv2_head_pass_backward(dv2_head_pass *ps, float *dx, const float *dlogits, dv2_error *err) {
@@ -179,25 +179,25 @@ int dv2_head_pass_backward(dv2_head_pass *ps, float *dx, const float *dlogits, d
     if (!(ps->flags & DV2_HEAD_TRAIN))
         return dv2_error_set(err, DV2_EINVAL, "head: backward of a pass created without DV2_HEAD_TRAIN");
     int n = ps->n, bn = a->bottleneck, K = a->n_prototypes, hd = a->hidden_dim;
-    be->zero(ps->dw, sizeof(float) * (size_t)K * bn);
-    be->linear_backward(ps->dz, ps->dw, NULL, NULL, dlogits, NULL, ps->z, ps->w, n, bn, K, 0);
-    be->weightnorm_backward(HG(h->i_v), HG(h->i_g), ps->dw, HD(h->i_v), HD(h->i_g), ps->vnorm, K, bn);
+    be->zero(be, ps->dw, sizeof(float) * (size_t)K * bn);
+    be->linear_backward(be, ps->dz, ps->dw, NULL, NULL, dlogits, NULL, ps->z, ps->w, n, bn, K, 0);
+    be->weightnorm_backward(be, HG(h->i_v), HG(h->i_g), ps->dw, HD(h->i_v), HD(h->i_g), ps->vnorm, K, bn);
     /* dpre of the last linear */
-    be->zero(ps->dpre, sizeof(float) * (size_t)n * bn);
-    be->l2norm_backward(ps->dpre, ps->dz, ps->pre[a->nlayers - 1], ps->norm, n, bn, a->l2_eps);
+    be->zero(be, ps->dpre, sizeof(float) * (size_t)n * bn);
+    be->l2norm_backward(be, ps->dpre, ps->dz, ps->pre[a->nlayers - 1], ps->norm, n, bn, a->l2_eps);
     for (int k = a->nlayers - 1; k >= 0; k--) {
         int dout = k == a->nlayers - 1 ? bn : hd;
         int din = k == 0 ? a->in_dim : hd;
         const float *in = k == 0 ? ps->x : ps->act[k - 1];
         if (k == 0) { /* dx accumulates (the caller may sum several heads into it) */
-            be->linear_backward(dx, HG(h->i_w[k]), HG(h->i_b[k]), NULL, ps->dpre, NULL, in, HD(h->i_w[k]),
+            be->linear_backward(be, dx, HG(h->i_w[k]), HG(h->i_b[k]), NULL, ps->dpre, NULL, in, HD(h->i_w[k]),
                                 n, din, dout, DV2_LINEAR_ACCUMULATE);
         } else {
-            be->linear_backward(ps->dact, HG(h->i_w[k]), HG(h->i_b[k]), NULL, ps->dpre, NULL, in,
+            be->linear_backward(be, ps->dact, HG(h->i_w[k]), HG(h->i_b[k]), NULL, ps->dpre, NULL, in,
                                 HD(h->i_w[k]), n, din, dout, 0);
-            be->zero(ps->dpre, sizeof(float) * (size_t)n * din);
-            be->gelu_backward(ps->dpre, ps->dact, ps->pre[k - 1], (size_t)n * din);
+            be->zero(be, ps->dpre, sizeof(float) * (size_t)n * din);
+            be->gelu_backward(be, ps->dpre, ps->dact, ps->pre[k - 1], (size_t)n * din);
         }
     }
-    return DV2_OK;
+    return dv2_backend_check(be, "head backward", err);
 }

@@ -4,7 +4,8 @@
  * top of the op table of lib/ops/ops.h.
  *
  * Usage (eval, e.g. dv2-embed):
- *     dv2_vit m;  dv2_vit_init(&m, &arch, &dv2_backend_cpu, 0, err);
+ *     dv2_backend *be;  dv2_backend_open(&be, "cpu", NULL, 0, err);
+ *     dv2_vit m;  dv2_vit_init(&m, &arch, be, 0, err);
  *     ... load weights into m.params (dv2_params_set by name) ...
  *     dv2_vit_group g = { .n_img = B, .height = 224, .width = 224 };
  *     dv2_vit_pass *ps;  dv2_vit_pass_create(&ps, &m, &g, 1, 0, err);

@@ -75,15 +75,15 @@ struct dv2_vit_pass {
     float *plan_scale_h, *d_plan_scale;
 };
 
-#define ALLOC(ptr, count) do { (ptr) = be->alloc(sizeof(*(ptr)) * (size_t)(count) + 64); \
+#define ALLOC(ptr, count) do { (ptr) = be->alloc(be, sizeof(*(ptr)) * (size_t)(count) + 64); \
     if (!(ptr)) { dv2_vit_pass_free(ps); return dv2_error_set(err, DV2_ENOMEM, "vit: cannot allocate pass buffers"); } } while (0)
 
 static void free_branch(const dv2_backend *be, branch *b) {
     free(b->cu);
-    be->free(b->d_cu_own);
+    be->free(be, b->d_cu_own);
     if (!b->in_plan) {
-        be->free(b->rows);
-        be->free(b->scale);
+        be->free(be, b->rows);
+        be->free(be, b->scale);
     }
     memset(b, 0, sizeof *b);
 }
@@ -92,36 +92,36 @@ void dv2_vit_pass_free(dv2_vit_pass *ps) {
     if (!ps) return;
     const dv2_backend *be = ps->be;
     for (int g = 0; g < MAXG; g++) {
-        be->free(ps->col[g]);
-        be->free(ps->patch[g]);
-        be->free(ps->pos[g]);
-        be->free(ps->d_wy[g]);
-        be->free(ps->d_wx[g]);
+        be->free(be, ps->col[g]);
+        be->free(be, ps->patch[g]);
+        be->free(be, ps->pos[g]);
+        be->free(be, ps->d_wy[g]);
+        be->free(be, ps->d_wx[g]);
         if (ps->pos[g]) dv2_posembed_plan_free(&ps->plan[g]);
     }
-    be->free(ps->pos_scratch);
+    be->free(be, ps->pos_scratch);
     free(ps->full.cu);
-    be->free(ps->d_full_cu);
+    be->free(be, ps->d_full_cu);
     if (ps->br)
         for (int i = 0; i < 2 * (ps->flags & DV2_VIT_TRAIN ? ps->m->arch.depth : 1); i++)
             free_branch(be, &ps->br[i]);
     free(ps->br);
     free(ps->plan_rows_h);
     free(ps->plan_scale_h);
-    be->free(ps->d_plan_rows);
-    be->free(ps->d_plan_scale);
+    be->free(be, ps->d_plan_rows);
+    be->free(be, ps->d_plan_scale);
     if (ps->bb)
         for (int i = 0; i < ps->nbb; i++) {
             float **f = (float **)&ps->bb[i];
-            for (size_t k = 0; k < sizeof(blockbuf) / sizeof(float *); k++) be->free(f[k]);
+            for (size_t k = 0; k < sizeof(blockbuf) / sizeof(float *); k++) be->free(be, f[k]);
         }
     free(ps->bb);
     if (ps->blk_out)
-        for (int l = 0; l < ps->m->arch.depth; l++) be->free(ps->blk_out[l]);
+        for (int l = 0; l < ps->m->arch.depth; l++) be->free(be, ps->blk_out[l]);
     free(ps->blk_out);
     float *bufs[] = {ps->x, ps->out, ps->fmean, ps->frstd, ps->lmean, ps->lrstd, ps->dx, ps->dbr, ps->dy, ps->dln,
                      ps->dh, ps->da, ps->dqkv, ps->datt, ps->dpatch, ps->dpos};
-    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) be->free(bufs[k]);
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) be->free(be, bufs[k]);
     free(ps->rows_h);
     free(ps->scale_h);
     free(ps);
@@ -190,8 +190,8 @@ int dv2_vit_pass_create(dv2_vit_pass **out, dv2_vit *m, const dv2_vit_group *g, 
             /* the weights go to the device once; every forward resamples there */
             ALLOC(ps->d_wy[i], (size_t)ps->gh[i] * M);
             ALLOC(ps->d_wx[i], (size_t)ps->gw[i] * M);
-            if (be->to_device(ps->d_wy[i], ps->plan[i].wy, sizeof(float) * (size_t)ps->gh[i] * M) ||
-                be->to_device(ps->d_wx[i], ps->plan[i].wx, sizeof(float) * (size_t)ps->gw[i] * M)) {
+            if (be->to_device(be, ps->d_wy[i], ps->plan[i].wy, sizeof(float) * (size_t)ps->gh[i] * M) ||
+                be->to_device(be, ps->d_wx[i], ps->plan[i].wx, sizeof(float) * (size_t)ps->gw[i] * M)) {
                 dv2_vit_pass_free(ps);
                 return dv2_error_set(err, DV2_EIO, "vit: cannot copy the position weights to the device");
             }
@@ -215,7 +215,7 @@ int dv2_vit_pass_create(dv2_vit_pass **out, dv2_vit *m, const dv2_vit_group *g, 
             for (int k = 0; k < g[i].n_img; k++) { t += ps->seqlen[i]; ps->full.cu[++s] = t; }
     }
     ALLOC(ps->d_full_cu, nimg + 1);
-    if (be->to_device(ps->d_full_cu, ps->full.cu, sizeof(int) * (size_t)(nimg + 1))) {
+    if (be->to_device(be, ps->d_full_cu, ps->full.cu, sizeof(int) * (size_t)(nimg + 1))) {
         dv2_vit_pass_free(ps);
         return dv2_error_set(err, DV2_EIO, "vit: cannot copy the sequence offsets to the device");
     }
@@ -281,7 +281,7 @@ int dv2_vit_pass_create(dv2_vit_pass **out, dv2_vit *m, const dv2_vit_group *g, 
 static void pos_forward(dv2_vit_pass *ps, int g) {
     dv2_vit *m = ps->m;
     int M = dv2_arch_grid(&m->arch);
-    ps->be->posembed_forward(ps->pos[g], ps->pos_scratch, dv2_params_data(&m->params, m->i_pos),
+    ps->be->posembed_forward(ps->be, ps->pos[g], ps->pos_scratch, dv2_params_data(&m->params, m->i_pos),
                              ps->d_wy[g], ps->d_wx[g], M, ps->gh[g], ps->gw[g], m->arch.embed_dim);
 }
 
@@ -289,7 +289,7 @@ static void pos_forward(dv2_vit_pass *ps, int g) {
 static void pos_backward(dv2_vit_pass *ps, int g, const float *d) {
     dv2_vit *m = ps->m;
     int M = dv2_arch_grid(&m->arch);
-    ps->be->posembed_backward(dv2_params_grad(&m->params, m->i_pos), ps->pos_scratch, d, ps->d_wy[g],
+    ps->be->posembed_backward(ps->be, dv2_params_grad(&m->params, m->i_pos), ps->pos_scratch, d, ps->d_wy[g],
                               ps->d_wx[g], M, ps->gh[g], ps->gw[g], m->arch.embed_dim);
 }
 
@@ -328,15 +328,15 @@ static int set_branch(dv2_vit_pass *ps, branch *b, const int *subset, double rat
     int rc = fill_branch(ps, b, subset, rate, ps->rows_h, ps->scale_h, err);
     if (rc < 0) return rc;
     if (!b->rows) {
-        b->rows = be->alloc(sizeof(int) * (size_t)ps->T);
-        b->scale = be->alloc(sizeof(float) * (size_t)ps->T);
+        b->rows = be->alloc(be, sizeof(int) * (size_t)ps->T);
+        b->scale = be->alloc(be, sizeof(float) * (size_t)ps->T);
         if (!b->rows || !b->scale) return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
     }
-    if (!b->d_cu_own && !(b->d_cu_own = be->alloc(sizeof(int) * (size_t)(ps->nimg + 1))))
+    if (!b->d_cu_own && !(b->d_cu_own = be->alloc(be, sizeof(int) * (size_t)(ps->nimg + 1))))
         return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
-    rc = be->to_device(b->rows, ps->rows_h, sizeof(int) * (size_t)b->n);
-    if (rc == 0) rc = be->to_device(b->scale, ps->scale_h, sizeof(float) * (size_t)b->n);
-    if (rc == 0) rc = be->to_device(b->d_cu_own, b->cu, sizeof(int) * (size_t)(b->nseq + 1));
+    rc = be->to_device(be, b->rows, ps->rows_h, sizeof(int) * (size_t)b->n);
+    if (rc == 0) rc = be->to_device(be, b->scale, ps->scale_h, sizeof(float) * (size_t)b->n);
+    if (rc == 0) rc = be->to_device(be, b->d_cu_own, b->cu, sizeof(int) * (size_t)(b->nseq + 1));
     b->d_cu = b->d_cu_own;
     return rc;
 }
@@ -352,8 +352,8 @@ static int set_plan(dv2_vit_pass *ps, const dv2_vit_droppath *dp, size_t per_bra
     if (!ps->plan_rows_h) {
         ps->plan_rows_h = malloc(sizeof(int) * icap);
         ps->plan_scale_h = malloc(sizeof(float) * cap);
-        ps->d_plan_rows = be->alloc(sizeof(int) * icap);
-        ps->d_plan_scale = be->alloc(sizeof(float) * cap);
+        ps->d_plan_rows = be->alloc(be, sizeof(int) * icap);
+        ps->d_plan_scale = be->alloc(be, sizeof(float) * cap);
         if (!ps->plan_rows_h || !ps->plan_scale_h || !ps->d_plan_rows || !ps->d_plan_scale)
             return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
     }
@@ -361,8 +361,8 @@ static int set_plan(dv2_vit_pass *ps, const dv2_vit_droppath *dp, size_t per_bra
     for (int i = 0; i < nbr; i++) {
         branch *b = &ps->br[i];
         if (!b->in_plan) {
-            be->free(b->rows);
-            be->free(b->scale);
+            be->free(be, b->rows);
+            be->free(be, b->scale);
         }
         int rc = fill_branch(ps, b, dp->subset + (size_t)i * per_branch, dp->rate, ps->plan_rows_h + ioff,
                              ps->plan_scale_h + off, err);
@@ -375,8 +375,8 @@ static int set_plan(dv2_vit_pass *ps, const dv2_vit_droppath *dp, size_t per_bra
         off += (size_t)b->n;
         ioff += (size_t)b->n + (size_t)b->nseq + 1;
     }
-    int rc = be->to_device(ps->d_plan_rows, ps->plan_rows_h, sizeof(int) * ioff);
-    if (rc == 0) rc = be->to_device(ps->d_plan_scale, ps->plan_scale_h, sizeof(float) * off);
+    int rc = be->to_device(be, ps->d_plan_rows, ps->plan_rows_h, sizeof(int) * ioff);
+    if (rc == 0) rc = be->to_device(be, ps->d_plan_scale, ps->plan_scale_h, sizeof(float) * off);
     return rc;
 }
 
@@ -393,8 +393,8 @@ static void set_full(dv2_vit_pass *ps, branch *b) {
     b->nseq = ps->nimg;
     memcpy(b->cu, ps->full.cu, sizeof(int) * (size_t)(ps->nimg + 1));
     if (!b->in_plan) {
-        ps->be->free(b->rows);
-        ps->be->free(b->scale);
+        ps->be->free(ps->be, b->rows);
+        ps->be->free(ps->be, b->scale);
     }
     b->in_plan = 0;
     b->d_cu = ps->d_full_cu;
@@ -415,14 +415,14 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
     int rc;
     for (int g = 0; g < ps->ng; g++) {
         ps->mask[g] = mask ? mask[g] : NULL;
-        be->patch_embed_forward(ps->patch[g], ps->col[g], img[g], PD(m->i_pe_w), PD(m->i_pe_b),
+        be->patch_embed_forward(be, ps->patch[g], ps->col[g], img[g], PD(m->i_pe_w), PD(m->i_pe_b),
                                 ps->g[g].n_img, ps->g[g].height, ps->g[g].width, P, D);
         const float *pos = PD(m->i_pos);
         if (ps->pos[g]) {
             pos_forward(ps, g);
             pos = ps->pos[g];
         }
-        be->embed_tokens_forward(ps->x + (size_t)ps->off[g] * D, ps->patch[g], PD(m->i_cls),
+        be->embed_tokens_forward(be, ps->x + (size_t)ps->off[g] * D, ps->patch[g], PD(m->i_cls),
                                  R ? PD(m->i_reg) : NULL, pos, ps->mask[g], PD(m->i_mask),
                                  ps->g[g].n_img, ps->npatch[g], R, D);
     }
@@ -450,42 +450,42 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
             const float *in = ps->x;
             if (br->rows) {
                 float *dst = xin ? xin : b->y1; /* eval: y1 is free until the branch output */
-                be->gather_rows(dst, ps->x, br->rows, n, D);
+                be->gather_rows(be, dst, ps->x, br->rows, n, D);
                 in = dst;
             } else if (xin) {
-                be->copy(xin, ps->x, sizeof(float) * (size_t)n * D);
+                be->copy(be, xin, ps->x, sizeof(float) * (size_t)n * D);
                 in = xin;
             }
             if (k == 0) {
                 float *ln = ps->bb[0].ln1;
-                be->layernorm_forward(ln, b->mean1, b->rstd1, in, PD(bi->norm1_w),
+                be->layernorm_forward(be, ln, b->mean1, b->rstd1, in, PD(bi->norm1_w),
                                       PD(bi->norm1_b), n, D, DV2_VIT_LN_EPS);
-                be->linear_forward(b->qkv, NULL, ln, PD(bi->qkv_w), PD(bi->qkv_b), n, D, 3 * D, 0);
+                be->linear_forward(be, b->qkv, NULL, ln, PD(bi->qkv_w), PD(bi->qkv_b), n, D, 3 * D, 0);
                 dv2_seqpack sp = branch_pack(br);
-                be->attention_forward(b->att, b->lse, b->qkv, &sp, H, dh);
-                be->linear_forward(b->y1, NULL, b->att, PD(bi->proj_w), PD(bi->proj_b), n, D, D, 0);
-                be->residual_forward(ps->x, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
+                be->attention_forward(be, b->att, b->lse, b->qkv, &sp, H, dh);
+                be->linear_forward(be, b->y1, NULL, b->att, PD(bi->proj_w), PD(bi->proj_b), n, D, D, 0);
+                be->residual_forward(be, ps->x, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
             } else {
                 float *ln = ps->bb[0].ln1;
-                be->layernorm_forward(ln, b->mean2, b->rstd2, in, PD(bi->norm2_w),
+                be->layernorm_forward(be, ln, b->mean2, b->rstd2, in, PD(bi->norm2_w),
                                       PD(bi->norm2_b), n, D, DV2_VIT_LN_EPS);
                 float *act = ps->bb[0].a;
                 if (a->ffn_kind == DV2_FFN_SWIGLU) {
-                    be->linear_forward(b->h, NULL, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin, 0);
-                    be->swiglu_forward(act, b->h, n, hid);
+                    be->linear_forward(be, b->h, NULL, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin, 0);
+                    be->swiglu_forward(be, act, b->h, n, hid);
                 } else { /* bias+GELU epilogue: b->h keeps the pre-activation for backward */
-                    be->linear_forward(act, b->h, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin,
+                    be->linear_forward(be, act, b->h, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin,
                                        DV2_LINEAR_GELU);
                 }
-                be->linear_forward(b->y2, NULL, act, PD(bi->fc2_w), PD(bi->fc2_b), n, hid, D, 0);
-                be->residual_forward(ps->x, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
+                be->linear_forward(be, b->y2, NULL, act, PD(bi->fc2_w), PD(bi->fc2_b), n, hid, D, 0);
+                be->residual_forward(be, ps->x, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
             }
         }
-        if (ps->blk_out && ps->blk_out[l]) be->copy(ps->blk_out[l], ps->x, sizeof(float) * (size_t)ps->T * D);
+        if (ps->blk_out && ps->blk_out[l]) be->copy(be, ps->blk_out[l], ps->x, sizeof(float) * (size_t)ps->T * D);
     }
-    be->layernorm_forward(ps->out, ps->fmean, ps->frstd, ps->x, PD(m->i_norm_w), PD(m->i_norm_b),
+    be->layernorm_forward(be, ps->out, ps->fmean, ps->frstd, ps->x, PD(m->i_norm_w), PD(m->i_norm_b),
                           ps->T, D, DV2_VIT_LN_EPS);
-    return DV2_OK;
+    return dv2_backend_check(be, "ViT forward", err);
 }
 
 const float *dv2_vit_pass_output(const dv2_vit_pass *ps) { return ps->out; }
@@ -502,7 +502,7 @@ int dv2_vit_pass_layer(dv2_vit_pass *ps, int block, float *out, dv2_error *err) 
     if (!ps->blk_out || block < 0 || block >= m->arch.depth || !ps->blk_out[block])
         return dv2_error_set(err, DV2_EINVAL, "vit: block %d output not kept", block);
     /* own statistics buffers: the saved activations stay valid for backward */
-    ps->be->layernorm_forward(out, ps->lmean, ps->lrstd, ps->blk_out[block], PD(m->i_norm_w),
+    ps->be->layernorm_forward(ps->be, out, ps->lmean, ps->lrstd, ps->blk_out[block], PD(m->i_norm_w),
                               PD(m->i_norm_b), ps->T, m->arch.embed_dim, DV2_VIT_LN_EPS);
     return DV2_OK;
 }
@@ -515,8 +515,8 @@ int dv2_vit_pass_keep_blocks(dv2_vit_pass *ps, const int *blocks, int n, dv2_err
             return dv2_error_set(err, DV2_EINVAL, "vit: block %d outside [0,%d)", blocks[i], L);
     if (!ps->blk_out) {
         ps->blk_out = calloc((size_t)L, sizeof *ps->blk_out);
-        ps->lmean = be->alloc(sizeof(float) * (size_t)ps->T + 64);
-        ps->lrstd = be->alloc(sizeof(float) * (size_t)ps->T + 64);
+        ps->lmean = be->alloc(be, sizeof(float) * (size_t)ps->T + 64);
+        ps->lrstd = be->alloc(be, sizeof(float) * (size_t)ps->T + 64);
         if (!ps->blk_out || !ps->lmean || !ps->lrstd)
             return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
     }
@@ -524,10 +524,10 @@ int dv2_vit_pass_keep_blocks(dv2_vit_pass *ps, const int *blocks, int n, dv2_err
         int want = 0;
         for (int i = 0; i < n; i++) want |= blocks[i] == l;
         if (!want) {
-            be->free(ps->blk_out[l]);
+            be->free(be, ps->blk_out[l]);
             ps->blk_out[l] = NULL;
         } else if (!ps->blk_out[l]) {
-            ps->blk_out[l] = be->alloc(sizeof(float) * (size_t)ps->T * D + 64);
+            ps->blk_out[l] = be->alloc(be, sizeof(float) * (size_t)ps->T * D + 64);
             if (!ps->blk_out[l]) return dv2_error_set(err, DV2_ENOMEM, "vit: cannot keep block %d", l);
         }
     }
@@ -540,11 +540,11 @@ static void ln_back_into(dv2_vit_pass *ps, const branch *br, const float *dln, c
     const dv2_backend *be = ps->be;
     int D = ps->m->arch.embed_dim, n = br->n;
     if (br->rows) {
-        be->zero(ps->dbr, sizeof(float) * (size_t)n * D);
-        be->layernorm_backward(ps->dbr, dw, db, dln, xin, w, mean, rstd, n, D);
-        be->scatter_add_rows(ps->dx, ps->dbr, br->rows, n, D);
+        be->zero(be, ps->dbr, sizeof(float) * (size_t)n * D);
+        be->layernorm_backward(be, ps->dbr, dw, db, dln, xin, w, mean, rstd, n, D);
+        be->scatter_add_rows(be, ps->dx, ps->dbr, br->rows, n, D);
     } else {
-        be->layernorm_backward(ps->dx, dw, db, dln, xin, w, mean, rstd, n, D);
+        be->layernorm_backward(be, ps->dx, dw, db, dln, xin, w, mean, rstd, n, D);
     }
 }
 
@@ -556,8 +556,8 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         return dv2_error_set(err, DV2_EINVAL, "vit: backward of a pass created without DV2_VIT_TRAIN");
     int D = a->embed_dim, P = a->patch_size, R = a->num_register_tokens, H = a->num_heads;
     int dh = D / H, hid = a->ffn_hidden, hin = ffn_in_width(a), T = ps->T;
-    be->zero(ps->dx, sizeof(float) * (size_t)T * D);
-    be->layernorm_backward(ps->dx, PG(m->i_norm_w), PG(m->i_norm_b), dout, ps->x,
+    be->zero(be, ps->dx, sizeof(float) * (size_t)T * D);
+    be->layernorm_backward(be, ps->dx, PG(m->i_norm_w), PG(m->i_norm_b), dout, ps->x,
                            PD(m->i_norm_w), ps->fmean, ps->frstd, T, D);
     for (int l = a->depth - 1; l >= 0; l--) {
         const dv2_vit_block_idx *bi = &m->blk[l];
@@ -565,24 +565,24 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         /* FFN branch */
         const branch *br = &ps->br[2 * l + 1];
         int n = br->n;
-        be->zero(ps->dy, sizeof(float) * (size_t)n * D);
-        be->residual_backward(ps->dy, PG(bi->ls2), ps->dx, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
+        be->zero(be, ps->dy, sizeof(float) * (size_t)n * D);
+        be->residual_backward(be, ps->dy, PG(bi->ls2), ps->dx, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
         /* recompute the FFN activation (not kept per block: 4D floats per token) */
         float *act = ps->bb[0].a;
-        if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_forward(act, b->h, n, hid);
-        else be->gelu_forward(act, b->h, (size_t)n * hid);
-        be->linear_backward(ps->da, PG(bi->fc2_w), PG(bi->fc2_b), NULL, ps->dy, NULL, act, PD(bi->fc2_w),
+        if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_forward(be, act, b->h, n, hid);
+        else be->gelu_forward(be, act, b->h, (size_t)n * hid);
+        be->linear_backward(be, ps->da, PG(bi->fc2_w), PG(bi->fc2_b), NULL, ps->dy, NULL, act, PD(bi->fc2_w),
                             n, hid, D, 0);
         float *ln = ps->bb[0].ln1; /* recomputed LayerNorm output (same statistics) */
-        be->layernorm_forward(ln, b->mean2, b->rstd2, b->xin_f, PD(bi->norm2_w), PD(bi->norm2_b),
+        be->layernorm_forward(be, ln, b->mean2, b->rstd2, b->xin_f, PD(bi->norm2_w), PD(bi->norm2_b),
                               n, D, DV2_VIT_LN_EPS);
         if (a->ffn_kind == DV2_FFN_SWIGLU) {
-            be->zero(ps->dh, sizeof(float) * (size_t)n * hin);
-            be->swiglu_backward(ps->dh, ps->da, b->h, n, hid);
-            be->linear_backward(ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), NULL, ps->dh, NULL, ln,
+            be->zero(be, ps->dh, sizeof(float) * (size_t)n * hin);
+            be->swiglu_backward(be, ps->dh, ps->da, b->h, n, hid);
+            be->linear_backward(be, ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), NULL, ps->dh, NULL, ln,
                                 PD(bi->fc1_w), n, D, hin, 0);
         } else { /* dGELU fused into fc1's backward; ps->dh is its workspace */
-            be->linear_backward(ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), ps->dh, ps->da, b->h, ln,
+            be->linear_backward(be, ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), ps->dh, ps->da, b->h, ln,
                                 PD(bi->fc1_w), n, D, hin, DV2_LINEAR_GELU);
         }
         ln_back_into(ps, br, ps->dln, b->xin_f, PD(bi->norm2_w), b->mean2, b->rstd2,
@@ -590,16 +590,16 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         /* attention branch */
         br = &ps->br[2 * l];
         n = br->n;
-        be->zero(ps->dy, sizeof(float) * (size_t)n * D);
-        be->residual_backward(ps->dy, PG(bi->ls1), ps->dx, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
-        be->linear_backward(ps->datt, PG(bi->proj_w), PG(bi->proj_b), NULL, ps->dy, NULL, b->att,
+        be->zero(be, ps->dy, sizeof(float) * (size_t)n * D);
+        be->residual_backward(be, ps->dy, PG(bi->ls1), ps->dx, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
+        be->linear_backward(be, ps->datt, PG(bi->proj_w), PG(bi->proj_b), NULL, ps->dy, NULL, b->att,
                             PD(bi->proj_w), n, D, D, 0);
-        be->zero(ps->dqkv, sizeof(float) * (size_t)n * 3 * D);
+        be->zero(be, ps->dqkv, sizeof(float) * (size_t)n * 3 * D);
         dv2_seqpack sp = branch_pack(br);
-        be->attention_backward(ps->dqkv, ps->datt, b->qkv, b->att, b->lse, &sp, H, dh);
-        be->layernorm_forward(ln, b->mean1, b->rstd1, b->xin_a, PD(bi->norm1_w), PD(bi->norm1_b),
+        be->attention_backward(be, ps->dqkv, ps->datt, b->qkv, b->att, b->lse, &sp, H, dh);
+        be->layernorm_forward(be, ln, b->mean1, b->rstd1, b->xin_a, PD(bi->norm1_w), PD(bi->norm1_b),
                               n, D, DV2_VIT_LN_EPS);
-        be->linear_backward(ps->dln, PG(bi->qkv_w), PG(bi->qkv_b), NULL, ps->dqkv, NULL, ln,
+        be->linear_backward(be, ps->dln, PG(bi->qkv_w), PG(bi->qkv_b), NULL, ps->dqkv, NULL, ln,
                             PD(bi->qkv_w), n, D, 3 * D, 0);
         ln_back_into(ps, br, ps->dln, b->xin_a, PD(bi->norm1_w), b->mean1, b->rstd1,
                      PG(bi->norm1_w), PG(bi->norm1_b));
@@ -612,20 +612,20 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
     }
     for (int g = 0; g < ps->ng; g++) {
         int bimg = ps->g[g].n_img, N = ps->npatch[g];
-        be->zero(ps->dpatch, sizeof(float) * (size_t)bimg * N * D);
+        be->zero(be, ps->dpatch, sizeof(float) * (size_t)bimg * N * D);
         float *dpos = PG(m->i_pos);
         if (ps->pos[g]) {
             dpos = ps->dpos;
-            be->zero(dpos, sizeof(float) * (size_t)(1 + N) * D);
+            be->zero(be, dpos, sizeof(float) * (size_t)(1 + N) * D);
         }
-        be->embed_tokens_backward(ps->dpatch, PG(m->i_cls), R ? PG(m->i_reg) : NULL, dpos,
+        be->embed_tokens_backward(be, ps->dpatch, PG(m->i_cls), R ? PG(m->i_reg) : NULL, dpos,
                                   PG(m->i_mask), ps->dx + (size_t)ps->off[g] * D, ps->mask[g],
                                   bimg, N, R, D);
         if (ps->pos[g]) pos_backward(ps, g, dpos);
-        be->patch_embed_backward(PG(m->i_pe_w), PG(m->i_pe_b), ps->dpatch, ps->col[g], bimg,
+        be->patch_embed_backward(be, PG(m->i_pe_w), PG(m->i_pe_b), ps->dpatch, ps->col[g], bimg,
                                  ps->g[g].height, ps->g[g].width, P, D);
     }
-    return DV2_OK;
+    return dv2_backend_check(be, "ViT backward", err);
 }
 
 void dv2_vit_pass_on_block_done(dv2_vit_pass *ps, dv2_vit_block_done_fn fn, void *ctx) {

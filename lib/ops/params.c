@@ -12,8 +12,8 @@ void dv2_params_init(dv2_params *p, const dv2_backend *be) {
 void dv2_params_free(dv2_params *p) {
     if (!p) return;
     if (p->be) {
-        p->be->free(p->data);
-        p->be->free(p->grad);
+        p->be->free(p->be, p->data);
+        p->be->free(p->be, p->grad);
     }
     free(p->t);
     const dv2_backend *be = p->be;
@@ -55,10 +55,10 @@ int dv2_params_add(dv2_params *p, const char *name, int ndim, const int64_t *sha
 }
 
 int dv2_params_alloc(dv2_params *p, int with_grad, dv2_error *err) {
-    p->data = p->be->alloc(sizeof(float) * (p->numel ? p->numel : 1));
+    p->data = p->be->alloc(p->be, sizeof(float) * (p->numel ? p->numel : 1));
     if (!p->data) return dv2_error_set(err, DV2_ENOMEM, "params: cannot allocate %zu floats", p->numel);
     if (with_grad) {
-        p->grad = p->be->alloc(sizeof(float) * (p->numel ? p->numel : 1));
+        p->grad = p->be->alloc(p->be, sizeof(float) * (p->numel ? p->numel : 1));
         if (!p->grad) return dv2_error_set(err, DV2_ENOMEM, "params: cannot allocate gradients");
     }
     return DV2_OK;
@@ -85,17 +85,17 @@ float *dv2_params_grad(const dv2_params *p, int i) {
 }
 
 int dv2_params_zero_grad(dv2_params *p) {
-    return p->grad ? p->be->zero(p->grad, sizeof(float) * p->numel) : DV2_OK;
+    return p->grad ? p->be->zero(p->be, p->grad, sizeof(float) * p->numel) : DV2_OK;
 }
 
 int dv2_params_set(dv2_params *p, int i, const float *h_src, dv2_error *err) {
     if (i < 0 || i >= p->n || !p->data) return dv2_error_set(err, DV2_EINVAL, "params: no tensor %d", i);
-    return p->be->to_device(p->data + p->t[i].offset, h_src, sizeof(float) * p->t[i].numel);
+    return p->be->to_device(p->be, p->data + p->t[i].offset, h_src, sizeof(float) * p->t[i].numel);
 }
 
 int dv2_params_get(const dv2_params *p, int i, float *h_dst, dv2_error *err) {
     if (i < 0 || i >= p->n || !p->data) return dv2_error_set(err, DV2_EINVAL, "params: no tensor %d", i);
-    return p->be->to_host(h_dst, p->data + p->t[i].offset, sizeof(float) * p->t[i].numel);
+    return p->be->to_host(p->be, h_dst, p->data + p->t[i].offset, sizeof(float) * p->t[i].numel);
 }
 
 int dv2_params_copy(dv2_params *dst, const dv2_params *src, dv2_error *err) {
@@ -104,5 +104,5 @@ int dv2_params_copy(dv2_params *dst, const dv2_params *src, dv2_error *err) {
     for (int i = 0; i < src->n; i++)
         if (strcmp(dst->t[i].name, src->t[i].name) || dst->t[i].numel != src->t[i].numel)
             return dv2_error_set(err, DV2_EINVAL, "params: copy: %s differs", src->t[i].name);
-    return dst->be->copy(dst->data, src->data, sizeof(float) * src->numel);
+    return dst->be->copy(dst->be, dst->data, src->data, sizeof(float) * src->numel);
 }

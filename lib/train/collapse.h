@@ -35,24 +35,19 @@ typedef struct dv2_collapse_stats {
     double proto_cos_mean, proto_cos_rms;
 } dv2_collapse_stats;
 
-/* Target terms of q (n, K), rows summing to 1.  work: K doubles + K ints. */
-void dv2_collapse_targets(dv2_collapse_stats *st, const float *q, int n, int K, double *work, int *seen);
-/* Spread of the rows of x (n, dim): *std = mean over columns of the column's
- * standard deviation (two-pass); *cos = mean pairwise cosine of distinct rows
- * (1 when n < 2).  work: dim doubles. */
-void dv2_collapse_spread(double *std, double *cos, const float *x, int n, int dim, double *work);
-/* Prototype terms from g (K) and v (K, d).  work: d² + d doubles. */
-void dv2_collapse_prototypes(dv2_collapse_stats *st, const float *g, const float *v, int K, int d,
-                             double *work);
+/* The stats from the backend's collapse_stats slots (enum dv2_stat). */
+void dv2_collapse_from_slots(dv2_collapse_stats *st, const double *slots);
 
-/* The step's hook: host workspace for batches of n rows, K prototypes of a
- * head of bottleneck d, backbone width D. */
+/* The step's hook, for batches of up to n rows, K prototypes of a head of
+ * bottleneck d, backbone width D, on backend be. */
 typedef struct dv2_collapse dv2_collapse;
-int dv2_collapse_create(dv2_collapse **out, int n, int K, int d, int D, dv2_error *err);
+int dv2_collapse_create(dv2_collapse **out, const dv2_backend *be, int n, int K, int d, int D,
+                        dv2_error *err);
 void dv2_collapse_free(dv2_collapse *c); /* NULL allowed */
-/* All terms: q and t (n, K) on the host (targets and raw teacher logits),
- * d_cls (n, D) the teacher class tokens on h's device, h the teacher head. */
-int dv2_collapse_measure(dv2_collapse *c, dv2_collapse_stats *st, const float *q, const float *t,
+/* All terms: d_q and d_t (n, K) the targets and raw teacher logits, d_cls
+ * (n, D) the teacher class tokens, all on the backend's device; h the
+ * teacher head (its prototypes). */
+int dv2_collapse_measure(dv2_collapse *c, dv2_collapse_stats *st, const float *d_q, const float *d_t,
                          const float *d_cls, const dv2_head *h, int n, dv2_error *err);
 
 /* The metrics.jsonl keys of the stats, in this order, and their values:

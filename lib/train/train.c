@@ -194,14 +194,23 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
     memset(res, 0, sizeof *res);
     int rc = dv2_config_validate(c, err);
     if (rc) return rc;
-    if (!o->data || !*o->data) return dv2_error_set(err, DV2_EINVAL, "no training data (--data or train.dataset_path)");
+    dv2_backend *own_be = NULL; /* no backend given: a CPU backend of our own */
+    const dv2_backend *be = o->backend;
+    if (!be) {
+        if ((rc = dv2_backend_open(&own_be, "cpu", NULL, 0, err))) return rc;
+        be = own_be;
+    }
+    if (!o->data || !*o->data) {
+        dv2_backend_close(own_be);
+        return dv2_error_set(err, DV2_EINVAL, "no training data (--data or train.dataset_path)");
+    }
     r->total = dv2_config_total_iters(c);
     dv2_schedules_init(&r->sched, c, dist->world);
     r->config_text = config_text(c);
     if (o->teacher) { /* distillation: the frozen teacher, checked before anything is written */
         dv2_teacher t;
         if ((rc = dv2_teacher_open(&t, o->teacher, c, err)) ||
-            (rc = dv2_train_model_init_distill(&r->m, c, &t.arch, o->backend ? o->backend : &dv2_backend_cpu, err)) ||
+            (rc = dv2_train_model_init_distill(&r->m, c, &t.arch, be, err)) ||
             (rc = dv2_teacher_load(&t, &r->m, &r->teacher_digest, err)))
             goto done;
     }
@@ -220,7 +229,7 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
         else if (bad > 0 && !rc) rc = dv2_error_set(err, DV2_EIO, "%s: rank 0 could not take the run directory", o->run_dir);
         if (rc) goto done;
     }
-    if (!o->teacher && (rc = dv2_train_model_init(&r->m, c, o->backend ? o->backend : &dv2_backend_cpu, err)))
+    if (!o->teacher && (rc = dv2_train_model_init(&r->m, c, be, err)))
         goto done;
     if (o->resume) {
         rc = resume(r, err);
@@ -287,12 +296,12 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
         dv2_sched_values v;
         dv2_schedules_at(&r->sched, r->it, &v);
         dv2_train_step_stats s;
-        uint64_t th0 = 0, td0 = 0, th1 = 0, td1 = 0;
-        if (r->m.be->transfers) r->m.be->transfers(&th0, &td0);
+        dv2_backend_info i0, i1;
+        r->m.be->info(r->m.be, &i0);
         rc = dv2_train_step_run(r->st, b, r->it, &v, &s, err);
-        if (r->m.be->transfers) r->m.be->transfers(&th1, &td1);
-        res->step_to_host += th1 - th0;
-        res->step_to_device += td1 - td0;
+        r->m.be->info(r->m.be, &i1);
+        res->step_to_host += i1.to_host - i0.to_host;
+        res->step_to_device += i1.to_device - i0.to_device;
         res->step_input += sizeof(float) * 3 * ((uint64_t)2 * b->B * b->Sg * b->Sg +
                                                 (uint64_t)b->L * b->B * b->Sl * b->Sl);
         res->steps_run++;
@@ -337,6 +346,7 @@ done:
     dv2_dataset_close(r->ds);
     dv2_train_step_free(r->st);
     dv2_train_model_free(&r->m);
+    dv2_backend_close(own_be);
     free(r->config_text);
     dv2_lock_release(&lock);
     return rc;

@@ -83,8 +83,8 @@ static int model_init(dv2_train_model *m, const dv2_config *c, const dv2_train_f
     for (int k = 0; k < m->n_mod; k++) {
         dv2_params *p = m->s_mod[k];
         size_t bytes = sizeof(float) * (p->numel ? p->numel : 1);
-        m->adam_m[k] = be->alloc(bytes);
-        m->adam_v[k] = be->alloc(bytes);
+        m->adam_m[k] = be->alloc(be, bytes);
+        m->adam_v[k] = be->alloc(be, bytes);
         m->group[k] = calloc((size_t)p->n, sizeof *m->group[k]);
         if (!m->adam_m[k] || !m->adam_v[k] || !m->group[k]) {
             rc = dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the optimizer state");
@@ -95,8 +95,8 @@ static int model_init(dv2_train_model *m, const dv2_config *c, const dv2_train_f
                                                      c->optim.patch_embed_lr_mult)
                                     : head_group(p->t[i].name);
     }
-    m->dino_center = calloc((size_t)m->K, sizeof(float));
-    m->ibot_center = calloc((size_t)m->K_ibot, sizeof(float));
+    m->dino_center = m->be->alloc(m->be, sizeof(float) * (size_t)m->K);
+    m->ibot_center = m->be->alloc(m->be, sizeof(float) * (size_t)m->K_ibot);
     if (!m->dino_center || !m->ibot_center) {
         rc = dv2_error_set(err, DV2_ENOMEM, "train: out of memory");
         goto fail;
@@ -119,8 +119,8 @@ int dv2_train_model_init_distill(dv2_train_model *m, const dv2_config *c, const 
 void dv2_train_model_free(dv2_train_model *m) {
     if (!m || !m->be) return;
     for (int k = 0; k < DV2_TM_N; k++) {
-        m->be->free(m->adam_m[k]);
-        m->be->free(m->adam_v[k]);
+        m->be->free(m->be, m->adam_m[k]);
+        m->be->free(m->be, m->adam_v[k]);
         free(m->group[k]);
     }
     dv2_vit_free(&m->s_bb);
@@ -136,8 +136,7 @@ void dv2_train_model_free(dv2_train_model *m) {
         dv2_head_free(&m->e_dino);
         if (m->separate_ibot) dv2_head_free(&m->e_ibot);
     }
-    free(m->dino_center);
-    free(m->ibot_center);
+    if (m->be) m->be->free(m->be, m->dino_center), m->be->free(m->be, m->ibot_center);
     memset(m, 0, sizeof *m);
 }
 
@@ -183,17 +182,21 @@ int dv2_train_model_zero_grad(dv2_train_model *m) {
 }
 
 double dv2_train_model_grad_norm(const dv2_train_model *m, int k) {
-    return sqrt(m->be->sumsq(m->s_mod[k]->grad, m->s_mod[k]->numel));
+    double ss = NAN;
+    if (m->be->sumsq(m->be, &ss, m->s_mod[k]->grad, m->s_mod[k]->numel)) return NAN;
+    return sqrt(ss);
 }
 
 int dv2_train_model_grads_finite(const dv2_train_model *m) {
-    for (int k = 0; k < m->n_mod; k++)
-        if (!m->be->all_finite(m->s_mod[k]->grad, m->s_mod[k]->numel)) return 0;
+    for (int k = 0; k < m->n_mod; k++) {
+        int ok = 0;
+        if (m->be->all_finite(m->be, &ok, m->s_mod[k]->grad, m->s_mod[k]->numel) || !ok) return 0;
+    }
     return 1;
 }
 
 void dv2_train_model_scale_grad(dv2_train_model *m, int k, float a) {
-    m->be->scale(m->s_mod[k]->grad, a, m->s_mod[k]->numel);
+    m->be->scale(m->be, m->s_mod[k]->grad, a, m->s_mod[k]->numel);
 }
 
 void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double wd, double beta1,
@@ -205,7 +208,7 @@ void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double
             const dv2_train_model_group *g = &m->group[k][i];
             size_t off = p->t[i].offset;
             double l = (g->is_last_layer ? last_lr : lr) * g->lr_mult;
-            m->be->adamw_step(p->data + off, m->adam_m[k] + off, m->adam_v[k] + off, p->grad + off,
+            m->be->adamw_step(m->be, p->data + off, m->adam_m[k] + off, m->adam_v[k] + off, p->grad + off,
                               p->t[i].numel, (float)l, (float)(wd * g->wd_mult), (float)beta1,
                               (float)beta2, 1e-8f, (int)m->adam_t);
         }
@@ -214,7 +217,7 @@ void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double
 
 void dv2_train_model_ema(dv2_train_model *m, double mom) {
     for (int k = 0; k < m->n_mod; k++)
-        m->be->ema_update(m->ema_mod[k]->data, m->s_mod[k]->data, m->s_mod[k]->numel, (float)mom);
+        m->be->ema_update(m->be, m->ema_mod[k]->data, m->s_mod[k]->data, m->s_mod[k]->numel, (float)mom);
 }
 
 /* ---- checkpoint tensors ---------------------------------------------------- */
@@ -275,7 +278,7 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         size_t nb = s->numel * sizeof(float);
         const float *src[4] = {s->data, m->ema_mod[k]->data, m->adam_m[k], m->adam_v[k]};
         for (int w = 0; !rc && w < 4; w++) {
-            rc = m->be->to_host(p, src[w], nb);
+            rc = m->be->to_host(m->be, p, src[w], nb);
             for (int i = 0; !rc && i < s->n; i++) {
                 snprintf(name, sizeof name, ckpt_fmt(m, w), m->mod_name[k], s->t[i].name);
                 rc = eb_add(&b, name, p + s->t[i].offset, &s->t[i], 0);
@@ -284,13 +287,13 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         }
     }
     if (!rc) {
-        memcpy(p, m->dino_center, sizeof(float) * (size_t)m->K);
-        rc = eb_add(&b, "dino_center", p, NULL, (size_t)m->K);
+        rc = m->be->to_host(m->be, p, m->dino_center, sizeof(float) * (size_t)m->K);
+        if (!rc) rc = eb_add(&b, "dino_center", p, NULL, (size_t)m->K);
         p += m->K;
     }
     if (!rc) {
-        memcpy(p, m->ibot_center, sizeof(float) * (size_t)m->K_ibot);
-        rc = eb_add(&b, "ibot_center", p, NULL, (size_t)m->K_ibot);
+        rc = m->be->to_host(m->be, p, m->ibot_center, sizeof(float) * (size_t)m->K_ibot);
+        if (!rc) rc = eb_add(&b, "ibot_center", p, NULL, (size_t)m->K_ibot);
     }
     if (rc) {
         dv2_train_model_entries_free(b.e, h);
@@ -316,7 +319,7 @@ static int load_into(const dv2_safetensors_file *f, const char *name, float *dst
                      const int64_t *shape, int ndim, size_t numel, float *tmp, dv2_error *err) {
     int rc = dv2_safetensors_load(f, name, shape, ndim, tmp, err);
     if (rc) return rc;
-    return be->to_device(dst_dev, tmp, numel * sizeof(float));
+    return be->to_device(be, dst_dev, tmp, numel * sizeof(float));
 }
 
 int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, dv2_error *err) {
@@ -338,8 +341,8 @@ int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, d
             }
     }
     int64_t kd[1] = {m->K}, ki[1] = {m->K_ibot};
-    if (!rc) rc = dv2_safetensors_load(f, "dino_center", kd, 1, m->dino_center, err);
-    if (!rc) rc = dv2_safetensors_load(f, "ibot_center", ki, 1, m->ibot_center, err);
+    if (!rc) rc = load_into(f, "dino_center", m->dino_center, m->be, kd, 1, (size_t)m->K, tmp, err);
+    if (!rc) rc = load_into(f, "ibot_center", m->ibot_center, m->be, ki, 1, (size_t)m->K_ibot, tmp, err);
     free(tmp);
     return rc;
 }
@@ -359,7 +362,7 @@ static int export_net(const dv2_train_model *m, const dv2_params *b, const dv2_p
     size_t off = 0, n = 0;
     for (int j = 0; !rc && j <= nh; j++) {
         const dv2_params *t = net[j];
-        rc = m->be->to_host(hbuf + off, t->data, t->numel * sizeof(float));
+        rc = m->be->to_host(m->be, hbuf + off, t->data, t->numel * sizeof(float));
         for (int i = 0; !rc && i < t->n; i++, n++) {
             if (j == 0) dv2_weights_canonical_name(names[n], sizeof names[n], t->t[i].name);
             else snprintf(names[n], sizeof names[n], "%s.%s", hname[j - 1], t->t[i].name);
@@ -400,7 +403,7 @@ uint64_t dv2_train_model_digest(const dv2_train_model *m) {
             size_t nb = ps[w]->numel * sizeof(float);
             float *h = malloc(nb ? nb : 1);
             if (!h) return 0;
-            m->be->to_host(h, ps[w]->data, nb);
+            m->be->to_host(m->be, h, ps[w]->data, nb);
             dv2_xxh64_update(&s, h, nb);
             free(h);
         }

@@ -47,7 +47,7 @@ typedef struct dv2_train_model {
     float *adam_m[DV2_TM_N], *adam_v[DV2_TM_N]; /* device, numel of the module */
     dv2_train_model_group *group[DV2_TM_N];  /* host, one per tensor */
     int64_t adam_t;                 /* AdamW steps applied */
-    float *dino_center, *ibot_center; /* host, K and K_i floats */
+    float *dino_center, *ibot_center; /* device, K and K_i floats */
     int K, K_ibot;
     int distill;                    /* frozen teacher, EMA into e_* */
     dv2_arch t_arch;                /* the teacher's backbone (= arch when training) */

@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "model/loss.h"
-#include "ops/cpu/cpu_loss.h"
 #include "model/mask.h"
 #include "core/rng.h"
 #include "train/collapse.h"
@@ -29,6 +28,9 @@
 #define STUDENT_TEMP 0.1f
 #define CENTER_MOMENTUM 0.9f
 #define SK_ITERS 3
+
+/* The slots of the step's device loss vector. */
+enum { LOSS_DINO_LOCAL, LOSS_DINO_GLOBAL, LOSS_IBOT, LOSS_KOLEO1, LOSS_KOLEO2, LOSS_N };
 
 struct dv2_train_step {
     const dv2_config *c;
@@ -48,15 +50,14 @@ struct dv2_train_step {
     void *mscratch;
     /* rows */
     int *h_rows, *d_rows_tcls, *d_rows_tpat, *d_rows_scls, *d_rows_spat;
-    float *h_w;                   /* iBOT weights (U) */
-    /* head inputs / outputs on the device */
+    float *h_w, *d_w;             /* iBOT weights (U) */
+    /* head inputs / outputs, targets, losses on the device */
     float *d_tin_c, *d_tin_p, *d_sin_c, *d_sin_p, *d_dsin_c, *d_dsin_p;
     float *d_tlog_c, *d_tlog_p, *d_slog_c, *d_slog_p, *d_dout, *d_tmp;
+    float *d_q_c, *d_q_p, *d_dslog_c, *d_dslog_p;
+    float *d_loss;                /* LOSS_N floats: the loss terms of the step */
+    int *d_nn;                    /* KoLeo neighbours (2B) */
     dv2_head_pass *thc, *thp, *shc, *shp;
-    /* host */
-    float *h_tlog_c, *h_tlog_p, *h_slog_c, *h_slog_p, *h_q_c, *h_q_p, *h_dlog_c, *h_dlog_p;
-    float *h_cls, *h_dcls, *h_work, *h_csum;
-    int *h_nn;
     int *h_subset;
     size_t subset_cap;
     dv2_collapse *col;            /* collapse diagnostics of the teacher (collapse.h) */
@@ -66,7 +67,7 @@ struct dv2_train_step {
 /* ---- buffers ---------------------------------------------------------------- */
 
 static void *dalloc(dv2_train_step *s, size_t bytes, int *rc) {
-    void *p = s->be->alloc(bytes ? bytes : 4);
+    void *p = s->be->alloc(s->be, bytes ? bytes : 4);
     if (!p) *rc = DV2_ENOMEM;
     return p;
 }
@@ -82,7 +83,7 @@ static void free_sized(dv2_train_step *s) {
     dv2_vit_pass_free(s->sp);
     s->tp = s->sp = NULL;
     const dv2_backend *be = s->be;
-    be->free(s->d_gimg), be->free(s->d_mask), be->free(s->d_dout);
+    be->free(be, s->d_gimg), be->free(be, s->d_mask), be->free(be, s->d_dout);
     s->d_gimg = NULL, s->d_mask = NULL, s->d_dout = NULL;
     free(s->h_mask), free(s->h_midx), free(s->h_mw), free(s->mscratch);
     s->h_mask = NULL, s->h_midx = NULL, s->h_mw = NULL, s->mscratch = NULL;
@@ -156,31 +157,24 @@ int dv2_train_step_create(dv2_train_step **out, const dv2_config *c, dv2_train_m
     s->d_rows_scls = dalloc(s, sizeof(int) * (size_t)(LB + 2 * B), &rc);
     s->d_rows_spat = dalloc(s, sizeof(int) * U, &rc);
     s->h_w = halloc((size_t)U, sizeof(float), &rc);
+    s->d_w = dalloc(s, sizeof(float) * (size_t)U, &rc);
     s->d_tin_c = dalloc(s, sizeof(float) * 2 * B * s->Dt, &rc);
     s->d_tin_p = dalloc(s, sizeof(float) * (size_t)U * s->Dt, &rc);
     s->d_sin_c = dalloc(s, sizeof(float) * (size_t)(LB + 2 * B) * D, &rc);
     s->d_sin_p = dalloc(s, sizeof(float) * (size_t)U * D, &rc);
     s->d_dsin_c = dalloc(s, sizeof(float) * (size_t)(LB + 2 * B) * D, &rc);
     s->d_dsin_p = dalloc(s, sizeof(float) * (size_t)U * D, &rc);
-    s->d_tmp = dalloc(s, sizeof(float) * 2 * B * D, &rc);
     s->d_tlog_c = dalloc(s, sizeof(float) * 2 * B * (size_t)s->K, &rc);
     s->d_tlog_p = dalloc(s, sizeof(float) * (size_t)U * s->Ki, &rc);
     s->d_slog_c = dalloc(s, sizeof(float) * (size_t)(LB + 2 * B) * s->K, &rc);
     s->d_slog_p = dalloc(s, sizeof(float) * (size_t)U * s->Ki, &rc);
-    s->h_tlog_c = halloc((size_t)2 * B * s->K, sizeof(float), &rc);
-    s->h_tlog_p = halloc((size_t)U * s->Ki, sizeof(float), &rc);
-    s->h_slog_c = halloc((size_t)(LB + 2 * B) * s->K, sizeof(float), &rc);
-    s->h_slog_p = halloc((size_t)U * s->Ki, sizeof(float), &rc);
-    s->h_q_c = halloc((size_t)2 * B * s->K, sizeof(float), &rc);
-    s->h_q_p = halloc((size_t)U * s->Ki, sizeof(float), &rc);
-    s->h_dlog_c = halloc((size_t)(LB + 2 * B) * s->K, sizeof(float), &rc);
-    s->h_dlog_p = halloc((size_t)U * s->Ki, sizeof(float), &rc);
-    s->h_cls = halloc((size_t)2 * B * D, sizeof(float), &rc);
-    s->h_dcls = halloc((size_t)2 * B * D, sizeof(float), &rc);
-    size_t work = (size_t)B * (D + 1) + (size_t)(s->K > s->Ki ? s->K : s->Ki) + 2;
-    s->h_work = halloc(work, sizeof(float), &rc);
-    s->h_csum = halloc((size_t)(s->K > s->Ki ? s->K : s->Ki), sizeof(float), &rc);
-    s->h_nn = halloc((size_t)2 * B, sizeof(int), &rc);
+    s->d_q_c = dalloc(s, sizeof(float) * 2 * B * (size_t)s->K, &rc);
+    s->d_q_p = dalloc(s, sizeof(float) * (size_t)U * s->Ki, &rc);
+    s->d_dslog_c = dalloc(s, sizeof(float) * (size_t)(LB + 2 * B) * s->K, &rc);
+    s->d_dslog_p = dalloc(s, sizeof(float) * (size_t)U * s->Ki, &rc);
+    s->d_tmp = dalloc(s, sizeof(float) * 2 * B * D, &rc);
+    s->d_loss = dalloc(s, sizeof(float) * LOSS_N, &rc);
+    s->d_nn = dalloc(s, sizeof(int) * 2 * B, &rc);
     if (rc) {
         dv2_train_step_free(s);
         return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the step buffers");
@@ -191,7 +185,7 @@ int dv2_train_step_create(dv2_train_step **out, const dv2_config *c, dv2_train_m
         (rc = dv2_head_pass_create(&s->shc, &m->s_dino, LB + 2 * B, DV2_HEAD_TRAIN, err)) ||
         (rc = dv2_head_pass_create(&s->shp, hi, U, DV2_HEAD_TRAIN, err)) ||
         (rc = build_sized(s, c->crops.global_crops_size, err)) ||
-        (rc = dv2_collapse_create(&s->col, 2 * B, s->K, m->t_dino.a.bottleneck, D, err))) {
+        (rc = dv2_collapse_create(&s->col, s->be, 2 * B, s->K, m->t_dino.a.bottleneck, s->Dt, err))) {
         dv2_train_step_free(s);
         return rc;
     }
@@ -203,14 +197,13 @@ void dv2_train_step_free(dv2_train_step *s) {
     if (!s) return;
     free_sized(s);
     const dv2_backend *be = s->be;
-    void *dev[] = {s->d_limg, s->d_rows_tcls, s->d_rows_tpat, s->d_rows_scls, s->d_rows_spat,
-                   s->d_tin_c, s->d_tin_p, s->d_sin_c, s->d_sin_p, s->d_dsin_c, s->d_dsin_p, s->d_tmp,
-                   s->d_tlog_c, s->d_tlog_p, s->d_slog_c, s->d_slog_p};
-    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) be->free(dev[i]);
-    void *host[] = {s->h_rows, s->h_w, s->h_tlog_c, s->h_tlog_p, s->h_slog_c, s->h_slog_p, s->h_q_c,
-                    s->h_q_p, s->h_dlog_c, s->h_dlog_p, s->h_cls, s->h_dcls, s->h_work, s->h_csum,
-                    s->h_nn, s->h_subset};
-    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+    void *dev[] = {s->d_limg,   s->d_rows_tcls, s->d_rows_tpat, s->d_rows_scls, s->d_rows_spat,
+                   s->d_w,      s->d_tin_c,     s->d_tin_p,     s->d_sin_c,     s->d_sin_p,
+                   s->d_dsin_c, s->d_dsin_p,    s->d_tlog_c,    s->d_tlog_p,    s->d_slog_c,
+                   s->d_slog_p, s->d_q_c,       s->d_q_p,       s->d_dslog_c,   s->d_dslog_p,
+                   s->d_loss,   s->d_nn,        s->d_tmp};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) be->free(be, dev[i]);
+    free(s->h_rows), free(s->h_w), free(s->h_subset);
     dv2_head_pass_free(s->thc);
     dv2_head_pass_free(s->thp);
     dv2_head_pass_free(s->shc);
@@ -221,26 +214,19 @@ void dv2_train_step_free(dv2_train_step *s) {
 
 /* ---- the step ----------------------------------------------------------------- */
 
-static int allreduce_cb(float *buf, size_t n, void *ctx) {
-    return dv2_dist_allreduce_sum_f32((const dv2_dist *)ctx, buf, n, NULL);
-}
-
-/* Teacher targets of n rows of K logits into q; updates center (centering
- * mode) with the all-reduced mean.  n_total: samples over all ranks. */
+/* Teacher targets of n rows of K logits into q (all on the device); updates
+ * center (centering mode) with the all-reduced mean.  n_total: samples over
+ * all ranks.  The reference applies the center update lazily at the next
+ * iteration, before any use: applying it now is the same computation. */
 static int targets(dv2_train_step *s, float *q, const float *t, int n, int K, float temp, float *center,
                    double center_scale_sum, double center_scale_apply, double n_total, dv2_error *err) {
-    if (s->sk)
-        return dv2_cpu_sinkhorn_knopp_ws(q, s->h_work, t, n, K, temp, SK_ITERS, n_total,
-                                          s->dist->world > 1 ? allreduce_cb : NULL, (void *)s->dist);
-    dv2_cpu_softmax_center_forward(q, t, center, n, K, temp);
-    if (n > 0) dv2_cpu_center_sum(s->h_csum, t, n, K, (float)center_scale_sum);
-    else memset(s->h_csum, 0, sizeof(float) * (size_t)K);
-    int rc = dv2_dist_allreduce_sum_f32(s->dist, s->h_csum, (size_t)K, err);
-    if (rc) return rc;
-    /* the reference applies the update lazily at the next iteration, before
-     * any use: applying it now is the same computation */
-    dv2_cpu_center_apply(center, s->h_csum, (float)center_scale_apply, CENTER_MOMENTUM, K);
-    return 0;
+    const dv2_backend *be = s->be;
+    if (s->sk) return be->sinkhorn_knopp_forward(be, q, t, n, K, temp, SK_ITERS, n_total, s->dist, err);
+    int rc = n > 0 ? be->softmax_center_forward(be, q, t, center, n, K, temp) : DV2_OK;
+    if (!rc)
+        rc = be->center_update(be, center, t, n, K, (float)center_scale_sum, (float)center_scale_apply,
+                               CENTER_MOMENTUM, s->dist, err);
+    return rc;
 }
 
 int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const dv2_sched_values *v,
@@ -285,14 +271,15 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
         s->h_w[j] = s->h_mw[j];
         s->h_rows[j] = dv2_vit_pass_row(s->tp, 0, r, 1 + s->Rt + q);
     }
-    if ((rc = be->to_device(s->d_rows_tpat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
+    if ((rc = be->to_device(be, s->d_rows_tpat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
     for (int j = 0; j < M; j++)
         s->h_rows[j] = dv2_vit_pass_row(s->sp, 0, s->h_midx[j] / N, 1 + s->R + s->h_midx[j] % N);
-    if ((rc = be->to_device(s->d_rows_spat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
+    if ((rc = be->to_device(be, s->d_rows_spat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
+    if ((rc = be->to_device(be, s->d_w, s->h_w, sizeof(float) * (M ? M : 1)))) goto ioerr;
     /* images */
-    if ((rc = be->to_device(s->d_gimg, b->global, sizeof(float) * 2 * B * 3 * (size_t)s->Sg * s->Sg)) ||
-        (LB && (rc = be->to_device(s->d_limg, b->local, sizeof(float) * (size_t)LB * 3 * s->Sl * s->Sl))) ||
-        (rc = be->to_device(s->d_mask, s->h_mask, (size_t)2 * B * N)))
+    if ((rc = be->to_device(be, s->d_gimg, b->global, sizeof(float) * 2 * B * 3 * (size_t)s->Sg * s->Sg)) ||
+        (LB && (rc = be->to_device(be, s->d_limg, b->local, sizeof(float) * (size_t)LB * 3 * s->Sl * s->Sl))) ||
+        (rc = be->to_device(be, s->d_mask, s->h_mask, (size_t)2 * B * N)))
         goto ioerr;
 
     /* ---- teacher ---- */
@@ -301,25 +288,22 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
     const float *tout = dv2_vit_pass_output(s->tp);
     /* swapped class tokens: row i < B takes teacher crop 2 of image i */
     for (int i = 0; i < 2 * B; i++) s->h_rows[i] = dv2_vit_pass_row(s->tp, 0, (i + B) % (2 * B), 0);
-    if ((rc = be->to_device(s->d_rows_tcls, s->h_rows, sizeof(int) * 2 * B))) goto ioerr;
-    be->gather_rows(s->d_tin_c, tout, s->d_rows_tcls, 2 * B, s->Dt);
-    if (M) be->gather_rows(s->d_tin_p, tout, s->d_rows_tpat, M, s->Dt);
+    if ((rc = be->to_device(be, s->d_rows_tcls, s->h_rows, sizeof(int) * 2 * B))) goto ioerr;
+    be->gather_rows(be, s->d_tin_c, tout, s->d_rows_tcls, 2 * B, s->Dt);
+    if (M) be->gather_rows(be, s->d_tin_p, tout, s->d_rows_tpat, M, s->Dt);
     if ((rc = dv2_head_pass_forward(s->thc, s->d_tlog_c, s->d_tin_c, 2 * B, err))) return rc;
     if (M && (rc = dv2_head_pass_forward(s->thp, s->d_tlog_p, s->d_tin_p, M, err))) return rc;
-    if ((rc = be->to_host(s->h_tlog_c, s->d_tlog_c, sizeof(float) * 2 * B * (size_t)K)) ||
-        (M && (rc = be->to_host(s->h_tlog_p, s->d_tlog_p, sizeof(float) * (size_t)M * Ki))))
-        goto ioerr;
     float temp = (float)v->teacher_temp;
-    if ((rc = targets(s, s->h_q_c, s->h_tlog_c, 2 * B, K, temp, m->dino_center, 1.0, 1.0 / (2.0 * B * W),
+    if ((rc = targets(s, s->d_q_c, s->d_tlog_c, 2 * B, K, temp, m->dino_center, 1.0, 1.0 / (2.0 * B * W),
                       (double)2 * B * W, err)))
         return rc;
-    if ((rc = dv2_collapse_measure(s->col, &out->collapse, s->h_q_c, s->h_tlog_c, s->d_tin_c, &m->t_dino, 2 * B,
+    if ((rc = dv2_collapse_measure(s->col, &out->collapse, s->d_q_c, s->d_tlog_c, s->d_tin_c, &m->t_dino, 2 * B,
                                    err)))
         return rc;
     double m_tot = M;
     if ((rc = dv2_dist_allreduce_sum_f64(s->dist, &m_tot, 1, err))) return rc;
     /* no masked token on any rank: no iBOT targets, the center is left alone */
-    if (m_tot > 0 && (rc = targets(s, s->h_q_p, s->h_tlog_p, M, Ki, temp, m->ibot_center, M ? 1.0 / M : 0.0,
+    if (m_tot > 0 && (rc = targets(s, s->d_q_p, s->d_tlog_p, M, Ki, temp, m->ibot_center, M ? 1.0 / M : 0.0,
                                    1.0 / W, m_tot, err)))
         return rc;
 
@@ -349,70 +333,68 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
     for (int k = 0; k < LB; k++) s->h_rows[k] = dv2_vit_pass_row(s->sp, 1, k, 0);
     for (int k = 0; k < 2 * B; k++) s->h_rows[LB + k] = dv2_vit_pass_row(s->sp, 0, k, 0);
     int *rows_scls_host = s->h_rows;
-    if ((rc = be->to_device(s->d_rows_scls, rows_scls_host, sizeof(int) * (size_t)(LB + 2 * B)))) goto ioerr;
-    be->gather_rows(s->d_sin_c, sout, s->d_rows_scls, LB + 2 * B, D);
-    if (M) be->gather_rows(s->d_sin_p, sout, s->d_rows_spat, M, D);
+    if ((rc = be->to_device(be, s->d_rows_scls, rows_scls_host, sizeof(int) * (size_t)(LB + 2 * B)))) goto ioerr;
+    be->gather_rows(be, s->d_sin_c, sout, s->d_rows_scls, LB + 2 * B, D);
+    if (M) be->gather_rows(be, s->d_sin_p, sout, s->d_rows_spat, M, D);
     if ((rc = dv2_head_pass_forward(s->shc, s->d_slog_c, s->d_sin_c, LB + 2 * B, err))) return rc;
     if (M && (rc = dv2_head_pass_forward(s->shp, s->d_slog_p, s->d_sin_p, M, err))) return rc;
-    if ((rc = be->to_host(s->h_slog_c, s->d_slog_c, sizeof(float) * (size_t)(LB + 2 * B) * K)) ||
-        (M && (rc = be->to_host(s->h_slog_p, s->d_slog_p, sizeof(float) * (size_t)M * Ki))) ||
-        (rc = be->to_host(s->h_cls, s->d_sin_c + (size_t)LB * D, sizeof(float) * 2 * B * D)))
-        goto ioerr;
 
-    /* ---- losses (§6–§9) ---- */
-    dv2_loss_terms t = {0};
-    const float *s_l = s->h_slog_c, *s_g = s->h_slog_c + (size_t)LB * K;
-    dv2_cpu_dino_forward(&t.dino_local, &t.dino_global, s_l, s_g, s->h_q_c, B, L, K, STUDENT_TEMP);
-    dv2_cpu_ibot_forward(&t.ibot, s->h_slog_p, s->h_q_p, s->h_w, M, Ki, 2 * B, STUDENT_TEMP);
+    /* ---- losses (§6–§9), on the device; one small vector comes back ---- */
+    const float *s_l = s->d_slog_c, *s_g = s->d_slog_c + (size_t)LB * K;
+    const float *cls = s->d_sin_c + (size_t)LB * D; /* the student's global-crop class tokens */
     int koleo_on = c->dino.koleo_loss_weight > 0 && c->dino.loss_weight > 0;
-    if (koleo_on) {
-        dv2_cpu_koleo_forward_ws(&t.koleo1, s->h_nn, s->h_work, s->h_cls, B, D);
-        dv2_cpu_koleo_forward_ws(&t.koleo2, s->h_nn + B, s->h_work, s->h_cls + (size_t)B * D, B, D);
-    }
+    float hl[LOSS_N] = {0};
+    if ((rc = be->zero(be, s->d_loss, sizeof hl)) ||
+        (rc = be->dino_forward(be, s->d_loss + LOSS_DINO_LOCAL, s_l, s_g, s->d_q_c, B, L, K, STUDENT_TEMP)) ||
+        (M && (rc = be->ibot_forward(be, s->d_loss + LOSS_IBOT, s->d_slog_p, s->d_q_p, s->d_w, M, Ki, 2 * B,
+                                     STUDENT_TEMP))) ||
+        (koleo_on && ((rc = be->koleo_forward(be, s->d_loss + LOSS_KOLEO1, s->d_nn, cls, B, D)) ||
+                      (rc = be->koleo_forward(be, s->d_loss + LOSS_KOLEO2, s->d_nn + B, cls + (size_t)B * D, B,
+                                              D)))) ||
+        (rc = be->to_host(be, hl, s->d_loss, sizeof hl)))
+        goto ioerr;
+    dv2_loss_terms t = {hl[LOSS_DINO_LOCAL], hl[LOSS_DINO_GLOBAL], hl[LOSS_KOLEO1], hl[LOSS_KOLEO2], hl[LOSS_IBOT], 0};
     dv2_loss_weights w = {(float)c->dino.loss_weight, (float)c->dino.koleo_loss_weight, (float)c->ibot.loss_weight};
     dv2_loss_total(&t, &w);
 
     /* ---- backward ---- */
-    dv2_loss_terms d;
+    dv2_loss_terms d; /* each term's upstream gradient: constants of the weights */
     dv2_loss_total_backward(&d, &w, 1.0f);
-    memset(s->h_dlog_c, 0, sizeof(float) * (size_t)(LB + 2 * B) * K);
-    dv2_cpu_dino_backward(L ? s->h_dlog_c : NULL, s->h_dlog_c + (size_t)LB * K, d.dino_local, d.dino_global,
-                           s_l, s_g, s->h_q_c, B, L, K, STUDENT_TEMP);
-    if (M) {
-        memset(s->h_dlog_p, 0, sizeof(float) * (size_t)M * Ki);
-        dv2_cpu_ibot_backward(s->h_dlog_p, d.ibot, s->h_slog_p, s->h_q_p, s->h_w, M, Ki, 2 * B, STUDENT_TEMP);
-    }
-    if ((rc = dv2_train_model_zero_grad(m))) goto ioerr;
-    /* reuse the logits buffers for their gradients */
-    if ((rc = be->to_device(s->d_slog_c, s->h_dlog_c, sizeof(float) * (size_t)(LB + 2 * B) * K)) ||
-        (M && (rc = be->to_device(s->d_slog_p, s->h_dlog_p, sizeof(float) * (size_t)M * Ki))) ||
-        (rc = be->zero(s->d_dsin_c, sizeof(float) * (size_t)(LB + 2 * B) * D)) ||
-        (M && (rc = be->zero(s->d_dsin_p, sizeof(float) * (size_t)M * D))))
+    if ((rc = be->zero(be, s->d_dslog_c, sizeof(float) * (size_t)(LB + 2 * B) * K)) ||
+        (rc = be->dino_backward(be, L ? s->d_dslog_c : NULL, s->d_dslog_c + (size_t)LB * K, d.dino_local,
+                                d.dino_global, s_l, s_g, s->d_q_c, B, L, K, STUDENT_TEMP)) ||
+        (M && ((rc = be->zero(be, s->d_dslog_p, sizeof(float) * (size_t)M * Ki)) ||
+               (rc = be->ibot_backward(be, s->d_dslog_p, d.ibot, s->d_slog_p, s->d_q_p, s->d_w, M, Ki, 2 * B,
+                                       STUDENT_TEMP)))))
         goto ioerr;
-    if ((rc = dv2_head_pass_backward(s->shc, s->d_dsin_c, s->d_slog_c, err))) return rc;
-    if (M && (rc = dv2_head_pass_backward(s->shp, s->d_dsin_p, s->d_slog_p, err))) return rc;
-    if (koleo_on) {
-        memset(s->h_dcls, 0, sizeof(float) * 2 * B * D);
-        dv2_cpu_koleo_backward_ws(s->h_dcls, s->h_work, d.koleo1, s->h_cls, s->h_nn, B, D);
-        dv2_cpu_koleo_backward_ws(s->h_dcls + (size_t)B * D, s->h_work, d.koleo2, s->h_cls + (size_t)B * D,
-                                   s->h_nn + B, B, D);
-        if ((rc = be->to_device(s->d_tmp, s->h_dcls, sizeof(float) * 2 * B * D))) goto ioerr;
-        be->add(s->d_dsin_c + (size_t)LB * D, s->d_tmp, (size_t)2 * B * D);
+    if ((rc = dv2_train_model_zero_grad(m))) goto ioerr;
+    if ((rc = be->zero(be, s->d_dsin_c, sizeof(float) * (size_t)(LB + 2 * B) * D)) ||
+        (M && (rc = be->zero(be, s->d_dsin_p, sizeof(float) * (size_t)M * D))))
+        goto ioerr;
+    if ((rc = dv2_head_pass_backward(s->shc, s->d_dsin_c, s->d_dslog_c, err))) return rc;
+    if (M && (rc = dv2_head_pass_backward(s->shp, s->d_dsin_p, s->d_dslog_p, err))) return rc;
+    if (koleo_on) { /* into a zeroed buffer first, then added (the order of the sums of the reference) */
+        if ((rc = be->zero(be, s->d_tmp, sizeof(float) * 2 * B * D)) ||
+            (rc = be->koleo_backward(be, s->d_tmp, d.koleo1, cls, s->d_nn, B, D)) ||
+            (rc = be->koleo_backward(be, s->d_tmp + (size_t)B * D, d.koleo2, cls + (size_t)B * D, s->d_nn + B, B,
+                                     D)) ||
+            (rc = be->add(be, s->d_dsin_c + (size_t)LB * D, s->d_tmp, (size_t)2 * B * D)))
+            goto ioerr;
     }
     size_t T = (size_t)dv2_vit_pass_tokens(s->sp);
-    if ((rc = be->zero(s->d_dout, sizeof(float) * T * D))) goto ioerr;
-    be->scatter_add_rows(s->d_dout, s->d_dsin_c, s->d_rows_scls, LB + 2 * B, D);
-    if (M) be->scatter_add_rows(s->d_dout, s->d_dsin_p, s->d_rows_spat, M, D);
+    if ((rc = be->zero(be, s->d_dout, sizeof(float) * T * D))) goto ioerr;
+    be->scatter_add_rows(be, s->d_dout, s->d_dsin_c, s->d_rows_scls, LB + 2 * B, D);
+    if (M) be->scatter_add_rows(be, s->d_dout, s->d_dsin_p, s->d_rows_spat, M, D);
     if ((rc = dv2_vit_pass_backward(s->sp, s->d_dout, err))) return rc;
 
     if (s->fault_nan_from >= 0 && it >= s->fault_nan_from) { /* error injection for tests */
         float nan = NAN;
-        if ((rc = be->to_device(m->s_mod[0]->grad, &nan, sizeof nan))) goto ioerr;
+        if ((rc = be->to_device(be, m->s_mod[0]->grad, &nan, sizeof nan))) goto ioerr;
     }
     /* ---- gradients across ranks, checks, clipping ---- */
     if (W > 1)
         for (int k = 0; k < m->n_mod; k++) {
-            if ((rc = s->be->allreduce_sum(m->s_mod[k]->grad, m->s_mod[k]->numel, s->dist, err))) return rc;
+            if ((rc = s->be->allreduce_sum(s->be, m->s_mod[k]->grad, m->s_mod[k]->numel, s->dist, err))) return rc;
             dv2_train_model_scale_grad(m, k, 1.0f / (float)W);
         }
     double lv[6] = {t.dino_local, t.dino_global, t.ibot, (double)t.koleo1 + t.koleo2, t.total, 0};

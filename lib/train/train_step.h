@@ -8,8 +8,12 @@
  *
  * Heads are row-wise, so a shared DINO/iBOT head is run as two passes of the
  * same head (class tokens, then masked patch tokens) whose gradients add up:
- * the same result as the reference's concatenated pass.  Losses and targets
- * are computed on the host (lib/model/loss.h) from copies of the logits. */
+ * the same result as the reference's concatenated pass.  Targets, centers,
+ * losses and their gradients run on the backend (its loss entries, ops.h):
+ * per step the host sends the images and the packing plan, and gets back
+ * only the loss terms, the collapse diagnostics and one norm and one
+ * finiteness flag per module (the weighted total, lib/model/loss.h, is
+ * formed from those scalars on the host). */
 #ifndef DV2_TRAIN_STEP_H
 #define DV2_TRAIN_STEP_H
 

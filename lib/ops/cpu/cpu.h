@@ -1,7 +1,9 @@
-/* cpu.h — internal: the functions of the CPU backend, defined in
- * lib/ops_cpu_*.c by op family and collected into dv2_backend_cpu in
- * lib/ops/cpu/cpu.c.  Signatures and semantics are those of lib/ops/ops.h.
- * Callers outside the backend use dv2_backend_cpu, not these names. */
+/* cpu.h — internal: the kernels of the CPU backends, defined in
+ * lib/ops/cpu/cpu_*.c by op family and adapted into the backend tables in
+ * lib/ops/cpu/cpu.c.  Semantics are those of the lib/ops/ops.h entry of the
+ * same name (the kernels take no backend argument and return nothing unless
+ * they can fail).  Callers outside the backend open a backend
+ * (dv2_backend_open) and use its entries, not these names. */
 #ifndef DV2_OPS_CPU_H
 #define DV2_OPS_CPU_H
 
@@ -13,7 +15,16 @@
  * idea as PyTorch's grain size). */
 #define DV2_CPU_PAR(work) ((size_t)(work) >= (size_t)32768)
 
-/* ops_cpu_linear.c */
+/* cpu.c: the backend objects and their context */
+/* The workspace entry (ops.h): scratch from the backend's arena. */
+void *dv2_cpu_workspace(const dv2_backend *be, size_t bytes);
+/* Records status as the backend's sticky failure (the first one wins);
+ * returns status. */
+int dv2_cpu_fail(const dv2_backend *be, int status);
+/* x (n floats) ← NaN (the output of an op that could not run); x may be NULL. */
+void dv2_cpu_nan_fill(float *x, size_t n);
+
+/* cpu_linear.c */
 #include <cblas.h>
 /* Row-major sgemm C = alpha·op(A)·op(B) + beta·C in fixed blocks of 128
  * rows of C (or columns when C is wide and short) spread over the OpenMP
@@ -50,7 +61,7 @@ void dv2_cpu_posembed_forward(float *out, float *scratch, const float *pos, cons
 void dv2_cpu_posembed_backward(float *dpos, float *scratch, const float *dout, const float *wy,
                                const float *wx, int M, int oh, int ow, int D);
 
-/* ops_cpu_norm.c */
+/* cpu_norm.c */
 void dv2_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
                                const float *w, const float *b, int N, int C, float eps);
 void dv2_cpu_layernorm_backward(float *din, float *dw, float *db, const float *dout,
@@ -64,14 +75,28 @@ void dv2_cpu_weightnorm_forward(float *w, float *vnorm, const float *v, const fl
 void dv2_cpu_weightnorm_backward(float *dv, float *dg, const float *dw, const float *v,
                                  const float *g, const float *vnorm, int K, int C);
 
-/* ops_cpu_attn.c */
+/* cpu_attn.c: work is scratch of dv2_cpu_attention_work(sp, backward) floats
+ * (a block of scores per OpenMP thread). */
+size_t dv2_cpu_attention_work(const dv2_seqpack *sp, int backward);
 void dv2_cpu_attention_forward(float *out, float *lse, const float *qkv, const dv2_seqpack *sp,
-                               int H, int dh);
+                               int H, int dh, float *work);
 void dv2_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv,
                                 const float *out, const float *lse, const dv2_seqpack *sp,
-                                int H, int dh);
+                                int H, int dh, float *work);
 
-/* ops_cpu_act.c */
+/* cpu_stats.c: the collapse diagnostics (train/collapse.h) into out
+ * (DV2_STATS_N doubles, enum dv2_stat), sums in double. */
+/* Target slots of q (n, K), rows summing to 1.  work: K doubles; seen: K ints. */
+void dv2_cpu_stats_targets(double *out, const float *q, int n, int K, double *work, int *seen);
+/* Spread of the rows of x (n, dim): *std = mean over columns of the column's
+ * standard deviation (two-pass); *cos = mean pairwise cosine of distinct rows
+ * (1 when n < 2).  work: dim doubles. */
+void dv2_cpu_stats_spread(double *std, double *cos, const float *x, int n, int dim, double *work);
+/* Prototype slots from g (K) and v (K, d).  work: d² + d doubles. */
+void dv2_cpu_stats_prototypes(double *out, const float *g, const float *v, int K, int d,
+                              double *work);
+
+/* cpu_act.c */
 void dv2_cpu_gelu_forward(float *out, const float *in, size_t n);
 void dv2_cpu_gelu_backward(float *din, const float *dout, const float *in, size_t n);
 void dv2_cpu_swiglu_forward(float *out, const float *in, int N, int h);
@@ -90,7 +115,7 @@ void dv2_cpu_embed_tokens_backward(float *dpatch, float *dcls, float *dreg, floa
 void dv2_cpu_gather_rows(float *out, const float *in, const int *rows, int n, int C);
 void dv2_cpu_scatter_add_rows(float *out, const float *in, const int *rows, int n, int C);
 
-/* ops_cpu_optim.c */
+/* cpu_optim.c */
 void dv2_cpu_add(float *y, const float *x, size_t n);
 void dv2_cpu_scale(float *x, float a, size_t n);
 double dv2_cpu_sumsq(const float *x, size_t n);
@@ -99,25 +124,30 @@ void dv2_cpu_adamw_step(float *p, float *m, float *v, const float *g, size_t n, 
                         float wd, float beta1, float beta2, float eps, int t);
 void dv2_cpu_ema_update(float *teacher, const float *student, size_t n, float mom);
 
-/* cpu_bf16.c: the ops of dv2_backend_cpu_bf16 that differ from the CPU
+/* cpu_bf16.c: the ops of the "cpu-bf16" backend that differ from the CPU
  * backend's (they round to bf16 where a GPU stores bf16; see that file). */
 float dv2_bf16_round(float x); /* round to nearest even; NaN stays NaN */
 void dv2_bf16_round_n(float *x, size_t n);
-void dv2_cpu_bf16_linear_forward(float *out, float *pre, const float *in, const float *w,
-                                 const float *b, int N, int Cin, int Cout, int flags);
-void dv2_cpu_bf16_linear_backward(float *din, float *dw, float *db, float *work,
-                                  const float *dout, const float *pre, const float *in,
-                                  const float *w, int N, int Cin, int Cout, int flags);
-void dv2_cpu_bf16_patch_embed_forward(float *out, float *col, const float *img, const float *w,
-                                      const float *b, int B, int Hpx, int Wpx, int p, int D);
-void dv2_cpu_bf16_patch_embed_backward(float *dw, float *db, const float *dout, const float *col,
-                                       int B, int Hpx, int Wpx, int p, int D);
-void dv2_cpu_bf16_attention_forward(float *out, float *lse, const float *qkv,
+/* The table entries of the bf16 backend (their scratch is the backend's workspace). */
+int dv2_cpu_bf16_linear_forward(const dv2_backend *be, float *out, float *pre, const float *in,
+                                const float *w, const float *b, int N, int Cin, int Cout,
+                                int flags);
+int dv2_cpu_bf16_linear_backward(const dv2_backend *be, float *din, float *dw, float *db,
+                                 float *work, const float *dout, const float *pre,
+                                 const float *in, const float *w, int N, int Cin, int Cout,
+                                 int flags);
+int dv2_cpu_bf16_patch_embed_forward(const dv2_backend *be, float *out, float *col,
+                                     const float *img, const float *w, const float *b, int B,
+                                     int Hpx, int Wpx, int p, int D);
+int dv2_cpu_bf16_patch_embed_backward(const dv2_backend *be, float *dw, float *db,
+                                      const float *dout, const float *col, int B, int Hpx,
+                                      int Wpx, int p, int D);
+int dv2_cpu_bf16_attention_forward(const dv2_backend *be, float *out, float *lse,
+                                   const float *qkv, const dv2_seqpack *sp, int H, int dh);
+int dv2_cpu_bf16_attention_backward(const dv2_backend *be, float *dqkv, const float *dout,
+                                    const float *qkv, const float *out, const float *lse,
                                     const dv2_seqpack *sp, int H, int dh);
-void dv2_cpu_bf16_attention_backward(float *dqkv, const float *dout, const float *qkv,
-                                     const float *out, const float *lse, const dv2_seqpack *sp,
-                                     int H, int dh);
-void dv2_cpu_bf16_gelu_forward(float *out, const float *in, size_t n);
-void dv2_cpu_bf16_swiglu_forward(float *out, const float *in, int N, int h);
+int dv2_cpu_bf16_gelu_forward(const dv2_backend *be, float *out, const float *in, size_t n);
+int dv2_cpu_bf16_swiglu_forward(const dv2_backend *be, float *out, const float *in, int N, int h);
 
 #endif

@@ -9,8 +9,8 @@
  * backward recomputes the probabilities instead of storing (n×n) per head.
  * Different pairs write disjoint parts of out / dqkv, so there are no races.
  *
- * If the scratch allocation fails the output is filled with NaN, which the
- * training loop's finiteness check reports. */
+ * The score blocks live in the caller's work (the backend's workspace: one
+ * block per OpenMP thread). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -49,27 +49,33 @@ static void head_forward(float *out, float *lse, const float *qkv, float *P, int
     }
 }
 
+/* Floats of score scratch per thread: QBLOCK query rows by the longest
+ * sequence (twice that in backward, for P and dP). */
+static size_t block_floats(const dv2_seqpack *sp) {
+    int nmax = max_seqlen(sp->cu, sp->nseq);
+    return (size_t)QBLOCK * (nmax ? nmax : 1);
+}
+
+size_t dv2_cpu_attention_work(const dv2_seqpack *sp, int backward) {
+    return block_floats(sp) * (backward ? 2 : 1) * (size_t)omp_get_max_threads();
+}
+
 void dv2_cpu_attention_forward(float *out, float *lse, const float *qkv, const dv2_seqpack *sp,
-                               int H, int dh) {
+                               int H, int dh, float *work) {
     const int *cu_seqlens = sp->cu;
-    int nseq = sp->nseq, T = sp->T;
-    int nmax = max_seqlen(cu_seqlens, nseq), np = nseq * H, fail = 0;
-    size_t blk = (size_t)QBLOCK * (nmax ? nmax : 1);
+    int nseq = sp->nseq, T = sp->T, np = nseq * H;
+    size_t blk = block_floats(sp);
     int saved = dv2_cpu_blas_single_begin();
-    #pragma omp parallel reduction(| : fail) if (np > 1)
+    #pragma omp parallel if (np > 1)
     {
-        float *P = malloc(sizeof(float) * blk);
-        if (!P) fail = 1;
+        float *P = work + blk * (size_t)omp_get_thread_num();
         #pragma omp for schedule(dynamic, 1)
         for (int k = 0; k < np; k++) {
             int s = k / H, h = k % H;
-            if (P) head_forward(out, lse, qkv, P, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s], h, T, H, dh);
+            head_forward(out, lse, qkv, P, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s], h, T, H, dh);
         }
-        free(P);
     }
     dv2_cpu_blas_single_end(saved);
-    if (fail)
-        for (size_t i = 0; i < (size_t)T * H * dh; i++) out[i] = NAN;
 }
 
 static void head_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
@@ -112,25 +118,20 @@ static void head_backward(float *dqkv, const float *dout, const float *qkv, cons
 
 void dv2_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv,
                                 const float *out, const float *lse, const dv2_seqpack *sp,
-                                int H, int dh) {
+                                int H, int dh, float *work) {
     const int *cu_seqlens = sp->cu;
-    int nseq = sp->nseq, T = sp->T;
-    int nmax = max_seqlen(cu_seqlens, nseq), np = nseq * H, fail = 0;
-    size_t blk = (size_t)QBLOCK * (nmax ? nmax : 1);
+    int nseq = sp->nseq, T = sp->T, np = nseq * H;
+    size_t blk = block_floats(sp);
     int saved = dv2_cpu_blas_single_begin();
-    #pragma omp parallel reduction(| : fail) if (np > 1)
+    #pragma omp parallel if (np > 1)
     {
-        float *P = malloc(sizeof(float) * 2 * blk);
-        if (!P) fail = 1;
+        float *P = work + 2 * blk * (size_t)omp_get_thread_num();
         #pragma omp for schedule(dynamic, 1)
         for (int k = 0; k < np; k++) {
             int s = k / H, h = k % H;
-            if (P) head_backward(dqkv, dout, qkv, out, lse, P, P + blk, cu_seqlens[s],
-                                 cu_seqlens[s + 1] - cu_seqlens[s], h, T, H, dh);
+            head_backward(dqkv, dout, qkv, out, lse, P, P + blk, cu_seqlens[s],
+                          cu_seqlens[s + 1] - cu_seqlens[s], h, T, H, dh);
         }
-        free(P);
     }
     dv2_cpu_blas_single_end(saved);
-    if (fail)
-        for (size_t i = 0; i < (size_t)T * 3 * H * dh; i++) dqkv[i] = NAN;
 }

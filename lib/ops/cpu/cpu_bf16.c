@@ -1,4 +1,4 @@
-/* cpu_bf16.c — the CPU backend with bf16 storage (dv2_backend_cpu_bf16): the
+/* cpu_bf16.c — the CPU backend with bf16 storage ("cpu-bf16"): the
  * float32 ops of the CPU backend, with every value that a mixed-precision GPU
  * step stores in bf16 rounded to bf16 (round to nearest even) where it is
  * stored.  It makes a bf16 training run testable on the CPU, and gives the
@@ -22,9 +22,9 @@
  *
  * The table is in cpu.c, with the CPU backend's.
  *
- * The rounded copies of const inputs are made in scratch allocated per call
- * (this backend is a reference, not a fast path); an allocation failure
- * fills the output with NaN like the CPU ops do. */
+ * The rounded copies of const inputs are made in the backend's workspace
+ * (this backend is a reference, not a fast path); when it cannot grow the
+ * output is filled with NaN and the backend's status records the failure. */
 #include "ops/cpu/cpu.h"
 
 #include <math.h>
@@ -52,108 +52,126 @@ void dv2_bf16_round_n(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = dv2_bf16_round(x[i]);
 }
 
-/* A bf16-rounded copy of x (n floats), or NULL. */
-static float *rounded(const float *x, size_t n) {
-    float *y = malloc((n ? n : 1) * sizeof *y);
-    if (!y) return NULL;
+/* dst (n) ← x rounded to bf16; returns dst + n (the next free float). */
+static float *round_into(float *dst, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
-    for (size_t i = 0; i < n; i++) y[i] = dv2_bf16_round(x[i]);
-    return y;
+    for (size_t i = 0; i < n; i++) dst[i] = dv2_bf16_round(x[i]);
+    return dst + n;
 }
 
-static void nan_fill(float *x, size_t n) {
-    if (x) for (size_t i = 0; i < n; i++) x[i] = NAN;
+/* `floats` floats of the backend's workspace, or NULL (the status is set). */
+static float *scratch(const dv2_backend *be, size_t floats) {
+    return dv2_cpu_workspace(be, sizeof(float) * (floats ? floats : 1));
 }
 
-void dv2_cpu_bf16_linear_forward(float *out, float *pre, const float *in, const float *w,
-                                 const float *b, int N, int Cin, int Cout, int flags) {
-    float *ri = rounded(in, (size_t)N * Cin), *rw = rounded(w, (size_t)Cout * Cin);
-    if (ri && rw) {
-        dv2_cpu_linear_forward(out, pre, ri, rw, b, N, Cin, Cout, flags);
-        dv2_bf16_round_n(out, (size_t)N * Cout);
-        if (flags & DV2_LINEAR_GELU) dv2_bf16_round_n(pre, (size_t)N * Cout);
-    } else {
-        nan_fill(out, (size_t)N * Cout);
+int dv2_cpu_bf16_linear_forward(const dv2_backend *be, float *out, float *pre, const float *in,
+                                const float *w, const float *b, int N, int Cin, int Cout,
+                                int flags) {
+    size_t ni = (size_t)N * Cin, nw = (size_t)Cout * Cin;
+    float *ri = scratch(be, ni + nw);
+    if (!ri) {
+        dv2_cpu_nan_fill(out, (size_t)N * Cout);
+        return DV2_ENOMEM;
     }
-    free(ri);
-    free(rw);
+    float *rw = round_into(ri, in, ni);
+    round_into(rw, w, nw);
+    dv2_cpu_linear_forward(out, pre, ri, rw, b, N, Cin, Cout, flags);
+    dv2_bf16_round_n(out, (size_t)N * Cout);
+    if (flags & DV2_LINEAR_GELU) dv2_bf16_round_n(pre, (size_t)N * Cout);
+    return DV2_OK;
 }
 
-void dv2_cpu_bf16_linear_backward(float *din, float *dw, float *db, float *work,
-                                  const float *dout, const float *pre, const float *in,
-                                  const float *w, int N, int Cin, int Cout, int flags) {
-    float *rd = rounded(dout, (size_t)N * Cout), *ri = rounded(in, (size_t)N * Cin),
-          *rw = rounded(w, (size_t)Cout * Cin);
-    if (rd && ri && rw) {
-        dv2_cpu_linear_backward(din, dw, db, work, rd, pre, ri, rw, N, Cin, Cout, flags);
-        if (din) dv2_bf16_round_n(din, (size_t)N * Cin);
-    } else {
-        nan_fill(din, (size_t)N * Cin);
-        nan_fill(dw, (size_t)Cout * Cin);
+int dv2_cpu_bf16_linear_backward(const dv2_backend *be, float *din, float *dw, float *db,
+                                 float *work, const float *dout, const float *pre,
+                                 const float *in, const float *w, int N, int Cin, int Cout,
+                                 int flags) {
+    size_t nd = (size_t)N * Cout, ni = (size_t)N * Cin, nw = (size_t)Cout * Cin;
+    float *rd = scratch(be, nd + ni + nw);
+    if (!rd) {
+        dv2_cpu_nan_fill(din, ni);
+        dv2_cpu_nan_fill(dw, nw);
+        return DV2_ENOMEM;
     }
-    free(rd);
-    free(ri);
-    free(rw);
+    float *ri = round_into(rd, dout, nd), *rw = round_into(ri, in, ni);
+    round_into(rw, w, nw);
+    dv2_cpu_linear_backward(din, dw, db, work, rd, pre, ri, rw, N, Cin, Cout, flags);
+    if (din) dv2_bf16_round_n(din, ni);
+    return DV2_OK;
 }
 
-void dv2_cpu_bf16_patch_embed_forward(float *out, float *col, const float *img, const float *w,
-                                   const float *b, int B, int Hpx, int Wpx, int p, int D) {
-    float *ri = rounded(img, (size_t)B * 3 * Hpx * Wpx), *rw = rounded(w, (size_t)D * 3 * p * p);
+int dv2_cpu_bf16_patch_embed_forward(const dv2_backend *be, float *out, float *col,
+                                     const float *img, const float *w, const float *b, int B,
+                                     int Hpx, int Wpx, int p, int D) {
+    size_t ni = (size_t)B * 3 * Hpx * Wpx, nw = (size_t)D * 3 * p * p;
     size_t nout = (size_t)B * (Hpx / p) * (Wpx / p) * D;
-    if (ri && rw) {
-        dv2_cpu_patch_embed_forward(out, col, ri, rw, b, B, Hpx, Wpx, p, D);
-        dv2_bf16_round_n(out, nout);
-    } else {
-        nan_fill(out, nout);
+    float *ri = scratch(be, ni + nw);
+    if (!ri) {
+        dv2_cpu_nan_fill(out, nout);
+        return DV2_ENOMEM;
     }
-    free(ri);
-    free(rw);
+    float *rw = round_into(ri, img, ni);
+    round_into(rw, w, nw);
+    dv2_cpu_patch_embed_forward(out, col, ri, rw, b, B, Hpx, Wpx, p, D);
+    dv2_bf16_round_n(out, nout);
+    return DV2_OK;
 }
 
-void dv2_cpu_bf16_patch_embed_backward(float *dw, float *db, const float *dout, const float *col, int B,
-                                    int Hpx, int Wpx, int p, int D) {
+int dv2_cpu_bf16_patch_embed_backward(const dv2_backend *be, float *dw, float *db,
+                                      const float *dout, const float *col, int B, int Hpx,
+                                      int Wpx, int p, int D) {
     size_t nout = (size_t)B * (Hpx / p) * (Wpx / p) * D;
-    float *rd = rounded(dout, nout);
-    if (rd) dv2_cpu_patch_embed_backward(dw, db, rd, col, B, Hpx, Wpx, p, D);
-    else nan_fill(dw, (size_t)D * 3 * p * p);
-    free(rd);
-}
-
-void dv2_cpu_bf16_attention_forward(float *out, float *lse, const float *qkv, const dv2_seqpack *sp,
-                                    int H, int dh) {
-    int T = sp->T;
-    float *rq = rounded(qkv, (size_t)T * 3 * H * dh);
-    if (rq) {
-        dv2_cpu_attention_forward(out, lse, rq, sp, H, dh);
-        dv2_bf16_round_n(out, (size_t)T * H * dh);
-    } else {
-        nan_fill(out, (size_t)T * H * dh);
+    float *rd = scratch(be, nout);
+    if (!rd) {
+        dv2_cpu_nan_fill(dw, (size_t)D * 3 * p * p);
+        return DV2_ENOMEM;
     }
-    free(rq);
+    round_into(rd, dout, nout);
+    dv2_cpu_patch_embed_backward(dw, db, rd, col, B, Hpx, Wpx, p, D);
+    return DV2_OK;
 }
 
-void dv2_cpu_bf16_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-                                     const float *lse, const dv2_seqpack *sp, int H, int dh) {
-    int T = sp->T;
-    size_t n = (size_t)T * H * dh;
-    float *rd = rounded(dout, n), *rq = rounded(qkv, 3 * n), *ro = rounded(out, n);
-    if (rd && rq && ro) {
-        dv2_cpu_attention_backward(dqkv, rd, rq, ro, lse, sp, H, dh);
-        dv2_bf16_round_n(dqkv, 3 * n);
-    } else {
-        nan_fill(dqkv, 3 * n);
+/* Attention's rounded inputs and its score blocks share one workspace:
+ * the rounded copies first, the kernel's work after them. */
+int dv2_cpu_bf16_attention_forward(const dv2_backend *be, float *out, float *lse,
+                                   const float *qkv, const dv2_seqpack *sp, int H, int dh) {
+    size_t n = (size_t)sp->T * H * dh;
+    float *rq = scratch(be, 3 * n + dv2_cpu_attention_work(sp, 0));
+    if (!rq) {
+        dv2_cpu_nan_fill(out, n);
+        return DV2_ENOMEM;
     }
-    free(rd);
-    free(rq);
-    free(ro);
+    float *work = round_into(rq, qkv, 3 * n);
+    dv2_cpu_attention_forward(out, lse, rq, sp, H, dh, work);
+    dv2_bf16_round_n(out, n);
+    return DV2_OK;
 }
 
-void dv2_cpu_bf16_gelu_forward(float *out, const float *in, size_t n) {
+int dv2_cpu_bf16_attention_backward(const dv2_backend *be, float *dqkv, const float *dout,
+                                    const float *qkv, const float *out, const float *lse,
+                                    const dv2_seqpack *sp, int H, int dh) {
+    size_t n = (size_t)sp->T * H * dh;
+    float *rd = scratch(be, 5 * n + dv2_cpu_attention_work(sp, 1));
+    if (!rd) {
+        dv2_cpu_nan_fill(dqkv, 3 * n);
+        return DV2_ENOMEM;
+    }
+    float *rq = round_into(rd, dout, n), *ro = round_into(rq, qkv, 3 * n);
+    float *work = round_into(ro, out, n);
+    dv2_cpu_attention_backward(dqkv, rd, rq, ro, lse, sp, H, dh, work);
+    dv2_bf16_round_n(dqkv, 3 * n);
+    return DV2_OK;
+}
+
+int dv2_cpu_bf16_gelu_forward(const dv2_backend *be, float *out, const float *in, size_t n) {
+    (void)be;
     dv2_cpu_gelu_forward(out, in, n);
     dv2_bf16_round_n(out, n);
+    return DV2_OK;
 }
 
-void dv2_cpu_bf16_swiglu_forward(float *out, const float *in, int N, int h) {
+int dv2_cpu_bf16_swiglu_forward(const dv2_backend *be, float *out, const float *in, int N, int h) {
+    (void)be;
     dv2_cpu_swiglu_forward(out, in, N, h);
     dv2_bf16_round_n(out, (size_t)N * h);
+    return DV2_OK;
 }

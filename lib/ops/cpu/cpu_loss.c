@@ -108,16 +108,6 @@ int dv2_cpu_sinkhorn_knopp_ws(float *q, float *work, const float *t, int N, int 
     return 0;
 }
 
-int dv2_cpu_sinkhorn_knopp_forward(float *q, const float *t, int N, int K, float temp, int n_iter,
-                                    double n_total, dv2_allreduce_fn allreduce, void *allreduce_ctx) {
-    float *work = malloc(((size_t)K + 1) * sizeof *work);
-    if (!work) return DV2_ENOMEM;
-    int rc = dv2_cpu_sinkhorn_knopp_ws(q, work, t, N, K, temp, n_iter, n_total, allreduce,
-                                        allreduce_ctx);
-    free(work);
-    return rc;
-}
-
 void dv2_cpu_center_sum(float *sum, const float *t, int N, int K, float scale) {
     if (N == 0) { /* no tokens on this process: contribute zeros, not 0·inf */
         memset(sum, 0, (size_t)K * sizeof *sum);
@@ -272,18 +262,4 @@ void dv2_cpu_koleo_backward_ws(float *dx, float *work, float dloss, const float 
             for (int c = 0; c < C; c++) dx[(size_t)i * C + c] += (float)(gi[c] / n);
         }
     }
-}
-
-void dv2_cpu_koleo_forward(float *h_loss, int *nn, const float *x, int N, int C) {
-    float *work = malloc(((size_t)N + 1) * sizeof *work);
-    if (!work) { *h_loss = NAN; return; }
-    dv2_cpu_koleo_forward_ws(h_loss, nn, work, x, N, C);
-    free(work);
-}
-
-void dv2_cpu_koleo_backward(float *dx, float dloss, const float *x, const int *nn, int N, int C) {
-    float *work = malloc(((size_t)N * (C + 1) + 1) * sizeof *work);
-    if (!work) return;
-    dv2_cpu_koleo_backward_ws(dx, work, dloss, x, nn, N, C);
-    free(work);
 }

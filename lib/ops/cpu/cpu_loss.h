@@ -5,15 +5,11 @@
  *
  * Conventions (as lib/ops/ops.h): outputs first, then inputs, parameters,
  * dimensions.  Forward outputs OVERWRITE (=).  EVERY GRADIENT OUTPUT
- * ACCUMULATES (+=): the caller zeroes it first.  No function allocates except
- * the two marked "allocates" (they exist to match the dv2_backend entries;
- * the *_ws forms take the scratch from the caller).  Collectives stay
- * outside: functions that need a sum over processes take a dv2_allreduce_fn
- * (NULL = one process) and call it on host buffers.
- *
- * The row entries (softmax_center, sinkhorn_knopp, koleo) have
- * exactly the signatures of the dv2_backend loss entries, so the CPU backend
- * table can point at them (or at thin wrappers).
+ * ACCUMULATES (+=): the caller zeroes it first.  No function allocates: the
+ * *_ws forms take their scratch from the caller (the backend entries of
+ * ops/cpu/cpu.c pass the backend's workspace).  Collectives stay outside:
+ * functions that need a sum over processes take a dv2_allreduce_fn (NULL =
+ * one process); the backend entries pass its allreduce_sum.
  *
  * One training step, per process (B images, L local crops, W processes):
  *   targets, centering mode:
@@ -38,7 +34,11 @@
 #include "core/dv2.h"
 #include "ops/ops.h"
 
-/* ---- row entries (dv2_backend signatures) ------------------------------ */
+/* Sum-all-reduce across processes, in place, of n floats; returns 0 or a
+ * DV2_E* status.  NULL means a single process. */
+typedef int (*dv2_allreduce_fn)(float *buf, size_t n, void *ctx);
+
+/* ---- teacher targets ------------------------------------------------------ */
 
 /* Teacher targets, centering mode: q (N,K) = softmax((t − center)/temp) per
  * row; center (K).  q may alias t (in place). */
@@ -57,9 +57,6 @@ void dv2_cpu_softmax_center_forward(float *q, const float *t, const float *cente
 int dv2_cpu_sinkhorn_knopp_ws(float *q, float *work, const float *t, int N, int K, float temp,
                                int n_iter, double n_total, dv2_allreduce_fn allreduce,
                                void *allreduce_ctx);
-/* The same with the dv2_backend signature; allocates its K+1 floats. */
-int dv2_cpu_sinkhorn_knopp_forward(float *q, const float *t, int N, int K, float temp, int n_iter,
-                                    double n_total, dv2_allreduce_fn allreduce, void *allreduce_ctx);
 
 /* ---- centers (§6.2, §7.3) ----------------------------------------------- */
 /* The center update is lagged by one iteration: at iteration it, compute
@@ -120,8 +117,5 @@ void dv2_cpu_koleo_forward_ws(float *h_loss, int *nn, float *work, const float *
  * work: N·(C+1) floats. */
 void dv2_cpu_koleo_backward_ws(float *dx, float *work, float dloss, const float *x, const int *nn,
                                 int N, int C);
-/* dv2_backend signatures; allocate their scratch. */
-void dv2_cpu_koleo_forward(float *h_loss, int *nn, const float *x, int N, int C);
-void dv2_cpu_koleo_backward(float *dx, float dloss, const float *x, const int *nn, int N, int C);
 
 #endif
