@@ -405,6 +405,20 @@ static void c_koleo(run_ctx *c, const int *a) {
     get(c, "dx", dx, (size_t)N * C);
 }
 
+/* a = {n, H, W}: u8 pixels to normalised CHW floats */
+static void c_pixels(run_ctx *c, const int *a) {
+    int n = a[0], H = a[1], W = a[2];
+    size_t np = (size_t)n * H * W * 3;
+    uint8_t *h = malloc(np);
+    for (size_t i = 0; i < np; i++) h[i] = (uint8_t)dv2_rng_below(&c->rng, 256);
+    uint8_t *px = dput(c, h, np);
+    free(h);
+    float *out = dzero(c, np);
+    if (c->failed) return;
+    if (c->be->pixels_forward(c->be, out, px, n, H, W)) c->failed = 1;
+    get(c, "out", out, np);
+}
+
 static void c_optim(run_ctx *c, const int *a) {
     size_t n = (size_t)a[0];
     float *p = drand(c, n, 0, 1), *m = drand(c, n, 0, 0.1), *v = drand(c, n, 0.2, 0.01);
@@ -458,6 +472,8 @@ static const op_case k_cases[] = {
     {"collapse_stats 13x37 D11 d7", "stats", c_collapse, {13, 37, 11, 7}},
     {"collapse_stats 1x3 D1 d1", "stats", c_collapse, {1, 3, 1, 1}},
     {"adamw x3 + ema 1031", "optim", c_optim, {1031}},
+    {"pixels 3x7x5", "pixels", c_pixels, {3, 7, 5}},
+    {"pixels 1x1x1", "pixels", c_pixels, {1, 1, 1}},
 };
 #define NCASES (int)(sizeof k_cases / sizeof k_cases[0])
 

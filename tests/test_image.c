@@ -248,6 +248,19 @@ static void test_augment(void) {
     dv2_rng_seed(&r, 43, 3);
     CHECK(dv2_augment_multicrop(g2, l2, &s, &cfg, &r, &w, NULL) == 0);
     CHECK(memcmp(g1, g2, gn * 4) != 0);
+    /* the u8 crops (what the loader sends to the device) normalise to
+     * exactly the float crops of the same draws */
+    uint8_t *gu = malloc(gn), *lu = malloc(ln);
+    dv2_rng_seed(&r, 42, 3);
+    CHECK(dv2_augment_multicrop_u8(gu, lu, &s, &cfg, &r, &w, NULL) == 0);
+    for (int k = 0; k < 2 + cfg.n_local; k++) {
+        int S = k < 2 ? 56 : 28;
+        dv2_image v = {S, S, k < 2 ? gu + (size_t)k * 3 * S * S : lu + (size_t)(k - 2) * 3 * S * S, 0};
+        dv2_resize_to_tensor(g2, &v);
+        const float *want = k < 2 ? g1 + (size_t)k * 3 * S * S : l1 + (size_t)(k - 2) * 3 * S * S;
+        CHECKF(memcmp(g2, want, sizeof(float) * 3 * S * S) == 0, "crop %d: u8 path differs", k);
+    }
+    free(gu); free(lu);
     free(g1); free(g2); free(l1); free(l2);
     dv2_augment_work_free(&w);
     dv2_image_free(&a);

@@ -270,8 +270,9 @@ void dv2_augment_draw(dv2_augment_params *p, int W, int H, int size, double smin
     p->solarize = p_solarize > 0 && dv2_rng_uniform(rng) < p_solarize;
 }
 
-int dv2_augment_apply(float *out, const dv2_image *src, const dv2_augment_params *p,
-                      dv2_augment_work *w, dv2_error *err) {
+/* The augmented crop of src in w->a (u8 RGB, size x size). */
+static int augment_image(const dv2_image *src, const dv2_augment_params *p, dv2_augment_work *w,
+                         dv2_error *err) {
     int rc = dv2_resize_bicubic(&w->a, src, p->x, p->y, p->w, p->h, p->size, p->size, err);
     if (rc) return rc;
     dv2_image *img = &w->a;
@@ -288,7 +289,22 @@ int dv2_augment_apply(float *out, const dv2_image *src, const dv2_augment_params
     if (p->gray) dv2_augment_grayscale(img);
     if (p->blur && (rc = dv2_augment_gaussian_blur(img, 9, p->sigma, &w->b, err))) return rc;
     if (p->solarize) dv2_augment_solarize(img, 128);
-    dv2_resize_to_tensor(out, img);
+    return 0;
+}
+
+int dv2_augment_apply(float *out, const dv2_image *src, const dv2_augment_params *p,
+                      dv2_augment_work *w, dv2_error *err) {
+    int rc = augment_image(src, p, w, err);
+    if (rc) return rc;
+    dv2_resize_to_tensor(out, &w->a);
+    return 0;
+}
+
+int dv2_augment_apply_u8(uint8_t *out, const dv2_image *src, const dv2_augment_params *p,
+                         dv2_augment_work *w, dv2_error *err) {
+    int rc = augment_image(src, p, w, err);
+    if (rc) return rc;
+    memcpy(out, w->a.rgb, (size_t)3 * p->size * p->size);
     return 0;
 }
 
@@ -298,9 +314,11 @@ int dv2_augment_multicrop(float *global, float *local, const dv2_image *src,
     return dv2_augment_multicrop_rec(global, local, NULL, src, cfg, rng, w, err);
 }
 
-int dv2_augment_multicrop_rec(float *global, float *local, dv2_augment_params *rec,
-                              const dv2_image *src, const dv2_multicrop_cfg *cfg, dv2_rng *rng,
-                              dv2_augment_work *w, dv2_error *err) {
+/* The crops into float tensors (gf, lf) or u8 pixels (gu, lu): the same
+ * draws either way. */
+static int multicrop(float *gf, float *lf, uint8_t *gu, uint8_t *lu, dv2_augment_params *rec,
+                     const dv2_image *src, const dv2_multicrop_cfg *cfg, dv2_rng *rng,
+                     dv2_augment_work *w, dv2_error *err) {
     if (!src->rgb || src->w <= 0 || src->h <= 0 || cfg->global_size <= 0 ||
         (cfg->n_local > 0 && cfg->local_size <= 0))
         return dv2_error_set(err, DV2_EINVAL, "multicrop: empty image or bad crop sizes");
@@ -317,8 +335,22 @@ int dv2_augment_multicrop_rec(float *global, float *local, dv2_augment_params *r
                          g ? cfg->global_scale[1] : cfg->local_scale[1],
                          i == 0 ? 0.0 : i == 1 ? 0.9 : 0.5, i == 1 ? 0.2 : 0.0, rng);
         if (rec) rec[i] = p;
-        float *out = g ? global + (size_t)i * gn : local + (size_t)(i - 2) * ln;
-        if ((rc = dv2_augment_apply(out, src, &p, w, err))) return rc;
+        size_t off = g ? (size_t)i * gn : (size_t)(i - 2) * ln;
+        if (gu) rc = dv2_augment_apply_u8((g ? gu : lu) + off, src, &p, w, err);
+        else rc = dv2_augment_apply((g ? gf : lf) + off, src, &p, w, err);
+        if (rc) return rc;
     }
     return 0;
+}
+
+int dv2_augment_multicrop_rec(float *global, float *local, dv2_augment_params *rec,
+                              const dv2_image *src, const dv2_multicrop_cfg *cfg, dv2_rng *rng,
+                              dv2_augment_work *w, dv2_error *err) {
+    return multicrop(global, local, NULL, NULL, rec, src, cfg, rng, w, err);
+}
+
+int dv2_augment_multicrop_u8(uint8_t *global, uint8_t *local, const dv2_image *src,
+                             const dv2_multicrop_cfg *cfg, dv2_rng *rng, dv2_augment_work *w,
+                             dv2_error *err) {
+    return multicrop(NULL, NULL, global, local, NULL, src, cfg, rng, w, err);
 }

@@ -81,6 +81,11 @@ void dv2_augment_draw(dv2_augment_params *p, int W, int H, int size, double smin
  * solarize, then normalized float CHW into out (3*size*size). */
 int dv2_augment_apply(float *out, const dv2_image *src, const dv2_augment_params *p,
                       dv2_augment_work *w, dv2_error *err);
+/* The same, stopping before the normalisation: u8 RGB (size, size, 3) into
+ * out, which dv2_resize_to_tensor (or a backend's pixels_forward) turns into
+ * exactly dv2_augment_apply's floats. */
+int dv2_augment_apply_u8(uint8_t *out, const dv2_image *src, const dv2_augment_params *p,
+                         dv2_augment_work *w, dv2_error *err);
 
 /* DINOv2 DataAugmentationDINO with the effective (released) blur
  * probabilities: global crop 1 never blurred, global crop 2 blurred with p =
@@ -89,6 +94,11 @@ int dv2_augment_apply(float *out, const dv2_image *src, const dv2_augment_params
 int dv2_augment_multicrop(float *global, float *local, const dv2_image *src,
                           const dv2_multicrop_cfg *cfg, dv2_rng *rng, dv2_augment_work *w,
                           dv2_error *err);
+/* The same crops as u8 RGB pixels, (S, S, 3) each, in the same order: what
+ * the training loader sends to the device, where they are normalised. */
+int dv2_augment_multicrop_u8(uint8_t *global, uint8_t *local, const dv2_image *src,
+                             const dv2_multicrop_cfg *cfg, dv2_rng *rng, dv2_augment_work *w,
+                             dv2_error *err);
 /* The same, recording each crop's parameters in rec[2 + n_local] (global 1,
  * global 2, then the locals); rec may be NULL. */
 int dv2_augment_multicrop_rec(float *global, float *local, dv2_augment_params *rec,

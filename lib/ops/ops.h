@@ -143,6 +143,12 @@ struct dv2_backend {
     int (*patch_embed_backward)(const dv2_backend *be, float *dw, float *db, const float *dout, const float *col,
                                  int B, int Hpx, int Wpx, int p, int D);
 
+    /* Input normalisation (spec §4.2): px (n, H, W, 3) u8 RGB crops → out
+     * (n, 3, H, W) = (px/255 − mean_c)/std_c with the ImageNet mean and std,
+     * in float, in exactly the arithmetic of image/resize.h's
+     * dv2_resize_to_tensor (so u8 crops on the device give the host's floats). */
+    int (*pixels_forward)(const dv2_backend *be, float *out, const uint8_t *px, int n, int H, int W);
+
     /* ---- positional embedding (spec §2.4) ------------------------------- */
     /* out (1+oh·ow, D) = [pos[0]; wy ⊗ wx applied to the grid pos[1..]]
      * (overwrite): pos (1+M·M, D), the grid M×M row-major; wy (oh, M) and

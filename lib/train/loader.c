@@ -45,7 +45,7 @@ static int size_at(const dv2_loader_cfg *c, int64_t it) {
 }
 
 static int fill_image(dv2_loader *ld, slot *s, int i, dv2_recbuf *rb, dv2_image *img,
-                      dv2_augment_work *w, float *gtmp, float *ltmp, dv2_error *err) {
+                      dv2_augment_work *w, uint8_t *gtmp, uint8_t *ltmp, dv2_error *err) {
     const dv2_loader_cfg *c = &ld->c;
     dv2_batch *b = &s->b;
     dv2_record rec;
@@ -63,11 +63,11 @@ static int fill_image(dv2_loader *ld, slot *s, int i, dv2_recbuf *rb, dv2_image 
     memcpy(mc.local_scale, c->local_scale, sizeof mc.local_scale);
     dv2_rng r;
     dv2_rng_seed(&r, c->seed, (uint64_t)b->it * 0x9E3779B97F4A7C15ull ^ (idx * 0xD1B54A32D192ED03ull + 1));
-    rc = dv2_augment_multicrop(gtmp, ltmp, img, &mc, &r, w, err);
+    rc = dv2_augment_multicrop_u8(gtmp, ltmp, img, &mc, &r, w, err);
     if (rc < 0) return rc;
     size_t gs = (size_t)3 * b->Sg * b->Sg, ls = (size_t)3 * b->Sl * b->Sl;
-    for (int k = 0; k < 2; k++) memcpy(b->global + ((size_t)k * b->B + i) * gs, gtmp + k * gs, gs * sizeof(float));
-    for (int v = 0; v < b->L; v++) memcpy(b->local + ((size_t)v * b->B + i) * ls, ltmp + v * ls, ls * sizeof(float));
+    for (int k = 0; k < 2; k++) memcpy(b->global_px + ((size_t)k * b->B + i) * gs, gtmp + k * gs, gs);
+    for (int v = 0; v < b->L; v++) memcpy(b->local_px + ((size_t)v * b->B + i) * ls, ltmp + v * ls, ls);
     return 0;
 }
 
@@ -75,8 +75,8 @@ static void *worker(void *arg) {
     dv2_loader *ld = arg;
     const dv2_loader_cfg *c = &ld->c;
     int maxS = c->global_size > c->highres_size ? c->global_size : c->highres_size;
-    float *gtmp = malloc(sizeof(float) * 2 * 3 * (size_t)maxS * maxS);
-    float *ltmp = malloc(sizeof(float) * ((size_t)c->n_local * 3 * c->local_size * c->local_size + 1));
+    uint8_t *gtmp = malloc((size_t)2 * 3 * maxS * maxS);
+    uint8_t *ltmp = malloc((size_t)c->n_local * 3 * c->local_size * c->local_size + 1);
     dv2_recbuf rb;
     dv2_recbuf_init(&rb);
     dv2_image img;
@@ -169,10 +169,10 @@ int dv2_loader_create(dv2_loader **out, dv2_dataset *ds, const dv2_loader_cfg *c
     for (int k = 0; !rc && k < c->depth; k++) {
         dv2_batch *b = &ld->slots[k].b;
         b->B = c->batch, b->L = c->n_local, b->Sl = c->local_size, b->Sg = c->global_size;
-        b->global = dv2_malloc_array((size_t)2 * c->batch * 3 * maxS * maxS, sizeof(float));
-        b->local = dv2_malloc_array((size_t)c->n_local * c->batch * 3 * c->local_size * c->local_size + 1, sizeof(float));
+        b->global_px = malloc((size_t)2 * c->batch * 3 * maxS * maxS);
+        b->local_px = malloc((size_t)c->n_local * c->batch * 3 * c->local_size * c->local_size + 1);
         b->idx = calloc((size_t)c->batch, sizeof *b->idx);
-        if (!b->global || !b->local || !b->idx) rc = DV2_ENOMEM;
+        if (!b->global_px || !b->local_px || !b->idx) rc = DV2_ENOMEM;
     }
     if (rc) {
         dv2_loader_free(ld);
@@ -228,8 +228,8 @@ void dv2_loader_free(dv2_loader *ld) {
     for (int k = 0; k < ld->nth; k++) pthread_join(ld->th[k], NULL);
     if (ld->slots)
         for (int k = 0; k < ld->c.depth; k++) {
-            free(ld->slots[k].b.global);
-            free(ld->slots[k].b.local);
+            free(ld->slots[k].b.global_px);
+            free(ld->slots[k].b.local_px);
             free(ld->slots[k].b.idx);
         }
     free(ld->slots);

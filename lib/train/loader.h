@@ -10,8 +10,9 @@
  * reads it (so one rank and two ranks see the same crops of an image).
  *
  * Batch layout (spec §4.3, crop-major): global crop c of image i at row
- * c·B + i of global (2B, 3, S_g, S_g); local crop v of image i at row v·B + i
- * of local (L·B, 3, S_l, S_l); normalized float32. */
+ * c·B + i of global_px (2B, S_g, S_g, 3); local crop v of image i at row
+ * v·B + i of local_px (L·B, S_l, S_l, 3); u8 RGB, the crops before the
+ * normalisation (which runs on the device). */
 #ifndef DV2_TRAIN_DATA_H
 #define DV2_TRAIN_DATA_H
 
@@ -34,7 +35,14 @@ typedef struct dv2_loader_cfg {
 typedef struct dv2_batch {
     int64_t it;
     int B, L, Sg, Sl;
-    float *global, *local;     /* host */
+    /* The crops, crop-major (global crop c of image i at c·B + i, local
+     * crop v at v·B + i), on the host in one of two forms: u8 RGB pixels
+     * (S, S, 3) each, normalised on the device (what the loader gives: a
+     * quarter of the bytes, and exactly the floats below), or float CHW
+     * already normalised (tests feed those); the step takes the pixels when
+     * global_px is set. */
+    uint8_t *global_px, *local_px;
+    float *global, *local;
     uint64_t *idx;             /* B dataset indices */
     const uint8_t *masks;      /* (2B, N_g) iBOT masks to use instead of drawing
                                 * them (NULL, as the loader leaves it: drawn) */

@@ -302,8 +302,8 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
         r->m.be->info(r->m.be, &i1);
         res->step_to_host += i1.to_host - i0.to_host;
         res->step_to_device += i1.to_device - i0.to_device;
-        res->step_input += sizeof(float) * 3 * ((uint64_t)2 * b->B * b->Sg * b->Sg +
-                                                (uint64_t)b->L * b->B * b->Sl * b->Sl);
+        res->step_input += (b->global_px ? 1 : sizeof(float)) * 3 *
+                           ((uint64_t)2 * b->B * b->Sg * b->Sg + (uint64_t)b->L * b->B * b->Sl * b->Sl);
         res->steps_run++;
         dv2_loader_release(r->ld, b);
         if (rc) goto done;

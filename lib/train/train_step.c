@@ -43,6 +43,7 @@ struct dv2_train_step {
     int Sg, N, U;
     dv2_vit_pass *tp, *sp;
     float *d_gimg, *d_limg;
+    uint8_t *d_gpx, *d_lpx;       /* the crops as u8 pixels, before normalisation */
     uint8_t *h_mask, *d_mask;
     dv2_mask_gen mgen;            /* block masks of this grid (lib/model/mask.h) */
     int32_t *h_midx;              /* flat masked indices (2B·N) */
@@ -83,8 +84,8 @@ static void free_sized(dv2_train_step *s) {
     dv2_vit_pass_free(s->sp);
     s->tp = s->sp = NULL;
     const dv2_backend *be = s->be;
-    be->free(be, s->d_gimg), be->free(be, s->d_mask), be->free(be, s->d_dout);
-    s->d_gimg = NULL, s->d_mask = NULL, s->d_dout = NULL;
+    be->free(be, s->d_gimg), be->free(be, s->d_mask), be->free(be, s->d_dout), be->free(be, s->d_gpx);
+    s->d_gimg = NULL, s->d_mask = NULL, s->d_dout = NULL, s->d_gpx = NULL;
     free(s->h_mask), free(s->h_midx), free(s->h_mw), free(s->mscratch);
     s->h_mask = NULL, s->h_midx = NULL, s->h_mw = NULL, s->mscratch = NULL;
 }
@@ -102,6 +103,7 @@ static int build_sized(dv2_train_step *s, int Sg, dv2_error *err) {
     if (rc) return rc;
     size_t T = (size_t)dv2_vit_pass_tokens(s->sp);
     s->d_gimg = dalloc(s, sizeof(float) * 2 * B * 3 * (size_t)Sg * Sg, &rc);
+    s->d_gpx = dalloc(s, (size_t)2 * B * 3 * Sg * Sg, &rc);
     s->d_mask = dalloc(s, (size_t)2 * B * s->N, &rc);
     s->d_dout = dalloc(s, sizeof(float) * T * s->D, &rc);
     s->h_mask = halloc((size_t)2 * B * s->N, 1, &rc);
@@ -151,6 +153,7 @@ int dv2_train_step_create(dv2_train_step **out, const dv2_config *c, dv2_train_m
     int U = s->U > 0 ? s->U : 1;
     int rc = 0;
     s->d_limg = dalloc(s, sizeof(float) * (size_t)LB * 3 * s->Sl * s->Sl, &rc);
+    s->d_lpx = dalloc(s, (size_t)LB * 3 * s->Sl * s->Sl, &rc);
     s->h_rows = halloc((size_t)(LB + 2 * B + U), sizeof(int), &rc);
     s->d_rows_tcls = dalloc(s, sizeof(int) * 2 * B, &rc);
     s->d_rows_tpat = dalloc(s, sizeof(int) * U, &rc);
@@ -197,7 +200,7 @@ void dv2_train_step_free(dv2_train_step *s) {
     if (!s) return;
     free_sized(s);
     const dv2_backend *be = s->be;
-    void *dev[] = {s->d_limg,   s->d_rows_tcls, s->d_rows_tpat, s->d_rows_scls, s->d_rows_spat,
+    void *dev[] = {s->d_limg,   s->d_lpx,       s->d_rows_tcls, s->d_rows_tpat, s->d_rows_scls, s->d_rows_spat,
                    s->d_w,      s->d_tin_c,     s->d_tin_p,     s->d_sin_c,     s->d_sin_p,
                    s->d_dsin_c, s->d_dsin_p,    s->d_tlog_c,    s->d_tlog_p,    s->d_slog_c,
                    s->d_slog_p, s->d_q_c,       s->d_q_p,       s->d_dslog_c,   s->d_dslog_p,
@@ -276,11 +279,19 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
         s->h_rows[j] = dv2_vit_pass_row(s->sp, 0, s->h_midx[j] / N, 1 + s->R + s->h_midx[j] % N);
     if ((rc = be->to_device(be, s->d_rows_spat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
     if ((rc = be->to_device(be, s->d_w, s->h_w, sizeof(float) * (M ? M : 1)))) goto ioerr;
-    /* images */
-    if ((rc = be->to_device(be, s->d_gimg, b->global, sizeof(float) * 2 * B * 3 * (size_t)s->Sg * s->Sg)) ||
-        (LB && (rc = be->to_device(be, s->d_limg, b->local, sizeof(float) * (size_t)LB * 3 * s->Sl * s->Sl))) ||
-        (rc = be->to_device(be, s->d_mask, s->h_mask, (size_t)2 * B * N)))
+    /* images: u8 pixels normalised on the device (the loader's), or floats as given */
+    size_t gn = (size_t)2 * B * 3 * s->Sg * s->Sg, ln = (size_t)LB * 3 * s->Sl * s->Sl;
+    if (b->global_px) {
+        if ((rc = be->to_device(be, s->d_gpx, b->global_px, gn)) ||
+            (LB && (rc = be->to_device(be, s->d_lpx, b->local_px, ln))) ||
+            (rc = be->pixels_forward(be, s->d_gimg, s->d_gpx, 2 * B, s->Sg, s->Sg)) ||
+            (LB && (rc = be->pixels_forward(be, s->d_limg, s->d_lpx, LB, s->Sl, s->Sl))))
+            goto ioerr;
+    } else if ((rc = be->to_device(be, s->d_gimg, b->global, sizeof(float) * gn)) ||
+               (LB && (rc = be->to_device(be, s->d_limg, b->local, sizeof(float) * ln)))) {
         goto ioerr;
+    }
+    if ((rc = be->to_device(be, s->d_mask, s->h_mask, (size_t)2 * B * N))) goto ioerr;
 
     /* ---- teacher ---- */
     const float *timg[1] = {s->d_gimg};

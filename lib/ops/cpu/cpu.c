@@ -18,6 +18,7 @@
 #include "ops/cpu/cpu_blas.h"
 #include "ops/cpu/cpu_loss.h"
 #include "ops/cpu/cpu.h"
+#include "image/resize.h"
 
 typedef struct cpu_ctx {
     void *ws;                    /* the workspace arena */
@@ -351,6 +352,17 @@ static int e_all_gather(const dv2_backend *be, float *out, const float *in, size
     return dv2_cpu_all_gather(out, in, n, comm, err);
 }
 
+static int e_pixels_forward(const dv2_backend *be, float *out, const uint8_t *px, int n, int H, int W) {
+    (void)be;
+    size_t np = (size_t)H * W;
+#pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)n * np))
+    for (int i = 0; i < n; i++) {
+        dv2_image img = {W, H, (uint8_t *)px + 3 * np * (size_t)i, 3 * np};
+        dv2_resize_to_tensor(out + 3 * np * (size_t)i, &img);
+    }
+    return DV2_OK;
+}
+
 /* ---- ops with workspace -------------------------------------------------------- */
 
 static int e_attention_forward(const dv2_backend *be, float *out, float *lse, const float *qkv,
@@ -488,6 +500,7 @@ static int e_collapse_stats(const dv2_backend *be, double *out, const float *q, 
     .workspace = dv2_cpu_workspace, \
     .info = e_info, \
     .release = e_release, \
+    .pixels_forward = e_pixels_forward, \
     .posembed_forward = e_posembed_forward, \
     .posembed_backward = e_posembed_backward, \
     .embed_tokens_forward = e_embed_tokens_forward, \
