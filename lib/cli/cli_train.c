@@ -22,7 +22,8 @@
 
 typedef struct ctx {
     int distill;
-    const char *config, *data, *out, *teacher;
+    const char *config, *out, *teacher;
+    char data[4096];      /* the --data datasets, comma-separated (train.dataset_path) */
     int resume, print_config, list_keys, workers;
     int64_t ckpt_every, max_iters, highres_iters;
     int highres_size;
@@ -38,7 +39,8 @@ static const struct { dv2_opt o; int modes; } k_all_opts[] = {
     {{"config", 'c', 1, "FILE", "config file of the student (dv2-train keys; see dv2-distill(1))"}, DISTILL},
     {{"teacher", 't', 1, "RUN|FILE", "frozen teacher: a dv2-train run directory, or safetensors with backbone and heads"},
      DISTILL},
-    {{"data", 'd', 1, "DATASET", "training shards (dataset directory or shard); overrides train.dataset_path"}, BOTH},
+    {{"data", 'd', 1, "DATASET", "training shards (dataset directory or shard); repeat it to train on several "
+                               "datasets as one; overrides train.dataset_path"}, BOTH},
     {{"out", 0, 1, "DIR", "run directory (same as -o)"}, BOTH},
     {{"resume", 'r', 0, NULL, "continue from the newest complete checkpoint in the run directory"}, BOTH},
     {{"ckpt-every", 0, 1, "N", "iterations between checkpoints (train.checkpoint_period; 0: only at the end)"}, BOTH},
@@ -76,7 +78,14 @@ static int on_opt(void *vc, int idx, const char *arg) {
     const char *n = opts_for(c->distill)[idx].name;
     if (!strcmp(n, "config")) c->config = arg;
     else if (!strcmp(n, "teacher")) c->teacher = arg;
-    else if (!strcmp(n, "data")) c->data = arg;
+    else if (!strcmp(n, "data")) {
+        size_t have = strlen(c->data);
+        if (strchr(arg, ','))
+            return dv2_usage_error("--data '%s': a dataset path cannot hold a comma (several datasets: give "
+                                   "--data once per dataset)", arg);
+        if (have + strlen(arg) + 2 > sizeof c->data) return dv2_usage_error("--data: too many datasets");
+        snprintf(c->data + have, sizeof c->data - have, "%s%s", have ? "," : "", arg);
+    }
     else if (!strcmp(n, "out")) c->out = arg;
     else if (!strcmp(n, "resume")) c->resume = 1;
     else if (!strcmp(n, "ckpt-every")) {
@@ -191,7 +200,7 @@ int dv2_cli_train_main(int argc, char **argv, int distill) {
         (c.highres_iters > 0 && set_num(&cfg, "train.highres_iters", c.highres_iters, &err)) ||
         (c.highres_size > 0 && set_num(&cfg, "train.highres_size", c.highres_size, &err)) ||
         (c.workers > 0 && set_num(&cfg, "train.num_workers", c.workers, &err)) ||
-        (c.data && dv2_config_set(&cfg, "train.dataset_path", c.data, "command line", &err)))
+        (c.data[0] && dv2_config_set(&cfg, "train.dataset_path", c.data, "command line", &err)))
         return dv2_usage_error("%s", err.msg);
     if (dv2_config_validate(&cfg, &err)) return dv2_usage_error("%s", err.msg);
     if (distill && cfg.student.drop_path_rate > 0)

@@ -215,6 +215,7 @@ struct dv2_dataset {
     dv2_shard_reader *seq;
     uint64_t seq_n;              /* records read from the current shard */
     int single, stream;
+    int counted;                 /* shard record counts come from manifests */
 };
 
 static char *shard_path(const dv2_dataset *ds, size_t i) {
@@ -239,7 +240,7 @@ int dv2_dataset_open(dv2_dataset **out, const char *path, dv2_error *err) {
     } else if (S_ISDIR(st.st_mode)) {
         if (!(ds->dir = strdup(path))) rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
         else rc = dv2_manifest_read(&ds->m, path, err);
-        ds->random = 1;
+        ds->random = ds->counted = 1;
     } else {
         ds->single = 1;
         dv2_shard_reader *r = NULL;
@@ -253,6 +254,58 @@ int dv2_dataset_open(dv2_dataset **out, const char *path, dv2_error *err) {
         dv2_shard_close(r);
     }
     if (rc < 0) { dv2_dataset_close(ds); return rc; }
+    *out = ds;
+    return 0;
+}
+
+int dv2_dataset_open_list(dv2_dataset **out, const char *const *paths, int n, dv2_error *err) {
+    *out = NULL;
+    if (n < 1) return dv2_error_set(err, DV2_EINVAL, "no dataset");
+    if (n == 1) return dv2_dataset_open(out, paths[0], err);
+    dv2_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    dv2_manifest_init(&ds->m);
+    ds->random = ds->counted = 1;
+    int rc = 0;
+    for (int k = 0; k < n && rc >= 0; k++) {
+        struct stat st;
+        dv2_manifest m;
+        dv2_manifest_init(&m);
+        if (stat(paths[k], &st) != 0) {
+            rc = dv2_error_errno(err, DV2_EIO, errno, "%s", paths[k]);
+        } else if (!S_ISDIR(st.st_mode)) {
+            rc = dv2_error_set(err, DV2_EINVAL, "%s: several datasets must each be a dataset directory "
+                               "(a single shard or '-' only alone)", paths[k]);
+        } else if ((rc = dv2_manifest_read(&m, paths[k], err)) >= 0) {
+            for (size_t i = 0; i < m.nshards && rc >= 0; i++) {
+                char *full = malloc(strlen(paths[k]) + strlen(m.shards[i].name) + 2);
+                if (!full) {
+                    rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
+                    break;
+                }
+                sprintf(full, "%s/%s", paths[k], m.shards[i].name);
+                rc = dv2_manifest_add_shard(&ds->m, full, m.shards[i].records, m.shards[i].bytes, err);
+                free(full);
+            }
+            /* class names: those of the first dataset when all agree, else none */
+            if (rc >= 0 && k == 0)
+                for (size_t c = 0; c < m.nclasses && rc >= 0; c++) rc = dv2_manifest_add_class(&ds->m, m.classes[c], err);
+            else if (rc >= 0 && ds->m.nclasses) {
+                int same = m.nclasses == ds->m.nclasses;
+                for (size_t c = 0; same && c < m.nclasses; c++) same = !strcmp(m.classes[c], ds->m.classes[c]);
+                if (!same) {
+                    for (size_t c = 0; c < ds->m.nclasses; c++) free(ds->m.classes[c]);
+                    free(ds->m.classes);
+                    ds->m.classes = NULL, ds->m.nclasses = 0;
+                }
+            }
+        }
+        dv2_manifest_free(&m);
+    }
+    if (rc < 0) {
+        dv2_dataset_close(ds);
+        return rc;
+    }
     *out = ds;
     return 0;
 }
@@ -294,7 +347,7 @@ int dv2_dataset_next(dv2_dataset *ds, dv2_record *rec, dv2_error *err) {
             if (rc > 0) ds->seq_n++;
             return rc;
         }
-        if (ds->dir && ds->seq_n != ds->m.shards[ds->cur].records)
+        if (ds->counted && ds->seq_n != ds->m.shards[ds->cur].records)
             return dv2_error_set(err, DV2_ECORRUPT, "%s: %llu records, the manifest says %llu",
                                  dv2_shard_name(ds->seq), (unsigned long long)ds->seq_n,
                                  (unsigned long long)ds->m.shards[ds->cur].records);

@@ -74,6 +74,10 @@ typedef struct dv2_dataset dv2_dataset; /* opaque */
 
 /* Opens a dataset directory, a shard file, or "-" (stdin stream). */
 int dv2_dataset_open(dv2_dataset **ds, const char *path, dv2_error *err);
+/* Several dataset directories read as one: their records in the order
+ * given (dataset 0's, then dataset 1's, ...); class names are kept when all
+ * datasets have the same.  One path is dv2_dataset_open. */
+int dv2_dataset_open_list(dv2_dataset **ds, const char *const *paths, int n, dv2_error *err);
 void dv2_dataset_close(dv2_dataset *ds); /* accepts NULL */
 
 /* 1 for a directory or a seekable shard: count/entry/get work. */

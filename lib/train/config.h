@@ -52,7 +52,7 @@ typedef struct dv2_config {
     } ibot;
     struct {
         int batch_size_per_gpu;
-        char dataset_path[256];
+        char dataset_path[4096]; /* one dataset, or several separated by commas */
         int OFFICIAL_EPOCH_LENGTH;
         char centering[DV2_CFG_STR]; /* centering, sinkhorn_knopp */
         long long seed;

@@ -186,6 +186,25 @@ static int log_step(run *r, const dv2_train_step_stats *s, const dv2_sched_value
     return rc;
 }
 
+/* The training data: one dataset, or several separated by commas, read as one. */
+static int open_data(dv2_dataset **ds, const char *list, dv2_error *err) {
+    char *copy = strdup(list);
+    const char *paths[256];
+    int n = 0;
+    if (!copy) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    for (char *save = NULL, *p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (n == 256) {
+            free(copy);
+            return dv2_error_set(err, DV2_EINVAL, "train.dataset_path: more than 256 datasets");
+        }
+        paths[n++] = p;
+    }
+    int rc = n ? dv2_dataset_open_list(ds, paths, n, err)
+               : dv2_error_set(err, DV2_EINVAL, "train.dataset_path: no dataset");
+    free(copy);
+    return rc;
+}
+
 int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *dist,
                   dv2_train_result *res, dv2_error *err) {
     run R = {0}, *r = &R;
@@ -214,6 +233,8 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
             (rc = dv2_teacher_load(&t, &r->m, &r->teacher_digest, err)))
             goto done;
     }
+    /* the data too: a path that is not a dataset leaves no run directory behind */
+    if ((rc = open_data(&r->ds, o->data, err)) || (rc = dv2_dataset_load_index(r->ds, err))) goto done;
     char cfg_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.cfg", o->run_dir);
     if (dist->rank == 0) { /* one writer per run directory (rank 0 writes for all) */
@@ -261,7 +282,6 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
     }
     if ((rc = broadcast_params(r, err))) goto done;
     if ((rc = dv2_train_step_create(&r->st, c, &r->m, dist, err))) goto done;
-    if ((rc = dv2_dataset_open(&r->ds, o->data, err)) || (rc = dv2_dataset_load_index(r->ds, err))) goto done;
     dv2_loader_cfg lc = {0};
     lc.batch = c->train.batch_size_per_gpu;
     lc.global_size = c->crops.global_crops_size;
