@@ -80,13 +80,19 @@ static int model_init(dv2_train_model *m, const dv2_config *c, const dv2_train_f
     m->s_mod[2] = &m->s_ibot.params, m->t_mod[2] = &m->t_ibot.params;
     for (int k = 0; k < DV2_TM_N; k++) m->ema_mod[k] = m->t_mod[k];
     if (m->distill) m->ema_mod[0] = &m->e_bb.params, m->ema_mod[1] = &m->e_dino.params, m->ema_mod[2] = &m->e_ibot.params;
+    /* sharded (train.shard_optimizer): the moments wait for dv2_train_model_shard */
+    m->shard_w = 1;
     for (int k = 0; k < m->n_mod; k++) {
         dv2_params *p = m->s_mod[k];
         size_t bytes = sizeof(float) * (p->numel ? p->numel : 1);
-        m->adam_m[k] = be->alloc(bytes);
-        m->adam_v[k] = be->alloc(bytes);
+        m->chunk[k] = p->numel;
+        if (!c->train.shard_optimizer) {
+            m->adam_m[k] = be->alloc(bytes);
+            m->adam_v[k] = be->alloc(bytes);
+            m->optim_bytes += 2 * sizeof(float) * p->numel;
+        }
         m->group[k] = calloc((size_t)p->n, sizeof *m->group[k]);
-        if (!m->adam_m[k] || !m->adam_v[k] || !m->group[k]) {
+        if ((!c->train.shard_optimizer && (!m->adam_m[k] || !m->adam_v[k])) || !m->group[k]) {
             rc = dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the optimizer state");
             goto fail;
         }
@@ -121,8 +127,10 @@ void dv2_train_model_free(dv2_train_model *m) {
     for (int k = 0; k < DV2_TM_N; k++) {
         m->be->free(m->adam_m[k]);
         m->be->free(m->adam_v[k]);
+        m->be->free(m->g_shard[k]);
         free(m->group[k]);
     }
+    m->be->free(m->pad);
     dv2_vit_free(&m->s_bb);
     dv2_vit_free(&m->t_bb);
     dv2_head_free(&m->s_dino);
@@ -174,6 +182,92 @@ int dv2_train_model_load_backbone(dv2_train_model *m, const char *path, dv2_erro
     return rc < 0 ? rc : 0;
 }
 
+/* ---- sharded optimizer state (ZeRO-1) ------------------------------------- */
+
+/* This rank's chunk [*lo, *hi) of module k (unsharded: the whole buffer). */
+static void chunk_range(const dv2_train_model *m, int k, size_t *lo, size_t *hi) {
+    size_t n = m->s_mod[k]->numel, c = m->chunk[k];
+    *lo = (size_t)m->shard_r * c;
+    if (*lo > n) *lo = n;
+    *hi = n - *lo < c ? n : *lo + c;
+}
+
+int dv2_train_model_shard(dv2_train_model *m, const dv2_dist *dist, dv2_error *err) {
+    const dv2_backend *be = m->be;
+    const int W = dist->world;
+    size_t pad = 0;
+    m->sharded = 1, m->shard_w = W, m->shard_r = dist->rank, m->dist = dist;
+    m->optim_bytes = 0;
+    for (int k = 0; k < m->n_mod; k++) {
+        size_t n = m->s_mod[k]->numel, c = (n + (size_t)W - 1) / (size_t)W;
+        size_t bytes = sizeof(float) * (c ? c : 1);
+        be->free(m->adam_m[k]), be->free(m->adam_v[k]), be->free(m->g_shard[k]);
+        m->chunk[k] = c;
+        m->adam_m[k] = be->alloc(bytes); /* zero-filled: the moments' initial value */
+        m->adam_v[k] = be->alloc(bytes);
+        m->g_shard[k] = be->alloc(bytes);
+        if (!m->adam_m[k] || !m->adam_v[k] || !m->g_shard[k])
+            return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the optimizer state");
+        m->optim_bytes += 2 * sizeof(float) * c;
+        if (c * (size_t)W > n && c * (size_t)W > pad) pad = c * (size_t)W;
+    }
+    be->free(m->pad);
+    m->pad = NULL;
+    if (pad && !(m->pad = be->alloc(sizeof(float) * pad)))
+        return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the gradient padding");
+    return 0;
+}
+
+int dv2_train_model_shard_grads(dv2_train_model *m, dv2_error *err) {
+    const dv2_backend *be = m->be;
+    for (int k = 0; k < m->n_mod; k++) {
+        const dv2_params *p = m->s_mod[k];
+        size_t n = p->numel, c = m->chunk[k], full = c * (size_t)m->shard_w;
+        const float *in = p->grad;
+        if (full > n) { /* the zero-padded copy: W chunks of c floats */
+            if (be->copy(m->pad, p->grad, sizeof(float) * n) || be->zero(m->pad + n, sizeof(float) * (full - n)))
+                return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
+            in = m->pad;
+        }
+        int rc = be->reduce_scatter_sum(m->g_shard[k], in, c, m->dist, err);
+        if (rc) return rc;
+        be->scale(m->g_shard[k], 1.0f / (float)m->shard_w, c);
+    }
+    return 0;
+}
+
+int dv2_train_model_shard_grad_stats(const dv2_train_model *m, double *norm, int *finite, dv2_error *err) {
+    double acc[DV2_TM_N + 1] = {0}; /* per module the sum of squares, then the non-finite shards */
+    for (int k = 0; k < m->n_mod; k++) {
+        acc[k] = m->be->sumsq(m->g_shard[k], m->chunk[k]);
+        if (!m->be->all_finite(m->g_shard[k], m->chunk[k])) acc[DV2_TM_N] += 1;
+    }
+    int rc = dv2_dist_allreduce_sum_f64(m->dist, acc, DV2_TM_N + 1, err);
+    if (rc) return rc;
+    for (int k = 0; k < m->n_mod; k++) norm[k] = sqrt(acc[k]);
+    *finite = acc[DV2_TM_N] == 0;
+    return 0;
+}
+
+int dv2_train_model_gather_params(dv2_train_model *m, dv2_error *err) {
+    if (!m->sharded) return 0;
+    const dv2_backend *be = m->be;
+    for (int k = 0; k < m->n_mod; k++) {
+        dv2_params *p = m->s_mod[k];
+        size_t lo, hi, n = p->numel, c = m->chunk[k], full = c * (size_t)m->shard_w;
+        chunk_range(m, k, &lo, &hi);
+        /* the send buffer may not alias the receive buffer: the chunk goes
+         * through g_shard (its gradient is spent) */
+        if (hi > lo && be->copy(m->g_shard[k], p->data + lo, sizeof(float) * (hi - lo)))
+            return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
+        int rc = be->all_gather(full > n ? m->pad : p->data, m->g_shard[k], c, m->dist, err);
+        if (rc) return rc;
+        if (full > n && be->copy(p->data, m->pad, sizeof(float) * n))
+            return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
+    }
+    return 0;
+}
+
 int dv2_train_model_zero_grad(dv2_train_model *m) {
     for (int k = 0; k < m->n_mod; k++) {
         int rc = dv2_params_zero_grad(m->s_mod[k]);
@@ -193,7 +287,8 @@ int dv2_train_model_grads_finite(const dv2_train_model *m) {
 }
 
 void dv2_train_model_scale_grad(dv2_train_model *m, int k, float a) {
-    m->be->scale(m->s_mod[k]->grad, a, m->s_mod[k]->numel);
+    if (m->sharded) m->be->scale(m->g_shard[k], a, m->chunk[k]);
+    else m->be->scale(m->s_mod[k]->grad, a, m->s_mod[k]->numel);
 }
 
 void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double wd, double beta1,
@@ -201,13 +296,19 @@ void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double
     m->adam_t++;
     for (int k = 0; k < m->n_mod; k++) {
         dv2_params *p = m->s_mod[k];
+        size_t lo, hi; /* this rank's chunk: the parameter groups are cut to it */
+        chunk_range(m, k, &lo, &hi);
         for (int i = 0; i < p->n; i++) {
             const dv2_train_model_group *g = &m->group[k][i];
-            size_t off = p->t[i].offset;
+            size_t a = p->t[i].offset, b = a + p->t[i].numel;
+            if (a < lo) a = lo;
+            if (b > hi) b = hi;
+            if (a >= b) continue;
+            const float *grad = m->sharded ? m->g_shard[k] + (a - lo) : p->grad + a;
             double l = (g->is_last_layer ? last_lr : lr) * g->lr_mult;
-            m->be->adamw_step(p->data + off, m->adam_m[k] + off, m->adam_v[k] + off, p->grad + off,
-                              p->t[i].numel, (float)l, (float)(wd * g->wd_mult), (float)beta1,
-                              (float)beta2, 1e-8f, (int)m->adam_t);
+            m->be->adamw_step(p->data + a, m->adam_m[k] + (a - lo), m->adam_v[k] + (a - lo), grad, b - a,
+                              (float)l, (float)(wd * g->wd_mult), (float)beta1, (float)beta2, 1e-8f,
+                              (int)m->adam_t);
         }
     }
 }
@@ -261,20 +362,30 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         total += 4 * m->s_mod[k]->numel;
         ntens += 4 * (size_t)m->s_mod[k]->n;
     }
+    /* sharded: the moments are gathered through a device buffer of W chunks */
+    size_t gather = 0;
+    for (int k = 0; m->sharded && k < m->n_mod; k++)
+        if (m->chunk[k] * (size_t)m->shard_w > gather) gather = m->chunk[k] * (size_t)m->shard_w;
     float *h = dv2_malloc_array(total ? total : 1, sizeof *h);
+    float *d_all = gather ? m->be->alloc(sizeof(float) * gather) : NULL;
     ent_builder b = {calloc(ntens + 1, sizeof *b.e), calloc(ntens + 1, sizeof *b.names), 0, ntens};
-    if (!h || !b.e || !b.names) {
-        free(h), free(b.e), free(b.names);
+    int rc = !h || !b.e || !b.names || (gather && !d_all) ? DV2_ENOMEM : 0;
+    if (m->sharded && m->shard_w > 1) rc = dv2_dist_agree(m->dist, rc, NULL); /* every rank or none gathers */
+    if (rc) {
+        free(h), free(b.e), free(b.names), m->be->free(d_all);
         return dv2_error_set(err, DV2_ENOMEM, "checkpoint: out of memory");
     }
     float *p = h;
-    int rc = 0;
     char name[256];
     for (int k = 0; !rc && k < m->n_mod; k++) {
         const dv2_params *s = m->s_mod[k];
         size_t nb = s->numel * sizeof(float);
         const float *src[4] = {s->data, m->ema_mod[k]->data, m->adam_m[k], m->adam_v[k]};
         for (int w = 0; !rc && w < 4; w++) {
+            if (w >= 2 && m->sharded) { /* gather on save: the file holds whole moments */
+                if ((rc = m->be->all_gather(d_all, src[w], m->chunk[k], m->dist, err))) break;
+                src[w] = d_all;
+            }
             rc = m->be->to_host(p, src[w], nb);
             for (int i = 0; !rc && i < s->n; i++) {
                 snprintf(name, sizeof name, ckpt_fmt(m, w), m->mod_name[k], s->t[i].name);
@@ -292,6 +403,7 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         memcpy(p, m->ibot_center, sizeof(float) * (size_t)m->K_ibot);
         rc = eb_add(&b, "ibot_center", p, NULL, (size_t)m->K_ibot);
     }
+    m->be->free(d_all);
     if (rc) {
         dv2_train_model_entries_free(b.e, h);
         free(b.names);
@@ -329,12 +441,24 @@ int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, d
     char name[256];
     for (int k = 0; !rc && k < m->n_mod; k++) {
         const dv2_params *s = m->s_mod[k];
-        float *dst[4] = {s->data, m->ema_mod[k]->data, m->adam_m[k], m->adam_v[k]};
+        float *dst[2] = {s->data, m->ema_mod[k]->data};
+        size_t lo, hi; /* the moments: this rank's chunk of each tensor (re-shard on load) */
+        chunk_range(m, k, &lo, &hi);
         for (int w = 0; !rc && w < 4; w++)
             for (int i = 0; !rc && i < s->n; i++) {
                 snprintf(name, sizeof name, ckpt_fmt(m, w), m->mod_name[k], s->t[i].name);
-                rc = load_into(f, name, dst[w] + s->t[i].offset, m->be, s->t[i].shape, s->t[i].ndim,
-                               s->t[i].numel, tmp, err);
+                if (w < 2) {
+                    rc = load_into(f, name, dst[w] + s->t[i].offset, m->be, s->t[i].shape, s->t[i].ndim,
+                                   s->t[i].numel, tmp, err);
+                    continue;
+                }
+                size_t a = s->t[i].offset, b = a + s->t[i].numel, off = a;
+                if (a < lo) a = lo;
+                if (b > hi) b = hi;
+                rc = dv2_safetensors_load(f, name, s->t[i].shape, s->t[i].ndim, tmp, err);
+                if (!rc && a < b)
+                    rc = m->be->to_device((w == 2 ? m->adam_m[k] : m->adam_v[k]) + (a - lo), tmp + (a - off),
+                                          sizeof(float) * (b - a));
             }
     }
     int64_t kd[1] = {m->K}, ki[1] = {m->K_ibot};
