@@ -4,17 +4,17 @@
 #  - 20 iterations with a separate iBOT head, masks, KoLeo, drop path, layer
 #    decay, a frozen last layer and clipping: sharded equals unsharded at the
 #    same world size to 1e-6 in every checkpoint tensor (student, teacher,
-#    moments, centers), at -np 2, -np 3 (chunks padded) and -np 4, and
-#    bit-identically in one process;
+#    moments, centers), at -np 2, -np 3 (chunks plus a tail of numel mod 3
+#    floats) and -np 4, and bit-identically in one process;
 #  - the optimizer bytes per rank printed with -v halve at -np 2 and quarter
 #    at -np 4;
 #  - sharded -np 2 x 4 images equals one process x 8 images within the
 #    tolerance of t_train_mpi (the same global batch, per-rank terms off);
 #  - checkpoints hold whole moments (gather on save): the sharded checkpoint
 #    equals the unsharded one, and a run resumes at another world size with
-#    the same global batch, -np 2 -> 1 and 1 -> 2 (each rank takes its chunk
-#    on load), equal to the unsharded resume to 1e-6; another global batch
-#    is still refused;
+#    the same global batch, -np 2 -> 1, 1 -> 2 and 3 -> 2 (each rank takes
+#    its part on load), equal to the unsharded resume to 1e-6; another
+#    global batch is still refused;
 #  - non-finite gradients skip the step on every rank, as unsharded.
 . "$DV2_ROOT/tests/lib.sh"
 [ "${DV2_MPI:-0}" = 1 ] || skip "build without MPI"
@@ -111,6 +111,15 @@ expect_grep "resuming 1 ranks x 8 images as 2 x 4 (the same global batch)" err.t
 expect_exit 0 mpi 2 dv2-train --data data -o r_one_u --resume -j 1 train.batch_size_per_gpu=4
 same r_one_u r_one 1e-6
 same two_u r_one 1e-4
+
+# 3 -> 2 ranks (12 images): chunks with a tail (numel mod 3 floats) on save
+expect_exit 0 mpi 3 dv2-train -c dp.cfg --data data -o three -j 1 train.batch_size_per_gpu=4 train.shard_optimizer=true
+rm three/ckpt-000000000020.safetensors
+cp -r three three_u
+expect_exit 0 mpi 2 dv2-train --data data -o three --resume -j 1 train.batch_size_per_gpu=6
+expect_grep "resuming 3 ranks x 4 images as 2 x 6 (the same global batch)" err.txt
+expect_exit 0 mpi 2 dv2-train --data data -o three_u --resume -j 1 train.batch_size_per_gpu=6 train.shard_optimizer=false
+same three_u three 1e-6
 
 # non-finite gradients (error injection from iteration 15 on, in rank 0's
 # chunk) reach every rank: the steps are skipped everywhere, as unsharded

@@ -127,10 +127,9 @@ void dv2_train_model_free(dv2_train_model *m) {
     for (int k = 0; k < DV2_TM_N; k++) {
         m->be->free(m->adam_m[k]);
         m->be->free(m->adam_v[k]);
-        m->be->free(m->g_shard[k]);
         free(m->group[k]);
     }
-    m->be->free(m->pad);
+    m->be->free(m->shard_buf);
     dv2_vit_free(&m->s_bb);
     dv2_vit_free(&m->t_bb);
     dv2_head_free(&m->s_dino);
@@ -184,63 +183,73 @@ int dv2_train_model_load_backbone(dv2_train_model *m, const char *path, dv2_erro
 
 /* ---- sharded optimizer state (ZeRO-1) ------------------------------------- */
 
-/* This rank's chunk [*lo, *hi) of module k (unsharded: the whole buffer). */
-static void chunk_range(const dv2_train_model *m, int k, size_t *lo, size_t *hi) {
-    size_t n = m->s_mod[k]->numel, c = m->chunk[k];
-    *lo = (size_t)m->shard_r * c;
-    if (*lo > n) *lo = n;
-    *hi = n - *lo < c ? n : *lo + c;
+/* The parts of module k's flat buffer this rank updates, with their offset
+ * in the moments: the chunk [r·c, (r+1)·c) and the tail [W·c, numel) that
+ * every rank updates alike (unsharded: one part, the whole buffer). */
+typedef struct part {
+    size_t lo, hi, moff;
+} part;
+
+static void parts(const dv2_train_model *m, int k, part p[2]) {
+    size_t c = m->chunk[k], W = (size_t)m->shard_w;
+    p[0] = (part){(size_t)m->shard_r * c, (size_t)m->shard_r * c + c, 0};
+    p[1] = (part){W * c, W * c + m->tail[k], c};
 }
 
 int dv2_train_model_shard(dv2_train_model *m, const dv2_dist *dist, dv2_error *err) {
     const dv2_backend *be = m->be;
-    const int W = dist->world;
-    size_t pad = 0;
-    m->sharded = 1, m->shard_w = W, m->shard_r = dist->rank, m->dist = dist;
+    const size_t W = (size_t)dist->world;
+    size_t buf = 1;
+    m->sharded = 1, m->shard_w = dist->world, m->shard_r = dist->rank, m->dist = dist;
     m->optim_bytes = 0;
     for (int k = 0; k < m->n_mod; k++) {
-        size_t n = m->s_mod[k]->numel, c = (n + (size_t)W - 1) / (size_t)W;
-        size_t bytes = sizeof(float) * (c ? c : 1);
-        be->free(m->adam_m[k]), be->free(m->adam_v[k]), be->free(m->g_shard[k]);
+        size_t n = m->s_mod[k]->numel, c = n / W, own = c + (n - W * c);
+        be->free(m->adam_m[k]), be->free(m->adam_v[k]);
         m->chunk[k] = c;
-        m->adam_m[k] = be->alloc(bytes); /* zero-filled: the moments' initial value */
-        m->adam_v[k] = be->alloc(bytes);
-        m->g_shard[k] = be->alloc(bytes);
-        if (!m->adam_m[k] || !m->adam_v[k] || !m->g_shard[k])
+        m->tail[k] = n - W * c;
+        m->adam_m[k] = be->alloc(sizeof(float) * (own ? own : 1)); /* zero-filled: the initial moments */
+        m->adam_v[k] = be->alloc(sizeof(float) * (own ? own : 1));
+        if (!m->adam_m[k] || !m->adam_v[k])
             return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the optimizer state");
-        m->optim_bytes += 2 * sizeof(float) * c;
-        if (c * (size_t)W > n && c * (size_t)W > pad) pad = c * (size_t)W;
+        m->optim_bytes += 2 * sizeof(float) * own;
+        if (c > buf) buf = c;
     }
-    be->free(m->pad);
-    m->pad = NULL;
-    if (pad && !(m->pad = be->alloc(sizeof(float) * pad)))
-        return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the gradient padding");
+    be->free(m->shard_buf);
+    if (!(m->shard_buf = be->alloc(sizeof(float) * buf)))
+        return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the gradient shard");
     return 0;
 }
 
 int dv2_train_model_shard_grads(dv2_train_model *m, dv2_error *err) {
     const dv2_backend *be = m->be;
+    const float inv = 1.0f / (float)m->shard_w;
     for (int k = 0; k < m->n_mod; k++) {
-        const dv2_params *p = m->s_mod[k];
-        size_t n = p->numel, c = m->chunk[k], full = c * (size_t)m->shard_w;
-        const float *in = p->grad;
-        if (full > n) { /* the zero-padded copy: W chunks of c floats */
-            if (be->copy(m->pad, p->grad, sizeof(float) * n) || be->zero(m->pad + n, sizeof(float) * (full - n)))
-                return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
-            in = m->pad;
-        }
-        int rc = be->reduce_scatter_sum(m->g_shard[k], in, c, m->dist, err);
+        float *g = m->s_mod[k]->grad;
+        part p[2];
+        parts(m, k, p);
+        /* the chunk through shard_buf (a reduce-scatter may not work in place) */
+        int rc = be->reduce_scatter_sum(m->shard_buf, g, m->chunk[k], m->dist, err);
+        if (!rc && m->tail[k]) rc = be->allreduce_sum(g + p[1].lo, m->tail[k], m->dist, err);
         if (rc) return rc;
-        be->scale(m->g_shard[k], 1.0f / (float)m->shard_w, c);
+        if (m->chunk[k] && be->copy(g + p[0].lo, m->shard_buf, sizeof(float) * m->chunk[k]))
+            return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
+        for (int j = 0; j < 2; j++)
+            if (p[j].hi > p[j].lo) be->scale(g + p[j].lo, inv, p[j].hi - p[j].lo);
     }
     return 0;
 }
 
 int dv2_train_model_shard_grad_stats(const dv2_train_model *m, double *norm, int *finite, dv2_error *err) {
-    double acc[DV2_TM_N + 1] = {0}; /* per module the sum of squares, then the non-finite shards */
+    double acc[DV2_TM_N + 1] = {0}; /* per module the sum of squares, then the non-finite parts */
     for (int k = 0; k < m->n_mod; k++) {
-        acc[k] = m->be->sumsq(m->g_shard[k], m->chunk[k]);
-        if (!m->be->all_finite(m->g_shard[k], m->chunk[k])) acc[DV2_TM_N] += 1;
+        const float *g = m->s_mod[k]->grad;
+        part p[2];
+        parts(m, k, p);
+        for (int j = 0; j < 2; j++) {
+            if (p[j].hi == p[j].lo || (j == 1 && m->shard_r != 0)) continue; /* the tail counts once */
+            acc[k] += m->be->sumsq(g + p[j].lo, p[j].hi - p[j].lo);
+            if (!m->be->all_finite(g + p[j].lo, p[j].hi - p[j].lo)) acc[DV2_TM_N] += 1;
+        }
     }
     int rc = dv2_dist_allreduce_sum_f64(m->dist, acc, DV2_TM_N + 1, err);
     if (rc) return rc;
@@ -254,16 +263,13 @@ int dv2_train_model_gather_params(dv2_train_model *m, dv2_error *err) {
     const dv2_backend *be = m->be;
     for (int k = 0; k < m->n_mod; k++) {
         dv2_params *p = m->s_mod[k];
-        size_t lo, hi, n = p->numel, c = m->chunk[k], full = c * (size_t)m->shard_w;
-        chunk_range(m, k, &lo, &hi);
+        size_t c = m->chunk[k], lo = (size_t)m->shard_r * c;
         /* the send buffer may not alias the receive buffer: the chunk goes
-         * through g_shard (its gradient is spent) */
-        if (hi > lo && be->copy(m->g_shard[k], p->data + lo, sizeof(float) * (hi - lo)))
+         * through shard_buf; the tail is the same on every rank already */
+        if (c && be->copy(m->shard_buf, p->data + lo, sizeof(float) * c))
             return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
-        int rc = be->all_gather(full > n ? m->pad : p->data, m->g_shard[k], c, m->dist, err);
+        int rc = be->all_gather(p->data, m->shard_buf, c, m->dist, err);
         if (rc) return rc;
-        if (full > n && be->copy(p->data, m->pad, sizeof(float) * n))
-            return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
     }
     return 0;
 }
@@ -287,8 +293,10 @@ int dv2_train_model_grads_finite(const dv2_train_model *m) {
 }
 
 void dv2_train_model_scale_grad(dv2_train_model *m, int k, float a) {
-    if (m->sharded) m->be->scale(m->g_shard[k], a, m->chunk[k]);
-    else m->be->scale(m->s_mod[k]->grad, a, m->s_mod[k]->numel);
+    part p[2];
+    parts(m, k, p);
+    for (int j = 0; j < 2; j++)
+        if (p[j].hi > p[j].lo) m->be->scale(m->s_mod[k]->grad + p[j].lo, a, p[j].hi - p[j].lo);
 }
 
 void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double wd, double beta1,
@@ -296,20 +304,20 @@ void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double
     m->adam_t++;
     for (int k = 0; k < m->n_mod; k++) {
         dv2_params *p = m->s_mod[k];
-        size_t lo, hi; /* this rank's chunk: the parameter groups are cut to it */
-        chunk_range(m, k, &lo, &hi);
-        for (int i = 0; i < p->n; i++) {
-            const dv2_train_model_group *g = &m->group[k][i];
-            size_t a = p->t[i].offset, b = a + p->t[i].numel;
-            if (a < lo) a = lo;
-            if (b > hi) b = hi;
-            if (a >= b) continue;
-            const float *grad = m->sharded ? m->g_shard[k] + (a - lo) : p->grad + a;
-            double l = (g->is_last_layer ? last_lr : lr) * g->lr_mult;
-            m->be->adamw_step(p->data + a, m->adam_m[k] + (a - lo), m->adam_v[k] + (a - lo), grad, b - a,
-                              (float)l, (float)(wd * g->wd_mult), (float)beta1, (float)beta2, 1e-8f,
-                              (int)m->adam_t);
-        }
+        part q[2]; /* this rank's parts: the parameter groups are cut to them */
+        parts(m, k, q);
+        for (int j = 0; j < 2; j++)
+            for (int i = 0; i < p->n; i++) {
+                const dv2_train_model_group *g = &m->group[k][i];
+                size_t a = p->t[i].offset, b = a + p->t[i].numel;
+                if (a < q[j].lo) a = q[j].lo;
+                if (b > q[j].hi) b = q[j].hi;
+                if (a >= b) continue;
+                size_t mo = q[j].moff + (a - q[j].lo);
+                double l = (g->is_last_layer ? last_lr : lr) * g->lr_mult;
+                m->be->adamw_step(p->data + a, m->adam_m[k] + mo, m->adam_v[k] + mo, p->grad + a, b - a, (float)l,
+                                  (float)(wd * g->wd_mult), (float)beta1, (float)beta2, 1e-8f, (int)m->adam_t);
+            }
     }
 }
 
@@ -362,10 +370,10 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         total += 4 * m->s_mod[k]->numel;
         ntens += 4 * (size_t)m->s_mod[k]->n;
     }
-    /* sharded: the moments are gathered through a device buffer of W chunks */
+    /* sharded: the moments' chunks are gathered through a device buffer */
     size_t gather = 0;
     for (int k = 0; m->sharded && k < m->n_mod; k++)
-        if (m->chunk[k] * (size_t)m->shard_w > gather) gather = m->chunk[k] * (size_t)m->shard_w;
+        if (m->s_mod[k]->numel > gather) gather = m->s_mod[k]->numel;
     float *h = dv2_malloc_array(total ? total : 1, sizeof *h);
     float *d_all = gather ? m->be->alloc(sizeof(float) * gather) : NULL;
     ent_builder b = {calloc(ntens + 1, sizeof *b.e), calloc(ntens + 1, sizeof *b.names), 0, ntens};
@@ -383,7 +391,9 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         const float *src[4] = {s->data, m->ema_mod[k]->data, m->adam_m[k], m->adam_v[k]};
         for (int w = 0; !rc && w < 4; w++) {
             if (w >= 2 && m->sharded) { /* gather on save: the file holds whole moments */
-                if ((rc = m->be->all_gather(d_all, src[w], m->chunk[k], m->dist, err))) break;
+                size_t c = m->chunk[k], t = m->tail[k], W = (size_t)m->shard_w;
+                if ((rc = m->be->all_gather(d_all, src[w], c, m->dist, err))) break;
+                if (t && (rc = m->be->copy(d_all + W * c, src[w] + c, sizeof(float) * t))) break;
                 src[w] = d_all;
             }
             rc = m->be->to_host(p, src[w], nb);
@@ -442,8 +452,8 @@ int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, d
     for (int k = 0; !rc && k < m->n_mod; k++) {
         const dv2_params *s = m->s_mod[k];
         float *dst[2] = {s->data, m->ema_mod[k]->data};
-        size_t lo, hi; /* the moments: this rank's chunk of each tensor (re-shard on load) */
-        chunk_range(m, k, &lo, &hi);
+        part q[2]; /* the moments: this rank's parts of each tensor (re-shard on load) */
+        parts(m, k, q);
         for (int w = 0; !rc && w < 4; w++)
             for (int i = 0; !rc && i < s->n; i++) {
                 snprintf(name, sizeof name, ckpt_fmt(m, w), m->mod_name[k], s->t[i].name);
@@ -452,13 +462,15 @@ int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, d
                                    s->t[i].numel, tmp, err);
                     continue;
                 }
-                size_t a = s->t[i].offset, b = a + s->t[i].numel, off = a;
-                if (a < lo) a = lo;
-                if (b > hi) b = hi;
                 rc = dv2_safetensors_load(f, name, s->t[i].shape, s->t[i].ndim, tmp, err);
-                if (!rc && a < b)
-                    rc = m->be->to_device((w == 2 ? m->adam_m[k] : m->adam_v[k]) + (a - lo), tmp + (a - off),
-                                          sizeof(float) * (b - a));
+                for (int j = 0; !rc && j < 2; j++) {
+                    size_t off = s->t[i].offset, a = off, b = off + s->t[i].numel;
+                    if (a < q[j].lo) a = q[j].lo;
+                    if (b > q[j].hi) b = q[j].hi;
+                    if (a < b)
+                        rc = m->be->to_device((w == 2 ? m->adam_m[k] : m->adam_v[k]) + q[j].moff + (a - q[j].lo),
+                                              tmp + (a - off), sizeof(float) * (b - a));
+                }
             }
     }
     int64_t kd[1] = {m->K}, ki[1] = {m->K_ibot};

@@ -16,14 +16,17 @@
  *
  * Sharded optimizer state (ZeRO-1, train.shard_optimizer): with W ranks,
  * module k's flat buffer of numel floats is cut into W contiguous chunks of
- * chunk[k] = ceil(numel / W) floats (the last rank's chunk runs past numel:
- * the buffer is padded with zeros to W·chunk for the collectives).  Rank r
- * keeps the AdamW moments of [r·chunk, min((r+1)·chunk, numel)) only; the
- * gradients are reduce-scattered into g_shard, AdamW updates the rank's
- * chunk of the parameters (fp32: the parameters are the master weights) and
- * the updated chunks are all-gathered into every rank's whole buffer, which
- * the forward and the EMA read.  Checkpoints gather the moments on save, so
- * a checkpoint has the unsharded layout and resumes at any world size. */
+ * chunk[k] = floor(numel / W) floats and a tail of tail[k] = numel mod W
+ * (< W) floats.  Rank r keeps the AdamW moments of chunk r and of the tail
+ * only.  The chunks of the gradient are reduce-scattered (the tail is
+ * all-reduced: no padding, no copy of the buffer), so rank r's reduced
+ * chunk lies at its place in the gradient buffer; AdamW updates the rank's
+ * chunk and the tail of the parameters (fp32: the parameters are the master
+ * weights), every rank the tail alike; the chunks are then all-gathered
+ * into every rank's whole buffer, which the forward and the EMA read.
+ * Checkpoints gather the moments on save, so a checkpoint has the unsharded
+ * layout and resumes at any world size (each rank takes its part on load).
+ * Unsharded: shard_w = 1, chunk[k] = numel, tail[k] = 0. */
 #ifndef DV2_TRAIN_MODEL_H
 #define DV2_TRAIN_MODEL_H
 
@@ -56,15 +59,14 @@ typedef struct dv2_train_model {
     int n_mod;                      /* 2, or 3 with a separate iBOT head */
     dv2_params *s_mod[DV2_TM_N], *t_mod[DV2_TM_N]; /* module tables */
     const char *mod_name[DV2_TM_N]; /* "backbone", "dino_head", "ibot_head" */
-    float *adam_m[DV2_TM_N], *adam_v[DV2_TM_N]; /* device, chunk[k] floats (unsharded: numel) */
+    float *adam_m[DV2_TM_N], *adam_v[DV2_TM_N]; /* device, chunk[k] + tail[k] floats */
     int sharded;                    /* train.shard_optimizer (dv2_train_model_shard done) */
     int shard_w, shard_r;           /* ranks the state is sharded over and this rank (1, 0: unsharded) */
     const dv2_dist *dist;           /* sharded: the ranks */
     size_t chunk[DV2_TM_N];         /* floats of module k per rank (unsharded: numel) */
-    float *g_shard[DV2_TM_N];       /* sharded: device, chunk[k]: the reduced gradient, then the
-                                     * send buffer of the all-gather */
-    float *pad;                     /* sharded: device, W·chunk of the largest module whose numel W
-                                     * does not divide (NULL when W divides them all) */
+    size_t tail[DV2_TM_N];          /* numel mod W floats after the W chunks (unsharded: 0) */
+    float *shard_buf;               /* sharded: device, the largest chunk: the reduce-scatter's
+                                     * output, then the all-gather's input */
     size_t optim_bytes;             /* resident optimizer state of this rank (AdamW moments) */
     dv2_train_model_group *group[DV2_TM_N];  /* host, one per tensor */
     int64_t adam_t;                 /* AdamW steps applied */
@@ -99,7 +101,7 @@ int dv2_train_model_init_weights(dv2_train_model *m, uint64_t seed, dv2_error *e
 int dv2_train_model_load_backbone(dv2_train_model *m, const char *path, dv2_error *err);
 
 /* Shards the optimizer state over the ranks of dist (ZeRO-1): allocates
- * this rank's moments and gradient shard.  Required once after init when
+ * this rank's moments and the chunk buffer of the collectives.  Required once after init when
  * train.shard_optimizer is set (the moments are not allocated before). */
 int dv2_train_model_shard(dv2_train_model *m, const dv2_dist *dist, dv2_error *err);
 
@@ -108,10 +110,10 @@ int dv2_train_model_zero_grad(dv2_train_model *m);
 double dv2_train_model_grad_norm(const dv2_train_model *m, int k);
 /* 1 if every gradient is finite. */
 int dv2_train_model_grads_finite(const dv2_train_model *m);
-/* Scales module k's gradient by a (sharded: this rank's reduced shard). */
+/* Scales module k's gradient by a (sharded: this rank's chunk and the tail). */
 void dv2_train_model_scale_grad(dv2_train_model *m, int k, float a);
-/* Sharded: reduce-scatters every module's gradient into this rank's shard
- * and divides it by W (the mean over ranks).  Collective. */
+/* Sharded: reduces every module's gradient over the ranks into this rank's
+ * chunk and the tail, in place, divided by W (the mean).  Collective. */
 int dv2_train_model_shard_grads(dv2_train_model *m, dv2_error *err);
 /* Sharded: the global L2 norm of each module's reduced gradient (norm[k])
  * and whether all of them are finite, from the shards' sums all-reduced,
