@@ -66,10 +66,7 @@ static int write_checkpoint(run *r, dv2_error *err) {
     float *host = NULL;
     size_t n = 0;
     int rc = dv2_train_model_entries(&r->m, &e, &n, &host, err);
-    if (rc || r->dist->rank != 0) {
-        if (!rc) dv2_train_model_entries_free(e, host);
-        return rc;
-    }
+    if (rc || r->dist->rank != 0) return rc;
     char v[9][32];
     uint64_t st[2];
     dv2_loader_sampler_state(r->ld, r->it, st);

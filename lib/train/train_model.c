@@ -199,7 +199,7 @@ static void parts(const dv2_train_model *m, int k, part p[2]) {
 int dv2_train_model_shard(dv2_train_model *m, const dv2_dist *dist, dv2_error *err) {
     const dv2_backend *be = m->be;
     const size_t W = (size_t)dist->world;
-    size_t buf = 1;
+    size_t maxc = 1;
     m->sharded = 1, m->shard_w = dist->world, m->shard_r = dist->rank, m->dist = dist;
     m->optim_bytes = 0;
     for (int k = 0; k < m->n_mod; k++) {
@@ -212,27 +212,56 @@ int dv2_train_model_shard(dv2_train_model *m, const dv2_dist *dist, dv2_error *e
         if (!m->adam_m[k] || !m->adam_v[k])
             return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the optimizer state");
         m->optim_bytes += 2 * sizeof(float) * own;
-        if (c > buf) buf = c;
+        if (c > maxc) maxc = c;
     }
+    /* collectives run on pieces of at most `piece` floats per rank, so the
+     * scratch stays near 16 MiB whatever the model; a module whose chunk is
+     * one piece needs no staging (its W chunks are contiguous already) */
+    size_t piece = ((size_t)1 << 22) / W;
+    const char *e = getenv("DV2_TRAIN_SHARD_PIECE"); /* tests: force several pieces */
+    if (e && *e) piece = (size_t)strtoull(e, NULL, 10);
+    else if (piece < 4096) piece = 4096;
+    if (piece < 1) piece = 1;
+    m->piece = maxc < piece ? maxc : piece;
+    size_t buf = m->piece * (maxc > m->piece ? W + 1 : 1);
     be->free(m->shard_buf);
     if (!(m->shard_buf = be->alloc(sizeof(float) * buf)))
-        return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the gradient shard");
+        return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the collectives' buffer");
+    m->shard_stage = maxc > m->piece ? m->shard_buf + m->piece : NULL;
     return 0;
+}
+
+static int copy_failed(dv2_error *err) {
+    return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
 }
 
 int dv2_train_model_shard_grads(dv2_train_model *m, dv2_error *err) {
     const dv2_backend *be = m->be;
+    const size_t W = (size_t)m->shard_w, r = (size_t)m->shard_r;
     const float inv = 1.0f / (float)m->shard_w;
     for (int k = 0; k < m->n_mod; k++) {
         float *g = m->s_mod[k]->grad;
+        size_t c = m->chunk[k];
         part p[2];
         parts(m, k, p);
-        /* the chunk through shard_buf (a reduce-scatter may not work in place) */
-        int rc = be->reduce_scatter_sum(m->shard_buf, g, m->chunk[k], m->dist, err);
-        if (!rc && m->tail[k]) rc = be->allreduce_sum(g + p[1].lo, m->tail[k], m->dist, err);
-        if (rc) return rc;
-        if (m->chunk[k] && be->copy(g + p[0].lo, m->shard_buf, sizeof(float) * m->chunk[k]))
-            return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
+        /* piece [off, off+len) of every rank's chunk, reduced into shard_buf
+         * (a reduce-scatter may not work in place), then to its place in g */
+        for (size_t off = 0; off < c; off += m->piece) {
+            size_t len = c - off < m->piece ? c - off : m->piece;
+            const float *in = g;
+            if (len < c) { /* stage the W pieces rank-major */
+                for (size_t q = 0; q < W; q++)
+                    if (be->copy(m->shard_stage + q * len, g + q * c + off, sizeof(float) * len)) return copy_failed(err);
+                in = m->shard_stage;
+            }
+            int rc = be->reduce_scatter_sum(m->shard_buf, in, len, m->dist, err);
+            if (rc) return rc;
+            if (be->copy(g + r * c + off, m->shard_buf, sizeof(float) * len)) return copy_failed(err);
+        }
+        if (m->tail[k]) {
+            int rc = be->allreduce_sum(g + p[1].lo, m->tail[k], m->dist, err);
+            if (rc) return rc;
+        }
         for (int j = 0; j < 2; j++)
             if (p[j].hi > p[j].lo) be->scale(g + p[j].lo, inv, p[j].hi - p[j].lo);
     }
@@ -261,17 +290,41 @@ int dv2_train_model_shard_grad_stats(const dv2_train_model *m, double *norm, int
 int dv2_train_model_gather_params(dv2_train_model *m, dv2_error *err) {
     if (!m->sharded) return 0;
     const dv2_backend *be = m->be;
+    const size_t W = (size_t)m->shard_w, r = (size_t)m->shard_r;
     for (int k = 0; k < m->n_mod; k++) {
-        dv2_params *p = m->s_mod[k];
-        size_t c = m->chunk[k], lo = (size_t)m->shard_r * c;
-        /* the send buffer may not alias the receive buffer: the chunk goes
+        float *d = m->s_mod[k]->data;
+        size_t c = m->chunk[k];
+        /* the send buffer may not alias the receive buffer: the piece goes
          * through shard_buf; the tail is the same on every rank already */
-        if (c && be->copy(m->shard_buf, p->data + lo, sizeof(float) * c))
-            return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
-        int rc = be->all_gather(p->data, m->shard_buf, c, m->dist, err);
-        if (rc) return rc;
+        for (size_t off = 0; off < c; off += m->piece) {
+            size_t len = c - off < m->piece ? c - off : m->piece;
+            if (be->copy(m->shard_buf, d + r * c + off, sizeof(float) * len)) return copy_failed(err);
+            int rc = be->all_gather(len < c ? m->shard_stage : d, m->shard_buf, len, m->dist, err);
+            if (rc) return rc;
+            for (size_t q = 0; len < c && q < W; q++)
+                if (be->copy(d + q * c + off, m->shard_stage + q * len, sizeof(float) * len)) return copy_failed(err);
+        }
     }
     return 0;
+}
+
+/* Sharded checkpoints: moment mom (this rank's chunk and tail) of module k
+ * gathered into h (numel floats on the host; NULL on the ranks that only
+ * take part) through d_tmp (W·piece floats).  Every rank runs every
+ * collective, even after a failed copy (returned at the end). */
+static int gather_moment(const dv2_train_model *m, int k, const float *mom, float *h, float *d_tmp,
+                         dv2_error *err) {
+    const size_t W = (size_t)m->shard_w, c = m->chunk[k];
+    int bad = 0;
+    for (size_t off = 0; off < c; off += m->piece) {
+        size_t len = c - off < m->piece ? c - off : m->piece;
+        int rc = m->be->all_gather(d_tmp, mom + off, len, m->dist, err);
+        if (rc) return rc;
+        for (size_t q = 0; h && q < W; q++)
+            bad |= m->be->to_host(h + q * c + off, d_tmp + q * len, sizeof(float) * len) != 0;
+    }
+    if (h && m->tail[k]) bad |= m->be->to_host(h + W * c, mom + c, sizeof(float) * m->tail[k]) != 0;
+    return bad ? DV2_EIO : 0;
 }
 
 int dv2_train_model_zero_grad(dv2_train_model *m) {
@@ -370,18 +423,27 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         total += 4 * m->s_mod[k]->numel;
         ntens += 4 * (size_t)m->s_mod[k]->n;
     }
-    /* sharded: the moments' chunks are gathered through a device buffer */
-    size_t gather = 0;
-    for (int k = 0; m->sharded && k < m->n_mod; k++)
-        if (m->s_mod[k]->numel > gather) gather = m->s_mod[k]->numel;
-    float *h = dv2_malloc_array(total ? total : 1, sizeof *h);
-    float *d_all = gather ? m->be->alloc(sizeof(float) * gather) : NULL;
-    ent_builder b = {calloc(ntens + 1, sizeof *b.e), calloc(ntens + 1, sizeof *b.names), 0, ntens};
-    int rc = !h || !b.e || !b.names || (gather && !d_all) ? DV2_ENOMEM : 0;
+    /* sharded: every rank takes part in gathering the moments' chunks
+     * (through a device buffer of W pieces); only rank 0 collects tensors */
+    const int peer = m->sharded && m->dist->rank != 0;
+    float *d_tmp = m->sharded ? m->be->alloc(sizeof(float) * m->piece * (size_t)m->shard_w) : NULL;
+    float *h = peer ? NULL : dv2_malloc_array(total ? total : 1, sizeof *h);
+    ent_builder b = {peer ? NULL : calloc(ntens + 1, sizeof *b.e), peer ? NULL : calloc(ntens + 1, sizeof *b.names),
+                     0, ntens};
+    int rc = (!peer && (!h || !b.e || !b.names)) || (m->sharded && !d_tmp) ? DV2_ENOMEM : 0;
     if (m->sharded && m->shard_w > 1) rc = dv2_dist_agree(m->dist, rc, NULL); /* every rank or none gathers */
     if (rc) {
-        free(h), free(b.e), free(b.names), m->be->free(d_all);
+        free(h), free(b.e), free(b.names), m->be->free(d_tmp);
         return dv2_error_set(err, DV2_ENOMEM, "checkpoint: out of memory");
+    }
+    if (peer) {
+        for (int k = 0; !rc && k < m->n_mod; k++) {
+            rc = gather_moment(m, k, m->adam_m[k], NULL, d_tmp, err);
+            if (!rc) rc = gather_moment(m, k, m->adam_v[k], NULL, d_tmp, err);
+        }
+        m->be->free(d_tmp);
+        *entries = NULL, *n = 0, *host = NULL;
+        return rc ? dv2_error_set(err, rc, "checkpoint: cannot gather the optimizer state") : 0;
     }
     float *p = h;
     char name[256];
@@ -390,13 +452,10 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         size_t nb = s->numel * sizeof(float);
         const float *src[4] = {s->data, m->ema_mod[k]->data, m->adam_m[k], m->adam_v[k]};
         for (int w = 0; !rc && w < 4; w++) {
-            if (w >= 2 && m->sharded) { /* gather on save: the file holds whole moments */
-                size_t c = m->chunk[k], t = m->tail[k], W = (size_t)m->shard_w;
-                if ((rc = m->be->all_gather(d_all, src[w], c, m->dist, err))) break;
-                if (t && (rc = m->be->copy(d_all + W * c, src[w] + c, sizeof(float) * t))) break;
-                src[w] = d_all;
-            }
-            rc = m->be->to_host(p, src[w], nb);
+            if (w >= 2 && m->sharded) /* gather on save: the file holds whole moments */
+                rc = gather_moment(m, k, src[w], p, d_tmp, err);
+            else
+                rc = m->be->to_host(p, src[w], nb);
             for (int i = 0; !rc && i < s->n; i++) {
                 snprintf(name, sizeof name, ckpt_fmt(m, w), m->mod_name[k], s->t[i].name);
                 rc = eb_add(&b, name, p + s->t[i].offset, &s->t[i], 0);
@@ -413,7 +472,7 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         memcpy(p, m->ibot_center, sizeof(float) * (size_t)m->K_ibot);
         rc = eb_add(&b, "ibot_center", p, NULL, (size_t)m->K_ibot);
     }
-    m->be->free(d_all);
+    m->be->free(d_tmp);
     if (rc) {
         dv2_train_model_entries_free(b.e, h);
         free(b.names);

@@ -24,6 +24,9 @@
  * chunk and the tail of the parameters (fp32: the parameters are the master
  * weights), every rank the tail alike; the chunks are then all-gathered
  * into every rank's whole buffer, which the forward and the EMA read.
+ * The collectives run on pieces of at most 2^22/W floats per rank (at
+ * least 4096; DV2_TRAIN_SHARD_PIECE sets it, for tests), staged through a
+ * buffer of W+1 pieces, so the memory they add stays near 16 MiB.
  * Checkpoints gather the moments on save, so a checkpoint has the unsharded
  * layout and resumes at any world size (each rank takes its part on load).
  * Unsharded: shard_w = 1, chunk[k] = numel, tail[k] = 0. */
@@ -65,8 +68,11 @@ typedef struct dv2_train_model {
     const dv2_dist *dist;           /* sharded: the ranks */
     size_t chunk[DV2_TM_N];         /* floats of module k per rank (unsharded: numel) */
     size_t tail[DV2_TM_N];          /* numel mod W floats after the W chunks (unsharded: 0) */
-    float *shard_buf;               /* sharded: device, the largest chunk: the reduce-scatter's
-                                     * output, then the all-gather's input */
+    size_t piece;                   /* sharded: floats per rank in one collective */
+    float *shard_buf;               /* sharded: device, one piece: the reduce-scatter's output,
+                                     * the all-gather's input */
+    float *shard_stage;             /* sharded: device, W pieces after shard_buf, or NULL when
+                                     * every chunk is one piece */
     size_t optim_bytes;             /* resident optimizer state of this rank (AdamW moments) */
     dv2_train_model_group *group[DV2_TM_N];  /* host, one per tensor */
     int64_t adam_t;                 /* AdamW steps applied */
@@ -136,8 +142,9 @@ void dv2_train_model_ema(dv2_train_model *m, double mom);
  * student_ema.*; the frozen teacher is not stored), optimizer.* and the
  * centers.  Names: "student.backbone.<official>", "teacher.dino_head.<...>",
  * "optimizer.backbone.exp_avg.<...>", "optimizer.backbone.exp_avg_sq.<...>",
- * "dino_center", "ibot_center".  Sharded: the moments are all-gathered, so
- * every rank must call it (collective; each gets the whole set). */
+ * "dino_center", "ibot_center".  Sharded: collective (the moments are
+ * gathered): every rank calls it, and only rank 0 gets entries (the others
+ * get *n = 0 and NULL pointers). */
 int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **entries, size_t *n,
                    float **host, dv2_error *err);
 void dv2_train_model_entries_free(dv2_safetensors_entry *entries, float *host);
