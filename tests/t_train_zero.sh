@@ -16,7 +16,8 @@
 #    the same global batch, -np 2 -> 1, 1 -> 2 and 3 -> 2 (each rank takes
 #    its part on load), equal to the unsharded resume to 1e-6; another
 #    global batch is still refused;
-#  - non-finite gradients skip the step on every rank, as unsharded.
+#  - non-finite gradients skip the step on every rank, as unsharded;
+#  - dv2-distill shards the same way.
 . "$DV2_ROOT/tests/lib.sh"
 [ "${DV2_MPI:-0}" = 1 ] || skip "build without MPI"
 command -v mpirun >/dev/null || skip "no mpirun"
@@ -137,6 +138,16 @@ for sh in false true; do
 done
 same nan_false/ckpt-000000000010.safetensors nan_true/ckpt-000000000010.safetensors 1e-6
 same nan_false nan_true 1e-6
+
+# dv2-distill takes the same key: -np 2 sharded equals unsharded
+micro_cfg sd.cfg 'student.embed_dim = 16' 'student.num_heads = 1' "$sched" 'train.num_workers = 1' \
+	'optim.epochs = 4' 'optim.lr = 2e-3' 'optim.warmup_epochs = 1' 'teacher.warmup_teacher_temp_epochs = 1' \
+	'student.drop_path_rate = 0' 'train.batch_size_per_gpu = 4'
+for sh in false true; do
+	expect_exit 0 mpi 2 dv2-distill -c sd.cfg --teacher one --data data -o d_$sh -j 1 -v train.shard_optimizer=$sh
+done
+expect_grep "optimizer state: [0-9]* bytes per rank (sharded over 2)" err.txt
+same d_false d_true 1e-6
 
 # another global batch is refused, and leaves the run as it was
 cp -r one refused
