@@ -254,6 +254,10 @@ int dv2_cli_train_main(int argc, char **argv, int distill) {
         dv2_infof("%s: iterations %lld..%lld of %lld in %.1f s (%.1f images/s), loss %.4f, digest %016" PRIx64 "%s",
                   out, (long long)res.start_iter, (long long)res.end_iter, (long long)res.total_iters, res.seconds,
                   res.images_per_s, res.last_loss, res.digest, res.interrupted ? " (interrupted, checkpoint written)" : "");
+    if (dist.rank == 0 && res.optim_shards > 0)
+        dv2_debugf("optimizer state: %zu bytes per rank (sharded over %d)", res.optim_bytes, res.optim_shards);
+    else if (dist.rank == 0)
+        dv2_debugf("optimizer state: %zu bytes per rank (not sharded)", res.optim_bytes);
     if (dist.rank == 0 && res.steps_run > 0)
         dv2_debugf("transfers per step: device to host %.0f B, host to device %.0f B (input images %.0f B)",
                    (double)res.step_to_host / res.steps_run, (double)res.step_to_device / res.steps_run,

@@ -83,6 +83,8 @@ static const keydef keys[] = {
     L("train.highres_iters", train.highres_iters, 0, BIG, "last N iterations at train.highres_size"),
     I("train.highres_size", train.highres_size, 0, 8192, "global crop side of the high-res phase"),
     I("train.log_period", train.log_period, 1, 1 << 30, "iterations between stderr log lines"),
+    B("train.shard_optimizer", train.shard_optimizer,
+      "shard the AdamW moments over the ranks (ZeRO-1; the official FSDP SHARD_GRAD_OP shards them too)"),
     R("teacher.momentum_teacher", teacher.momentum_teacher, 0, 1, "EMA momentum at the start"),
     R("teacher.final_momentum_teacher", teacher.final_momentum_teacher, 0, 1, "EMA momentum at the end"),
     R("teacher.warmup_teacher_temp", teacher.warmup_teacher_temp, 1e-6, 100, "teacher temperature at it 0"),
@@ -158,6 +160,7 @@ void dv2_config_defaults(dv2_config *c) {
     c->train.highres_iters = 0;
     c->train.highres_size = 0;
     c->train.log_period = 10;
+    c->train.shard_optimizer = 0; /* the default keeps results of earlier versions */
     c->teacher.momentum_teacher = 0.992;
     c->teacher.final_momentum_teacher = 1.0;
     c->teacher.warmup_teacher_temp = 0.04;

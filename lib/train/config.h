@@ -65,6 +65,7 @@ typedef struct dv2_config {
         long long highres_iters;      /* ours: last N iterations at crops.highres_size */
         int highres_size;             /* ours: global crop side of that phase */
         int log_period;               /* ours: iterations between metric lines */
+        int shard_optimizer;          /* ours: ZeRO-1, AdamW moments sharded over the ranks */
     } train;
     struct {
         double momentum_teacher, final_momentum_teacher;

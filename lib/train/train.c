@@ -60,12 +60,13 @@ static char *config_text(const dv2_config *c) {
 }
 
 static int write_checkpoint(run *r, dv2_error *err) {
-    if (r->dist->rank != 0) return 0;
+    /* a sharded optimizer state is gathered by every rank; rank 0 writes */
+    if (r->dist->rank != 0 && !r->m.sharded) return 0;
     dv2_safetensors_entry *e = NULL;
     float *host = NULL;
     size_t n = 0;
     int rc = dv2_train_model_entries(&r->m, &e, &n, &host, err);
-    if (rc) return rc;
+    if (rc || r->dist->rank != 0) return rc;
     char v[9][32];
     uint64_t st[2];
     dv2_loader_sampler_state(r->ld, r->it, st);
@@ -107,14 +108,21 @@ static int resume(run *r, dv2_error *err) {
         (rc = dv2_ckpt_meta_u64(f, "batch_size_per_gpu", &bs, err)) ||
         (rc = dv2_ckpt_meta_u64(f, "bad_steps", &bad, err)) || (rc = dv2_ckpt_meta_u64(f, "seed", &seed, err)))
         goto out;
-    if (world != (uint64_t)r->dist->world || bs != (uint64_t)r->c->train.batch_size_per_gpu ||
+    /* Another world size is fine when the global batch is the same: the
+     * checkpoint holds the whole state (sharded moments are gathered on
+     * save and cut to each rank's chunk on load), the schedules depend on
+     * the global batch only and the sampler position follows the step. */
+    if (world * bs != (uint64_t)r->dist->world * (uint64_t)r->c->train.batch_size_per_gpu ||
         seed != (uint64_t)r->c->train.seed) {
         rc = dv2_error_set(err, DV2_EINVAL, "%s: checkpoint of %" PRIu64 " ranks x %" PRIu64 " images, seed %" PRIu64
-                           "; this run has %d x %d, seed %lld (resume needs the same)",
+                           "; this run has %d x %d, seed %lld (resume needs the same seed and global batch)",
                            dv2_safetensors_path(f), world, bs, seed, r->dist->world,
                            r->c->train.batch_size_per_gpu, (long long)r->c->train.seed);
         goto out;
     }
+    if (world != (uint64_t)r->dist->world)
+        notice(r, "resuming %" PRIu64 " ranks x %" PRIu64 " images as %d x %d (the same global batch)", world, bs,
+               r->dist->world, r->c->train.batch_size_per_gpu);
     if (r->m.distill) {
         uint64_t td;
         if ((rc = dv2_ckpt_meta_u64(f, "teacher_digest", &td, err))) goto out;
@@ -252,6 +260,9 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
     }
     if (!o->teacher && (rc = dv2_train_model_init(&r->m, c, be, err)))
         goto done;
+    if (c->train.shard_optimizer && (rc = dv2_train_model_shard(&r->m, dist, err))) goto done;
+    res->optim_bytes = r->m.optim_bytes;
+    res->optim_shards = r->m.sharded ? r->m.shard_w : 0;
     if (o->resume) {
         rc = resume(r, err);
         if (rc == DV2_ENOTFOUND) {

@@ -57,6 +57,8 @@ typedef struct dv2_train_result {
     int interrupted;       /* stopped by a signal (checkpoint written) */
     int bad_steps;         /* non-finite steps skipped */
     uint64_t digest;       /* XXH64 of student and teacher parameters at the end */
+    size_t optim_bytes;    /* resident optimizer state (AdamW moments) of one rank */
+    int optim_shards;      /* ranks that state is sharded over (0: not sharded) */
     /* bytes through the backend's to_host / to_device inside the training
      * steps of this process (checkpoints and exports not counted), and the
      * bytes of the input batches among the latter, summed over steps_run */

@@ -80,13 +80,19 @@ static int model_init(dv2_train_model *m, const dv2_config *c, const dv2_train_f
     m->s_mod[2] = &m->s_ibot.params, m->t_mod[2] = &m->t_ibot.params;
     for (int k = 0; k < DV2_TM_N; k++) m->ema_mod[k] = m->t_mod[k];
     if (m->distill) m->ema_mod[0] = &m->e_bb.params, m->ema_mod[1] = &m->e_dino.params, m->ema_mod[2] = &m->e_ibot.params;
+    /* sharded (train.shard_optimizer): the moments wait for dv2_train_model_shard */
+    m->shard_w = 1;
     for (int k = 0; k < m->n_mod; k++) {
         dv2_params *p = m->s_mod[k];
         size_t bytes = sizeof(float) * (p->numel ? p->numel : 1);
-        m->adam_m[k] = be->alloc(be, bytes);
-        m->adam_v[k] = be->alloc(be, bytes);
+        m->chunk[k] = p->numel;
+        if (!c->train.shard_optimizer) {
+            m->adam_m[k] = be->alloc(be, bytes);
+            m->adam_v[k] = be->alloc(be, bytes);
+            m->optim_bytes += 2 * sizeof(float) * p->numel;
+        }
         m->group[k] = calloc((size_t)p->n, sizeof *m->group[k]);
-        if (!m->adam_m[k] || !m->adam_v[k] || !m->group[k]) {
+        if ((!c->train.shard_optimizer && (!m->adam_m[k] || !m->adam_v[k])) || !m->group[k]) {
             rc = dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the optimizer state");
             goto fail;
         }
@@ -123,6 +129,7 @@ void dv2_train_model_free(dv2_train_model *m) {
         m->be->free(m->be, m->adam_v[k]);
         free(m->group[k]);
     }
+    m->be->free(m->be, m->shard_buf);
     dv2_vit_free(&m->s_bb);
     dv2_vit_free(&m->t_bb);
     dv2_head_free(&m->s_dino);
@@ -173,6 +180,157 @@ int dv2_train_model_load_backbone(dv2_train_model *m, const char *path, dv2_erro
     return rc < 0 ? rc : 0;
 }
 
+/* ---- sharded optimizer state (ZeRO-1) ------------------------------------- */
+
+/* The parts of module k's flat buffer this rank updates, with their offset
+ * in the moments: the chunk [r·c, (r+1)·c) and the tail [W·c, numel) that
+ * every rank updates alike (unsharded: one part, the whole buffer). */
+typedef struct part {
+    size_t lo, hi, moff;
+} part;
+
+static void parts(const dv2_train_model *m, int k, part p[2]) {
+    size_t c = m->chunk[k], W = (size_t)m->shard_w;
+    p[0] = (part){(size_t)m->shard_r * c, (size_t)m->shard_r * c + c, 0};
+    p[1] = (part){W * c, W * c + m->tail[k], c};
+}
+
+int dv2_train_model_shard(dv2_train_model *m, const dv2_dist *dist, dv2_error *err) {
+    const dv2_backend *be = m->be;
+    const size_t W = (size_t)dist->world;
+    size_t maxc = 1;
+    m->sharded = 1, m->shard_w = dist->world, m->shard_r = dist->rank, m->dist = dist;
+    m->optim_bytes = 0;
+    for (int k = 0; k < m->n_mod; k++) {
+        size_t n = m->s_mod[k]->numel, c = n / W, own = c + (n - W * c);
+        be->free(be, m->adam_m[k]), be->free(be, m->adam_v[k]);
+        m->chunk[k] = c;
+        m->tail[k] = n - W * c;
+        m->adam_m[k] = be->alloc(be, sizeof(float) * (own ? own : 1)); /* zero-filled: the initial moments */
+        m->adam_v[k] = be->alloc(be, sizeof(float) * (own ? own : 1));
+        if (!m->adam_m[k] || !m->adam_v[k])
+            return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the optimizer state");
+        m->optim_bytes += 2 * sizeof(float) * own;
+        if (c > maxc) maxc = c;
+    }
+    /* collectives run on pieces of at most `piece` floats per rank, so the
+     * scratch stays near 16 MiB whatever the model; a module whose chunk is
+     * one piece needs no staging (its W chunks are contiguous already) */
+    size_t piece = ((size_t)1 << 22) / W;
+    const char *e = getenv("DV2_TRAIN_SHARD_PIECE"); /* tests: force several pieces */
+    if (e && *e) piece = (size_t)strtoull(e, NULL, 10);
+    else if (piece < 4096) piece = 4096;
+    if (piece < 1) piece = 1;
+    m->piece = maxc < piece ? maxc : piece;
+    size_t buf = m->piece * (maxc > m->piece ? W + 1 : 1);
+    be->free(be, m->shard_buf);
+    if (!(m->shard_buf = be->alloc(be, sizeof(float) * buf)))
+        return dv2_error_set(err, DV2_ENOMEM, "train: out of memory for the collectives' buffer");
+    m->shard_stage = maxc > m->piece ? m->shard_buf + m->piece : NULL;
+    return 0;
+}
+
+static int copy_failed(dv2_error *err) {
+    return dv2_error_set(err, DV2_EIO, "train: backend memory operation failed");
+}
+
+int dv2_train_model_shard_grads(dv2_train_model *m, dv2_error *err) {
+    const dv2_backend *be = m->be;
+    const size_t W = (size_t)m->shard_w, r = (size_t)m->shard_r;
+    const float inv = 1.0f / (float)m->shard_w;
+    for (int k = 0; k < m->n_mod; k++) {
+        float *g = m->s_mod[k]->grad;
+        size_t c = m->chunk[k];
+        part p[2];
+        parts(m, k, p);
+        /* piece [off, off+len) of every rank's chunk, reduced into shard_buf
+         * (a reduce-scatter may not work in place), then to its place in g */
+        for (size_t off = 0; off < c; off += m->piece) {
+            size_t len = c - off < m->piece ? c - off : m->piece;
+            const float *in = g;
+            if (len < c) { /* stage the W pieces rank-major */
+                for (size_t q = 0; q < W; q++)
+                    if (be->copy(be, m->shard_stage + q * len, g + q * c + off, sizeof(float) * len)) return copy_failed(err);
+                in = m->shard_stage;
+            }
+            int rc = be->reduce_scatter_sum(be, m->shard_buf, in, len, m->dist, err);
+            if (rc) return rc;
+            if (be->copy(be, g + r * c + off, m->shard_buf, sizeof(float) * len)) return copy_failed(err);
+        }
+        if (m->tail[k]) {
+            int rc = be->allreduce_sum(be, g + p[1].lo, m->tail[k], m->dist, err);
+            if (rc) return rc;
+        }
+        for (int j = 0; j < 2; j++)
+            if (p[j].hi > p[j].lo) be->scale(be, g + p[j].lo, inv, p[j].hi - p[j].lo);
+    }
+    return 0;
+}
+
+int dv2_train_model_shard_grad_stats(const dv2_train_model *m, double *norm, int *finite, dv2_error *err) {
+    double acc[DV2_TM_N + 1] = {0}; /* per module the sum of squares, then the non-finite parts */
+    int rc;
+    for (int k = 0; k < m->n_mod; k++) {
+        const float *g = m->s_mod[k]->grad;
+        part p[2];
+        parts(m, k, p);
+        for (int j = 0; j < 2; j++) {
+            if (p[j].hi == p[j].lo || (j == 1 && m->shard_r != 0)) continue; /* the tail counts once */
+            double ss = 0;
+            int ok = 0;
+            if ((rc = m->be->sumsq(m->be, &ss, g + p[j].lo, p[j].hi - p[j].lo)) ||
+                (rc = m->be->all_finite(m->be, &ok, g + p[j].lo, p[j].hi - p[j].lo)))
+                return dv2_error_set(err, rc, "train: gradient statistics failed on the backend");
+            acc[k] += ss;
+            if (!ok) acc[DV2_TM_N] += 1;
+        }
+    }
+    if ((rc = dv2_dist_allreduce_sum_f64(m->dist, acc, DV2_TM_N + 1, err))) return rc;
+    for (int k = 0; k < m->n_mod; k++) norm[k] = sqrt(acc[k]);
+    *finite = acc[DV2_TM_N] == 0;
+    return 0;
+}
+
+int dv2_train_model_gather_params(dv2_train_model *m, dv2_error *err) {
+    if (!m->sharded) return 0;
+    const dv2_backend *be = m->be;
+    const size_t W = (size_t)m->shard_w, r = (size_t)m->shard_r;
+    for (int k = 0; k < m->n_mod; k++) {
+        float *d = m->s_mod[k]->data;
+        size_t c = m->chunk[k];
+        /* the send buffer may not alias the receive buffer: the piece goes
+         * through shard_buf; the tail is the same on every rank already */
+        for (size_t off = 0; off < c; off += m->piece) {
+            size_t len = c - off < m->piece ? c - off : m->piece;
+            if (be->copy(be, m->shard_buf, d + r * c + off, sizeof(float) * len)) return copy_failed(err);
+            int rc = be->all_gather(be, len < c ? m->shard_stage : d, m->shard_buf, len, m->dist, err);
+            if (rc) return rc;
+            for (size_t q = 0; len < c && q < W; q++)
+                if (be->copy(be, d + q * c + off, m->shard_stage + q * len, sizeof(float) * len)) return copy_failed(err);
+        }
+    }
+    return 0;
+}
+
+/* Sharded checkpoints: moment mom (this rank's chunk and tail) of module k
+ * gathered into h (numel floats on the host; NULL on the ranks that only
+ * take part) through d_tmp (W·piece floats).  Every rank runs every
+ * collective, even after a failed copy (returned at the end). */
+static int gather_moment(const dv2_train_model *m, int k, const float *mom, float *h, float *d_tmp,
+                         dv2_error *err) {
+    const size_t W = (size_t)m->shard_w, c = m->chunk[k];
+    int bad = 0;
+    for (size_t off = 0; off < c; off += m->piece) {
+        size_t len = c - off < m->piece ? c - off : m->piece;
+        int rc = m->be->all_gather(m->be, d_tmp, mom + off, len, m->dist, err);
+        if (rc) return rc;
+        for (size_t q = 0; h && q < W; q++)
+            bad |= m->be->to_host(m->be, h + q * c + off, d_tmp + q * len, sizeof(float) * len) != 0;
+    }
+    if (h && m->tail[k]) bad |= m->be->to_host(m->be, h + W * c, mom + c, sizeof(float) * m->tail[k]) != 0;
+    return bad ? DV2_EIO : 0;
+}
+
 int dv2_train_model_zero_grad(dv2_train_model *m) {
     for (int k = 0; k < m->n_mod; k++) {
         int rc = dv2_params_zero_grad(m->s_mod[k]);
@@ -196,7 +354,10 @@ int dv2_train_model_grads_finite(const dv2_train_model *m) {
 }
 
 void dv2_train_model_scale_grad(dv2_train_model *m, int k, float a) {
-    m->be->scale(m->be, m->s_mod[k]->grad, a, m->s_mod[k]->numel);
+    part p[2];
+    parts(m, k, p);
+    for (int j = 0; j < 2; j++)
+        if (p[j].hi > p[j].lo) m->be->scale(m->be, m->s_mod[k]->grad + p[j].lo, a, p[j].hi - p[j].lo);
 }
 
 void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double wd, double beta1,
@@ -204,14 +365,20 @@ void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double
     m->adam_t++;
     for (int k = 0; k < m->n_mod; k++) {
         dv2_params *p = m->s_mod[k];
-        for (int i = 0; i < p->n; i++) {
-            const dv2_train_model_group *g = &m->group[k][i];
-            size_t off = p->t[i].offset;
-            double l = (g->is_last_layer ? last_lr : lr) * g->lr_mult;
-            m->be->adamw_step(m->be, p->data + off, m->adam_m[k] + off, m->adam_v[k] + off, p->grad + off,
-                              p->t[i].numel, (float)l, (float)(wd * g->wd_mult), (float)beta1,
-                              (float)beta2, 1e-8f, (int)m->adam_t);
-        }
+        part q[2]; /* this rank's parts: the parameter groups are cut to them */
+        parts(m, k, q);
+        for (int j = 0; j < 2; j++)
+            for (int i = 0; i < p->n; i++) {
+                const dv2_train_model_group *g = &m->group[k][i];
+                size_t a = p->t[i].offset, b = a + p->t[i].numel;
+                if (a < q[j].lo) a = q[j].lo;
+                if (b > q[j].hi) b = q[j].hi;
+                if (a >= b) continue;
+                size_t mo = q[j].moff + (a - q[j].lo);
+                double l = (g->is_last_layer ? last_lr : lr) * g->lr_mult;
+                m->be->adamw_step(m->be, p->data + a, m->adam_m[k] + mo, m->adam_v[k] + mo, p->grad + a, b - a, (float)l,
+                                  (float)(wd * g->wd_mult), (float)beta1, (float)beta2, 1e-8f, (int)m->adam_t);
+            }
     }
 }
 
@@ -264,21 +431,39 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         total += 4 * m->s_mod[k]->numel;
         ntens += 4 * (size_t)m->s_mod[k]->n;
     }
-    float *h = dv2_malloc_array(total ? total : 1, sizeof *h);
-    ent_builder b = {calloc(ntens + 1, sizeof *b.e), calloc(ntens + 1, sizeof *b.names), 0, ntens};
-    if (!h || !b.e || !b.names) {
-        free(h), free(b.e), free(b.names);
+    /* sharded: every rank takes part in gathering the moments' chunks
+     * (through a device buffer of W pieces); only rank 0 collects tensors */
+    const int peer = m->sharded && m->dist->rank != 0;
+    float *d_tmp = m->sharded ? m->be->alloc(m->be, sizeof(float) * m->piece * (size_t)m->shard_w) : NULL;
+    float *h = peer ? NULL : dv2_malloc_array(total ? total : 1, sizeof *h);
+    ent_builder b = {peer ? NULL : calloc(ntens + 1, sizeof *b.e), peer ? NULL : calloc(ntens + 1, sizeof *b.names),
+                     0, ntens};
+    int rc = (!peer && (!h || !b.e || !b.names)) || (m->sharded && !d_tmp) ? DV2_ENOMEM : 0;
+    if (m->sharded && m->shard_w > 1) rc = dv2_dist_agree(m->dist, rc, NULL); /* every rank or none gathers */
+    if (rc) {
+        free(h), free(b.e), free(b.names), m->be->free(m->be, d_tmp);
         return dv2_error_set(err, DV2_ENOMEM, "checkpoint: out of memory");
     }
+    if (peer) {
+        for (int k = 0; !rc && k < m->n_mod; k++) {
+            rc = gather_moment(m, k, m->adam_m[k], NULL, d_tmp, err);
+            if (!rc) rc = gather_moment(m, k, m->adam_v[k], NULL, d_tmp, err);
+        }
+        m->be->free(m->be, d_tmp);
+        *entries = NULL, *n = 0, *host = NULL;
+        return rc ? dv2_error_set(err, rc, "checkpoint: cannot gather the optimizer state") : 0;
+    }
     float *p = h;
-    int rc = 0;
     char name[256];
     for (int k = 0; !rc && k < m->n_mod; k++) {
         const dv2_params *s = m->s_mod[k];
         size_t nb = s->numel * sizeof(float);
         const float *src[4] = {s->data, m->ema_mod[k]->data, m->adam_m[k], m->adam_v[k]};
         for (int w = 0; !rc && w < 4; w++) {
-            rc = m->be->to_host(m->be, p, src[w], nb);
+            if (w >= 2 && m->sharded) /* gather on save: the file holds whole moments */
+                rc = gather_moment(m, k, src[w], p, d_tmp, err);
+            else
+                rc = m->be->to_host(m->be, p, src[w], nb);
             for (int i = 0; !rc && i < s->n; i++) {
                 snprintf(name, sizeof name, ckpt_fmt(m, w), m->mod_name[k], s->t[i].name);
                 rc = eb_add(&b, name, p + s->t[i].offset, &s->t[i], 0);
@@ -295,6 +480,7 @@ int dv2_train_model_entries(const dv2_train_model *m, dv2_safetensors_entry **en
         rc = m->be->to_host(m->be, p, m->ibot_center, sizeof(float) * (size_t)m->K_ibot);
         if (!rc) rc = eb_add(&b, "ibot_center", p, NULL, (size_t)m->K_ibot);
     }
+    m->be->free(m->be, d_tmp);
     if (rc) {
         dv2_train_model_entries_free(b.e, h);
         free(b.names);
@@ -332,12 +518,26 @@ int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, d
     char name[256];
     for (int k = 0; !rc && k < m->n_mod; k++) {
         const dv2_params *s = m->s_mod[k];
-        float *dst[4] = {s->data, m->ema_mod[k]->data, m->adam_m[k], m->adam_v[k]};
+        float *dst[2] = {s->data, m->ema_mod[k]->data};
+        part q[2]; /* the moments: this rank's parts of each tensor (re-shard on load) */
+        parts(m, k, q);
         for (int w = 0; !rc && w < 4; w++)
             for (int i = 0; !rc && i < s->n; i++) {
                 snprintf(name, sizeof name, ckpt_fmt(m, w), m->mod_name[k], s->t[i].name);
-                rc = load_into(f, name, dst[w] + s->t[i].offset, m->be, s->t[i].shape, s->t[i].ndim,
-                               s->t[i].numel, tmp, err);
+                if (w < 2) {
+                    rc = load_into(f, name, dst[w] + s->t[i].offset, m->be, s->t[i].shape, s->t[i].ndim,
+                                   s->t[i].numel, tmp, err);
+                    continue;
+                }
+                rc = dv2_safetensors_load(f, name, s->t[i].shape, s->t[i].ndim, tmp, err);
+                for (int j = 0; !rc && j < 2; j++) {
+                    size_t off = s->t[i].offset, a = off, b = off + s->t[i].numel;
+                    if (a < q[j].lo) a = q[j].lo;
+                    if (b > q[j].hi) b = q[j].hi;
+                    if (a < b)
+                        rc = m->be->to_device(m->be, (w == 2 ? m->adam_m[k] : m->adam_v[k]) + q[j].moff + (a - q[j].lo),
+                                              tmp + (a - off), sizeof(float) * (b - a));
+                }
             }
     }
     int64_t kd[1] = {m->K}, ki[1] = {m->K_ibot};

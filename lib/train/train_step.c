@@ -403,7 +403,9 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
         if ((rc = be->to_device(be, m->s_mod[0]->grad, &nan, sizeof nan))) goto ioerr;
     }
     /* ---- gradients across ranks, checks, clipping ---- */
-    if (W > 1)
+    /* sharded (ZeRO-1): each rank reduces, checks and clips its chunk only */
+    if (m->sharded && (rc = dv2_train_model_shard_grads(m, err))) return rc;
+    if (W > 1 && !m->sharded)
         for (int k = 0; k < m->n_mod; k++) {
             if ((rc = s->be->allreduce_sum(s->be, m->s_mod[k]->grad, m->s_mod[k]->numel, s->dist, err))) return rc;
             dv2_train_model_scale_grad(m, k, 1.0f / (float)W);
@@ -413,17 +415,21 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
     out->dino_local = lv[0] / W, out->dino_global = lv[1] / W, out->ibot = lv[2] / W;
     out->koleo = lv[3] / W, out->total = lv[4] / W;
     out->n_masked = (int)m_tot;
-    out->finite = isfinite(out->total) && dv2_train_model_grads_finite(m);
+    int grads_finite = 1;
+    if (m->sharded && (rc = dv2_train_model_shard_grad_stats(m, out->grad_norm, &grads_finite, err))) return rc;
+    out->finite = isfinite(out->total) && (m->sharded ? grads_finite : dv2_train_model_grads_finite(m));
     for (int k = 0; k < m->n_mod; k++) {
-        out->grad_norm[k] = dv2_train_model_grad_norm(m, k);
+        if (!m->sharded) out->grad_norm[k] = dv2_train_model_grad_norm(m, k);
         if (out->finite && c->optim.clip_grad > 0) {
             double coef = c->optim.clip_grad / (out->grad_norm[k] + 1e-6);
             if (coef < 1.0) dv2_train_model_scale_grad(m, k, (float)coef);
         }
     }
     /* ---- update ---- */
-    if (out->finite)
+    if (out->finite) {
         dv2_train_model_adamw(m, v->lr, v->last_layer_lr, v->wd, c->optim.adamw_beta1, c->optim.adamw_beta2);
+        if ((rc = dv2_train_model_gather_params(m, err))) return rc;
+    }
     dv2_train_model_ema(m, v->momentum);
     return 0;
 ioerr:
