@@ -42,10 +42,19 @@ struct dv2_vecsrc {
     const int64_t *rows;  /* subset sources: rows of the parent (n entries) */
     const dv2_vecsrc *parent;
     int nparts;           /* concatenated sources: parent[0..nparts-1] */
+    const float *x;       /* in-place sources: row i at x + i*ld, not normalised */
+    size_t ld;
+    const float *inv_norm; /* in-place sources: 1/||row i|| (0 for a zero row) */
 };
 
 /* A source over a float array x (n × dim), normalised as it is read. */
 void dv2_vecsrc_floats(dv2_vecsrc *src, const float *x, int64_t n, int dim);
+/* A source over rows in place: row i at x + i*ld (ld >= dim) with its
+ * inverse L2 norm inv_norm[i] (0 for a zero row); both arrays stay the
+ * caller's.  The exact backend multiplies the raw rows where they lie (a
+ * memory-mapped matrix is never copied) and scales each product by the
+ * row's inverse norm; reads return normalised rows. */
+void dv2_vecsrc_rows(dv2_vecsrc *src, const float *x, int64_t n, int dim, size_t ld, const float *inv_norm);
 /* A source of the given rows of parent (rows stays owned by the caller and
  * must outlive src). */
 void dv2_vecsrc_subset(dv2_vecsrc *src, const dv2_vecsrc *parent, const int64_t *rows, int64_t n);
