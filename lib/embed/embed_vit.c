@@ -22,6 +22,7 @@
 #include "core/rng.h"
 #include "format/safetensors.h"
 #include "model/weights.h"
+#include "model/weights_load.h"
 #include "model/vit.h"
 
 enum { F_CLS, F_AVGPOOL, F_CLSAVG, F_PATCH, F_LAYERS };

@@ -9,6 +9,7 @@
 
 #include "core/hash.h"
 #include "model/weights.h"
+#include "model/weights_load.h"
 #include "train/ckpt.h"
 
 static const dv2_safetensors_tensor *find2(const dv2_safetensors_file *f, const char *prefix, const char *name) {

@@ -9,6 +9,7 @@
 
 #include "core/hash.h"
 #include "core/rng.h"
+#include "model/weights_load.h"
 
 /* Parameter groups of spec §10.2 for one backbone tensor (canonical name). */
 static dv2_train_model_group backbone_group(const char *stored, int depth, double rho, double pe_mult) {
