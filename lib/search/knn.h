@@ -1,5 +1,5 @@
-/* knn.h — cosine k-nearest-neighbour search over vector sources, the
- * engine under dv2-dedup and dv2-retrieve.
+/* knn.h — cosine k-nearest-neighbour search over vector sources, the one
+ * engine under dv2-dedup, dv2-retrieve and dv2-probe's k-NN classifier.
  *
  * A dv2_vecsrc is n rows of dim floats that can be read in blocks, already
  * L2-normalised (so cosine similarity is a dot product).  Sources may be
@@ -10,10 +10,13 @@
  * A dv2_knn searcher answers k-NN queries against one database source with
  * one of two backends:
  *   - exact: our own brute force, OpenBLAS sgemm of a query block against
- *     streamed database blocks plus a partial top-k per query; memory is
- *     bounded by the block sizes, not by the database (see dv2_knn_exact_peak),
- *     except that a database up to cache_bytes is converted once and kept.
- *     This is the reference that a GPU search would mirror.
+ *     streamed database blocks, shared out between the threads in pieces
+ *     fixed by the database alone, plus a partial top-k per query; memory
+ *     is bounded by the block sizes, not by the database (see
+ *     dv2_knn_exact_peak), except that a database up to cache_bytes is
+ *     converted once and kept, and a source in place is used where it lies.
+ *     Results do not depend on the number of threads.  This is the
+ *     reference that the GPU search mirrors.
  *   - cuda: the same brute force on the GPU (kernels/cuda_knn.h), same contract;
  *     the database must fit in device memory.
  *   - faiss: an index built from a factory string (lib/search/faissx.h), trained on
