@@ -227,12 +227,13 @@ static int pair_cmp_best_first(const void *a, const void *b) {
  * of threads (OpenBLAS computes the rows and columns at the edges of a call
  * with other instructions, so cutting the queries by thread would change
  * the last bits; tests/test_probe.c pins this). */
-enum { PIECE_ROWS = 2048 };
+enum { PIECE_ROWS = 2048, QUERY_GROUP = 4096 };
 
 static int nthreads(void) { return omp_get_max_threads() > 0 ? omp_get_max_threads() : 1; }
 
 size_t dv2_knn_exact_peak(int64_t nq, int dim, int k, int64_t db_block) {
     size_t nt = (size_t)nthreads(), piece = db_block < PIECE_ROWS ? (size_t)db_block : PIECE_ROWS;
+    if (nq > QUERY_GROUP) nq = QUERY_GROUP;
     return sizeof(float) * (size_t)db_block * (size_t)dim          /* database block */
            + sizeof(float) * nt * (size_t)nq * piece                /* a similarity tile per thread */
            + sizeof(knn_pair) * nt * (size_t)nq * (size_t)k          /* heaps per thread */
@@ -518,7 +519,15 @@ int dv2_knn_search(dv2_knn *s, float *out_sim, int64_t *out_row, const float *q,
             }
             return 0;
         }
-        return exact_search(s, out_sim, out_row, q, nq, k, min_sim, self_first, err);
+        /* at most QUERY_GROUP queries per pass over the database bound the
+         * tiles (threads × group × piece floats) whatever the query block */
+        for (int64_t g0 = 0; g0 < nq; g0 += QUERY_GROUP) {
+            int64_t ng = nq - g0 < QUERY_GROUP ? nq - g0 : QUERY_GROUP;
+            int rc = exact_search(s, out_sim + g0 * k, out_row + g0 * k, q + g0 * (int64_t)s->db->dim, ng, k, min_sim,
+                                  self_first >= 0 ? self_first + g0 : -1, err);
+            if (rc < 0) return rc;
+        }
+        return 0;
     }
     return faiss_search(s, out_sim, out_row, q, nq, k, min_sim, self_first, err);
 }
