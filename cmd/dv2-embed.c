@@ -108,39 +108,6 @@ static void progress(void *ctx, uint64_t done, uint64_t bytes) {
     dv2_progress_update(&rc->prog, done, bytes);
 }
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Ids of the first `rows` rows of OUT (resume; the writer already checked its
- * header and cut a partial row), sorted. */
-static int read_done_ids(const char *path, uint64_t rows, uint64_t **ids, size_t *n, dv2_error *err) {
-    *ids = NULL;
-    *n = 0;
-    if (rows == 0) return 0;
-    dv2_matrix_reader *r;
-    int rc = dv2_matrix_reader_open(&r, path, err);
-    if (rc) return rc;
-    if (!(*ids = dv2_malloc_array((size_t)rows, sizeof **ids))) rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
-    while (!rc && *n < rows) {
-        size_t want = rows - *n < 65536 ? (size_t)(rows - *n) : 65536;
-        int64_t got = dv2_matrix_reader_read(r, *ids + *n, NULL, NULL, want, err);
-        if (got < 0) rc = (int)got;
-        else if (got == 0) break;
-        else *n += (size_t)got;
-    }
-    dv2_matrix_reader_close(r);
-    if (rc) {
-        free(*ids);
-        *ids = NULL;
-        *n = 0;
-        return rc;
-    }
-    qsort(*ids, *n, sizeof **ids, cmp_u64);
-    return 0;
-}
-
 /* Warns about an input given twice, or a shard given beside its dataset:
  * its records would be embedded twice. */
 static void warn_repeated_inputs(char **in, int n) {
@@ -288,7 +255,7 @@ int main(int argc, char **argv) {
         long cut = dv2_matrix_writer_restarted(ctx.w);
         if (cut > 0)
             dv2_warnf("%s: only %ld bytes of a header (an interrupted first run): starting over", out, cut);
-        if ((rc = read_done_ids(out, dv2_matrix_writer_rows(ctx.w), &done_ids, &ndone, &err))) {
+        if ((rc = dv2_embed_done_ids(out, dv2_matrix_writer_rows(ctx.w), &done_ids, &ndone, &err))) {
             dv2_matrix_writer_abort(ctx.w);
             dv2_embed_model_free(m);
             return dv2_report(&err);

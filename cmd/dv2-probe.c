@@ -3,9 +3,7 @@
  * with a held-out C sweep, and instance retrieval (mAP, recall@k).  The
  * training matrix is loaded (mapped when possible); the test matrix is
  * streamed in blocks, so it may come from a pipe.  Prints a table, or JSON. */
-#include <cblas.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +11,8 @@
 #include "core/afile.h"
 #include "cli/cli.h"
 #include "core/json.h"
-#include "eval/logreg.h"
-#include "format/matrix.h"
-#include "eval/probe.h"
+#include "eval/probe_eval.h"
+#include "search/knn.h"
 
 typedef struct ctx {
     const char *train, *test;
@@ -104,23 +101,15 @@ static int on_opt(void *vc, int idx, const char *arg) {
 
 static double pct(uint64_t a, uint64_t n) { return n ? 100.0 * (double)a / (double)n : 0.0; }
 
-typedef struct results {
-    const dv2_matrix *train;
-    const dv2_matrix_info *test_info;
-    uint64_t test_rows;
-    dv2_probe_knn knn;
-    dv2_logreg_sweep_result lr;
-    uint64_t lr_top1, lr_top5;
-    dv2_probe_retr retr;
-} results;
+typedef dv2_probe_eval results;
 
 static void print_json(FILE *f, const ctx *c, const results *r) {
     fprintf(f, "{\"train\": {\"path\": ");
     dv2_json_write_string(f, c->train);
-    fprintf(f, ", \"rows\": %zu, \"dim\": %zu, \"model\": ", r->train->rows, r->train->dim);
-    dv2_json_write_string(f, r->train->info.model);
+    fprintf(f, ", \"rows\": %zu, \"dim\": %zu, \"model\": ", r->train.rows, r->train.dim);
+    dv2_json_write_string(f, r->train.info.model);
     fprintf(f, ", \"features\": ");
-    dv2_json_write_string(f, r->train->info.features);
+    dv2_json_write_string(f, r->train.info.features);
     fprintf(f, "},\n \"test\": {\"path\": ");
     dv2_json_write_string(f, c->test);
     fprintf(f, ", \"rows\": %" PRIu64 "}", r->test_rows);
@@ -156,8 +145,8 @@ static void print_json(FILE *f, const ctx *c, const results *r) {
 }
 
 static void print_table(FILE *f, const ctx *c, const results *r) {
-    fprintf(f, "train  %s: %zu x %zu (model '%s', features '%s')\n", c->train, r->train->rows,
-            r->train->dim, r->train->info.model, r->train->info.features);
+    fprintf(f, "train  %s: %zu x %zu (model '%s', features '%s')\n", c->train, r->train.rows,
+            r->train.dim, r->train.info.model, r->train.info.features);
     fprintf(f, "test   %s: %" PRIu64 " rows\n", c->test, r->test_rows);
     if (c->knn) {
         fprintf(f, "\nk-NN (cosine, %s weights, T=%g, %d neighbours, %d classes)\n",
@@ -195,6 +184,18 @@ static void on_fit(void *p, int i, double C, double top1) {
     dv2_debugf("linear: C=%g held-out top-1 %.2f%%", C, top1);
 }
 
+typedef struct meter {
+    dv2_progress prog;
+    int on, started;
+} meter;
+
+static void on_progress(void *p, uint64_t done, uint64_t total) {
+    meter *m = p;
+    if (!m->started) dv2_progress_start(&m->prog, m->on, "test rows", total, 0);
+    m->started = 1;
+    dv2_progress_update(&m->prog, done, 0);
+}
+
 int main(int argc, char **argv) {
     ctx c = {.temperature = 0.07, .holdout = 0.1, .max_iter = 1000, .block = 1024,
              .ks = {10, 20, 100, 200}, .nk = 4};
@@ -203,8 +204,10 @@ int main(int argc, char **argv) {
         "Evaluates frozen features: k-NN classification (cosine, top-200 softmax vote, T=0.07), a "
         "logistic-regression linear probe, instance retrieval.",
         "Without --knn, --linear or --retrieval, runs the k-NN classifier with k = 10,20,100,200.\n"
-        "Labels come from the matrices; for --retrieval they are instance ids.",
-        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_THREADS, opts, NULL};
+        "Labels come from the matrices; for --retrieval they are instance ids.\n"
+        "--device cuda runs the k-NN search on the GPU (the training rows in device memory).",
+        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_DEVICE | DV2_CLI_THREADS, opts,
+        dv2_knn_cuda_built};
     dv2_cli cli;
     int rc = dv2_cli_parse(&cli, &spec, argc, argv, on_opt, &c);
     if (rc != DV2_CLI_RUN) return rc;
@@ -212,112 +215,50 @@ int main(int argc, char **argv) {
     if (!c.train || !c.test) return dv2_usage_error("--train and --test are required");
     if (strcmp(c.train, "-") == 0 && strcmp(c.test, "-") == 0)
         return dv2_usage_error("--train and --test cannot both read stdin");
+    if (!strcmp(cli.device, "cpu-bf16"))
+        return dv2_usage_error("--device cpu-bf16 is a model backend; the k-NN search runs on cpu or cuda");
     if (!c.knn && !c.linear && !c.retrieval) c.knn = 1;
-    /* lib/probe and lib/logreg split the work between OpenMP threads, each
-     * calling BLAS on its own slice: a threaded BLAS underneath would only
-     * compete with them for the cores. */
-    openblas_set_num_threads(1);
+    int cuda = strcmp(cli.device, "cuda") == 0;
+    if (cuda && !c.knn) dv2_warnf("--device cuda: only the k-NN search runs on the GPU; this run has none");
+
+    dv2_probe_eval_opts o;
+    dv2_probe_eval_opts_default(&o);
+    o.knn = c.knn, o.linear = c.linear, o.retrieval = c.retrieval;
+    memcpy(o.ks, c.ks, sizeof c.ks);
+    o.nk = c.nk;
+    o.temperature = c.temperature;
+    o.uniform = c.uniform;
+    o.knn_backend = cuda ? DV2_KNN_CUDA : DV2_KNN_EXACT;
+    o.cs = c.ncs ? c.cs : NULL;
+    o.ncs = c.ncs;
+    o.full_grid = c.full_grid;
+    o.max_iter = c.max_iter;
+    o.holdout = c.holdout;
+    o.seed = cli.seed;
+    o.block = (size_t)c.block;
+    meter m = {.on = cli.progress};
+    o.on_fit = on_fit;
+    o.on_progress = on_progress;
+    o.ctx = &m;
 
     dv2_error err = {0};
-    dv2_matrix train;
-    dv2_matrix_reader *test = NULL;
-    dv2_probe_db db = {0};
-    dv2_logreg lr = {0};
-    results res = {0};
-    float *raw = NULL, *q = NULL;
-    uint64_t *ids = NULL;
-    int32_t *labels = NULL;
+    results res;
     int exit_code = DV2_EXIT_OK;
-    double t0 = dv2_now();
-
-    rc = dv2_matrix_load(&train, c.train, 0, &err);
-    if (rc) return dv2_report(&err);
-    res.train = &train;
-    if ((rc = dv2_matrix_reader_open(&test, c.test, &err)) != 0) goto fail;
-    res.test_info = dv2_matrix_reader_info(test);
-    if ((rc = dv2_matrix_check_same_dim(&train.info, c.train, res.test_info, c.test, &err)) != 0)
-        goto fail;
-    if (train.rows == 0) {
-        rc = dv2_error_set(&err, DV2_EINVAL, "%s: the training matrix is empty", c.train);
-        goto fail;
-    }
-    if ((rc = dv2_probe_db_init(&db, train.vecs, train.rows, train.dim, train.ld, train.labels,
-                                train.ids, c.train, &err)) != 0)
-        goto fail;
-    dv2_debugf("train %s: %zu x %zu%s, loaded in %.2f s", c.train, train.rows, train.dim,
-               train.mapped ? " (mapped)" : "", dv2_now() - t0);
-    if (c.knn && (rc = dv2_probe_knn_init(&res.knn, &db, c.ks, c.nk, c.temperature, c.uniform, &err)))
-        goto fail;
-    if (c.retrieval) {
-        dv2_probe_retr_init(&res.retr);
-        if ((rc = dv2_probe_db_group_labels(&db, &err)) != 0) goto fail;
-    }
-    if (c.linear) {
-        double t1 = dv2_now();
-        dv2_logreg_opts lo;
-        dv2_logreg_opts_default(&lo);
-        lo.max_iter = c.max_iter;
-        double grid[64];
-        int ng = c.ncs ? c.ncs : dv2_logreg_grid(grid, c.full_grid);
-        if (c.ncs) memcpy(grid, c.cs, sizeof(double) * (size_t)c.ncs);
-        if ((rc = dv2_logreg_init(&lr, train.dim, (size_t)db.max_label + 1, &err)) != 0) goto fail;
-        rc = dv2_logreg_sweep(&lr, &res.lr, train.vecs, train.ld, train.labels, train.rows, grid, ng,
-                              c.holdout, cli.seed, &lo, on_fit, NULL, &err);
-        if (rc) goto fail;
-        int nfit = res.lr.nc > 1 ? res.lr.nc + 1 : 1, nstop = res.lr.refit_unconverged;
-        for (int i = 0; i < res.lr.nc && res.lr.nc > 1; i++) nstop += res.lr.unconverged[i];
-        if (nstop)
-            dv2_warnf("linear: %d of %d fits stopped at --max-iter %d before converging%s; a larger "
-                      "--max-iter may change the result", nstop, nfit, c.max_iter,
-                      res.lr.refit_unconverged ? " (the final fit among them)" : "");
-        dv2_debugf("linear: C=%g chosen, fitted in %.2f s", res.lr.best_c, dv2_now() - t1);
-    }
-
-    /* Stream the test set once; every evaluation sees each block. */
-    size_t B = (size_t)c.block, dim = train.dim;
-    raw = dv2_malloc_array(B, dim * sizeof(float));
-    q = dv2_malloc_array(B, dim * sizeof(float));
-    ids = malloc(B * sizeof(uint64_t));
-    labels = malloc(B * sizeof(int32_t));
-    if (!raw || !q || !ids || !labels) {
-        rc = dv2_error_set(&err, DV2_ENOMEM, "out of memory for test blocks of %zu rows", B);
-        goto fail;
-    }
-    dv2_progress prog;
-    dv2_progress_start(&prog, cli.progress, "test rows",
-                       res.test_info->rows != DV2_MATRIX_ROWS_UNKNOWN ? res.test_info->rows : 0, 0);
-    double t2 = dv2_now();
-    for (;;) {
-        int64_t n = dv2_matrix_reader_read(test, ids, labels, raw, B, &err);
-        if (n < 0) {
-            rc = (int)n;
-            break;
-        }
-        if (n == 0) break;
-        for (int64_t i = 0; i < n; i++)
-            if (labels[i] < 0) {
-                rc = dv2_error_set(&err, DV2_ECORRUPT, "%s: row %" PRIu64 " (id %" PRIu64 ") has no label (%d)",
-                                   dv2_matrix_reader_name(test), res.test_rows + (uint64_t)i, ids[i], labels[i]);
-                break;
-            }
-        if (rc) break;
-        if (c.linear) dv2_logreg_eval(&lr, raw, dim, labels, (size_t)n, &res.lr_top1, &res.lr_top5);
-        if (c.knn || c.retrieval) {
-            memcpy(q, raw, (size_t)n * dim * sizeof(float));
-            rc = dv2_probe_normalize(q, (size_t)n, dim, res.test_rows, dv2_matrix_reader_name(test), &err);
-            if (!rc && c.knn)
-                rc = dv2_probe_knn_block(&res.knn, &db, q, (size_t)n, labels, res.test_rows,
-                                         dv2_matrix_reader_name(test), &err);
-            if (!rc && c.retrieval) rc = dv2_probe_retr_block(&res.retr, &db, q, (size_t)n, ids, labels, &err);
-            if (rc) break;
-        }
-        res.test_rows += (uint64_t)n;
-        dv2_progress_update(&prog, res.test_rows, 0);
-    }
-    dv2_progress_end(&prog);
+    rc = dv2_probe_eval_run(&res, c.train, c.test, &o, &err);
+    if (m.started) dv2_progress_end(&m.prog);
+    if (res.train_loaded)
+        dv2_debugf("train %s: %zu x %zu%s, loaded in %.2f s", c.train, res.train.rows, res.train.dim,
+                   res.train.mapped ? " (mapped)" : "", res.load_s);
     if (rc) goto fail;
-    dv2_debugf("test %s: %" PRIu64 " rows evaluated in %.2f s", c.test, res.test_rows, dv2_now() - t2);
-    if (res.test_rows == 0) dv2_warnf("%s: the test matrix is empty", dv2_matrix_reader_name(test));
+    if (c.linear) {
+        if (res.lr_stopped)
+            dv2_warnf("linear: %d of %d fits stopped at --max-iter %d before converging%s; a larger "
+                      "--max-iter may change the result", res.lr_stopped, res.lr_fits, c.max_iter,
+                      res.lr.refit_unconverged ? " (the final fit among them)" : "");
+        dv2_debugf("linear: C=%g chosen, fitted in %.2f s", res.lr.best_c, res.linear_s);
+    }
+    dv2_debugf("test %s: %" PRIu64 " rows evaluated in %.2f s", c.test, res.test_rows, res.test_s);
+    if (res.test_rows == 0) dv2_warnf("%s: the test matrix is empty", res.test_name);
 
     dv2_afile out;
     if ((rc = dv2_afile_open(&out, cli.output ? cli.output : "-", cli.force, &err)) != 0) goto fail;
@@ -328,13 +269,6 @@ int main(int argc, char **argv) {
 fail:
     exit_code = dv2_report(&err);
 done:
-    free(raw);
-    free(q);
-    free(ids);
-    free(labels);
-    dv2_logreg_free(&lr);
-    dv2_probe_db_free(&db);
-    dv2_matrix_reader_close(test);
-    dv2_matrix_free(&train);
+    dv2_probe_eval_free(&res);
     return dv2_cli_finish(exit_code);
 }

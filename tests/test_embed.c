@@ -20,6 +20,7 @@
 
 #include "core/afile.h"
 #include "format/dataset.h"
+#include "format/matrix.h"
 #include "embed/embed.h"
 #include "embed/embed_vit.h"
 #include "core/hash.h"
@@ -404,6 +405,31 @@ static int write_model(const char *path, const char *bad, const char *nan, int i
     return rc ? 1 : 0;
 }
 
+/* dv2_embed_done_ids: the ids of the first rows of an output, sorted; fewer
+ * when the file holds fewer; none for 0 rows; an error for a missing file. */
+static void test_done_ids(void) {
+    dv2_error err = {0};
+    dv2_matrix_info info;
+    dv2_matrix_info_init(&info, DV2_MATRIX_F32, 2);
+    dv2_matrix_writer *w = NULL;
+    const uint64_t ids[5] = {50, 7, 900, 7000000000ull, 8};
+    const float v[10] = {0};
+    CHECKF(dv2_matrix_writer_open(&w, "done.emb", &info, NULL, &err) == 0, "%s", err.msg);
+    CHECK(w && dv2_matrix_writer_write(w, ids, NULL, v, 5, &err) == 0);
+    CHECK(w && dv2_matrix_writer_close(w, &err) == 0);
+    uint64_t *got = NULL;
+    size_t n = 0;
+    CHECKF(dv2_embed_done_ids("done.emb", 3, &got, &n, &err) == 0, "%s", err.msg);
+    CHECK(n == 3 && got && got[0] == 7 && got[1] == 50 && got[2] == 900);
+    free(got);
+    CHECK(dv2_embed_done_ids("done.emb", 99, &got, &n, &err) == 0);
+    CHECK(n == 5 && got && got[0] == 7 && got[1] == 8 && got[4] == 7000000000ull);
+    free(got);
+    CHECK(dv2_embed_done_ids("done.emb", 0, &got, &n, &err) == 0 && got == NULL && n == 0);
+    CHECK(dv2_embed_done_ids("missing.emb", 2, &got, &n, &err) != 0 && got == NULL && n == 0);
+    CHECKF(strstr(err.msg, "missing.emb") != NULL, "%s", err.msg);
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "--write-model")) {
         const char *bad = NULL, *nan = NULL;
@@ -423,5 +449,6 @@ int main(int argc, char **argv) {
     test_pixels();
     test_vit();
     test_nonfinite();
+    test_done_ids();
     return tu_finish("test_embed");
 }

@@ -113,6 +113,12 @@ typedef struct dv2_embed_io {
  * DV2_DATASET_UNKNOWN when a stream is among them. */
 int dv2_embed_check_inputs(const char *const *inputs, int n, uint64_t *total, dv2_error *err);
 
+/* The ids of the first `rows` rows of the matrix at path (a --resume: the
+ * writer has checked its header and cut a partial row), sorted ascending,
+ * for dv2_embed_io.skip_ids.  Allocates *ids (NULL when rows is 0; the
+ * caller frees it); *n may be below rows when the file holds fewer. */
+int dv2_embed_done_ids(const char *path, uint64_t rows, uint64_t **ids, size_t *n, dv2_error *err);
+
 /* Runs the pipeline over the inputs (dataset directories, shard files, "-"),
  * opened in order.  stats may be NULL. */
 int dv2_embed_run(dv2_embed_model *m, const dv2_embed_cfg *cfg, const char *const *inputs,

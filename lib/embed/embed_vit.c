@@ -1,5 +1,5 @@
 /* embed_vit.c — ViT feature extractor for the embedding engine (see
- * embed_vit.h): weight loading with per-tensor shape checks, random-init
+ * embed_vit.h): weight loading (lib/model/weights.h), random-init
  * baselines, the forward through lib/model/vit.h on the CPU backend, the row
  * layouts, and the PCA picture of patch features. */
 #include "embed/embed_vit.h"
@@ -22,6 +22,7 @@
 #include "core/rng.h"
 #include "format/safetensors.h"
 #include "model/weights.h"
+#include "model/weights_load.h"
 #include "model/vit.h"
 
 enum { F_CLS, F_AVGPOOL, F_CLSAVG, F_PATCH, F_LAYERS };
@@ -174,56 +175,12 @@ static const char *base_name(const char *p) {
     return s ? s + 1 : p;
 }
 
-static int shape_str(char *buf, size_t n, const int64_t *shape, int ndim) {
-    size_t k = 0;
-    k += (size_t)snprintf(buf + k, n - k, "[");
-    for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-    return 0;
-}
-
-/* Copies every parameter of v->vit from the file, matching canonical names
- * and checking shapes. */
-static int load_weights(vit_model *v, const dv2_safetensors_file *f, const char *path, dv2_error *err) {
-    int rc = 0;
-    float *buf = NULL;
-    size_t cap = 0;
-    for (int p = 0; p < dv2_params_count(&v->vit.params) && !rc; p++) {
-        const dv2_param_info *pi = dv2_params_info(&v->vit.params, p);
-        /* both names canonical: a chunked file loads into a plain model and back */
-        const dv2_safetensors_tensor *t = dv2_weights_find(f, pi->name);
-        if (!t) {
-            if (!strcmp(pi->name, "mask_token")) continue; /* training-only; often not exported */
-            rc = dv2_error_set(err, DV2_ECORRUPT, "%s: tensor %s is missing (architecture %s, dim %d, depth %d)",
-                               path, pi->name, v->vit.arch.name, v->vit.arch.embed_dim, v->vit.arch.depth);
-            break;
-        }
-        /* Shapes must agree after dropping leading 1s (e.g. mask_token [1, D] vs [D]). */
-        int ta = 0, pa = 0;
-        while (ta < t->ndim - 1 && t->shape[ta] == 1) ta++;
-        while (pa < pi->ndim - 1 && pi->shape[pa] == 1) pa++;
-        int same = t->ndim - ta == pi->ndim - pa && t->numel == pi->numel;
-        for (int d = 0; same && d < pi->ndim - pa; d++) same = t->shape[ta + d] == pi->shape[pa + d];
-        if (!same) {
-            char a[128], b[128];
-            shape_str(a, sizeof a, t->shape, t->ndim);
-            shape_str(b, sizeof b, pi->shape, pi->ndim);
-            rc = dv2_error_set(err, DV2_ECORRUPT, "%s: tensor %s has shape %s, the architecture (%s) needs %s",
-                               path, t->name, a, v->vit.arch.name, b);
-            break;
-        }
-        if (pi->numel > cap) {
-            free(buf);
-            cap = pi->numel;
-            buf = dv2_malloc_array(cap, sizeof(float));
-            if (!buf) { rc = dv2_error_set(err, DV2_ENOMEM, "out of memory"); break; }
-        }
-        if ((rc = dv2_safetensors_read_f32(f, t, buf, pi->numel, err))) break;
-        if ((rc = dv2_weights_check_finite(buf, pi->numel, path, t->name, err))) break;
-        rc = dv2_params_set(&v->vit.params, p, buf, err);
-    }
-    free(buf);
-    return rc;
+/* Copies every parameter of v->vit from the file (dv2_weights_load's rules:
+ * canonical names, exact shapes up to leading 1s, mask_token optional). */
+static int load_weights(vit_model *v, const dv2_safetensors_file *f, dv2_error *err) {
+    char needs[96];
+    snprintf(needs, sizeof needs, "the architecture (%s)", v->vit.arch.name);
+    return dv2_weights_load(&v->vit.params, f, NULL, needs, NULL, NULL, err);
 }
 
 /* XXH64 over every parameter (name, then its float32 values) in model
@@ -342,7 +299,7 @@ int dv2_embed_model_vit(dv2_embed_model **out, const dv2_embed_vit_opts *o, dv2_
     if ((rc = dv2_vit_init(&v->vit, &arch, v->be, 0, err))) goto fail;
     v->vit_ready = 1;
     if (f) {
-        if ((rc = load_weights(v, f, o->weights, err))) goto fail;
+        if ((rc = load_weights(v, f, err))) goto fail;
         snprintf(v->base.name, sizeof v->base.name, "%s (%s)", base_name(o->weights), arch.name);
     } else {
         dv2_rng rng;

@@ -1,12 +1,10 @@
-/* probe.c — k-NN classification and instance retrieval against an in-memory
- * (or mapped) training set: blocked sgemm for the similarities, a bounded
- * heap per query for the top-k, rank counting by binary search for mAP.
- * Definitions and orders: probe.h. */
+/* probe.c — the k-NN classifier against an in-memory (or mapped) training
+ * set, its neighbours from the exact search of lib/search/knn.h, and the
+ * training side shared with retrieval (probe_retr.c).  Definitions and
+ * orders: probe.h. */
 #include "eval/probe.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +67,7 @@ int dv2_probe_db_init(dv2_probe_db *db, const float *x, size_t n, size_t dim, si
         if (labels[i] > maxl) maxl = labels[i];
     }
     db->max_label = maxl;
+    dv2_vecsrc_rows(&db->src, x, (int64_t)n, (int)dim, ld, db->inv_norm);
     if (bad >= 0) {
         dv2_probe_db_free(db);
         return dv2_error_set(err, DV2_ECORRUPT, "%s: row %lld (id %llu): non-finite value in the vector",
@@ -109,118 +108,6 @@ void dv2_probe_db_free(dv2_probe_db *db) {
     memset(db, 0, sizeof *db);
 }
 
-/* ---- top-k -------------------------------------------------------------------------- */
-
-typedef struct { float s; int64_t r; } cand;
-
-/* a ranks before b */
-static inline int better(float sa, int64_t ra, float sb, int64_t rb) {
-    return sa > sb || (sa == sb && ra < rb);
-}
-
-/* Min-heap by rank: h[0] is the worst kept neighbour. */
-static void sift_down(cand *h, int n, int i) {
-    for (;;) {
-        int l = 2 * i + 1, w = i;
-        if (l < n && better(h[w].s, h[w].r, h[l].s, h[l].r)) w = l;
-        if (l + 1 < n && better(h[w].s, h[w].r, h[l + 1].s, h[l + 1].r)) w = l + 1;
-        if (w == i) return;
-        cand t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
-    }
-}
-
-static void sift_up(cand *h, int i) {
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (!better(h[p].s, h[p].r, h[i].s, h[i].r)) return;
-        cand t = h[i];
-        h[i] = h[p];
-        h[p] = t;
-        i = p;
-    }
-}
-
-int dv2_probe_topk(float *out_sim, int64_t *out_row, const dv2_probe_db *db, const float *q,
-                   size_t nq, int k, dv2_error *err) {
-    if (k < 1 || (size_t)k > db->n)
-        return dv2_error_set(err, DV2_EINVAL, "top-k: k = %d with %zu training rows", k, db->n);
-    if (nq == 0) return DV2_OK;
-    size_t nb = db->db_block ? db->db_block : DEFAULT_DB_BLOCK;
-    size_t nt = (size_t)omp_get_max_threads(), chunk = (nq + nt - 1) / nt;
-    if (chunk < 16) chunk = 16;
-    size_t nchunks = (nq + chunk - 1) / chunk;
-    cand *heap = dv2_malloc_array(nq * (size_t)k, sizeof(cand));
-    int *cnt = calloc(nq, sizeof(int));
-    int nomem = !heap || !cnt;
-    /* Each thread owns a slice of the queries and calls a single-threaded
-     * sgemm on it; all threads walk the training blocks in step, so a block
-     * is read from memory once for all of them. */
-#pragma omp parallel if (nchunks > 1)
-    {
-        float *S = nomem ? NULL : dv2_malloc_array(chunk * nb, sizeof(float));
-        if (!S) {
-#pragma omp atomic write
-            nomem = 1;
-        }
-#pragma omp barrier
-        for (size_t b0 = 0; b0 < db->n && !nomem; b0 += nb) {
-            size_t m = db->n - b0 < nb ? db->n - b0 : nb;
-            const float *inv = db->inv_norm + b0;
-#pragma omp for schedule(static)
-            for (size_t ch = 0; ch < nchunks; ch++) {
-                size_t i0 = ch * chunk, nc = nq - i0 < chunk ? nq - i0 : chunk;
-                /* S (nc x m) = q[i0 ..] (nc x dim) . X[b0 .. b0+m)^T, X rows ld apart */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nc, (int)m, (int)db->dim,
-                            1.0f, q + i0 * db->dim, (int)db->dim, db->x + b0 * db->ld, (int)db->ld,
-                            0.0f, S, (int)m);
-                for (size_t ii = 0; ii < nc; ii++) {
-                    size_t i = i0 + ii;
-                    cand *h = heap + i * (size_t)k;
-                    int c = cnt[i];
-                    const float *srow = S + ii * m;
-                    for (size_t j = 0; j < m; j++) {
-                        float s = srow[j] * inv[j];
-                        int64_t r = (int64_t)(b0 + j);
-                        if (c < k) {
-                            h[c].s = s;
-                            h[c].r = r;
-                            sift_up(h, c++);
-                        } else if (s >= h[0].s && better(s, r, h[0].s, h[0].r)) {
-                            h[0].s = s;
-                            h[0].r = r;
-                            sift_down(h, k, 0);
-                        }
-                    }
-                    cnt[i] = c;
-                }
-            }
-        }
-        free(S);
-    }
-    if (nomem) {
-        free(heap);
-        free(cnt);
-        return dv2_error_set(err, DV2_ENOMEM, "top-k: out of memory");
-    }
-    /* Pop the worst first into the back: best first in the output. */
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < nq; i++) {
-        cand *h = heap + i * (size_t)k;
-        for (int n = k; n > 0; n--) {
-            out_sim[i * (size_t)k + (size_t)n - 1] = h[0].s;
-            out_row[i * (size_t)k + (size_t)n - 1] = h[0].r;
-            h[0] = h[n - 1];
-            sift_down(h, n - 1, 0);
-        }
-    }
-    free(heap);
-    free(cnt);
-    return DV2_OK;
-}
-
 /* ---- k-NN classifier ------------------------------------------------------------------ */
 
 static int cmp_int(const void *a, const void *b) {
@@ -229,7 +116,7 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 int dv2_probe_knn_init(dv2_probe_knn *s, const dv2_probe_db *db, const int *ks, int nk,
-                       double temperature, int uniform, dv2_error *err) {
+                       double temperature, int uniform, int backend, dv2_error *err) {
     memset(s, 0, sizeof *s);
     if (nk < 1 || nk > DV2_PROBE_MAX_KS)
         return dv2_error_set(err, DV2_EINVAL, "k-NN: between 1 and %d values of k", DV2_PROBE_MAX_KS);
@@ -248,7 +135,17 @@ int dv2_probe_knn_init(dv2_probe_knn *s, const dv2_probe_db *db, const int *ks, 
     s->temperature = temperature;
     s->uniform = uniform;
     s->nclass = db->max_label + 1;
-    return DV2_OK;
+    dv2_knn_opts o;
+    dv2_knn_opts_default(&o);
+    o.backend = backend;
+    o.db_block = (int64_t)(db->db_block ? db->db_block : DEFAULT_DB_BLOCK);
+    return dv2_knn_create(&s->engine, &db->src, &o, err);
+}
+
+void dv2_probe_knn_free(dv2_probe_knn *s) {
+    if (!s) return;
+    dv2_knn_free(s->engine);
+    s->engine = NULL;
 }
 
 int dv2_probe_knn_block(dv2_probe_knn *s, const dv2_probe_db *db, const float *q, size_t nq,
@@ -264,7 +161,7 @@ int dv2_probe_knn_block(dv2_probe_knn *s, const dv2_probe_db *db, const float *q
     int64_t *row = dv2_malloc_array(nq * (size_t)K, sizeof(int64_t));
     int rc = DV2_OK;
     if (!sim || !row) rc = dv2_error_set(err, DV2_ENOMEM, "k-NN: out of memory");
-    if (!rc) rc = dv2_probe_topk(sim, row, db, q, nq, K, err);
+    if (!rc) rc = dv2_knn_search(s->engine, sim, row, q, (int64_t)nq, K, -INFINITY, -1, err);
     uint64_t top1[DV2_PROBE_MAX_KS] = {0}, top5[DV2_PROBE_MAX_KS] = {0};
     int nomem = 0;
     if (!rc) {

@@ -8,7 +8,9 @@
  * functions, which keep running totals.  Similarities are cosines: a blocked
  * sgemm of the query block against the raw training rows (leading dimension
  * ld, so a mapped matrix is used in place) scaled by the training rows'
- * inverse norms.  Memory: query block x database block floats plus the
+ * inverse norms.  The k-NN neighbours come from the exact search of
+ * lib/search/knn.h over the training rows in place (dv2_vecsrc_rows), on
+ * the CPU or the GPU.  Memory: query block x database block floats plus the
  * per-query top-k lists, independent of the training set's size.
  *
  * Orders are total and deterministic: a neighbour ranks before another if
@@ -20,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "core/dv2.h"
+#include "search/knn.h"
 
 #define DV2_PROBE_MAX_KS 16
 #define DV2_PROBE_MAX_CLASSES (1 << 24) /* k-NN class scores are dense arrays */
@@ -35,6 +38,7 @@ typedef struct dv2_probe_db {
     int32_t max_label;     /* -1 when n == 0 */
     int64_t *by_label;     /* rows sorted by (label, row); for retrieval */
     size_t db_block;       /* training rows per sgemm (default 4096) */
+    dv2_vecsrc src;        /* the rows in place, for the k-NN search */
 } dv2_probe_db;
 
 /* Checks the training rows (finite values, labels >= 0: "NAME: row R (id I)
@@ -63,22 +67,22 @@ typedef struct dv2_probe_knn {
     int nclass;                 /* training max label + 1 */
     uint64_t n;                 /* test rows seen */
     uint64_t top1[DV2_PROBE_MAX_KS], top5[DV2_PROBE_MAX_KS]; /* correct counts per k */
+    dv2_knn *engine;            /* exact search over db->src */
 } dv2_probe_knn;
 
-/* ks[nk] (any order, each >= 1), T > 0.  Sets kmax = min(max k, db->n). */
+/* ks[nk] (any order, each >= 1), T > 0.  Sets kmax = min(max k, db->n) and
+ * opens the search over db (which must stay where it is until
+ * dv2_probe_knn_free): backend DV2_KNN_EXACT (the CPU) or DV2_KNN_CUDA (the
+ * same search on the GPU; the training rows are copied to device memory). */
 int dv2_probe_knn_init(dv2_probe_knn *s, const dv2_probe_db *db, const int *ks, int nk,
-                       double temperature, int uniform, dv2_error *err);
+                       double temperature, int uniform, int backend, dv2_error *err);
+void dv2_probe_knn_free(dv2_probe_knn *s);
 /* Classifies nq normalised queries q (nq x dim) with true labels and adds
  * to the counts.  A test label outside [0, nclass) counts as wrong; a
  * negative one is an error (NAME: row R has no label). */
 int dv2_probe_knn_block(dv2_probe_knn *s, const dv2_probe_db *db, const float *q, size_t nq,
                         const int32_t *labels, uint64_t first_row, const char *name,
                         dv2_error *err);
-/* The top-k neighbours of nq queries: sims and training rows (nq x k, best
- * first; k <= db->n).  The engine under dv2_probe_knn_block, exposed for tests. */
-int dv2_probe_topk(float *out_sim, int64_t *out_row, const dv2_probe_db *db, const float *q,
-                   size_t nq, int k, dv2_error *err);
-
 /* ---- instance retrieval ------------------------------------------------------------ */
 
 /* Queries are the test rows, the database the training rows; a query's

@@ -80,7 +80,7 @@ int dv2_probe_retr_block(dv2_probe_retr *s, const dv2_probe_db *db, const float 
     if (chunk < 16) chunk = 16;
     size_t nchunks = (nq + chunk - 1) / chunk;
     int nomem = 0;
-    /* As in dv2_probe_topk: a slice of the queries per thread, single-threaded
+    /* As in the exact k-NN search: a slice of the queries per thread, single-threaded
      * sgemm, training blocks walked in step. */
 #pragma omp parallel if (nchunks > 1)
     {

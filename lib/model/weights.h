@@ -3,7 +3,8 @@
  * variants found in the wild (training checkpoints, chunked blocks, DDP
  * prefixes) mapped to them, and the architecture of a weight file, from its
  * "__metadata__" (written by dv2 and by scripts/convert-weights) or inferred
- * from the tensor shapes. */
+ * from the tensor shapes.  The loader of weights into model parameters is
+ * weights_load.h. */
 #ifndef DV2_WEIGHTS_H
 #define DV2_WEIGHTS_H
 

@@ -1,12 +1,15 @@
 /* knn.c — vector sources and the k-NN searcher of lib/search/knn.h: the
  * exact backend (OpenBLAS sgemm over streamed database blocks + a bounded
- * min-heap per query) and the FAISS backend (lib/search/faissx.h). */
+ * min-heap per query), the GPU one (kernels/cuda_knn.h) and the FAISS one
+ * (lib/search/faissx.h). */
 #include "search/knn.h"
 
-#include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ops/cpu/cpu.h"
 
 #include "search/faissx.h"
 #if defined(DV2_HAVE_CUDA) && DV2_HAVE_CUDA
@@ -62,6 +65,25 @@ void dv2_vecsrc_floats(dv2_vecsrc *src, const float *x, int64_t n, int dim) {
     src->dim = dim;
     src->read = floats_read;
     src->ctx = x;
+}
+
+static int rows_read(const dv2_vecsrc *src, float *out, int64_t start, int64_t count, dv2_error *err) {
+    for (int64_t i = 0; i < count; i++) {
+        const float *r = src->x + (size_t)(start + i) * src->ld;
+        float inv = src->inv_norm[start + i], *o = out + i * (int64_t)src->dim;
+        for (int j = 0; j < src->dim; j++) o[j] = r[j] * inv;
+    }
+    return 0;
+}
+
+void dv2_vecsrc_rows(dv2_vecsrc *src, const float *x, int64_t n, int dim, size_t ld, const float *inv_norm) {
+    memset(src, 0, sizeof *src);
+    src->n = n;
+    src->dim = dim;
+    src->read = rows_read;
+    src->x = x;
+    src->ld = ld;
+    src->inv_norm = inv_norm;
 }
 
 /* Reads runs of consecutive parent rows at once (the common case: a --keep
@@ -198,70 +220,114 @@ static int pair_cmp_best_first(const void *a, const void *b) {
     return 0;
 }
 
+/* Database rows per task: the threads split a database block into pieces
+ * of this many rows, one sgemm of all the queries against a piece each.
+ * The pieces are fixed by the block alone, never by the thread count: every
+ * similarity is then the same element of the same call whatever the number
+ * of threads (OpenBLAS computes the rows and columns at the edges of a call
+ * with other instructions, so cutting the queries by thread would change
+ * the last bits; tests/test_probe.c pins this). */
+enum { PIECE_ROWS = 2048, QUERY_GROUP = 4096 };
+
+static int nthreads(void) { return omp_get_max_threads() > 0 ? omp_get_max_threads() : 1; }
+
 size_t dv2_knn_exact_peak(int64_t nq, int dim, int k, int64_t db_block) {
-    return sizeof(float) * (size_t)db_block * (size_t)dim      /* database block */
-           + sizeof(float) * (size_t)nq * (size_t)db_block      /* similarity tile */
-           + sizeof(knn_pair) * (size_t)nq * (size_t)k           /* heaps */
-           + sizeof(int) * (size_t)nq;
+    size_t nt = (size_t)nthreads(), piece = db_block < PIECE_ROWS ? (size_t)db_block : PIECE_ROWS;
+    if (nq > QUERY_GROUP) nq = QUERY_GROUP;
+    return sizeof(float) * (size_t)db_block * (size_t)dim          /* database block */
+           + sizeof(float) * nt * (size_t)nq * piece                /* a similarity tile per thread */
+           + sizeof(knn_pair) * nt * (size_t)nq * (size_t)k          /* heaps per thread */
+           + sizeof(int) * nt * (size_t)nq;
 }
 
+/* Adds the similarities t[0..cnt) of one query against database rows
+ * r0.. to its heap h (*hn kept); scale (or NULL) multiplies them first. */
+static void scan_tile(knn_pair *h, int *hn, int k, const float *t, const float *scale, int64_t r0, int64_t cnt,
+                      float min_sim, int64_t self) {
+    int n = *hn;
+    float floor_s = n == k && h[0].s > min_sim ? h[0].s : min_sim;
+    for (int64_t j = 0; j < cnt; j++) {
+        float v = scale ? t[j] * scale[j] : t[j];
+        if (!(v > floor_s)) continue;
+        int64_t r = r0 + j;
+        if (r == self) continue;
+        heap_push(h, &n, k, (knn_pair){v, r});
+        /* once full, only candidates above the worst kept one can enter
+         * (equal ones lose the tie: their row is higher) */
+        if (n == k && h[0].s > floor_s) floor_s = h[0].s;
+    }
+    *hn = n;
+}
+
+/* Each database block is cut into pieces that the threads take in turn;
+ * a thread multiplies all the queries by its piece with a single-threaded
+ * sgemm and keeps its own heap per query; the heaps of the threads are
+ * merged at the end.  Under the total order (similarity, then lower row)
+ * the k best are one set, so the merge does not depend on which thread saw
+ * which piece.  A source in place (dv2_vecsrc_rows) is multiplied as it
+ * lies, raw rows with their leading dimension, and the products scaled by
+ * the rows' inverse norms. */
 static int exact_search(dv2_knn *s, float *out_sim, int64_t *out_row, const float *q, int64_t nq,
                         int k, float min_sim, int64_t self_first, dv2_error *err) {
     const dv2_vecsrc *db = s->db;
-    int dim = db->dim;
-    int64_t bs = s->o.db_block > 0 ? s->o.db_block : 8192;
+    int dim = db->dim, nt = nthreads();
+    int inplace = db->x != NULL;
+    const float *base = inplace ? db->x : s->cache;
+    /* a database in memory is one block: its pieces are shared out at once */
+    int64_t bs = base ? db->n : s->o.db_block > 0 ? s->o.db_block : 8192;
     if (bs > db->n) bs = db->n > 0 ? db->n : 1;
-    float *dbuf = s->cache ? NULL : dv2_malloc_array((size_t)bs * (size_t)dim, sizeof(float));
-    float *tile = dv2_malloc_array((size_t)nq * (size_t)bs, sizeof(float));
-    knn_pair *heap = dv2_malloc_array((size_t)nq * (size_t)k, sizeof(knn_pair));
-    int *hn = dv2_calloc_array((size_t)nq, sizeof(int));
+    int64_t piece = bs < PIECE_ROWS ? bs : PIECE_ROWS;
+    size_t ld = inplace ? db->ld : (size_t)dim;
+    float *dbuf = base ? NULL : dv2_malloc_array((size_t)bs * (size_t)dim, sizeof(float));
+    float *tiles = dv2_malloc_array((size_t)nt * (size_t)nq, (size_t)piece * sizeof(float));
+    knn_pair *heap = dv2_malloc_array((size_t)nt * (size_t)nq, (size_t)k * sizeof(knn_pair));
+    int *hn = dv2_calloc_array((size_t)nt * (size_t)nq, sizeof(int));
     int rc = 0;
-    if ((!dbuf && !s->cache) || !tile || !heap || !hn) {
+    if ((!dbuf && !base) || !tiles || !heap || !hn) {
         rc = dv2_error_set(err, DV2_ENOMEM, "k-NN search: cannot allocate %zu bytes for %lld queries",
                            dv2_knn_exact_peak(nq, dim, k, bs), (long long)nq);
         goto done;
     }
-    for (int64_t b0 = 0; b0 < db->n; b0 += bs) {
-        int64_t cnt = db->n - b0 < bs ? db->n - b0 : bs;
-        const float *blk = s->cache ? s->cache + b0 * (int64_t)dim : dbuf;
-        if (!s->cache) {
-            rc = dv2_vecsrc_read(db, dbuf, b0, cnt, err);
-            if (rc < 0) goto done;
-        }
-        /* tile (nq × cnt) = q (nq × dim) · blk (cnt × dim)^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)cnt, dim, 1.0f, q, dim,
-                    blk, dim, 0.0f, tile, (int)cnt);
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < nq; i++) {
-            const float *t = tile + i * cnt;
-            knn_pair *h = heap + i * (int64_t)k;
-            int n = hn[i];
-            float floor_s = min_sim;
-            int64_t self = self_first >= 0 ? self_first + i : -1;
-            for (int64_t j = 0; j < cnt; j++) {
-                float v = t[j];
-                if (!(v > floor_s)) continue;
-                int64_t r = b0 + j;
-                if (r == self) continue;
-                heap_push(h, &n, k, (knn_pair){v, r});
-                /* once full, only candidates above the worst kept one can enter
-                 * (equal ones lose the tie: their row is higher) */
-                if (n == k && h[0].s > floor_s) floor_s = h[0].s;
-            }
-            hn[i] = n;
+    int blas = dv2_cpu_blas_single_begin();
+    for (int64_t b0 = 0; b0 < db->n && !rc; b0 += bs) {
+        int64_t cnt = db->n - b0 < bs ? db->n - b0 : bs, npieces = (cnt + piece - 1) / piece;
+        if (!base && (rc = dv2_vecsrc_read(db, dbuf, b0, cnt, err)) < 0) break;
+        const float *blk = base ? base + (size_t)b0 * ld : dbuf;
+        int bld = base ? (int)ld : dim;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+        for (int64_t p = 0; p < npieces; p++) {
+            int t = omp_get_thread_num();
+            int64_t p0 = p * piece, m = cnt - p0 < piece ? cnt - p0 : piece;
+            float *tile = tiles + (size_t)t * (size_t)nq * (size_t)piece;
+            /* tile (nq × m) = q (nq × dim) · piece (m × dim, rows bld apart)^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)m, dim, 1.0f, q, dim,
+                        blk + (size_t)p0 * (size_t)bld, bld, 0.0f, tile, (int)m);
+            const float *scale = inplace ? db->inv_norm + b0 + p0 : NULL;
+            for (int64_t i = 0; i < nq; i++)
+                scan_tile(heap + ((size_t)t * (size_t)nq + (size_t)i) * (size_t)k, &hn[(size_t)t * (size_t)nq + (size_t)i],
+                          k, tile + i * m, scale, b0 + p0, m, min_sim, self_first >= 0 ? self_first + i : -1);
         }
     }
+    dv2_cpu_blas_single_end(blas);
+    if (rc) goto done;
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < nq; i++) {
+        /* merge the other threads' heaps into thread 0's */
         knn_pair *h = heap + i * (int64_t)k;
-        qsort(h, (size_t)hn[i], sizeof *h, pair_cmp_best_first);
+        int n = hn[i];
+        for (int t = 1; t < nt; t++) {
+            const knn_pair *o = heap + ((size_t)t * (size_t)nq + (size_t)i) * (size_t)k;
+            for (int j = 0; j < hn[(size_t)t * (size_t)nq + (size_t)i]; j++) heap_push(h, &n, k, o[j]);
+        }
+        qsort(h, (size_t)n, sizeof *h, pair_cmp_best_first);
         for (int j = 0; j < k; j++) {
-            out_sim[i * k + j] = j < hn[i] ? h[j].s : -INFINITY;
-            out_row[i * k + j] = j < hn[i] ? h[j].r : -1;
+            out_sim[i * k + j] = j < n ? h[j].s : -INFINITY;
+            out_row[i * k + j] = j < n ? h[j].r : -1;
         }
     }
 done:
     free(dbuf);
-    free(tile);
+    free(tiles);
     free(heap);
     free(hn);
     return rc;
@@ -398,7 +464,7 @@ int dv2_knn_create(dv2_knn **out, const dv2_vecsrc *db, const dv2_knn_opts *o, d
     else
         dv2_knn_opts_default(&s->o);
     int64_t limit = s->o.cache_bytes == 0 ? (int64_t)2 << 30 : s->o.cache_bytes;
-    if (s->o.backend == DV2_KNN_EXACT && db->n > 0 && db->n * (int64_t)db->dim * 4 <= limit) {
+    if (s->o.backend == DV2_KNN_EXACT && !db->x && db->n > 0 && db->n * (int64_t)db->dim * 4 <= limit) {
         /* small enough: convert once instead of once per query block */
         s->cache = dv2_malloc_array((size_t)db->n * (size_t)db->dim, sizeof(float));
         int rc = 0;
@@ -453,7 +519,15 @@ int dv2_knn_search(dv2_knn *s, float *out_sim, int64_t *out_row, const float *q,
             }
             return 0;
         }
-        return exact_search(s, out_sim, out_row, q, nq, k, min_sim, self_first, err);
+        /* at most QUERY_GROUP queries per pass over the database bound the
+         * tiles (threads × group × piece floats) whatever the query block */
+        for (int64_t g0 = 0; g0 < nq; g0 += QUERY_GROUP) {
+            int64_t ng = nq - g0 < QUERY_GROUP ? nq - g0 : QUERY_GROUP;
+            int rc = exact_search(s, out_sim + g0 * k, out_row + g0 * k, q + g0 * (int64_t)s->db->dim, ng, k, min_sim,
+                                  self_first >= 0 ? self_first + g0 : -1, err);
+            if (rc < 0) return rc;
+        }
+        return 0;
     }
     return faiss_search(s, out_sim, out_row, q, nq, k, min_sim, self_first, err);
 }

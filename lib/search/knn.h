@@ -1,5 +1,5 @@
-/* knn.h — cosine k-nearest-neighbour search over vector sources, the
- * engine under dv2-dedup and dv2-retrieve.
+/* knn.h — cosine k-nearest-neighbour search over vector sources, the one
+ * engine under dv2-dedup, dv2-retrieve and dv2-probe's k-NN classifier.
  *
  * A dv2_vecsrc is n rows of dim floats that can be read in blocks, already
  * L2-normalised (so cosine similarity is a dot product).  Sources may be
@@ -10,10 +10,13 @@
  * A dv2_knn searcher answers k-NN queries against one database source with
  * one of two backends:
  *   - exact: our own brute force, OpenBLAS sgemm of a query block against
- *     streamed database blocks plus a partial top-k per query; memory is
- *     bounded by the block sizes, not by the database (see dv2_knn_exact_peak),
- *     except that a database up to cache_bytes is converted once and kept.
- *     This is the reference that a GPU search would mirror.
+ *     streamed database blocks, shared out between the threads in pieces
+ *     fixed by the database alone, plus a partial top-k per query; memory
+ *     is bounded by the block sizes, not by the database (see
+ *     dv2_knn_exact_peak), except that a database up to cache_bytes is
+ *     converted once and kept, and a source in place is used where it lies.
+ *     Results do not depend on the number of threads.  This is the
+ *     reference that the GPU search mirrors.
  *   - cuda: the same brute force on the GPU (kernels/cuda_knn.h), same contract;
  *     the database must fit in device memory.
  *   - faiss: an index built from a factory string (lib/search/faissx.h), trained on
@@ -42,10 +45,19 @@ struct dv2_vecsrc {
     const int64_t *rows;  /* subset sources: rows of the parent (n entries) */
     const dv2_vecsrc *parent;
     int nparts;           /* concatenated sources: parent[0..nparts-1] */
+    const float *x;       /* in-place sources: row i at x + i*ld, not normalised */
+    size_t ld;
+    const float *inv_norm; /* in-place sources: 1/||row i|| (0 for a zero row) */
 };
 
 /* A source over a float array x (n × dim), normalised as it is read. */
 void dv2_vecsrc_floats(dv2_vecsrc *src, const float *x, int64_t n, int dim);
+/* A source over rows in place: row i at x + i*ld (ld >= dim) with its
+ * inverse L2 norm inv_norm[i] (0 for a zero row); both arrays stay the
+ * caller's.  The exact backend multiplies the raw rows where they lie (a
+ * memory-mapped matrix is never copied) and scales each product by the
+ * row's inverse norm; reads return normalised rows. */
+void dv2_vecsrc_rows(dv2_vecsrc *src, const float *x, int64_t n, int dim, size_t ld, const float *inv_norm);
 /* A source of the given rows of parent (rows stays owned by the caller and
  * must outlive src). */
 void dv2_vecsrc_subset(dv2_vecsrc *src, const dv2_vecsrc *parent, const int64_t *rows, int64_t n);

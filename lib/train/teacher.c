@@ -9,6 +9,7 @@
 
 #include "core/hash.h"
 #include "model/weights.h"
+#include "model/weights_load.h"
 #include "train/ckpt.h"
 
 static const dv2_safetensors_tensor *find2(const dv2_safetensors_file *f, const char *prefix, const char *name) {
@@ -96,68 +97,26 @@ out:
     return rc;
 }
 
-static void shape_str(char *buf, size_t cap, const int64_t *shape, int ndim) {
-    size_t n = (size_t)snprintf(buf, cap, "(");
-    for (int d = 0; d < ndim && n < cap; d++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", d ? ", " : "", (long long)shape[d]);
-    if (n < cap) snprintf(buf + n, cap - n, ")");
-}
-
-/* Tensor of module k, table entry i, in the file: prefix + stored name, or
- * prefix + official name. */
-static const dv2_safetensors_tensor *lookup(const dv2_teacher *t, const dv2_safetensors_file *f, int k,
-                                            const char *stored) {
-    const dv2_safetensors_tensor *x = find2(f, t->prefix[k], stored);
-    if (x || k) return x;
-    char canon[DV2_PARAM_NAME_MAX];
-    if (dv2_weights_canonical_name(canon, sizeof canon, stored) < 0) return NULL;
-    return find2(f, t->prefix[k], canon);
-}
-
 int dv2_teacher_load(const dv2_teacher *t, dv2_train_model *m, uint64_t *digest, dv2_error *err) {
     dv2_safetensors_file *f = NULL;
     int rc = dv2_safetensors_open(&f, t->path, err);
     if (rc) return dv2_error_prefix(err, "teacher");
     static const char *hint[DV2_TM_N] = {"", " (dino.head_n_prototypes)", " (ibot.head_n_prototypes)"};
-    size_t mx = 1;
-    /* every shape first: a mismatch is reported before anything is loaded */
-    for (int k = 0; !rc && k < m->n_mod; k++) {
-        const dv2_params *p = m->t_mod[k];
-        for (int i = 0; !rc && i < p->n; i++) {
-            const dv2_param_info *pi = &p->t[i];
-            const dv2_safetensors_tensor *x = lookup(t, f, k, pi->name);
-            char want[96], got[96];
-            shape_str(want, sizeof want, pi->shape, pi->ndim);
-            if (!x) {
-                rc = dv2_error_set(err, DV2_EINVAL, "teacher %s: no tensor %s%s %s", t->path, t->prefix[k], pi->name,
-                                   want);
-                break;
-            }
-            int same = x->ndim == pi->ndim;
-            for (int d = 0; same && d < pi->ndim; d++) same = x->shape[d] == pi->shape[d];
-            if (!same) {
-                shape_str(got, sizeof got, x->shape, x->ndim);
-                rc = dv2_error_set(err, DV2_EINVAL, "teacher %s: %s is %s, the config needs %s%s", t->path, x->name,
-                                   got, want, strstr(pi->name, "last_layer") ? hint[k] : "");
-            }
-            mx = pi->numel > mx ? pi->numel : mx;
-        }
-    }
-    float *h = rc ? NULL : dv2_malloc_array(mx, sizeof *h);
-    if (!rc && !h) rc = dv2_error_set(err, DV2_ENOMEM, "teacher: out of memory");
     dv2_xxh64_state s;
     dv2_xxh64_init(&s, 0);
+    /* a plain backbone file: any name form dv2_weights_find knows */
     for (int k = 0; !rc && k < m->n_mod; k++) {
-        dv2_params *p = m->t_mod[k];
-        for (int i = 0; !rc && i < p->n; i++) {
-            const dv2_safetensors_tensor *x = lookup(t, f, k, p->t[i].name);
-            rc = dv2_safetensors_load(f, x->name, p->t[i].shape, p->t[i].ndim, h, err);
-            if (!rc) rc = dv2_params_set(p, i, h, err);
-            if (!rc) dv2_xxh64_update(&s, h, p->t[i].numel * sizeof *h);
+        const char *prefix = k == 0 && !t->prefix[0][0] ? NULL : t->prefix[k];
+        int bad;
+        rc = dv2_weights_load(m->t_mod[k], f, prefix, "the config", &s, &bad, err);
+        if (rc && err && bad >= 0 && strstr(m->t_mod[k]->t[bad].name, "last_layer") && hint[k][0]) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            dv2_error_set(err, rc, "%s%s", msg, hint[k]);
         }
+        if (rc) dv2_error_prefix(err, "teacher");
     }
     if (rc == 0) *digest = dv2_xxh64_digest(&s);
-    free(h);
     dv2_safetensors_close(f);
     return rc < 0 ? rc : 0;
 }

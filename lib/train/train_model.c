@@ -9,6 +9,7 @@
 
 #include "core/hash.h"
 #include "core/rng.h"
+#include "model/weights_load.h"
 
 /* Parameter groups of spec §10.2 for one backbone tensor (canonical name). */
 static dv2_train_model_group backbone_group(const char *stored, int depth, double rho, double pe_mult) {
@@ -162,19 +163,7 @@ int dv2_train_model_load_backbone(dv2_train_model *m, const char *path, dv2_erro
     int rc = dv2_safetensors_open(&f, path, err);
     if (rc) return rc;
     dv2_params *p = &m->s_bb.params;
-    size_t mx = 1;
-    for (int i = 0; i < p->n; i++) mx = p->t[i].numel > mx ? p->t[i].numel : mx;
-    float *h = dv2_malloc_array(mx, sizeof *h);
-    if (!h) rc = dv2_error_set(err, DV2_ENOMEM, "out of memory");
-    for (int i = 0; !rc && i < p->n; i++) {
-        char name[DV2_PARAM_NAME_MAX];
-        dv2_weights_canonical_name(name, sizeof name, p->t[i].name);
-        const dv2_safetensors_tensor *t = dv2_weights_find(f, p->t[i].name);
-        if (!t) { rc = dv2_error_set(err, DV2_ENOTFOUND, "%s: no tensor %s", path, name); break; }
-        rc = dv2_safetensors_load(f, t->name, p->t[i].shape, p->t[i].ndim, h, err);
-        if (!rc) rc = dv2_params_set(p, i, h, err);
-    }
-    free(h);
+    rc = dv2_weights_load(p, f, NULL, "the config", NULL, NULL, err);
     dv2_safetensors_close(f);
     if (!rc) rc = dv2_params_copy(m->ema_mod[0], p, err);
     return rc < 0 ? rc : 0;
