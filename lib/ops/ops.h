@@ -23,6 +23,15 @@
  * (be->workspace), never from malloc inside an op; the arena grows to its
  * high-water mark and is reused; be->info reports the mark.
  *
+ * Storage dtypes.  Activations, parameters, gradients and optimizer state
+ * are float32 containers (float *); index arrays are int32, masks and input
+ * pixels u8 (uint8_t *), reductions for the host double.  A mixed-precision
+ * backend stores bf16 *values* in the float containers at the storage points
+ * listed in ops/cpu/cpu_bf16.c (the "cpu-bf16" backend rounds there, and a
+ * GPU backend is held to the same bits); master weights, moments, losses and
+ * every accumulation stay f32.  Halving the bytes with 16-bit containers is
+ * not part of this interface version.
+ *
  * Conventions for every entry:
  *   - Arguments: the backend, outputs, then inputs, then parameters, then
  *     dimensions.  Every float / int32 / double pointer lives on the
