@@ -23,4 +23,10 @@ for w in fwd train; do
 	o=$(sed -n 's/^OURS //p' ours.txt); b=$(sed -n 's/^BASE //p' base.txt)
 	case $w in fwd) name=vit_small14_fwd_224_b16 unit=img/s;; *) name=tiny_train_step unit=steps/s;; esac
 	echo "RESULT $name $o $b $unit ratio=$(echo "$o $b" | awk '{printf "%.2f", $1/$2}') threads=$OMP_NUM_THREADS wait=$OMP_WAIT_POLICY"
+	[ $w = fwd ] && gf=$(sed -n 's/^GFLOPS //p' ours.txt)
 done
+# the forward's achieved GFLOP/s against the sgemm rate on the same threads, same run
+if [ -n "${gf:-}" ] && "$B" sgemm 5 > sg.txt 2>/dev/null; then
+	sg=$(sed -n 's/^OURS //p' sg.txt)
+	echo "RESULT vit_small14_fwd_vs_sgemm $gf $sg GFLOP/s fraction=$(echo "$gf $sg" | awk '{printf "%.2f", $1/$2}') threads=$OMP_NUM_THREADS"
+fi

@@ -5,8 +5,11 @@
  *          on 2B globals, student packed forward on [masked globals, locals],
  *          DINO head on all CLS tokens, backward of a fixed linear functional
  *          of the logits through head and backbone) → steps/s
- * Prints "OURS <value>" (median over the repetitions after one warm-up).
- * Usage: bench_model fwd|train [reps] */
+ *   sgemm: the OpenBLAS sgemm rate on the same threads, through the blocked
+ *          dv2_cpu_sgemm the model uses (M = N = K = 2048) → GFLOP/s
+ * Prints "OURS <value>" (median over the repetitions after one warm-up);
+ * fwd also prints "GFLOPS <achieved>" from the forward's FLOP count.
+ * Usage: bench_model fwd|train|sgemm [reps] */
 #include "../tests/tu_backend.h"
 #include <omp.h>
 #include <stdio.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 #include "model/head.h"
 #include "model/vit.h"
+#include "ops/cpu/cpu.h"
 
 static int cmpd(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -55,6 +59,12 @@ static int bench_fwd(int reps) {
     }
     qsort(t + 1, (size_t)reps, sizeof(double), cmpd); /* run 0 is the warm-up */
     printf("OURS %.2f\n", B / t[1 + reps / 2]);
+    /* FLOPs of one image: per block qkv, proj, fc1, fc2 GEMMs (2·T·D·12D)
+     * and attention (QK^T and PV: 4·T²·D); the patch embedding GEMM */
+    double T = 1 + (224 / 14) * (224 / 14), D = a.embed_dim;
+    double per = a.depth * (2 * T * D * (3 * D + D + 2 * (double)a.ffn_hidden) + 4 * T * T * D) +
+                 2 * (T - 1) * 3 * 14 * 14 * D;
+    printf("GFLOPS %.1f\n", per * B / t[1 + reps / 2] / 1e9);
     dv2_vit_pass_free(ps);
     dv2_vit_free(&m);
     free(img);
@@ -127,12 +137,30 @@ static int bench_train(int reps) {
     return 0;
 }
 
+static int bench_sgemm(int reps) {
+    const int n = 2048;
+    dv2_rng rng;
+    dv2_rng_seed(&rng, 2, 0);
+    float *A = randn(&rng, (size_t)n * n), *Bm = randn(&rng, (size_t)n * n), *C = calloc((size_t)n * n, 4);
+    double t[64];
+    for (int r = 0; r <= reps; r++) {
+        double t0 = omp_get_wtime();
+        dv2_cpu_sgemm(0, 1, n, n, n, 1.0f, A, n, Bm, n, 0.0f, C, n);
+        t[r] = omp_get_wtime() - t0;
+    }
+    qsort(t + 1, (size_t)reps, sizeof(double), cmpd);
+    printf("OURS %.1f\n", 2.0 * n * n * n / t[1 + reps / 2] / 1e9);
+    free(A), free(Bm), free(C);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int reps = argc > 2 ? atoi(argv[2]) : 5;
     if (reps < 1) reps = 1;
     if (reps > 63) reps = 63;
     if (argc > 1 && !strcmp(argv[1], "fwd")) return bench_fwd(reps);
     if (argc > 1 && !strcmp(argv[1], "train")) return bench_train(reps);
-    fprintf(stderr, "usage: bench_model fwd|train [reps]\n");
+    if (argc > 1 && !strcmp(argv[1], "sgemm")) return bench_sgemm(reps);
+    fprintf(stderr, "usage: bench_model fwd|train|sgemm [reps]\n");
     return 2;
 }
