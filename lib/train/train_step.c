@@ -44,14 +44,19 @@ struct dv2_train_step {
     dv2_vit_pass *tp, *sp;
     float *d_gimg, *d_limg;
     uint8_t *d_gpx, *d_lpx;       /* the crops as u8 pixels, before normalisation */
-    uint8_t *h_mask, *d_mask;
+    uint8_t *h_mask, *d_mask;     /* iBOT masks (2B, N): the head of the plan (below) */
     dv2_mask_gen mgen;            /* block masks of this grid (lib/model/mask.h) */
     int32_t *h_midx;              /* flat masked indices (2B·N) */
     float *h_mw;                  /* their weights (2B·N) */
     void *mscratch;
     /* rows */
-    int *h_rows, *d_rows_tcls, *d_rows_tpat, *d_rows_scls, *d_rows_spat;
-    float *h_w, *d_w;             /* iBOT weights (U) */
+    /* The step's packing plan, made on the host and uploaded in one copy:
+     * [masks 2B·N bytes, padded to 4][teacher class rows 2B][student class
+     * rows L·B + 2B][teacher masked rows M][student masked rows M][iBOT
+     * weights M]; the pointers below point into the device copy. */
+    uint8_t *h_plan, *d_plan;
+    int *d_rows_tcls, *d_rows_tpat, *d_rows_scls, *d_rows_spat;
+    float *d_w;
     /* head inputs / outputs, targets, losses on the device */
     float *d_tin_c, *d_tin_p, *d_sin_c, *d_sin_p, *d_dsin_c, *d_dsin_p;
     float *d_tlog_c, *d_tlog_p, *d_slog_c, *d_slog_p, *d_dout, *d_tmp;
@@ -79,15 +84,25 @@ static void *halloc(size_t n, size_t size, int *rc) {
     return p;
 }
 
+/* Bytes of the packing plan's mask part for 2B crops of N patches (padded
+ * to 4 so that the int rows after it are aligned). */
+static size_t mask_part(int B, int N) { return ((size_t)2 * B * N + 3) & ~(size_t)3; }
+
+/* Capacity of the packing plan (layout in struct dv2_train_step). */
+static size_t plan_bytes(int B, int LB, int maxN, int U) {
+    return mask_part(B, maxN) + sizeof(int) * ((size_t)2 * B + LB + 2 * B + 2 * (size_t)U) +
+           sizeof(float) * (size_t)U;
+}
+
 static void free_sized(dv2_train_step *s) {
     dv2_vit_pass_free(s->tp);
     dv2_vit_pass_free(s->sp);
     s->tp = s->sp = NULL;
     const dv2_backend *be = s->be;
-    be->free(be, s->d_gimg), be->free(be, s->d_mask), be->free(be, s->d_dout), be->free(be, s->d_gpx);
-    s->d_gimg = NULL, s->d_mask = NULL, s->d_dout = NULL, s->d_gpx = NULL;
-    free(s->h_mask), free(s->h_midx), free(s->h_mw), free(s->mscratch);
-    s->h_mask = NULL, s->h_midx = NULL, s->h_mw = NULL, s->mscratch = NULL;
+    be->free(be, s->d_gimg), be->free(be, s->d_dout), be->free(be, s->d_gpx);
+    s->d_gimg = NULL, s->d_dout = NULL, s->d_gpx = NULL;
+    free(s->h_midx), free(s->h_mw), free(s->mscratch);
+    s->h_midx = NULL, s->h_mw = NULL, s->mscratch = NULL;
 }
 
 /* (Re)builds the passes for global crops of side Sg. */
@@ -104,9 +119,7 @@ static int build_sized(dv2_train_step *s, int Sg, dv2_error *err) {
     size_t T = (size_t)dv2_vit_pass_tokens(s->sp);
     s->d_gimg = dalloc(s, sizeof(float) * 2 * B * 3 * (size_t)Sg * Sg, &rc);
     s->d_gpx = dalloc(s, (size_t)2 * B * 3 * Sg * Sg, &rc);
-    s->d_mask = dalloc(s, (size_t)2 * B * s->N, &rc);
     s->d_dout = dalloc(s, sizeof(float) * T * s->D, &rc);
-    s->h_mask = halloc((size_t)2 * B * s->N, 1, &rc);
     s->h_midx = halloc((size_t)2 * B * s->N, sizeof(int32_t), &rc);
     s->h_mw = halloc((size_t)2 * B * s->N, sizeof(float), &rc);
     s->mscratch = halloc(dv2_mask_batch_scratch_bytes(2 * B, s->N), 1, &rc);
@@ -154,13 +167,10 @@ int dv2_train_step_create(dv2_train_step **out, const dv2_config *c, dv2_train_m
     int rc = 0;
     s->d_limg = dalloc(s, sizeof(float) * (size_t)LB * 3 * s->Sl * s->Sl, &rc);
     s->d_lpx = dalloc(s, (size_t)LB * 3 * s->Sl * s->Sl, &rc);
-    s->h_rows = halloc((size_t)(LB + 2 * B + U), sizeof(int), &rc);
-    s->d_rows_tcls = dalloc(s, sizeof(int) * 2 * B, &rc);
-    s->d_rows_tpat = dalloc(s, sizeof(int) * U, &rc);
-    s->d_rows_scls = dalloc(s, sizeof(int) * (size_t)(LB + 2 * B), &rc);
-    s->d_rows_spat = dalloc(s, sizeof(int) * U, &rc);
-    s->h_w = halloc((size_t)U, sizeof(float), &rc);
-    s->d_w = dalloc(s, sizeof(float) * (size_t)U, &rc);
+    size_t plan = plan_bytes(B, LB, maxN, U);
+    s->h_plan = halloc(plan, 1, &rc);
+    s->d_plan = dalloc(s, plan, &rc);
+    s->h_mask = s->h_plan, s->d_mask = s->d_plan;
     s->d_tin_c = dalloc(s, sizeof(float) * 2 * B * s->Dt, &rc);
     s->d_tin_p = dalloc(s, sizeof(float) * (size_t)U * s->Dt, &rc);
     s->d_sin_c = dalloc(s, sizeof(float) * (size_t)(LB + 2 * B) * D, &rc);
@@ -200,13 +210,12 @@ void dv2_train_step_free(dv2_train_step *s) {
     if (!s) return;
     free_sized(s);
     const dv2_backend *be = s->be;
-    void *dev[] = {s->d_limg,   s->d_lpx,       s->d_rows_tcls, s->d_rows_tpat, s->d_rows_scls, s->d_rows_spat,
-                   s->d_w,      s->d_tin_c,     s->d_tin_p,     s->d_sin_c,     s->d_sin_p,
+    void *dev[] = {s->d_limg,   s->d_lpx,       s->d_plan,      s->d_tin_c,     s->d_tin_p,     s->d_sin_c,     s->d_sin_p,
                    s->d_dsin_c, s->d_dsin_p,    s->d_tlog_c,    s->d_tlog_p,    s->d_slog_c,
                    s->d_slog_p, s->d_q_c,       s->d_q_p,       s->d_dslog_c,   s->d_dslog_p,
                    s->d_loss,   s->d_nn,        s->d_tmp};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) be->free(be, dev[i]);
-    free(s->h_rows), free(s->h_w), free(s->h_subset);
+    free(s->h_plan), free(s->h_subset);
     dv2_head_pass_free(s->thc);
     dv2_head_pass_free(s->thp);
     dv2_head_pass_free(s->shc);
@@ -269,16 +278,26 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
         if (rc) return rc;
     }
     if (M > s->U) return dv2_error_set(err, DV2_EINVAL, "train: %d masked tokens above the bound %d", M, s->U);
+    /* the packing plan after the masks: class rows (teacher: swapped, row
+     * i < B takes teacher crop 2 of image i; student: locals first, row
+     * v·B+i, then globals, row c·B+i), masked rows, iBOT weights */
+    int *h_tcls = (int *)(s->h_plan + mask_part(B, N)), *h_scls = h_tcls + 2 * B;
+    int *h_tpat = h_scls + LB + 2 * B, *h_spat = h_tpat + M;
+    float *h_w = (float *)(h_spat + M);
+    for (int i = 0; i < 2 * B; i++) h_tcls[i] = dv2_vit_pass_row(s->tp, 0, (i + B) % (2 * B), 0);
+    for (int k = 0; k < LB; k++) h_scls[k] = dv2_vit_pass_row(s->sp, 1, k, 0);
+    for (int k = 0; k < 2 * B; k++) h_scls[LB + k] = dv2_vit_pass_row(s->sp, 0, k, 0);
     for (int j = 0; j < M; j++) {
         int r = s->h_midx[j] / N, q = s->h_midx[j] % N;
-        s->h_w[j] = s->h_mw[j];
-        s->h_rows[j] = dv2_vit_pass_row(s->tp, 0, r, 1 + s->Rt + q);
+        h_tpat[j] = dv2_vit_pass_row(s->tp, 0, r, 1 + s->Rt + q);
+        h_spat[j] = dv2_vit_pass_row(s->sp, 0, r, 1 + s->R + q);
+        h_w[j] = s->h_mw[j];
     }
-    if ((rc = be->to_device(be, s->d_rows_tpat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
-    for (int j = 0; j < M; j++)
-        s->h_rows[j] = dv2_vit_pass_row(s->sp, 0, s->h_midx[j] / N, 1 + s->R + s->h_midx[j] % N);
-    if ((rc = be->to_device(be, s->d_rows_spat, s->h_rows, sizeof(int) * (M ? M : 1)))) goto ioerr;
-    if ((rc = be->to_device(be, s->d_w, s->h_w, sizeof(float) * (M ? M : 1)))) goto ioerr;
+    size_t off = mask_part(B, N);
+    s->d_rows_tcls = (int *)(s->d_plan + off), s->d_rows_scls = s->d_rows_tcls + 2 * B;
+    s->d_rows_tpat = s->d_rows_scls + LB + 2 * B, s->d_rows_spat = s->d_rows_tpat + M;
+    s->d_w = (float *)(s->d_rows_spat + M);
+    if ((rc = be->to_device(be, s->d_plan, s->h_plan, (size_t)((uint8_t *)(h_w + M) - s->h_plan)))) goto ioerr;
     /* images: u8 pixels normalised on the device (the loader's), or floats as given */
     size_t gn = (size_t)2 * B * 3 * s->Sg * s->Sg, ln = (size_t)LB * 3 * s->Sl * s->Sl;
     if (b->global_px) {
@@ -291,15 +310,11 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
                (LB && (rc = be->to_device(be, s->d_limg, b->local, sizeof(float) * ln)))) {
         goto ioerr;
     }
-    if ((rc = be->to_device(be, s->d_mask, s->h_mask, (size_t)2 * B * N))) goto ioerr;
 
     /* ---- teacher ---- */
     const float *timg[1] = {s->d_gimg};
     if ((rc = dv2_vit_pass_forward(s->tp, timg, NULL, NULL, err))) return rc;
     const float *tout = dv2_vit_pass_output(s->tp);
-    /* swapped class tokens: row i < B takes teacher crop 2 of image i */
-    for (int i = 0; i < 2 * B; i++) s->h_rows[i] = dv2_vit_pass_row(s->tp, 0, (i + B) % (2 * B), 0);
-    if ((rc = be->to_device(be, s->d_rows_tcls, s->h_rows, sizeof(int) * 2 * B))) goto ioerr;
     be->gather_rows(be, s->d_tin_c, tout, s->d_rows_tcls, 2 * B, s->Dt);
     if (M) be->gather_rows(be, s->d_tin_p, tout, s->d_rows_tpat, M, s->Dt);
     if ((rc = dv2_head_pass_forward(s->thc, s->d_tlog_c, s->d_tin_c, 2 * B, err))) return rc;
@@ -340,11 +355,6 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
     const uint8_t *smask[2] = {s->distill ? NULL : s->d_mask, NULL};
     if ((rc = dv2_vit_pass_forward(s->sp, simg, smask, dp.rate > 0 ? &dp : NULL, err))) return rc;
     const float *sout = dv2_vit_pass_output(s->sp);
-    /* class rows: locals first (row v·B+i), then globals (row c·B+i) */
-    for (int k = 0; k < LB; k++) s->h_rows[k] = dv2_vit_pass_row(s->sp, 1, k, 0);
-    for (int k = 0; k < 2 * B; k++) s->h_rows[LB + k] = dv2_vit_pass_row(s->sp, 0, k, 0);
-    int *rows_scls_host = s->h_rows;
-    if ((rc = be->to_device(be, s->d_rows_scls, rows_scls_host, sizeof(int) * (size_t)(LB + 2 * B)))) goto ioerr;
     be->gather_rows(be, s->d_sin_c, sout, s->d_rows_scls, LB + 2 * B, D);
     if (M) be->gather_rows(be, s->d_sin_p, sout, s->d_rows_spat, M, D);
     if ((rc = dv2_head_pass_forward(s->shc, s->d_slog_c, s->d_sin_c, LB + 2 * B, err))) return rc;
