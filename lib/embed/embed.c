@@ -86,7 +86,9 @@ int dv2_embed_params(dv2_matrix_info *info, const dv2_embed_model *m, const dv2_
     /* The evaluation transform itself is named so that a later change of it
      * refuses to extend matrices made with the old one. */
     if (dv2_matrix_params_add(info, "resize", "%d", cfg->resize) ||
-        dv2_matrix_params_add(info, "transform", "%s", "bicubic-antialias center-crop imagenet-mean-std") ||
+        dv2_matrix_params_add(info, "transform", "%s",
+                              m->transform == DV2_EMBED_SQUARE ? "bilinear-antialias square imagenet-mean-std"
+                                                               : "bicubic-antialias center-crop imagenet-mean-std") ||
         dv2_matrix_params_add(info, "normalize", "%d", cfg->normalize ? 1 : 0) ||
         dv2_matrix_params_add(info, "dtype", "%s", info->dtype == DV2_MATRIX_F16 ? "f16" : "f32"))
         return dv2_error_set(err, DV2_EINVAL, "embed: the row description does not fit the header");
@@ -236,7 +238,7 @@ typedef struct pipe_state {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     slot slots[NSLOT];
-    int batch, size, resize;
+    int batch, size, resize, transform;
     size_t pix_per;              /* 3*S*S */
     const char *const *inputs;
     int ninputs;
@@ -414,7 +416,10 @@ static void *decoder_main(void *arg) {
 
         dv2_error e;
         int rc = dv2_image_decode(&img, s->arena + s->off[i], s->len[i], &e);
-        if (!rc) rc = dv2_resize_eval_transform(s->pix + i * ps->pix_per, &img, ps->resize, ps->size, &tmp, &e);
+        float *px = s->pix + i * ps->pix_per;
+        if (!rc)
+            rc = ps->transform == DV2_EMBED_SQUARE ? dv2_resize_square_transform(px, &img, ps->size, &tmp, &e)
+                                                   : dv2_resize_eval_transform(px, &img, ps->resize, ps->size, &tmp, &e);
         char *msg = NULL;
         if (rc) {
             msg = strdup(e.msg);
@@ -509,6 +514,7 @@ int dv2_embed_run(dv2_embed_model *m, const dv2_embed_cfg *cfg, const char *cons
     ps->batch = cfg->batch;
     ps->size = cfg->crop;
     ps->resize = cfg->resize;
+    ps->transform = m->transform;
     ps->pix_per = (size_t)3 * cfg->crop * cfg->crop;
     ps->inputs = inputs;
     ps->ninputs = ninputs;
