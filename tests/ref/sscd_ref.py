@@ -16,9 +16,10 @@ tests/t_sscd.sh and bench/b_sscd.sh.
                                 Normalize; SIZE 288), and compares each row of
                                 MATRIX (dv2-embed's output; LS = dv2-pack --ls
                                 of the packed images, id -> key) with it
-  sscd_ref.py time DIR THREADS BATCH [SIZE]
-                                images/s of PyTorch on DIR/img/*.jpg: decode,
-                                preprocess and forward, in batches
+  sscd_ref.py time MODEL IMGDIR THREADS BATCH [SIZE]
+                                seconds PyTorch takes for IMGDIR/*.jpg with the
+                                TorchScript file MODEL: decode, preprocess
+                                and forward, in batches ("BASE <seconds>")
 
 Weights are random (seed 0); batch-norm statistics are measured on the
 images (as a trained network's fit its data, so that descriptors of
@@ -176,20 +177,21 @@ def check(d, mpath, ls, size):
     return 0 if worst <= TOL and c.max() < 0.999 else 1
 
 
-def timeit(d, threads, batch, size):
+def timeit(model, imgdir, threads, batch, size):
     torch.set_num_threads(threads)
-    m = torch.jit.load(os.path.join(d, "sscd.torchscript.pt"))
+    m = torch.jit.load(model)
     tf = transform(size)
-    files = images(d)
+    files = sorted(glob.glob(os.path.join(imgdir, "*.jpg")))
     with torch.no_grad():
-        m(torch.zeros(1, 3, size, size))  # warm-up (TorchScript profiling runs)
-        m(torch.zeros(1, 3, size, size))
+        for _ in range(2):  # TorchScript's profiling runs, outside the timing
+            m(torch.zeros(1, 3, size, size))
         t0 = time.time()
         for i in range(0, len(files), batch):
             x = torch.stack([tf(Image.open(f).convert("RGB")) for f in files[i:i + batch]])
             m(x)
         dt = time.time() - t0
-    print("%.3f images/s %d images %.3f s" % (len(files) / dt, len(files), dt))
+    print("BASE %.4f" % dt)
+    print("%.3f images/s, %d images in %.3f s" % (len(files) / dt, len(files), dt), file=sys.stderr)
     return 0
 
 
@@ -199,8 +201,8 @@ def main(a):
         return 0
     if len(a) in (4, 5) and a[0] == "check":
         return check(a[1], a[2], a[3], int(a[4]) if len(a) == 5 else 288)
-    if len(a) in (4, 5) and a[0] == "time":
-        return timeit(a[1], int(a[2]), int(a[3]), int(a[4]) if len(a) == 5 else 288)
+    if len(a) in (5, 6) and a[0] == "time":
+        return timeit(a[1], a[2], int(a[3]), int(a[4]), int(a[5]) if len(a) == 6 else 288)
     sys.stderr.write(__doc__)
     return 2
 
