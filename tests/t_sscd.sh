@@ -8,7 +8,8 @@
 # by PIL / torchvision (Resize([288, 288]), ToTensor, Normalize) within 1e-5
 # relative (L2 of the row).  The residue is float32 rounding: PyTorch's own
 # float32 forward is as far from a float64 forward as ours (the check prints
-# both).  Also: both converted files give the same rows, the CLI refuses
+# both).  Grouped convolutions (ResNeXt) are checked on torchvision's
+# resnext50_32x4d.  Also: both converted files give the same rows, the CLI refuses
 # options an SSCD model cannot take, and a missing tensor is named.
 . "$DV2_ROOT/tests/lib.sh"
 CONV="$DV2_ROOT/scripts/convert-weights"
@@ -40,6 +41,16 @@ expect_exit 0 "$PY" "$REF" check . s320.emb ls.txt 320
 dv2-embed -q -m ts.safetensors -o hdr.emb img.ds && head -c 4096 hdr.emb | tr -c '[:print:]\n' '\n' >hdr.txt
 expect_grep "model=sscd" hdr.txt
 expect_grep "bilinear-antialias square" hdr.txt
+# grouped convolutions: torchvision's resnext50_32x4d (32 groups of 4) with GeM
+# and a 64-d projection, at 128 px.  Bound 2e-5: here the two float32
+# forwards differ by up to 1.3e-5 while each is within 8.5e-6 of float64
+# (fewer, smaller rows: 64 dims share the rounding of 2048 features).
+expect_exit 0 "$PY" "$REF" make-resnext .
+expect_exit 0 "$CONV" resnext.torchscript.pt rx.safetensors
+expect_grep "sscd_resnet layers=3,4,6,3 groups=32 width=4 dims=64" err.txt
+expect_exit 0 dv2-embed -q -m rx.safetensors --size 128 -j 2 -o rx.emb img.ds
+SSCD_TOL=2e-5 expect_exit 0 "$PY" "$REF" check . rx.emb ls.txt 128 resnext.torchscript.pt
+sed 's/^/  /' out.txt | tail -n 2 >&2
 # options an SSCD model cannot take are usage errors
 expect_exit 2 dv2-embed -m ts.safetensors --features avgpool -o x.emb img.ds
 expect_grep "SSCD model" err.txt
