@@ -21,11 +21,12 @@
 
 typedef struct opts {
     const char *model, *arch, *features, *pca, *npy;
+    int keep_aspect;
     int zstd, pixels, copy, layers, normalize, size, resize, batch, resume, strict, f16, size_set, resize_set;
 } opts;
 
 enum { O_MODEL, O_ARCH, O_PIXELS, O_FEATURES, O_LAYERS, O_NORMALIZE, O_SIZE, O_RESIZE, O_PCA,
-       O_BATCH, O_RESUME, O_STRICT, O_F16, O_ZSTD, O_NPY, O_COPY };
+       O_BATCH, O_RESUME, O_STRICT, O_F16, O_ZSTD, O_NPY, O_COPY, O_KEEP_ASPECT };
 static const dv2_opt k_opts[] = {
     [O_MODEL] = {"model", 'm', 1, "FILE", "weights (safetensors): a DINOv2 ViT or an SSCD ResNet, architecture from its metadata"},
     [O_ARCH] = {"arch", 0, 1, "NAME", "random-init baseline: vit_small, vit_base, vit_large, vit_giant2 (with --seed)"},
@@ -43,6 +44,7 @@ static const dv2_opt k_opts[] = {
     [O_ZSTD] = {"zstd", 0, 0, NULL, "compress the matrix with zstd (every reader accepts both forms)"},
     [O_NPY] = {"npy", 0, 1, "FILE", "also write FILE (float32 rows, .npy) and its ids and labels beside it (X.ids.npy, X.labels.npy for X.npy)"},
     [O_COPY] = {"copy", 0, 0, NULL, "copy descriptor without a model (255 dims, flip-invariant; --size 64 by default)"},
+    [O_KEEP_ASPECT] = {"keep-aspect", 0, 0, NULL, "SSCD model: resize the shorter side to --size, keeping the aspect ratio (one image per forward)"},
     {0},
 };
 
@@ -53,6 +55,7 @@ static int on_opt(void *ctx, int idx, const char *arg) {
     case O_ARCH: o->arch = arg; break;
     case O_PIXELS: o->pixels = 1; break;
     case O_COPY: o->copy = 1; break;
+    case O_KEEP_ASPECT: o->keep_aspect = 1; break;
     case O_FEATURES:
         if (strcmp(arg, "cls") && strcmp(arg, "avgpool") && strcmp(arg, "clsavg") && strcmp(arg, "patch"))
             return dv2_usage_error("--features: expected cls, avgpool, clsavg or patch, got '%s'", arg);
@@ -189,6 +192,7 @@ int main(int argc, char **argv) {
         return dv2_usage_error("%s is an SSCD model: it takes no --features, --layers or --pca", o.model);
     if (sscd && o.resize_set)
         return dv2_usage_error("%s is an SSCD model: its input is resized to --size x --size, it takes no --resize", o.model);
+    if (o.keep_aspect && !sscd) return dv2_usage_error("--keep-aspect needs an SSCD model (-m)");
     if (sscd && o.size_set && o.size < 32) return dv2_usage_error("--size %d: an SSCD model needs at least 32", o.size);
     if (o.arch) { /* a bad --arch, or a --size it cannot take, is a usage error found before any work */
         dv2_arch a;
@@ -237,7 +241,7 @@ int main(int argc, char **argv) {
     } else if (o.copy) {
         rc = dv2_embed_model_copy(&m, o.size, &err);
     } else if (sscd) {
-        rc = dv2_embed_model_sscd(&m, o.model, o.size_set ? o.size : 0, &err);
+        rc = dv2_embed_model_sscd(&m, o.model, o.size_set ? o.size : 0, o.keep_aspect, &err);
     } else {
         dv2_embed_vit_opts vo;
         dv2_embed_vit_opts_default(&vo);
@@ -280,7 +284,7 @@ int main(int argc, char **argv) {
     dv2_matrix_info_init(&info, o.f16 ? DV2_MATRIX_F16 : DV2_MATRIX_F32, (uint32_t)m->dim);
     snprintf(info.model, sizeof info.model, "%s", m->name);
     snprintf(info.features, sizeof info.features, "%s", m->features);
-    if (sscd) snprintf(info.note, sizeof info.note, "dv2-embed square %d bilinear", o.size);
+    if (sscd) snprintf(info.note, sizeof info.note, "dv2-embed %s %d bilinear", o.keep_aspect ? "shorter-side" : "square", o.size);
     else snprintf(info.note, sizeof info.note, "dv2-embed resize %d crop %d", o.resize, o.size);
     if ((rc = dv2_embed_params(&info, m, &cfg, &err))) {
         dv2_embed_model_free(m);

@@ -41,6 +41,12 @@ expect_exit 0 "$PY" "$REF" check . s320.emb ls.txt 320
 dv2-embed -q -m ts.safetensors -o hdr.emb img.ds && head -c 4096 hdr.emb | tr -c '[:print:]\n' '\n' >hdr.txt
 expect_grep "model=sscd" hdr.txt
 expect_grep "bilinear-antialias square" hdr.txt
+# the shorter side to 288, aspect kept (the README's small_288), one image
+# per forward
+expect_exit 0 dv2-embed -q -m ts.safetensors --keep-aspect -j 2 -o short.emb img.ds
+SSCD_TF=short expect_exit 0 "$PY" "$REF" check . short.emb ls.txt
+sed 's/^/  /' out.txt | tail -n 1 >&2
+expect_exit 2 dv2-embed --arch vit_small --keep-aspect -o x.emb img.ds
 # grouped convolutions: torchvision's resnext50_32x4d (32 groups of 4) with GeM
 # and a 64-d projection, at 128 px.  Bound 2e-5: here the two float32
 # forwards differ by up to 1.3e-5 while each is within 8.5e-6 of float64

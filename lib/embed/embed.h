@@ -34,12 +34,17 @@ typedef struct dv2_embed_model_ops {
 /* The preprocessing a model wants (dv2_embed_model.transform). */
 enum {
     DV2_EMBED_EVAL = 0,  /* bicubic resize of the shorter side, center crop (the DINOv2 evaluations) */
-    DV2_EMBED_SQUARE = 1 /* bilinear resize to S x S, aspect not kept (SSCD) */
+    DV2_EMBED_SQUARE = 1, /* bilinear resize to S x S, aspect not kept (SSCD) */
+    DV2_EMBED_SHORT = 2   /* bilinear resize of the shorter side to S, aspect kept, no crop
+                           * (SSCD's other recipe): every image its own size, one forward each */
 };
 
 struct dv2_embed_model {
     const dv2_embed_model_ops *ops;
-    int transform;     /* DV2_EMBED_EVAL or DV2_EMBED_SQUARE */
+    int transform;     /* DV2_EMBED_EVAL, DV2_EMBED_SQUARE or DV2_EMBED_SHORT */
+    /* A DV2_EMBED_SHORT model: out (n, dim) from img (n, 3, h, w). */
+    int (*forward_hw)(dv2_embed_model *m, float *out, const float *img, int n, int h, int w,
+                      dv2_error *err);
     int size;          /* input side S */
     size_t dim;        /* row length */
     int npatch;        /* patch tokens per image (0 for pixels) */

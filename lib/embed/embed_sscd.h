@@ -19,7 +19,9 @@ int dv2_embed_sscd_is_model(const char *path);
 
 /* Builds the extractor from the weight file at path with input side size
  * (0: DV2_EMBED_SSCD_SIZE).  Missing or misshapen tensors are DV2_ECORRUPT
- * naming the tensor.  m->transform is DV2_EMBED_SQUARE. */
-int dv2_embed_model_sscd(dv2_embed_model **m, const char *path, int size, dv2_error *err);
+ * naming the tensor.  m->transform is DV2_EMBED_SQUARE, or with keep_aspect
+ * DV2_EMBED_SHORT (the shorter side resized to size, the README's
+ * Resize(288); images run one at a time). */
+int dv2_embed_model_sscd(dv2_embed_model **m, const char *path, int size, int keep_aspect, dv2_error *err);
 
 #endif

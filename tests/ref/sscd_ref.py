@@ -19,7 +19,8 @@ tests/t_sscd.sh and bench/b_sscd.sh.
                                 Normalize; SIZE 288), and compares each row of
                                 MATRIX (dv2-embed's output; LS = dv2-pack --ls
                                 of the packed images, id -> key) with it;
-                                MODEL is a file in DIR (sscd.torchscript.pt)
+                                MODEL is a file in DIR (sscd.torchscript.pt);
+                                SSCD_TF=short: Resize(SIZE) instead
   sscd_ref.py time MODEL IMGDIR THREADS BATCH [SIZE]
                                 seconds PyTorch takes for IMGDIR/*.jpg with the
                                 TorchScript file MODEL: decode, preprocess
@@ -146,7 +147,10 @@ def images(d):
 
 
 def transform(size):
-    return T.Compose([T.Resize([size, size]), T.ToTensor(),
+    """SSCD's square preprocessing, or with SSCD_TF=short its other recipe:
+    Resize(size), the shorter side to size, aspect kept."""
+    r = T.Resize(size) if os.environ.get("SSCD_TF") == "short" else T.Resize([size, size])
+    return T.Compose([r, T.ToTensor(),
                       T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
 
 
