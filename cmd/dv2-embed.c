@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "embed/copydesc.h"
 #include "embed/embed.h"
+#include "embed/embed_sscd.h"
 #include "embed/embed_vit.h"
 #include "format/matrix.h"
 #include "model/arch.h"
@@ -20,19 +21,20 @@
 
 typedef struct opts {
     const char *model, *arch, *features, *pca, *npy;
+    int keep_aspect;
     int zstd, pixels, copy, layers, normalize, size, resize, batch, resume, strict, f16, size_set, resize_set;
 } opts;
 
 enum { O_MODEL, O_ARCH, O_PIXELS, O_FEATURES, O_LAYERS, O_NORMALIZE, O_SIZE, O_RESIZE, O_PCA,
-       O_BATCH, O_RESUME, O_STRICT, O_F16, O_ZSTD, O_NPY, O_COPY };
+       O_BATCH, O_RESUME, O_STRICT, O_F16, O_ZSTD, O_NPY, O_COPY, O_KEEP_ASPECT };
 static const dv2_opt k_opts[] = {
-    [O_MODEL] = {"model", 'm', 1, "FILE", "backbone weights (safetensors; architecture from its metadata)"},
+    [O_MODEL] = {"model", 'm', 1, "FILE", "weights (safetensors): a DINOv2 ViT or an SSCD ResNet, architecture from its metadata"},
     [O_ARCH] = {"arch", 0, 1, "NAME", "random-init baseline: vit_small, vit_base, vit_large, vit_giant2 (with --seed)"},
     [O_PIXELS] = {"pixels", 0, 0, NULL, "baseline without a model: the normalized crop as the vector"},
     [O_FEATURES] = {"features", 0, 1, "KIND", "cls (default), avgpool, clsavg (cls + mean patch) or patch"},
     [O_LAYERS] = {"layers", 0, 1, "N", "linear-probe layout: cls of the last N blocks + avgpool of the last"},
     [O_NORMALIZE] = {"normalize", 0, 0, NULL, "L2-normalize every row"},
-    [O_SIZE] = {"size", 0, 1, "N", "center crop side, the model input (default 224, or the model's img_size when its metadata records a smaller one)"},
+    [O_SIZE] = {"size", 0, 1, "N", "center crop side, the model input (default 224, or the model's img_size when its metadata records a smaller one; SSCD: the square side, default 288)"},
     [O_RESIZE] = {"resize", 0, 1, "N", "shorter side before the crop (default 256 with --size 224, else size*8/7)"},
     [O_PCA] = {"pca", 0, 1, "DIR", "write DIR/ID.jpg: each crop beside the first 3 PCA components of its patches"},
     [O_BATCH] = {"batch", 'b', 1, "N", "images per forward (default 32)"},
@@ -42,6 +44,7 @@ static const dv2_opt k_opts[] = {
     [O_ZSTD] = {"zstd", 0, 0, NULL, "compress the matrix with zstd (every reader accepts both forms)"},
     [O_NPY] = {"npy", 0, 1, "FILE", "also write FILE (float32 rows, .npy) and its ids and labels beside it (X.ids.npy, X.labels.npy for X.npy)"},
     [O_COPY] = {"copy", 0, 0, NULL, "copy descriptor without a model (255 dims, flip-invariant; --size 64 by default)"},
+    [O_KEEP_ASPECT] = {"keep-aspect", 0, 0, NULL, "SSCD model: resize the shorter side to --size, keeping the aspect ratio (one image per forward)"},
     {0},
 };
 
@@ -52,6 +55,7 @@ static int on_opt(void *ctx, int idx, const char *arg) {
     case O_ARCH: o->arch = arg; break;
     case O_PIXELS: o->pixels = 1; break;
     case O_COPY: o->copy = 1; break;
+    case O_KEEP_ASPECT: o->keep_aspect = 1; break;
     case O_FEATURES:
         if (strcmp(arg, "cls") && strcmp(arg, "avgpool") && strcmp(arg, "clsavg") && strcmp(arg, "patch"))
             return dv2_usage_error("--features: expected cls, avgpool, clsavg or patch, got '%s'", arg);
@@ -133,7 +137,8 @@ int main(int argc, char **argv) {
         .synopsis = "(-m MODEL | --arch NAME | --pixels | --copy) [options] [-o OUT] INPUT...",
         .summary = "Embed the images of datasets, shards or a shard stream ('-') into an embedding matrix.",
         .epilog = "Preprocessing is the official evaluation transform: bicubic resize of the shorter\n"
-                  "side (antialiased as PIL), center crop, ImageNet mean/std.",
+                  "side (antialiased as PIL), center crop, ImageNet mean/std.  An SSCD model gets\n"
+                  "SSCD's square transform: bilinear resize to SIZE x SIZE (antialiased as PIL).",
         .common = DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_DEVICE | DV2_CLI_THREADS,
         .opts = k_opts,
     };
@@ -149,6 +154,13 @@ int main(int argc, char **argv) {
         return dv2_usage_error("%s takes no --features, --layers or --pca", o.pixels ? "--pixels" : "--copy");
     if (o.copy && !o.size_set) o.size = 64, o.size_set = 1, o.resize = o.resize_set ? o.resize : 64, o.resize_set = 1;
     if (o.layers && o.features) return dv2_usage_error("--layers and --features exclude each other");
+    int sscd = o.model && dv2_embed_sscd_is_model(o.model);
+    if (sscd && (o.features || o.layers || o.pca))
+        return dv2_usage_error("%s is an SSCD model: it takes no --features, --layers or --pca", o.model);
+    if (sscd && o.resize_set)
+        return dv2_usage_error("%s is an SSCD model: its input is resized to --size x --size, it takes no --resize", o.model);
+    if (o.keep_aspect && !sscd) return dv2_usage_error("--keep-aspect needs an SSCD model (-m)");
+    if (sscd && o.size_set && o.size < 32) return dv2_usage_error("--size %d: an SSCD model needs at least 32", o.size);
     if (o.arch) { /* a bad --arch, or a --size it cannot take, is a usage error found before any work */
         dv2_arch a;
         dv2_error e = {0};
@@ -156,7 +168,7 @@ int main(int argc, char **argv) {
         if (o.size % a.patch_size)
             return dv2_usage_error("--size %d is not a multiple of the patch size %d of %s", o.size, a.patch_size, o.arch);
     }
-    if (o.model && o.size_set) { /* likewise a --size the model cannot take (an unreadable model is
+    if (o.model && o.size_set && !sscd) { /* likewise a --size the model cannot take (an unreadable model is
                                    * reported, exit 1, when it is loaded below) */
         dv2_safetensors_file *f = NULL;
         dv2_arch a;
@@ -195,6 +207,8 @@ int main(int argc, char **argv) {
         rc = dv2_embed_model_pixels(&m, o.size, &err);
     } else if (o.copy) {
         rc = dv2_embed_model_copy(&m, o.size, &err);
+    } else if (sscd) {
+        rc = dv2_embed_model_sscd(&m, o.model, o.size_set ? o.size : 0, o.keep_aspect, &err);
     } else {
         dv2_embed_vit_opts vo;
         dv2_embed_vit_opts_default(&vo);
@@ -209,10 +223,11 @@ int main(int argc, char **argv) {
         rc = dv2_embed_model_vit(&m, &vo, &err);
     }
     if (rc) return dv2_report(&err);
-    if (!o.size_set && m->size != o.size)
+    if (!o.size_set && m->size != o.size && !sscd)
         dv2_infof("input size %d: the img_size in the metadata of %s (give --size to change it)", m->size, o.model ? o.model : "the model");
     o.size = m->size;
     if (!o.resize_set) o.resize = o.size == 224 ? 256 : (int)((o.size * 8 + 6) / 7);
+    if (sscd) o.resize = 0; /* the square transform resizes straight to the input side */
     if (o.resize && o.resize < o.size) dv2_warnf("--resize %d is smaller than --size %d: the crop is zero-padded", o.resize, o.size);
     if (o.normalize && strlen(m->features) + 11 < sizeof m->features) strcat(m->features, " normalized");
     dv2_debugf("model %s, features %s, dim %zu", m->name, m->features, m->dim);
@@ -236,7 +251,8 @@ int main(int argc, char **argv) {
     dv2_matrix_info_init(&info, o.f16 ? DV2_MATRIX_F16 : DV2_MATRIX_F32, (uint32_t)m->dim);
     snprintf(info.model, sizeof info.model, "%s", m->name);
     snprintf(info.features, sizeof info.features, "%s", m->features);
-    snprintf(info.note, sizeof info.note, "dv2-embed resize %d crop %d", o.resize, o.size);
+    if (sscd) snprintf(info.note, sizeof info.note, "dv2-embed %s %d bilinear", o.keep_aspect ? "shorter-side" : "square", o.size);
+    else snprintf(info.note, sizeof info.note, "dv2-embed resize %d crop %d", o.resize, o.size);
     if ((rc = dv2_embed_params(&info, m, &cfg, &err))) {
         dv2_embed_model_free(m);
         return dv2_report(&err);

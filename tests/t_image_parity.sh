@@ -17,7 +17,7 @@ expect_exit 0 "$T" --parity ref
 sed 's/^/  /' err.txt | tail -n 20 >&2
 expect_grep "checks passed" err.txt
 # Cases really compared: decodes, eval transforms, crops and color ops.
-for k in decode eval rcrop op bad; do
+for k in decode eval bilin square rcrop op bad; do
 	n=$(grep -c "^$k " ref/cases.txt)
 	[ "$n" -gt 0 ] && ok || fail "no '$k' cases in cases.txt"
 done

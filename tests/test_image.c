@@ -447,12 +447,27 @@ static int run_parity(const char *dir) {
                 tu_close(what, t, (const float *)(void *)refb, (long)n, 1e-6, 0);
             }
             free(t);
+        } else if (!strcmp(kind, "square") && sscanf(line, "%*s %*s %*s %d", &a1) == 1) {
+            size_t n = (size_t)3 * a1 * a1;
+            float *t = malloc(n * sizeof(float));
+            dv2_error err;
+            int rc = dv2_resize_square_transform(t, &img, a1, &tmp, &err);
+            CHECKF(rc == 0 && refn == n * 4, "square %s %d: rc %d", file, a1, rc);
+            if (rc == 0 && refn == n * 4) {
+                char what[600];
+                snprintf(what, sizeof what, "square %s %d", file, a1);
+                tu_close(what, t, (const float *)(void *)refb, (long)n, 1e-6, 0);
+            }
+            free(t);
         } else {
             int ok = 0;
             int tol_level = 0;
             double tol_frac = 0;
             dv2_image *res = &img;
-            if (!strcmp(kind, "rcrop") && sscanf(line, "%*s %*s %*s %d %d %d %d %d", &a1, &a2, &a3, &a4, &a5) == 5) {
+            if (!strcmp(kind, "bilin") && sscanf(line, "%*s %*s %*s %d %d", &a1, &a2) == 2) {
+                ok = dv2_resize_bilinear(&out, &img, a1, a2, NULL) == 0;
+                res = &out;
+            } else if (!strcmp(kind, "rcrop") && sscanf(line, "%*s %*s %*s %d %d %d %d %d", &a1, &a2, &a3, &a4, &a5) == 5) {
                 ok = dv2_resize_bicubic(&out, &img, a1, a2, a3, a4, a5, a5, NULL) == 0;
                 res = &out;
             } else if (!strcmp(kind, "op") && sscanf(line, "%*s %*s %*s %63s %lf", name, &p) == 2) {

@@ -86,7 +86,10 @@ int dv2_embed_params(dv2_matrix_info *info, const dv2_embed_model *m, const dv2_
     /* The evaluation transform itself is named so that a later change of it
      * refuses to extend matrices made with the old one. */
     if (dv2_matrix_params_add(info, "resize", "%d", cfg->resize) ||
-        dv2_matrix_params_add(info, "transform", "%s", "bicubic-antialias center-crop imagenet-mean-std") ||
+        dv2_matrix_params_add(info, "transform", "%s",
+                              m->transform == DV2_EMBED_SQUARE  ? "bilinear-antialias square imagenet-mean-std"
+                              : m->transform == DV2_EMBED_SHORT ? "bilinear-antialias short-side imagenet-mean-std"
+                                                                : "bicubic-antialias center-crop imagenet-mean-std") ||
         dv2_matrix_params_add(info, "normalize", "%d", cfg->normalize ? 1 : 0) ||
         dv2_matrix_params_add(info, "dtype", "%s", info->dtype == DV2_MATRIX_F16 ? "f16" : "f32"))
         return dv2_error_set(err, DV2_EINVAL, "embed: the row description does not fit the header");
@@ -229,6 +232,8 @@ typedef struct slot {
     size_t arena_len, arena_cap;
     char **msg;                  /* per item: NULL if decoded, else the error */
     float *pix;                  /* batch x 3 x S x S */
+    float **vpix;                /* DV2_EMBED_SHORT: per item (3, vh, vw), malloc'd */
+    int *vw, *vh;
     uint64_t bytes;
 } slot;
 
@@ -236,7 +241,7 @@ typedef struct pipe_state {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     slot slots[NSLOT];
-    int batch, size, resize;
+    int batch, size, resize, transform;
     size_t pix_per;              /* 3*S*S */
     const char *const *inputs;
     int ninputs;
@@ -270,12 +275,19 @@ static int slot_alloc(slot *s, int batch, size_t pix_per) {
     s->key_off = calloc((size_t)batch, sizeof *s->key_off);
     s->msg = calloc((size_t)batch, sizeof *s->msg);
     s->pix = dv2_malloc_array((size_t)batch, pix_per * sizeof(float));
-    return s->ids && s->labels && s->off && s->len && s->key_off && s->msg && s->pix ? 0 : DV2_ENOMEM;
+    s->vpix = calloc((size_t)batch, sizeof *s->vpix);
+    s->vw = calloc((size_t)batch, sizeof *s->vw);
+    s->vh = calloc((size_t)batch, sizeof *s->vh);
+    return s->ids && s->labels && s->off && s->len && s->key_off && s->msg && s->pix && s->vpix && s->vw && s->vh
+               ? 0 : DV2_ENOMEM;
 }
 
 static void slot_free(slot *s, int batch) {
     if (s->msg)
         for (int i = 0; i < batch; i++) free(s->msg[i]);
+    if (s->vpix)
+        for (int i = 0; i < batch; i++) free(s->vpix[i]);
+    free(s->vpix); free(s->vw); free(s->vh);
     free(s->ids); free(s->labels); free(s->off); free(s->len); free(s->key_off);
     free(s->msg); free(s->pix); free(s->arena);
 }
@@ -315,6 +327,8 @@ static slot *loader_take(pipe_state *ps, uint64_t seq) {
         for (size_t i = 0; i < s->n; i++) {
             free(s->msg[i]);
             s->msg[i] = NULL;
+            free(s->vpix[i]);
+            s->vpix[i] = NULL;
         }
         s->n = s->next = s->done = 0;
         s->arena_len = 0;
@@ -414,7 +428,24 @@ static void *decoder_main(void *arg) {
 
         dv2_error e;
         int rc = dv2_image_decode(&img, s->arena + s->off[i], s->len[i], &e);
-        if (!rc) rc = dv2_resize_eval_transform(s->pix + i * ps->pix_per, &img, ps->resize, ps->size, &tmp, &e);
+        float *px = s->pix + i * ps->pix_per;
+        if (!rc && ps->transform == DV2_EMBED_SHORT) {
+            int rw, rh;
+            dv2_resize_short_side(&rw, &rh, img.w, img.h, ps->size);
+            if (rw < 1 || rh < 1 || rw > DV2_IMAGE_MAX_SIDE || rh > DV2_IMAGE_MAX_SIDE)
+                rc = dv2_error_set(&e, DV2_EINVAL, "%dx%d image resizes to %dx%d", img.w, img.h, rw, rh);
+            if (!rc) rc = dv2_resize_bilinear(&tmp, &img, rw, rh, &e);
+            float *v = rc ? NULL : dv2_malloc_array((size_t)3 * rw * rh, sizeof(float));
+            if (!rc && !v) rc = dv2_error_set(&e, DV2_ENOMEM, "out of memory for a %dx%d image", rw, rh);
+            if (!rc) {
+                dv2_resize_to_tensor(v, &tmp);
+                s->vpix[i] = v; /* item i is this thread's alone until done */
+                s->vw[i] = rw;
+                s->vh[i] = rh;
+            }
+        } else if (!rc)
+            rc = ps->transform == DV2_EMBED_SQUARE ? dv2_resize_square_transform(px, &img, ps->size, &tmp, &e)
+                                                   : dv2_resize_eval_transform(px, &img, ps->resize, ps->size, &tmp, &e);
         char *msg = NULL;
         if (rc) {
             msg = strdup(e.msg);
@@ -458,14 +489,26 @@ static int consume(pipe_state *ps, dv2_embed_model *m, const dv2_embed_cfg *cfg,
         if (k != i) {
             s->ids[k] = s->ids[i];
             s->labels[k] = s->labels[i];
-            memmove(s->pix + k * ps->pix_per, s->pix + i * ps->pix_per, ps->pix_per * sizeof(float));
+            if (ps->transform == DV2_EMBED_SHORT) { /* swap, so that every buffer is freed once */
+                float *t = s->vpix[k];
+                s->vpix[k] = s->vpix[i];
+                s->vpix[i] = t;
+                s->vw[k] = s->vw[i];
+                s->vh[k] = s->vh[i];
+            } else
+                memmove(s->pix + k * ps->pix_per, s->pix + i * ps->pix_per, ps->pix_per * sizeof(float));
         }
         keys[k] = key;
         k++;
     }
     st->bytes += s->bytes;
     if (k == 0) return 0;
-    int rc = m->ops->forward(m, vecs, cfg->want_patch ? patch : NULL, s->pix, (int)k, err);
+    int rc = 0;
+    if (ps->transform == DV2_EMBED_SHORT)
+        for (size_t i = 0; i < k && !rc; i++)
+            rc = m->forward_hw(m, vecs + i * m->dim, s->vpix[i], 1, s->vh[i], s->vw[i], err);
+    else
+        rc = m->ops->forward(m, vecs, cfg->want_patch ? patch : NULL, s->pix, (int)k, err);
     if (rc) return rc;
     if (cfg->normalize) dv2_embed_l2_normalize(vecs, k, m->dim);
     /* A non-finite feature (damaged weights, an overflow) would pass through
@@ -478,7 +521,8 @@ static int consume(pipe_state *ps, dv2_embed_model *m, const dv2_embed_cfg *cfg,
                                      "(%g at index %zu)",
                                      keys[i], (unsigned long long)s->ids[i],
                                      (double)vecs[i * m->dim + j], j);
-    dv2_embed_batch b = {k, s->ids, s->labels, keys, vecs, s->pix, cfg->want_patch ? patch : NULL};
+    dv2_embed_batch b = {k, s->ids, s->labels, keys, vecs, ps->transform == DV2_EMBED_SHORT ? NULL : s->pix,
+                         cfg->want_patch ? patch : NULL};
     if ((rc = io->sink(io->ctx, &b, err))) return rc;
     st->embedded += k;
     return 0;
@@ -492,6 +536,8 @@ int dv2_embed_run(dv2_embed_model *m, const dv2_embed_cfg *cfg, const char *cons
         cfg->crop != m->size || !io->sink)
         return dv2_error_set(err, DV2_EINVAL, "embed: bad configuration (batch %d, threads %d, crop %d, model input %d)",
                              cfg->batch, cfg->threads, cfg->crop, m->size);
+    if (m->transform == DV2_EMBED_SHORT && (!m->forward_hw || cfg->want_patch))
+        return dv2_error_set(err, DV2_EINVAL, "embed: this model cannot take images of their own size");
     if (cfg->want_patch && !m->npatch)
         return dv2_error_set(err, DV2_EINVAL, "embed: patch features need a model");
     pipe_state *ps = calloc(1, sizeof *ps);
@@ -509,6 +555,7 @@ int dv2_embed_run(dv2_embed_model *m, const dv2_embed_cfg *cfg, const char *cons
     ps->batch = cfg->batch;
     ps->size = cfg->crop;
     ps->resize = cfg->resize;
+    ps->transform = m->transform;
     ps->pix_per = (size_t)3 * cfg->crop * cfg->crop;
     ps->inputs = inputs;
     ps->ninputs = ninputs;

@@ -6,8 +6,9 @@
  *
  * A feature extractor (dv2_embed_model) turns a batch of normalized images
  * (B, 3, S, S) into rows (B, dim).  Two kinds exist: the pixel baseline (the
- * normalized crop itself, dim 3*S*S) and the ViT (lib/embed/embed_vit.c, features
- * cls / avgpool / clsavg / patch / the linear-probe layout).  The engine
+ * normalized crop itself, dim 3*S*S), the ViT (lib/embed/embed_vit.c, features
+ * cls / avgpool / clsavg / patch / the linear-probe layout) and the SSCD copy
+ * detector (lib/embed/embed_sscd.c, fed the square transform).  The engine
  * never prints: bad images go to a warning callback and are counted. */
 #ifndef DV2_EMBED_H
 #define DV2_EMBED_H
@@ -30,8 +31,20 @@ typedef struct dv2_embed_model_ops {
     void (*free)(dv2_embed_model *m);
 } dv2_embed_model_ops;
 
+/* The preprocessing a model wants (dv2_embed_model.transform). */
+enum {
+    DV2_EMBED_EVAL = 0,  /* bicubic resize of the shorter side, center crop (the DINOv2 evaluations) */
+    DV2_EMBED_SQUARE = 1, /* bilinear resize to S x S, aspect not kept (SSCD) */
+    DV2_EMBED_SHORT = 2   /* bilinear resize of the shorter side to S, aspect kept, no crop
+                           * (SSCD's other recipe): every image its own size, one forward each */
+};
+
 struct dv2_embed_model {
     const dv2_embed_model_ops *ops;
+    int transform;     /* DV2_EMBED_EVAL, DV2_EMBED_SQUARE or DV2_EMBED_SHORT */
+    /* A DV2_EMBED_SHORT model: out (n, dim) from img (n, 3, h, w). */
+    int (*forward_hw)(dv2_embed_model *m, float *out, const float *img, int n, int h, int w,
+                      dv2_error *err);
     int size;          /* input side S */
     size_t dim;        /* row length */
     int npatch;        /* patch tokens per image (0 for pixels) */
@@ -54,7 +67,8 @@ void dv2_embed_l2_normalize(float *rows, size_t n, size_t dim);
 /* ---- the engine ---------------------------------------------------------- */
 
 typedef struct dv2_embed_cfg {
-    int resize;     /* shorter side before cropping (256); 0 = no resize */
+    int resize;     /* shorter side before cropping (256); 0 = no resize;
+                     * unused by a DV2_EMBED_SQUARE model */
     int crop;       /* center crop side (224) = the model's input size */
     int batch;      /* images per forward (>= 1) */
     int threads;    /* decode workers (>= 1) */
@@ -66,7 +80,8 @@ typedef struct dv2_embed_cfg {
 void dv2_embed_cfg_default(dv2_embed_cfg *cfg);
 
 /* Appends to info->params everything that determines a row made by m with
- * cfg: m->params, then resize, transform, normalize and dtype (info->dtype).
+ * cfg: m->params, then resize, transform (m->transform), normalize and dtype
+ * (info->dtype).
  * dv2-embed --resume refuses to add rows whose description differs. */
 int dv2_embed_params(dv2_matrix_info *info, const dv2_embed_model *m, const dv2_embed_cfg *cfg,
                      dv2_error *err);

@@ -1,9 +1,10 @@
-/* resize.c — Pillow-exact bicubic resampling (8-bit, fixed point) and the
- * evaluation transform.  See resize.h for the contract; the numerics follow
- * Pillow 9.4 Resample.c step by step:
+/* resize.c — Pillow-exact bicubic and bilinear resampling (8-bit, fixed
+ * point), the evaluation transform and the square transform.  See resize.h
+ * for the contract; the numerics follow Pillow 9.4 Resample.c step by step:
  *   scale = (in1 - in0) / out, filterscale = max(scale, 1),
- *   support = 2 * filterscale, window [int(c - support + .5), int(c + support + .5)),
- *   weights cubic((x - c + .5) / filterscale) normalized to sum 1, then
+ *   support = s * filterscale (s = 2 cubic, 1 triangle),
+ *   window [int(c - support + .5), int(c + support + .5)),
+ *   weights filter((x - c + .5) / filterscale) normalized to sum 1, then
  *   rounded to 22-bit integers (away from zero); each pass accumulates from
  *   1 << 21 and clips (acc >> 22) to 0..255.
  * The horizontal pass covers only the source rows the vertical pass needs. */
@@ -26,6 +27,22 @@ static double bicubic(double x) {
     return 0.0;
 }
 
+/* Pillow's bilinear filter: the triangle of support 1. */
+static double triangle(double x) {
+    if (x < 0.0) x = -x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+typedef struct filter {
+    double (*fn)(double);
+    double support;
+} filter;
+
+static const filter k_filters[] = {
+    [DV2_RESIZE_BICUBIC] = {bicubic, 2.0},
+    [DV2_RESIZE_BILINEAR] = {triangle, 1.0},
+};
+
 typedef struct coeffs {
     int ksize;
     int *bounds;  /* per output: first input index, count */
@@ -39,10 +56,10 @@ static void coeffs_free(coeffs *c) {
 
 /* Coefficients for outputs [o0, o0 + on) of a resize of in_size samples
  * (box [0, in_size)) to out_size. */
-static int coeffs_make(coeffs *c, int in_size, int out_size, int o0, int on) {
+static int coeffs_make(coeffs *c, const filter *flt, int in_size, int out_size, int o0, int on) {
     float in0 = 0.0f, in1 = (float)in_size;
     double scale = (double)(in1 - in0) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
-    double support = 2.0 * filterscale;
+    double support = flt->support * filterscale;
     int ksize = (int)ceil(support) * 2 + 1;
     c->ksize = ksize;
     c->bounds = dv2_malloc_array((size_t)on, 2 * sizeof(int));
@@ -63,7 +80,7 @@ static int coeffs_make(coeffs *c, int in_size, int out_size, int o0, int on) {
         xmax -= xmin;
         if (xmax > ksize) xmax = ksize; /* cannot happen; keeps indexing safe */
         for (int x = 0; x < xmax; x++) {
-            w[x] = bicubic((x + xmin - center + 0.5) * ss);
+            w[x] = flt->fn((x + xmin - center + 0.5) * ss);
             ww += w[x];
         }
         for (int x = 0; x < xmax; x++) {
@@ -83,8 +100,11 @@ static inline uint8_t clip8(int32_t v) {
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-int dv2_resize_bicubic_window(dv2_image *dst, const dv2_image *src, int x0, int y0, int cw, int ch,
-                              int dw, int dh, int ox, int oy, int ow, int oh, dv2_error *err) {
+int dv2_resize_window(dv2_image *dst, const dv2_image *src, int flt, int x0, int y0, int cw, int ch,
+                      int dw, int dh, int ox, int oy, int ow, int oh, dv2_error *err) {
+    if (flt != DV2_RESIZE_BICUBIC && flt != DV2_RESIZE_BILINEAR)
+        return dv2_error_set(err, DV2_EINVAL, "resize: unknown filter %d", flt);
+    const filter *fl = &k_filters[flt];
     if (!src->rgb || cw <= 0 || ch <= 0 || x0 < 0 || y0 < 0 || x0 + cw > src->w || y0 + ch > src->h)
         return dv2_error_set(err, DV2_EINVAL, "resize: region %d,%d %dx%d outside the %dx%d image",
                              x0, y0, cw, ch, src->w, src->h);
@@ -102,8 +122,8 @@ int dv2_resize_bicubic_window(dv2_image *dst, const dv2_image *src, int x0, int 
     coeffs cv = {0}, chz = {0};
     uint8_t *tmp = NULL;
     rc = DV2_ENOMEM;
-    if (need_v && coeffs_make(&cv, ch, dh, oy, oh)) goto out;
-    if (need_h && coeffs_make(&chz, cw, dw, ox, ow)) goto out;
+    if (need_v && coeffs_make(&cv, fl, ch, dh, oy, oh)) goto out;
+    if (need_h && coeffs_make(&chz, fl, cw, dw, ox, ow)) goto out;
 
     /* Source rows used: [yfirst, ylast) of the region. */
     int yfirst = oy, ylast = oy + oh;
@@ -166,9 +186,18 @@ out:
     return rc;
 }
 
+int dv2_resize_bicubic_window(dv2_image *dst, const dv2_image *src, int x0, int y0, int cw, int ch,
+                              int dw, int dh, int ox, int oy, int ow, int oh, dv2_error *err) {
+    return dv2_resize_window(dst, src, DV2_RESIZE_BICUBIC, x0, y0, cw, ch, dw, dh, ox, oy, ow, oh, err);
+}
+
 int dv2_resize_bicubic(dv2_image *dst, const dv2_image *src, int x0, int y0, int cw, int ch,
                        int dw, int dh, dv2_error *err) {
-    return dv2_resize_bicubic_window(dst, src, x0, y0, cw, ch, dw, dh, 0, 0, dw, dh, err);
+    return dv2_resize_window(dst, src, DV2_RESIZE_BICUBIC, x0, y0, cw, ch, dw, dh, 0, 0, dw, dh, err);
+}
+
+int dv2_resize_bilinear(dv2_image *dst, const dv2_image *src, int dw, int dh, dv2_error *err) {
+    return dv2_resize_window(dst, src, DV2_RESIZE_BILINEAR, 0, 0, src->w, src->h, dw, dh, 0, 0, dw, dh, err);
 }
 
 void dv2_resize_short_side(int *ow, int *oh, int w, int h, int short_side) {
@@ -227,5 +256,15 @@ int dv2_resize_eval_transform(float *out, const dv2_image *src, int resize, int 
             }
         }
     }
+    return 0;
+}
+
+int dv2_resize_square_transform(float *out, const dv2_image *src, int side, dv2_image *tmp,
+                                dv2_error *err) {
+    if (side <= 0 || side > DV2_IMAGE_MAX_SIDE)
+        return dv2_error_set(err, DV2_EINVAL, "square transform: bad side %d", side);
+    int rc = dv2_resize_bilinear(tmp, src, side, side, err);
+    if (rc) return rc;
+    dv2_resize_to_tensor(out, tmp);
     return 0;
 }

@@ -14,6 +14,8 @@ raw bytes (uint8 HWC RGB) or raw float32 (CHW), listed in OUTDIR/cases.txt:
     decode FILE REF W H                 PIL Image.open(FILE).convert("RGB")
     bad FILE                            PIL fails to load FILE
     eval FILE REF RESIZE CROP           Resize(RESIZE, BICUBIC), CenterCrop(CROP), ToTensor, Normalize
+    bilin FILE REF W H                  Image.resize((W, H), BILINEAR)
+    square FILE REF SIDE                Resize([SIDE, SIDE]) (BILINEAR), ToTensor, Normalize (SSCD)
     rcrop FILE REF X Y W H SIZE         F.resized_crop(img, Y, X, H, W, [SIZE, SIZE], BICUBIC)
     op FILE REF NAME PARAM              flip, brightness, contrast, saturation, hue, gray, blur, solarize
 
@@ -200,6 +202,21 @@ eval_case("small28.png", 56, 56)
 eval_case("small28.png", 32, 48)    # crop larger than the image: zero padding
 eval_case("rocket.jpg", 257, 224)   # odd margins: Python round half to even
 eval_case("chelsea.png", 97, 98)
+
+# ---- bilinear resizes and SSCD's square transform ----
+for n, w, h in [("chelsea.png", 320, 320), ("chelsea.png", 97, 51), ("chelsea.png", 900, 611),
+                ("rocket.jpg", 288, 288), ("small28.png", 320, 320), ("odd.jpg", 5, 40),
+                ("astronaut.png", 333, 200)]:
+    if n in inputs:
+        ref = "%s.bilin%d_%d" % (n, w, h)
+        u8(Image.open(os.path.join(out, n)).convert("RGB").resize((w, h), Image.BILINEAR), ref)
+        lines.append("bilin %s %s %d %d" % (n, ref, w, h))
+sq = T.Compose([T.Resize([288, 288]), T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+for n in ["hubble_deep_field.jpg", "rocket.jpg", "grace_hopper.jpg", "small28.png", "odd.jpg"]:
+    if n in inputs:
+        ref = "%s.square288" % n
+        f32(sq(Image.open(os.path.join(out, n)).convert("RGB")), ref)
+        lines.append("square %s %s 288" % (n, ref))
 
 # ---- resized crops (torchvision resized_crop: crop then resize) ----
 src = "chelsea.png"

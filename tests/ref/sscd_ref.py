@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""sscd_ref.py — an SSCD-shaped copy detector in PyTorch, the reference of
+tests/t_sscd.sh and bench/b_sscd.sh.
+
+  sscd_ref.py make DIR          writes DIR/sscd.torchscript.pt (TorchScript,
+                                module Model: the torchvision ResNet-50 under
+                                "backbone." with GeM in place of avgpool, fc
+                                2048 -> 512, then L2 norm, as the released
+                                files), DIR/sscd.torchvision.pt (the ResNet's
+                                state dict, as the .torchvision.pt files) and
+                                DIR/img/*.jpg: photographs of several sizes
+  sscd_ref.py make-resnext DIR  writes DIR/resnext.torchscript.pt: the same
+                                with torchvision's resnext50_32x4d (grouped
+                                convolutions) and a 64-d projection
+  sscd_ref.py check DIR MATRIX LS [SIZE [MODEL]]
+                                embeds DIR/img/*.jpg with the TorchScript file
+                                and SSCD's square preprocessing done by PIL /
+                                torchvision (Resize([SIZE, SIZE]), ToTensor,
+                                Normalize; SIZE 288), and compares each row of
+                                MATRIX (dv2-embed's output; LS = dv2-pack --ls
+                                of the packed images, id -> key) with it;
+                                MODEL is a file in DIR (sscd.torchscript.pt);
+                                SSCD_TF=short: Resize(SIZE) instead
+  sscd_ref.py time MODEL IMGDIR THREADS BATCH [SIZE]
+                                seconds PyTorch takes for IMGDIR/*.jpg with the
+                                TorchScript file MODEL: decode, preprocess
+                                and forward, in batches ("BASE <seconds>")
+
+Weights are random (seed 0); batch-norm statistics are measured on the
+images (as a trained network's fit its data, so that descriptors of
+different images differ), then perturbed, with random affine parameters, so
+that every folded normalisation matters.  The network is built here from
+torchvision's resnet50, not from SSCD's code.  Exit 77 when torch or
+torchvision is missing."""
+import glob
+import os
+import struct
+import sys
+import time
+
+try:
+    import numpy as np
+    import torch
+    import torchvision
+    from PIL import Image
+    from torchvision import transforms as T
+except Exception as e:  # pragma: no cover
+    print("skip: needs numpy, torch, torchvision, PIL: %s" % e)
+    sys.exit(77)
+
+SK = "/usr/lib/python3/dist-packages/skimage/data"
+# max relative L2 error of a row against PyTorch float32 (see tests/t_sscd.sh);
+# SSCD_TOL overrides it for a case that says why
+TOL = float(os.environ.get("SSCD_TOL", "1e-5"))
+
+
+class GeM(torch.nn.Module):
+    """Generalised mean over H*W: (mean clamp(x, 1e-6)^p)^(1/p)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.pooling_param = p
+
+    def forward(self, x):
+        n, c, h, w = x.size()
+        x = x.reshape(n, c, h * w)
+        return x.clamp(min=1e-6).pow(self.pooling_param).mean(dim=2).pow(1.0 / self.pooling_param)
+
+
+class L2Norm(torch.nn.Module):
+    def forward(self, x):
+        return torch.nn.functional.normalize(x)
+
+
+class Model(torch.nn.Module):
+    def __init__(self, trunk="resnet50", dims=512):
+        super().__init__()
+        self.backbone = getattr(torchvision.models, trunk)(num_classes=dims)
+        self.backbone.avgpool = GeM(3.0)
+        self.embeddings = L2Norm()
+
+    def forward(self, x):
+        return self.embeddings(self.backbone(x))
+
+
+def build(calib, trunk="resnet50", dims=512):
+    """The model with random weights; batch-norm statistics measured on
+    calib (N, 3, H, W) as a trained network's would be, then perturbed, and
+    random affine parameters."""
+    torch.manual_seed(0)
+    m = Model(trunk, dims)
+    g = torch.Generator().manual_seed(1)
+    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for mod in bns:
+            mod.momentum = None  # cumulative average over the calibration pass
+            mod.reset_running_stats()
+        m.train()
+        m(calib)
+        for mod in bns:
+            n = mod.num_features
+            mod.weight.copy_(torch.rand(n, generator=g) * 0.8 + 0.6)
+            mod.bias.copy_(torch.randn(n, generator=g) * 0.1)
+            mod.running_mean.add_(torch.randn(n, generator=g) * 0.05)
+            mod.running_var.mul_(torch.rand(n, generator=g) * 0.5 + 0.75)
+            mod.momentum = 0.1
+        m.backbone.fc.bias.copy_(torch.randn(dims, generator=g) * 0.01)
+    return m.eval()
+
+
+def make(d):
+    os.makedirs(os.path.join(d, "img"), exist_ok=True)
+    # real photographs at sizes on both sides of 288, odd, tall and wide
+    jobs = [("chelsea.png", None), ("astronaut.png", (333, 517)), ("coffee.png", None),
+            ("rocket.jpg", None), ("camera.png", (97, 61)), ("hubble_deep_field.jpg", (1000, 750)),
+            ("motorcycle_left.png", (640, 301)), ("coffee.png", (41, 300))]
+    k = 0
+    for name, size in jobs:
+        p = os.path.join(SK, name)
+        if not os.path.exists(p):
+            continue
+        im = Image.open(p).convert("RGB")
+        if size:
+            im = im.resize(size, Image.BICUBIC)
+        im.save(os.path.join(d, "img", "%02d_%s.jpg" % (k, name.split(".")[0])), quality=90)
+        k += 1
+    tf = transform(224)
+    calib = torch.stack([tf(Image.open(f).convert("RGB")) for f in images(d)])
+    m = build(calib)
+    torch.jit.script(m).save(os.path.join(d, "sscd.torchscript.pt"))
+    torch.save(m.backbone.state_dict(), os.path.join(d, "sscd.torchvision.pt"))
+    print("%d images" % k)
+
+
+def make_resnext(d):
+    """DIR/resnext.torchscript.pt: torchvision's resnext50_32x4d (grouped 3x3
+    convolutions, 32 groups of 4) with GeM and a 2048 -> 64 projection,
+    statistics measured on DIR/img (made by make)."""
+    tf = transform(128)
+    calib = torch.stack([tf(Image.open(f).convert("RGB")) for f in images(d)])
+    m = build(calib, "resnext50_32x4d", 64)
+    torch.jit.script(m).save(os.path.join(d, "resnext.torchscript.pt"))
+
+
+def images(d):
+    return sorted(glob.glob(os.path.join(d, "img", "*.jpg")))
+
+
+def transform(size):
+    """SSCD's square preprocessing, or with SSCD_TF=short its other recipe:
+    Resize(size), the shorter side to size, aspect kept."""
+    r = T.Resize(size) if os.environ.get("SSCD_TF") == "short" else T.Resize([size, size])
+    return T.Compose([r, T.ToTensor(),
+                      T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+
+
+def matrix(path):
+    b = open(path, "rb").read()
+    dim = struct.unpack_from("<I", b, 20)[0]
+    return np.frombuffer(b, dtype=[("id", "<u8"), ("label", "<i4"), ("vec", "<f4", (dim,))], offset=4096)
+
+
+def check(d, mpath, ls, size, model):
+    m = torch.jit.load(os.path.join(d, model))
+    m64 = torch.jit.load(os.path.join(d, model)).double()
+    tf = transform(size)
+    keys = {}
+    for line in open(ls):
+        f = line.rstrip("\n").split("\t")
+        keys[int(f[0])] = os.path.basename(f[1])
+    rows = matrix(mpath)
+    files = images(d)
+    if len(rows) != len(files) or len(files) < 5:
+        print("rows %d, images %d" % (len(rows), len(files)))
+        return 1
+    worst = w64 = t64 = 0.0
+    got = {}
+    with torch.no_grad():
+        for r in rows:
+            key = keys[int(r["id"])]
+            x = tf(Image.open(os.path.join(d, "img", key)).convert("RGB")).unsqueeze(0)
+            ref = m(x)[0].double().numpy()
+            exact = m64(x.double())[0].numpy()  # the same network in float64
+            g = got[key] = r["vec"].astype(np.float64)
+            rel = np.linalg.norm(g - ref) / np.linalg.norm(ref)
+            r64 = np.linalg.norm(g - exact) / np.linalg.norm(exact)
+            tr = np.linalg.norm(ref - exact) / np.linalg.norm(exact)
+            print("%-28s rel %.3g  max abs %.3g | vs float64: dv2 %.3g, torch %.3g" %
+                  (key, rel, np.abs(g - ref).max(), r64, tr))
+            worst, w64, t64 = max(worst, rel), max(w64, r64), max(t64, tr)
+    v = np.stack(list(got.values()))
+    c = v @ v.T
+    np.fill_diagonal(c, -1)
+    print("largest cosine between two images %.4f (distance %.3g)" % (c.max(), np.sqrt(max(0, 2 - 2 * c.max()))))
+    print("max relative error %.3g (bound %g) over %d images; against float64: dv2 %.3g, torch float32 %.3g" %
+          (worst, TOL, len(rows), w64, t64))
+    return 0 if worst <= TOL and c.max() < 0.999 else 1
+
+
+def timeit(model, imgdir, threads, batch, size):
+    torch.set_num_threads(threads)
+    m = torch.jit.load(model)
+    tf = transform(size)
+    files = sorted(glob.glob(os.path.join(imgdir, "*.jpg")))
+    with torch.no_grad():
+        for _ in range(2):  # TorchScript's profiling runs, outside the timing
+            m(torch.zeros(1, 3, size, size))
+        t0 = time.time()
+        for i in range(0, len(files), batch):
+            x = torch.stack([tf(Image.open(f).convert("RGB")) for f in files[i:i + batch]])
+            m(x)
+        dt = time.time() - t0
+    print("BASE %.4f" % dt)
+    print("%.3f images/s, %d images in %.3f s" % (len(files) / dt, len(files), dt), file=sys.stderr)
+    return 0
+
+
+def main(a):
+    if len(a) == 2 and a[0] == "make":
+        make(a[1])
+        return 0
+    if len(a) == 2 and a[0] == "make-resnext":
+        make_resnext(a[1])
+        return 0
+    if len(a) in (4, 5, 6) and a[0] == "check":
+        return check(a[1], a[2], a[3], int(a[4]) if len(a) >= 5 else 288,
+                     a[5] if len(a) == 6 else "sscd.torchscript.pt")
+    if len(a) in (5, 6) and a[0] == "time":
+        return timeit(a[1], a[2], int(a[3]), int(a[4]), int(a[5]) if len(a) == 6 else 288)
+    sys.stderr.write(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

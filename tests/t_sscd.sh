@@ -1,0 +1,83 @@
+# t_sscd.sh — dv2-embed runs SSCD copy-detection models: tests/ref/sscd_ref.py
+# builds a torchvision ResNet-50 with GeM (p = 3), a 2048 -> 512 projection
+# and L2 norm in the released files' layout (TorchScript module Model with
+# the ResNet under "backbone."; the torchvision state dict), random weights
+# with batch-norm statistics measured on the images and perturbed;
+# scripts/convert-weights converts both files; dv2-embed embeds real JPEGs of
+# eight sizes; every row matches PyTorch on SSCD's square preprocessing done
+# by PIL / torchvision (Resize([288, 288]), ToTensor, Normalize) within 1e-5
+# relative (L2 of the row).  The residue is float32 rounding: PyTorch's own
+# float32 forward is as far from a float64 forward as ours (the check prints
+# both).  Grouped convolutions (ResNeXt) are checked on torchvision's
+# resnext50_32x4d.  Also: both converted files give the same rows, the CLI refuses
+# options an SSCD model cannot take, and a missing tensor is named.
+. "$DV2_ROOT/tests/lib.sh"
+CONV="$DV2_ROOT/scripts/convert-weights"
+REF="$DV2_ROOT/tests/ref/sscd_ref.py"
+$PY -c 'import torch, torchvision, PIL, numpy' 2>/dev/null || skip "/usr/bin/python3 without torch/torchvision/PIL"
+$PY "$REF" make . >py.log 2>&1
+rc=$?
+[ $rc = 77 ] && skip "$(tail -n 1 py.log)"
+expect_eq "$rc" 0 "sscd_ref.py make"
+[ $rc = 0 ] || { sed 's/^/  py: /' py.log >&2; finish; }
+expect_exit 0 "$CONV" sscd.torchscript.pt ts.safetensors
+expect_grep "sscd_resnet50 layers=3,4,6,3 groups=1 width=64 dims=512 gem_p=3.0" err.txt
+expect_exit 0 "$CONV" -q sscd.torchvision.pt tv.safetensors
+expect_exit 0 dv2-pack -q -o img.ds img
+dv2-pack --ls img.ds >ls.txt
+expect_exit 0 dv2-embed -m ts.safetensors -j 2 -o ts.emb img.ds
+expect_grep "embedded 8 images" err.txt
+expect_exit 0 "$PY" "$REF" check . ts.emb ls.txt
+sed 's/^/  /' out.txt >&2
+expect_grep "max relative error" out.txt
+# the torchvision state dict converts to the same weights: the same rows, bit for bit
+expect_exit 0 dv2-embed -q -m tv.safetensors -j 2 -o tv.emb img.ds
+tail -c +4097 ts.emb >a.bin
+tail -c +4097 tv.emb >b.bin
+expect_same a.bin b.bin
+# another square side goes through the same path
+expect_exit 0 dv2-embed -q -m ts.safetensors --size 320 -o s320.emb img.ds
+expect_exit 0 "$PY" "$REF" check . s320.emb ls.txt 320
+dv2-embed -q -m ts.safetensors -o hdr.emb img.ds && head -c 4096 hdr.emb | tr -c '[:print:]\n' '\n' >hdr.txt
+expect_grep "model=sscd" hdr.txt
+expect_grep "bilinear-antialias square" hdr.txt
+# the shorter side to 288, aspect kept (the README's small_288), one image
+# per forward
+expect_exit 0 dv2-embed -q -m ts.safetensors --keep-aspect -j 2 -o short.emb img.ds
+SSCD_TF=short expect_exit 0 "$PY" "$REF" check . short.emb ls.txt
+sed 's/^/  /' out.txt | tail -n 1 >&2
+expect_exit 2 dv2-embed --arch vit_small --keep-aspect -o x.emb img.ds
+# grouped convolutions: torchvision's resnext50_32x4d (32 groups of 4) with GeM
+# and a 64-d projection, at 128 px.  Bound 2e-5: here the two float32
+# forwards differ by up to 1.3e-5 while each is within 8.5e-6 of float64
+# (fewer, smaller rows: 64 dims share the rounding of 2048 features).
+expect_exit 0 "$PY" "$REF" make-resnext .
+expect_exit 0 "$CONV" resnext.torchscript.pt rx.safetensors
+expect_grep "sscd_resnet layers=3,4,6,3 groups=32 width=4 dims=64" err.txt
+expect_exit 0 dv2-embed -q -m rx.safetensors --size 128 -j 2 -o rx.emb img.ds
+SSCD_TOL=2e-5 expect_exit 0 "$PY" "$REF" check . rx.emb ls.txt 128 resnext.torchscript.pt
+sed 's/^/  /' out.txt | tail -n 2 >&2
+# options an SSCD model cannot take are usage errors
+expect_exit 2 dv2-embed -m ts.safetensors --features avgpool -o x.emb img.ds
+expect_grep "SSCD model" err.txt
+expect_exit 2 dv2-embed -m ts.safetensors --resize 300 -o x.emb img.ds
+expect_exit 2 dv2-embed -m ts.safetensors --size 16 -o x.emb img.ds
+# a file without one of its tensors: exit 1 naming it
+"$PY" - ts.safetensors cut.safetensors <<'PYEOF'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+del h["layer3.2.bn2.running_var"]
+hb = json.dumps(h).encode()
+hb += b" " * (-len(hb) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+PYEOF
+expect_exit 1 dv2-embed -m cut.safetensors -o x.emb img.ds
+expect_grep "layer3.2.bn2.running_var is missing" err.txt
+[ -e x.emb ] && fail "x.emb left behind" || ok
+# the converter refuses a state dict that is neither a ViT nor a ResNet part
+"$PY" -c 'import torch; torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1)}, "half.pt")'
+expect_exit 1 "$CONV" half.pt half.safetensors
+expect_grep "convert-weights: error" err.txt
+finish
