@@ -142,11 +142,12 @@ demo: $(PROGS)
 
 # The sanitizer build runs the tests of every parser of untrusted input
 # (shards, IDX/tar, matrices, safetensors/JSON, configs, id lists, images).
-ASAN_TESTS ?= test_core test_shard test_matrix test_safetensors test_json test_config test_idlist test_image test_tar test_lock
+ASAN_TESTS ?= test_core test_shard test_matrix test_safetensors test_json test_config test_idlist test_image test_tar test_lock \
+	test_backend_ops test_ops_grad test_loss test_train_collapse test_vit test_probe test_embed
 asan:
 	$(MAKE) BUILD=build-asan SAN=address,undefined OPT=-O1 CUDA=0 \
 		$(foreach t,$(ASAN_TESTS),$(if $(wildcard tests/$(t).c),build-asan/tests/$(t)))
-	@ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 LC_ALL=C BUILD=build-asan \
+	@ASAN_OPTIONS=abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 LC_ALL=C BUILD=build-asan \
 		sh tests/run.sh $(foreach t,$(ASAN_TESTS),$(if $(wildcard tests/$(t).c),$(t)))
 
 fuzz:

@@ -342,16 +342,17 @@ static void c_dino_ibot(run_ctx *c, const int *a) {
     float *s_l = drand(c, (size_t)L * B * K, 0, 2), *s_g = drand(c, (size_t)2 * B * K, 0, 2);
     float *sp = drand(c, (size_t)M * K, 0, 2);
     /* targets: rows of a softmax, made on the host */
-    float *hq = malloc(sizeof(float) * (size_t)(2 * B + M) * K), *hw = malloc(sizeof(float) * (M ? M : 1));
-    for (int i = 0; i < 2 * B + M; i++) {
+    int Mr = M ? M : 1; /* rows allocated for the masked tokens (one when M = 0) */
+    float *hq = malloc(sizeof(float) * (size_t)(2 * B + Mr) * K), *hw = malloc(sizeof(float) * Mr);
+    for (int i = 0; i < 2 * B + Mr; i++) {
         double z = 0;
         for (int k = 0; k < K; k++) z += hq[(size_t)i * K + k] = (float)exp(dv2_rng_normal(&c->rng));
         for (int k = 0; k < K; k++) hq[(size_t)i * K + k] = (float)(hq[(size_t)i * K + k] / z);
     }
-    for (int j = 0; j < M; j++) hw[j] = 1.0f / (float)(1 + j % 3);
+    for (int j = 0; j < Mr; j++) hw[j] = 1.0f / (float)(1 + j % 3);
     float *q = dput(c, hq, sizeof(float) * (size_t)2 * B * K);
-    float *qp = dput(c, hq + (size_t)2 * B * K, sizeof(float) * (size_t)(M ? M : 1) * K);
-    float *w = dput(c, hw, sizeof(float) * (M ? M : 1));
+    float *qp = dput(c, hq + (size_t)2 * B * K, sizeof(float) * (size_t)Mr * K);
+    float *w = dput(c, hw, sizeof(float) * Mr);
     free(hq), free(hw);
     float *loss = dzero(c, 3), *dl = drand(c, (size_t)L * B * K, 0, 0.1), *dg = dzero(c, (size_t)2 * B * K);
     float *dp = dzero(c, (size_t)M * K);
