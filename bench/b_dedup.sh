@@ -31,7 +31,7 @@ with open("pool.emb", "wb") as f:
         rec["id"] = np.arange(s + 1, s + m + 1); rec["label"] = -1; rec["vec"] = x
         f.write(rec.tobytes())
 PYEOF
-median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+. "$DV2_ROOT/bench/lib.sh"
 args="" ; [ -n "$IDX" ] && args="--index $IDX --nprobe $NP"
 : > ours_s; : > ours_kb; : > base_s; : > base_kb
 for r in $(seq "$RUNS"); do

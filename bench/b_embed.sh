@@ -13,8 +13,7 @@ command -v dv2-pack >/dev/null || { echo "skip: dv2-pack not built"; exit 0; }
 mkdir -p jpg
 $PY "$DV2_ROOT/bench/make_jpegs.py" "$N" jpg || { echo "skip: cannot make images"; exit 0; }
 dv2-pack -q -o ds jpg/ || { echo "skip: dv2-pack failed"; exit 0; }
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. "$DV2_ROOT/bench/lib.sh"
 # Thread counts: 1 (one compute thread plus one decoding worker on each side:
 # the comparison that holds on a shared machine) and all cores.
 for T in ${EMBED_THREADS:-1 $(nproc)}; do

@@ -16,8 +16,7 @@ mkdir -p jpg
 $PY "$DV2_ROOT/bench/make_jpegs.py" "$N" jpg || { echo "skip: cannot make images"; exit 0; }
 MB=$(du -sk jpg | awk '{printf "%.1f", $1 / 1024}')
 echo "$N JPEG files, $MB MiB, $(nproc) cores"
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. "$DV2_ROOT/bench/lib.sh"
 t() { t0=$(now); "$@" >/dev/null 2>&1 || echo "FAILED: $*" >&2; t1=$(now); echo "$t0 $t1" | awk '{print $2 - $1}'; }
 pack_ours() { dv2-pack -q -o ds jpg/; }
 pack_base() { (cd jpg && ls | sort | tar -cf - -T - | zstd -q -3 > ../base.tar.zst); }

@@ -30,7 +30,7 @@ for split, pre, base in (('train', 'train', 0), ('test', 't10k', 1 << 32)):
     rows['id'] = np.arange(n, dtype=np.uint64) + np.uint64(base); rows['label'] = y; rows['vec'] = x
     with open('%s.emb' % split, 'wb') as f: f.write(bytes(hdr)); f.write(rows.tobytes())
 PYEOF
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. "$DV2_ROOT/bench/lib.sh"
 # The sides alternate run by run, so a busy neighbour on a shared machine
 # slows both alike; wall time and CPU time (user + system, all threads) are
 # both recorded.

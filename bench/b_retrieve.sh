@@ -26,7 +26,7 @@ def make(m, path, base):
     open(path, "wb").write(bytes(h) + rec.tobytes())
 make(n, "pool.emb", 1); make(nq, "q.emb", 10**9)
 PYEOF
-median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+. "$DV2_ROOT/bench/lib.sh"
 : > ours_search; : > ours_total; : > base_search; : > base_total
 for r in $(seq "$RUNS"); do
 	t0=$(date +%s.%N)

@@ -17,8 +17,7 @@ $PY "$REF" make . >/dev/null 2>&1 || { echo "skip: cannot build the reference mo
 mkdir -p jpg
 $PY "$DV2_ROOT/bench/make_jpegs.py" "$N" jpg || { echo "skip: cannot make images"; exit 0; }
 dv2-pack -q -o ds jpg/ || { echo "skip: dv2-pack failed"; exit 0; }
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. "$DV2_ROOT/bench/lib.sh"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for T in ${SSCD_THREADS:-1 $(nproc)}; do
 	: >ours.txt
