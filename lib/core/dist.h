@@ -18,6 +18,10 @@
 #include <stdint.h>
 #include "core/dv2.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum { DV2_DIST_SINGLE = 0, DV2_DIST_MPI = 1 };
 
 typedef struct dv2_dist {
@@ -63,4 +67,7 @@ const char *dv2_dist_backend_name(const dv2_dist *d);
  * set ("another process failed") on a rank whose own rc was fine. */
 int dv2_dist_agree(const dv2_dist *d, int rc, dv2_error *err);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

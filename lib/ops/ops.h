@@ -60,6 +60,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* The sequences of one packed pass (spec §13): nseq sequences, T tokens in
  * all; cu[0..nseq] (cu[0] = 0, cu[nseq] = T) on the host, for control flow
@@ -346,6 +349,10 @@ struct dv2_backend {
  * defined by the backend's own folder (ops/cpu/cpu.c): a new object with
  * its context, or DV2_ENOMEM. */
 int dv2_cpu_backend_new(dv2_backend **out, int bf16);
+/* ops/cuda/cuda.cu (builds with CUDA): a CUDA backend on the current
+ * device (bf16: the "cuda-bf16" storage); DV2_EUNSUPPORTED with the reason
+ * in why when there is no usable GPU, DV2_ENOMEM, DV2_EIO. */
+int dv2_cuda_backend_new(dv2_backend **out, int bf16, char *why, size_t n);
 
 /* Opens the backend `name` with a fresh context.  desc (may be NULL) gets
  * one line of what was opened and why, for -v.  DV2_EUNSUPPORTED for a
@@ -366,4 +373,7 @@ int dv2_backend_known(const char *name);
 size_t dv2_backend_count(void);
 const char *dv2_backend_name_at(size_t i);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
