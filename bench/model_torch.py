@@ -6,7 +6,11 @@
 #   train: the tiny training step (teacher forward, student forward on
 #          [masked globals, locals], DINO head, backward) -> steps/s
 # Prints "BASE <value>" (median after one warm-up).
+# DV2_BENCH_DEVICE=cuda runs it on the GPU in float32 without TF32,
+# cuda-bf16 under bf16 autocast (the baselines of bench/b_model_gpu.sh);
+# DV2_BENCH_BATCH sets the batch as for bench_model.
 # Usage: model_torch.py fwd|train [reps]
+import contextlib
 import os
 import statistics
 import sys
@@ -19,50 +23,84 @@ import dinov2_ref as ref  # noqa: E402
 
 torch.set_default_dtype(torch.float32)
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+DEV = os.environ.get("DV2_BENCH_DEVICE", "cpu")
+GPU = DEV.startswith("cuda")
+if GPU:
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def dev(t):
+    return t.to("cuda") if GPU else t
+
+
+def sync():
+    if GPU:
+        torch.cuda.synchronize()
+
+
+def autocast():
+    if DEV != "cuda-bf16":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def batch(default):
+    v = int(os.environ.get("DV2_BENCH_BATCH", "0") or 0)
+    return v if v > 0 else default
 
 
 def bench_fwd(reps):
     c = dict(dim=384, depth=12, heads=6, patch=14, img=224, reg=0, ffn="mlp", offset=0.1, antialias=0)
     gen = torch.Generator().manual_seed(1)
-    P = {k: v.detach() for k, v in ref.random_params(ref.backbone_shapes(c), gen).items()}
-    x = torch.randn(16, 3, 224, 224, generator=gen)
+    P = {k: dev(v.detach()) for k, v in ref.random_params(ref.backbone_shapes(c), gen).items()}
+    B = batch(16)
+    x = dev(torch.randn(B, 3, 224, 224, generator=gen))
     t = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         for r in range(reps + 1):
+            sync()
             t0 = time.perf_counter()
             ref.backbone(P, c, [x], [None])
+            sync()
             t.append(time.perf_counter() - t0)
-            print("fwd %d: %.3f s" % (r, t[-1]), file=sys.stderr)
-    print("BASE %.2f" % (16 / statistics.median(t[1:])))
+            print("fwd %d: %.4f s" % (r, t[-1]), file=sys.stderr)
+    print("BASE %.2f" % (B / statistics.median(t[1:])))
 
 
 def bench_train(reps):
-    D, L, H, B, NL, K = 192, 4, 3, 4, 4, 1024
+    D, L, H, B, NL, K = 192, 4, 3, batch(4), 4, 1024
     c = dict(dim=D, depth=L, heads=H, patch=14, img=112, reg=0, ffn="mlp", offset=0.1, antialias=0)
     hd = dict(**{"in": D}, hidden=512, bottleneck=64, K=K, eps=1e-6)
     gen = torch.Generator().manual_seed(2)
-    Ps = ref.random_params(ref.backbone_shapes(c), gen)
+    def leaf(P):
+        return {k: dev(v.detach()).requires_grad_(v.requires_grad) for k, v in P.items()}
+    Ps = leaf(ref.random_params(ref.backbone_shapes(c), gen))
     Pt = {k: v.detach().clone() for k, v in Ps.items()}
-    Hs = ref.random_params(ref.head_shapes(hd), gen)
+    Hs = leaf(ref.random_params(ref.head_shapes(hd), gen))
     Ht = {k: v.detach().clone() for k, v in Hs.items()}
-    xg = torch.randn(2 * B, 3, 112, 112, generator=gen)
-    xl = torch.randn(NL * B, 3, 56, 56, generator=gen)
+    xg = dev(torch.randn(2 * B, 3, 112, 112, generator=gen))
+    xl = dev(torch.randn(NL * B, 3, 56, 56, generator=gen))
     mask = torch.zeros(2 * B, 64, dtype=torch.bool)
     mask[:B, ::3] = True
-    dl = torch.randn(2 * B + NL * B, K, generator=gen)
+    mask = dev(mask)
+    dl = dev(torch.randn(2 * B + NL * B, K, generator=gen))
     t = []
     for r in range(reps + 1):
+        sync()
         t0 = time.perf_counter()
         for v in list(Ps.values()) + list(Hs.values()):
             v.grad = None
-        with torch.no_grad():
-            tn, _, _ = ref.backbone(Pt, c, [xg], [None])
-            ref.head(Ht, hd, tn[0][:, 0])
-        sn, _, _ = ref.backbone(Ps, c, [xg, xl], [mask, None])
-        logits = ref.head(Hs, hd, torch.cat([sn[0][:, 0], sn[1][:, 0]]))
-        (logits * dl).sum().backward()
+        with autocast():
+            with torch.no_grad():
+                tn, _, _ = ref.backbone(Pt, c, [xg], [None])
+                ref.head(Ht, hd, tn[0][:, 0])
+            sn, _, _ = ref.backbone(Ps, c, [xg, xl], [mask, None])
+            logits = ref.head(Hs, hd, torch.cat([sn[0][:, 0], sn[1][:, 0]]))
+            (logits.float() * dl).sum().backward()
+        sync()
         t.append(time.perf_counter() - t0)
-        print("train %d: %.3f s" % (r, t[-1]), file=sys.stderr)
+        print("train %d: %.4f s" % (r, t[-1]), file=sys.stderr)
     print("BASE %.3f" % (1 / statistics.median(t[1:])))
 
 
