@@ -149,8 +149,8 @@ static __global__ void pixels_kernel(float *out, const uint8_t *px, size_t np, s
     }
 }
 
-/* rows: s (oh, M·D) = Σ_iy wy[oy, iy] g[iy]  (also the backward's last step,
- * with acc starting from dst: see pe_grid_add_kernel) */
+/* forward, rows: s (oh, M·D) = Σ_iy wy[oy, iy] g[iy] (zero weights skipped,
+ * as the CPU does) */
 static __global__ void pe_rows_kernel(float *s, const float *g, const float *wy, int M, size_t MD,
                                       size_t n) {
     FOR_N(i, n) {
@@ -277,7 +277,8 @@ int dv2_cuda_linear_backward(const dv2_backend *be, float *din, float *dw, float
     cudaStream_t st = dv2_cuda_stream(be);
     colsum_plan(N, &R, &rcn);
     /* the arena: [dout as bf16 | in as bf16 | w as bf16 | column-sum parts] */
-    size_t s_g = bf ? al(nd * 2) : 0, s_i = bf && dw ? al(ni * 2) : 0, s_w = bf && din ? al(nw * 2) : 0;
+    int need_g = bf && (din || dw || (db && !ge)); /* dpre / dout as bf16 */
+    size_t s_g = need_g ? al(nd * 2) : 0, s_i = bf && dw ? al(ni * 2) : 0, s_w = bf && din ? al(nw * 2) : 0;
     size_t s_p = db ? al((size_t)R * Cout * sizeof(double)) : 0, tot = s_g + s_i + s_w + s_p;
     char *ws = NULL;
     if (tot && !(ws = (char *)dv2_cuda_workspace(be, tot))) {
@@ -304,8 +305,9 @@ int dv2_cuda_linear_backward(const dv2_backend *be, float *din, float *dw, float
         return dv2_cuda_launched(be);
     }
     /* bf16: the GEMMs read dpre (or dout) as bf16; db sums the f32 dpre, or
-     * the bf16 dout, as cpu_bf16.c does */
-    if ((rc = dv2_cuda_to_bf16(be, gb, g, nd))) return rc;
+     * the bf16 dout, as cpu_bf16.c does.  cpu_bf16.c feeds its GEMMs the f32
+     * dpre; tensor cores need it in bf16, one more rounding (2^-9) there. */
+    if (need_g && (rc = dv2_cuda_to_bf16(be, gb, g, nd))) return rc;
     if (din) {
         if ((rc = dv2_cuda_to_bf16(be, wb, w, nw)) ||
             (rc = dv2_cuda_gemm_bf16(be, 0, 0, N, Cin, Cout, 1.0f, gb, Cout, wb, Cin, beta, din, Cin)) ||
