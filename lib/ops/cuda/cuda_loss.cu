@@ -120,11 +120,11 @@ int dv2_cuda_center_update(const dv2_backend *be, float *center, const float *t,
     float *sum = (float *)dv2_cuda_workspace(be, sizeof(float) * (size_t)K);
     if (!sum) return dv2_error_set(err, DV2_ENOMEM, "backend: out of workspace for the center");
     unsigned g = dv2_cuda_grid((size_t)K, NT);
+    int rc;
     if (N > 0) center_sum_kernel<<<g, NT, 0, st>>>(sum, t, N, K, scale_sum);
-    else if (dv2_cuda_check(be, cudaMemsetAsync(sum, 0, sizeof(float) * (size_t)K, st)))
-        return dv2_cuda_launched(be);
-    int rc = dv2_cuda_launched(be);
-    if (rc) return rc;
+    else if ((rc = dv2_cuda_check(be, cudaMemsetAsync(sum, 0, sizeof(float) * (size_t)K, st))))
+        return rc;
+    if ((rc = dv2_cuda_launched(be))) return rc;
     if (comm && comm->world > 1 && (rc = be->allreduce_sum(be, sum, (size_t)K, comm, err)))
         return dv2_cuda_fail(be, rc);
     center_apply_kernel<<<g, NT, 0, st>>>(center, sum, K, scale_apply, momentum);
@@ -191,13 +191,16 @@ static __global__ void sk_scale_kernel(float *q, size_t n, float B) {
         q[i] = __fmul_rn(q[i], B);
 }
 
+/* The all-reduces go through the backend's collective (float, in place, on
+ * the workspace buffer), as the CPU adapter's; between them the kernels
+ * queue on the stream. */
 int dv2_cuda_sinkhorn_knopp_forward(const dv2_backend *be, float *q, const float *t, int N, int K,
                                     float temp, int n_iter, double n_total, const dv2_dist *comm,
                                     dv2_error *err) {
     cudaStream_t st = dv2_cuda_stream(be);
     size_t n = (size_t)N * (size_t)K;
     float B = (float)n_total, Kf = (float)K;
-    int multi = comm && comm->world > 1, rc;
+    int multi = comm && comm->world > 1, rc = DV2_OK;
     /* part (SK_PARTS doubles), then work (K+1 floats): work[0] the total, work[0..K) the sums */
     void *ws = dv2_cuda_workspace(be, sizeof(double) * SK_PARTS + sizeof(float) * ((size_t)K + 1));
     if (!ws) {
@@ -211,26 +214,25 @@ int dv2_cuda_sinkhorn_knopp_forward(const dv2_backend *be, float *q, const float
     if (n > 0) {
         sk_exp_kernel<<<gn, NT, 0, st>>>(q, part, t, n, temp);
         sk_total_kernel<<<1, NT, 0, st>>>(work, part, (int)gn);
-    } else if (dv2_cuda_check(be, cudaMemsetAsync(work, 0, sizeof(float), st))) {
-        goto fail;
+        rc = dv2_cuda_launched(be);
+    } else {
+        rc = dv2_cuda_check(be, cudaMemsetAsync(work, 0, sizeof(float), st));
     }
-    if ((rc = dv2_cuda_launched(be))) goto fail;
-    if (multi && (rc = be->allreduce_sum(be, work, 1, comm, err))) goto fail_rc;
-    if (n > 0) sk_div_kernel<<<gn, NT, 0, st>>>(q, work, n);
-    for (int it = 0; it < n_iter; it++) {
+    if (!rc && multi && (rc = be->allreduce_sum(be, work, 1, comm, err))) dv2_cuda_fail(be, rc);
+    if (!rc && n > 0) sk_div_kernel<<<gn, NT, 0, st>>>(q, work, n);
+    for (int it = 0; !rc && it < n_iter; it++) {
         if (K > 0) sk_colsum_kernel<<<gk, NT, 0, st>>>(work, q, N, K);
-        if ((rc = dv2_cuda_launched(be))) goto fail;
-        if (multi && (rc = be->allreduce_sum(be, work, (size_t)K, comm, err))) goto fail_rc;
+        if ((rc = dv2_cuda_launched(be))) break;
+        if (multi && (rc = be->allreduce_sum(be, work, (size_t)K, comm, err))) {
+            dv2_cuda_fail(be, rc);
+            break;
+        }
         if (n > 0) sk_rows_kernel<<<N, NT, 0, st>>>(q, work, K, Kf, B);
     }
-    if (n > 0) sk_scale_kernel<<<gn, NT, 0, st>>>(q, n, B);
-    if ((rc = dv2_cuda_launched(be))) goto fail;
-    return DV2_OK;
-fail_rc:
-    dv2_cuda_fail(be, rc);
-fail:
-    dv2_cuda_nan_fill(be, q, n);
-    return dv2_cuda_launched(be);
+    if (!rc && n > 0) sk_scale_kernel<<<gn, NT, 0, st>>>(q, n, B);
+    if (!rc) rc = dv2_cuda_launched(be);
+    if (rc) dv2_cuda_nan_fill(be, q, n);
+    return rc;
 }
 
 /* ---- cross entropies (DINO, iBOT) ---------------------------------------------- */
@@ -339,9 +341,7 @@ int dv2_cuda_dino_forward(const dv2_backend *be, float *loss, const float *s_l, 
         dv2_cuda_nan_fill(be, loss, 2);
         return dv2_cuda_fail(be, DV2_ENOMEM);
     }
-    if (nl + ng > 0 && K > 0) ce_rows_kernel<<<nl + ng, NT, 0, st>>>(ce, s_l, s_g, q, B, nl, K, 1.0 / temp);
-    else if (nl + ng > 0 && dv2_cuda_check(be, cudaMemsetAsync(ce, 0, sizeof(double) * ((size_t)nl + ng), st)))
-        return dv2_cuda_launched(be);
+    if (nl + ng > 0) ce_rows_kernel<<<nl + ng, NT, 0, st>>>(ce, s_l, s_g, q, B, nl, K, 1.0 / temp);
     dino_loss_kernel<<<1, NT, 0, st>>>(loss, ce, B, nl, ng, dino_terms(L));
     return dv2_cuda_launched(be);
 }
@@ -366,9 +366,7 @@ int dv2_cuda_ibot_forward(const dv2_backend *be, float *loss, const float *s_p, 
         dv2_cuda_nan_fill(be, loss, 1);
         return dv2_cuda_fail(be, DV2_ENOMEM);
     }
-    if (M > 0 && K > 0) ce_rows_kernel<<<M, NT, 0, st>>>(ce, NULL, s_p, q, 1, 0, K, 1.0 / temp);
-    else if (M > 0 && dv2_cuda_check(be, cudaMemsetAsync(ce, 0, sizeof(double) * (size_t)M, st)))
-        return dv2_cuda_launched(be);
+    if (M > 0) ce_rows_kernel<<<M, NT, 0, st>>>(ce, NULL, s_p, q, 1, 0, K, 1.0 / temp);
     ibot_loss_kernel<<<1, NT, 0, st>>>(loss, ce, w, M, n_crops);
     return dv2_cuda_launched(be);
 }
