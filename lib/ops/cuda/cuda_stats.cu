@@ -76,7 +76,7 @@ static __global__ void tgt_rows_kernel(double *hrow, int *am, const float *q, in
     }
     if (t == 0) {
         hrow[blockIdx.x] = h;
-        am[blockIdx.x] = isnan(r[0]) || si[0] == INT_MAX ? 0 : si[0];
+        am[blockIdx.x] = si[0] == INT_MAX || isnan(r[0]) ? 0 : si[0];
     }
 }
 
