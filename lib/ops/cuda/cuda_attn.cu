@@ -8,9 +8,11 @@
  * row tile, head); row tiles past a sequence's end exit at once — and streams
  * the other side of the product through shared memory in tiles of TILE rows.
  * A row is held by a group of G consecutive lanes, each with NV = DH/G of
- * the row's dimensions in registers (dimension i·G + g in lane g, so a
- * group reads consecutive shared words: no bank conflicts); a dot product is
- * NV FMAs per lane and a butterfly of log2 G shuffles.  DH is 32, 64 or 128
+ * the row's dimensions in registers, four at a time: lane g holds the float4s
+ * number c·G + g of the row (c = 0..NV/4-1), so a group reads G consecutive
+ * float4s of a shared row with one 128-bit load per four FMAs, and the
+ * groups of a warp read the same words (broadcast, no bank conflicts).  A dot
+ * product is NV FMAs per lane and a butterfly of log2 G shuffles.  DH is 32, 64 or 128
  * (templates); a head dimension dh < DH runs in the next larger template with
  * the dimensions past dh zero in registers and shared memory, so it adds
  * nothing to any dot product and is never stored.  dh = 32 and 64 are the
@@ -67,14 +69,46 @@ static __device__ __forceinline__ void load_tile(float *s, const float *src, siz
     }
 }
 
-/* Lane g's part of one row: v[i] = row[i·G + g] (0 past dh or for an invalid row). */
+/* The dimension lane g of a group of G holds in its register e. */
+template <int G> static __device__ __forceinline__ int dim_of(int e, int g) {
+    return ((e / 4) * G + g) * 4 + e % 4;
+}
+
+/* Lane g's part of one row: v[e] = row[dim_of(e, g)] (0 past dh or for an invalid row). */
 template <int NV, int G>
 static __device__ __forceinline__ void load_row(float *v, const float *row, int valid, int dh,
                                                 int g, int bf16) {
 #pragma unroll
-    for (int i = 0; i < NV; i++) {
-        int d = i * G + g;
-        v[i] = valid && d < dh ? ld_val(row[d], bf16) : 0.0f;
+    for (int e = 0; e < NV; e++) {
+        int d = dim_of<G>(e, g);
+        v[e] = valid && d < dh ? ld_val(row[d], bf16) : 0.0f;
+    }
+}
+
+/* Σ_e a[e]·row[dim_of(e, g)] for a shared row (16-byte aligned). */
+template <int NV, int G>
+static __device__ __forceinline__ float dot_row(const float *a, const float *row, int g) {
+    const float4 *r4 = (const float4 *)row + g;
+    float x = 0.0f;
+#pragma unroll
+    for (int c = 0; c < NV / 4; c++) {
+        float4 w = r4[c * G];
+        x += a[4 * c] * w.x + a[4 * c + 1] * w.y + a[4 * c + 2] * w.z + a[4 * c + 3] * w.w;
+    }
+    return x;
+}
+
+/* acc[e] += p·row[dim_of(e, g)] for a shared row. */
+template <int NV, int G>
+static __device__ __forceinline__ void axpy_row(float *acc, float p, const float *row, int g) {
+    const float4 *r4 = (const float4 *)row + g;
+#pragma unroll
+    for (int c = 0; c < NV / 4; c++) {
+        float4 w = r4[c * G];
+        acc[4 * c] += p * w.x;
+        acc[4 * c + 1] += p * w.y;
+        acc[4 * c + 2] += p * w.z;
+        acc[4 * c + 3] += p * w.w;
     }
 }
 
@@ -84,7 +118,7 @@ static __global__ void __launch_bounds__(ROWS * G)
 forward_kernel(float *out, float *lse, const float *qkv, const int *cu, int T, int H, int dh,
                float scale, int bf16) {
     constexpr int NV = DH / G, BK = attn_tile<DH>::n;
-    __shared__ float sK[BK * DH], sV[BK * DH];
+    __shared__ __align__(16) float sK[BK * DH], sV[BK * DH];
     int s = blockIdx.x, h = blockIdx.z;
     int t0 = cu[s], n = cu[s + 1] - t0, q0 = blockIdx.y * ROWS;
     if (q0 >= n) return; /* the whole block: no barrier is skipped */
@@ -107,11 +141,7 @@ forward_kernel(float *out, float *lse, const float *qkv, const int *cu, int T, i
             float sc[CH], mx = m;
 #pragma unroll
             for (int c = 0; c < CH; c++) {
-                const float *kr = sK + (j0 + c) * DH + g;
-                float dot = 0.0f;
-#pragma unroll
-                for (int e = 0; e < NV; e++) dot += q[e] * kr[e * G];
-                dot = group_sum<G>(dot) * scale;
+                float dot = group_sum<G>(dot_row<NV, G>(q, sK + (j0 + c) * DH, g)) * scale;
                 sc[c] = j0 + c < nk ? dot : -INFINITY;
                 mx = fmaxf(mx, sc[c]);
             }
@@ -121,11 +151,9 @@ forward_kernel(float *out, float *lse, const float *qkv, const int *cu, int T, i
             for (int e = 0; e < NV; e++) acc[e] *= corr;
 #pragma unroll
             for (int c = 0; c < CH; c++) {
-                const float *vr = sV + (j0 + c) * DH + g;
                 float p = expf(sc[c] - mx); /* 0 past the sequence */
                 l += p;
-#pragma unroll
-                for (int e = 0; e < NV; e++) acc[e] += p * vr[e * G];
+                axpy_row<NV, G>(acc, p, sV + (j0 + c) * DH, g);
             }
             m = mx;
         }
@@ -135,7 +163,7 @@ forward_kernel(float *out, float *lse, const float *qkv, const int *cu, int T, i
     float *o = out + (size_t)(t0 + i) * D + (size_t)h * dh;
 #pragma unroll
     for (int e = 0; e < NV; e++) {
-        int d = e * G + g;
+        int d = dim_of<G>(e, g);
         if (d < dh) o[d] = ld_val(acc[e] * inv, bf16);
     }
     if (g == 0) lse[(size_t)h * T + t0 + i] = m + logf(l);
@@ -165,7 +193,8 @@ static __global__ void __launch_bounds__(ROWS * G)
 dkv_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *Dv,
            const int *cu, int T, int H, int dh, float scale, int bf16) {
     constexpr int NV = DH / G, BQ = attn_tile<DH>::n;
-    __shared__ float sQ[BQ * DH], sO[BQ * DH], sL[BQ], sD[BQ];
+    __shared__ __align__(16) float sQ[BQ * DH], sO[BQ * DH];
+    __shared__ float sL[BQ], sD[BQ];
     int s = blockIdx.x, h = blockIdx.z;
     int t0 = cu[s], n = cu[s + 1] - t0, k0 = blockIdx.y * ROWS;
     if (k0 >= n) return;
@@ -192,29 +221,20 @@ dkv_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse, c
         }
         __syncthreads();
         for (int i = 0; i < nq; i++) {
-            const float *qr = sQ + i * DH + g, *orow = sO + i * DH + g;
-            float sqk = 0.0f, sov = 0.0f;
-#pragma unroll
-            for (int e = 0; e < NV; e++) {
-                sqk += k[e] * qr[e * G];
-                sov += v[e] * orow[e * G];
-            }
-            sqk = group_sum<G>(sqk);
-            sov = group_sum<G>(sov);
+            const float *qr = sQ + i * DH, *orow = sO + i * DH;
+            float sqk = group_sum<G>(dot_row<NV, G>(k, qr, g));
+            float sov = group_sum<G>(dot_row<NV, G>(v, orow, g));
             float p = expf(sqk * scale - sL[i]);
             float ds = p * (sov - sD[i]);
-#pragma unroll
-            for (int e = 0; e < NV; e++) {
-                dv[e] += p * orow[e * G];
-                dk[e] += ds * qr[e * G];
-            }
+            axpy_row<NV, G>(dv, p, orow, g);
+            axpy_row<NV, G>(dk, ds, qr, g);
         }
     }
     if (!valid) return;
     float *dK = dqkv + (size_t)(t0 + j) * ld + D + (size_t)h * dh, *dV = dK + D;
 #pragma unroll
     for (int e = 0; e < NV; e++) {
-        int d = e * G + g;
+        int d = dim_of<G>(e, g);
         if (d < dh) {
             dK[d] = ld_val(dK[d] + scale * dk[e], bf16);
             dV[d] = ld_val(dV[d] + dv[e], bf16);
@@ -229,7 +249,7 @@ static __global__ void __launch_bounds__(ROWS * G)
 dq_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *Dv,
           const int *cu, int T, int H, int dh, float scale, int bf16) {
     constexpr int NV = DH / G, BK = attn_tile<DH>::n;
-    __shared__ float sK[BK * DH], sV[BK * DH];
+    __shared__ __align__(16) float sK[BK * DH], sV[BK * DH];
     int s = blockIdx.x, h = blockIdx.z;
     int t0 = cu[s], n = cu[s + 1] - t0, q0 = blockIdx.y * ROWS;
     if (q0 >= n) return;
@@ -253,26 +273,19 @@ dq_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse, co
         load_tile<DH, BK>(sV, V + (size_t)k0 * ld, ld, nk, dh, bf16);
         __syncthreads();
         for (int j = 0; j < nk; j++) {
-            const float *kr = sK + j * DH + g, *vr = sV + j * DH + g;
-            float sqk = 0.0f, sov = 0.0f;
-#pragma unroll
-            for (int e = 0; e < NV; e++) {
-                sqk += q[e] * kr[e * G];
-                sov += o[e] * vr[e * G];
-            }
-            sqk = group_sum<G>(sqk);
-            sov = group_sum<G>(sov);
+            const float *kr = sK + j * DH;
+            float sqk = group_sum<G>(dot_row<NV, G>(q, kr, g));
+            float sov = group_sum<G>(dot_row<NV, G>(o, sV + j * DH, g));
             float p = expf(sqk * scale - l);
             float ds = p * (sov - di);
-#pragma unroll
-            for (int e = 0; e < NV; e++) dq[e] += ds * kr[e * G];
+            axpy_row<NV, G>(dq, ds, kr, g);
         }
     }
     if (!valid) return;
     float *dQ = dqkv + (size_t)(t0 + i) * ld + (size_t)h * dh;
 #pragma unroll
     for (int e = 0; e < NV; e++) {
-        int d = e * G + g;
+        int d = dim_of<G>(e, g);
         if (d < dh) dQ[d] = ld_val(dQ[d] + scale * dq[e], bf16);
     }
 }
