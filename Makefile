@@ -17,6 +17,7 @@ CXX     ?= g++
 WERROR  ?= 1
 OPT     ?= -O2
 BUILD   ?= build
+BIN     ?= bin
 
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) -g -fopenmp -Wall -Wextra -Wno-unused-parameter -pthread -Ilib -Ikernels
 CXXFLAGS_BASE = -std=c++17 $(OPT) -g -fopenmp -Wall -Wextra -Wno-unused-parameter -pthread -Ilib
@@ -32,7 +33,7 @@ LDSAN = -fsanitize=$(SAN)
 endif
 
 # The folders of lib/, lowest layer first (lib/README; tests/t_layers.sh).
-LIB_DIRS := core format image ops ops/cpu model search train embed pack curate eval cli
+LIB_DIRS := core format image ops ops/cpu ops/cuda model search train embed pack curate eval cli
 LIB_H    := $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.h))
 
 LIBS = -lzstd -lturbojpeg -lpng -lz -lopenblas -lm
@@ -72,7 +73,7 @@ ifeq ($(CUDA),1)
 NVCCFLAGS = -O2 -g -std=c++17 -arch=sm_$(CUDA_ARCH) -Ilib -Ikernels -Xcompiler -Wall -DDV2_HAVE_CUDA=1
 CFLAGS_BASE += -DDV2_HAVE_CUDA=1 -DDV2_CUDA_ARCH=\"sm_$(CUDA_ARCH)\" -I$(CUDA_HOME)/include
 LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
-LIB_CU := $(wildcard kernels/*.cu)
+LIB_CU := $(wildcard kernels/*.cu) $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.cu))
 endif
 
 CFLAGS ?=
@@ -83,7 +84,7 @@ ALL_CXXFLAGS = $(CXXFLAGS_BASE) $(CXXFLAGS)
 # ---- sources ----------------------------------------------------------------
 LIB_C    := $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.c))
 LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.o)
-PROGS    := $(patsubst cmd/%.c,bin/%,$(wildcard cmd/*.c))
+PROGS    := $(patsubst cmd/%.c,$(BIN)/%,$(wildcard cmd/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
@@ -106,7 +107,7 @@ $(BUILD)/%.o: %.cpp $(LIB_H)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cu $(LIB_H) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh)
+$(BUILD)/%.o: %.cu $(LIB_H) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh) $(wildcard lib/ops/cuda/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
@@ -114,8 +115,8 @@ $(LIBDV2): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-bin/%: $(BUILD)/cmd/%.o $(LIBDV2)
-	@mkdir -p bin
+$(BIN)/%: $(BUILD)/cmd/%.o $(LIBDV2)
+	@mkdir -p $(BIN)
 	$(CC) -fopenmp $(LDSAN) $(LDFLAGS) $< $(LIBDV2) $(LIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBDV2)

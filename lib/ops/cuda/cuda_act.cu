@@ -29,6 +29,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "ops/cuda/cuda.h"
+#include "ops/cuda/cuda_gelu.cuh"
 
 #define GRID_STRIDE(i, n) \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
@@ -38,43 +39,9 @@
 
 /* ---- GELU ------------------------------------------------------------------ */
 
-/* exp(x) for x <= 0, clamped at −87 (cpu_act.c exp_neg). */
-static __device__ __forceinline__ float exp_neg(float x) {
-    x = x > -87.0f ? x : -87.0f;
-    float n = __fsub_rn(__fadd_rn(__fmul_rn(x, 1.44269504088896341f), 12582912.0f), 12582912.0f);
-    float r = __fsub_rn(x, __fmul_rn(n, 0.693145751953125f));
-    r = __fsub_rn(r, __fmul_rn(n, 1.428606765330187e-06f));
-    float p = 0.0013888888889f;
-    p = __fadd_rn(0.0083333333333f, __fmul_rn(r, p));
-    p = __fadd_rn(0.041666666666f, __fmul_rn(r, p));
-    p = __fadd_rn(0.16666666666f, __fmul_rn(r, p));
-    p = __fadd_rn(0.5f, __fmul_rn(r, p));
-    p = __fadd_rn(1.0f, __fmul_rn(r, p));
-    p = __fadd_rn(1.0f, __fmul_rn(r, p));
-    return __fmul_rn(p, __int_as_float(((int)n + 127) << 23));
-}
-
-/* 2Φ(x) = erfc(−x/√2) (cpu_act.c phi2). */
-static __device__ __forceinline__ float phi2(float x) {
-    float u = __fmul_rn(x, 0.70710678118654752f), z = u < 0.0f ? -u : u;
-    float t = __fdiv_rn(1.0f, __fadd_rn(1.0f, __fmul_rn(0.5f, z)));
-    float p = 0.17087277f;
-    p = __fadd_rn(-0.82215223f, __fmul_rn(t, p));
-    p = __fadd_rn(1.48851587f, __fmul_rn(t, p));
-    p = __fadd_rn(-1.13520398f, __fmul_rn(t, p));
-    p = __fadd_rn(0.27886807f, __fmul_rn(t, p));
-    p = __fadd_rn(-0.18628806f, __fmul_rn(t, p));
-    p = __fadd_rn(0.09678418f, __fmul_rn(t, p));
-    p = __fadd_rn(0.37409196f, __fmul_rn(t, p));
-    p = __fadd_rn(1.00002368f, __fmul_rn(t, p));
-    p = __fadd_rn(-1.26551223f, __fmul_rn(t, p));
-    float c = __fmul_rn(t, exp_neg(__fsub_rn(p, __fmul_rn(z, z))));
-    return u < 0.0f ? c : __fsub_rn(2.0f, c);
-}
-
 static __global__ void gelu_forward_kernel(float *out, const float *in, size_t n, int bf16) {
     GRID_STRIDE(i, n) {
-        float x = in[i], y = __fmul_rn(__fmul_rn(0.5f, x), phi2(x));
+        float y = dv2_cuda_gelu(in[i]);
         out[i] = bf16 ? dv2_bf16r(y) : y;
     }
 }
@@ -82,12 +49,8 @@ static __global__ void gelu_forward_kernel(float *out, const float *in, size_t n
 /* din += dout · (Φ(x) + x·φ(x)),  φ(x) = exp(−x²/2)/√(2π). */
 static __global__ void gelu_backward_kernel(float *din, const float *dout, const float *in,
                                             size_t n) {
-    const float k = 0.3989422804014327f;
     GRID_STRIDE(i, n) {
-        float x = in[i];
-        float q = exp_neg(__fmul_rn(__fmul_rn(-0.5f, x), x));
-        float d = __fadd_rn(__fmul_rn(0.5f, phi2(x)), __fmul_rn(__fmul_rn(x, k), q));
-        din[i] = __fadd_rn(din[i], __fmul_rn(dout[i], d));
+        din[i] = __fadd_rn(din[i], __fmul_rn(dout[i], dv2_cuda_gelu_grad(in[i])));
     }
 }
 

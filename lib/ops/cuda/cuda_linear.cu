@@ -11,49 +11,13 @@
  * the same inputs they give the CPU's bits.  Column sums accumulate in double
  * in two fixed-order stages (row chunks, then chunks), no atomics. */
 #include "ops/cuda/cuda.h"
+#include "ops/cuda/cuda_gelu.cuh"
 
 #define T DV2_CUDA_THREADS
 #define FOR_N(i, n) \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
 /* ---- exact GELU, the operation sequence of cpu_act.c --------------------- */
-
-#define EXP_LOG2E 1.44269504088896341f
-#define EXP_MAGIC 12582912.0f
-#define EXP_LN2_HI 0.693145751953125f
-#define EXP_LN2_LO 1.428606765330187e-06f
-#define HORNER(c) p = __fadd_rn(c, __fmul_rn(r, p))
-
-static __device__ __forceinline__ float exp_neg(float x) { /* x <= 0; clamped at −87 (NaN too) */
-    x = x > -87.0f ? x : -87.0f;
-    float n = __fsub_rn(__fadd_rn(__fmul_rn(x, EXP_LOG2E), EXP_MAGIC), EXP_MAGIC);
-    float r = __fsub_rn(x, __fmul_rn(n, EXP_LN2_HI));
-    r = __fsub_rn(r, __fmul_rn(n, EXP_LN2_LO));
-    float p = 0.0013888888889f;
-    HORNER(0.0083333333333f); HORNER(0.041666666666f); HORNER(0.16666666666f);
-    HORNER(0.5f); HORNER(1.0f); HORNER(1.0f);
-    return __fmul_rn(p, __int_as_float(((int)n + 127) << 23));
-}
-
-/* 2Φ(x) = erfc(−x/√2), Numerical Recipes erfcc */
-static __device__ __forceinline__ float phi2(float x) {
-    float u = __fmul_rn(x, 0.70710678118654752f), z = u < 0.0f ? -u : u;
-    float r = __fdiv_rn(1.0f, __fadd_rn(1.0f, __fmul_rn(0.5f, z)));
-    float p = 0.17087277f;
-    HORNER(-0.82215223f); HORNER(1.48851587f); HORNER(-1.13520398f); HORNER(0.27886807f);
-    HORNER(-0.18628806f); HORNER(0.09678418f); HORNER(0.37409196f); HORNER(1.00002368f);
-    HORNER(-1.26551223f);
-    float c = __fmul_rn(r, exp_neg(__fsub_rn(p, __fmul_rn(z, z))));
-    return u < 0.0f ? c : __fsub_rn(2.0f, c);
-}
-
-static __device__ __forceinline__ float gelu(float x) { return __fmul_rn(__fmul_rn(0.5f, x), phi2(x)); }
-
-/* d/dx x·Φ(x) = Φ(x) + x·φ(x) */
-static __device__ __forceinline__ float dgelu(float x) {
-    float q = exp_neg(__fmul_rn(__fmul_rn(-0.5f, x), x));
-    return __fadd_rn(__fmul_rn(0.5f, phi2(x)), __fmul_rn(__fmul_rn(x, 0.3989422804014327f), q));
-}
 
 /* ---- kernels --------------------------------------------------------------- */
 
@@ -65,7 +29,7 @@ static __global__ void epilogue_kernel(float *out, float *pre, const float *y, c
         float v = y[i];
         if (b) v = __fadd_rn(v, b[i % C]);
         if (gelu_on) {
-            float g = gelu(v);
+            float g = dv2_cuda_gelu(v);
             pre[i] = bf ? dv2_bf16r(v) : v;
             out[i] = bf ? dv2_bf16r(g) : g;
         } else {
@@ -78,7 +42,7 @@ static __global__ void epilogue_kernel(float *out, float *pre, const float *y, c
 static __global__ void dgelu_kernel(float *work, const float *dout, const float *pre, size_t n, int bf) {
     FOR_N(i, n) {
         float g = bf ? dv2_bf16r(dout[i]) : dout[i];
-        work[i] = __fadd_rn(0.0f, __fmul_rn(g, dgelu(pre[i])));
+        work[i] = __fadd_rn(0.0f, __fmul_rn(g, dv2_cuda_gelu_grad(pre[i])));
     }
 }
 

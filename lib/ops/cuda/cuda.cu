@@ -1,0 +1,407 @@
+/* cuda.cu — the CUDA backends' object: context (device, stream, cuBLAS
+ * handle, workspace arena, sticky status, transfer counters), the memory
+ * entries, the GEMM helpers the kernel files share, the collectives and the
+ * table (see cuda.h; the kernels are in cuda_*.cu).
+ *
+ * Device choice: the local rank of the launcher (OMPI_COMM_WORLD_LOCAL_RANK,
+ * SLURM_LOCALID, LOCAL_RANK) modulo the visible devices, else device 0, so
+ * one rank per GPU needs no more than mpirun/srun and CUDA_VISIBLE_DEVICES.
+ *
+ * Memory: be->alloc is cudaMalloc plus a zeroing memset on the stream;
+ * every transfer and kernel is queued on the backend's one stream, so call
+ * order is execution order.  to_host waits for the stream (the host reads
+ * the result at once); to_device from pageable memory returns once the
+ * source has been staged, so the caller may reuse it.
+ *
+ * Collectives: with one process they are copies (or nothing); with several
+ * they stage through host memory and core/dist (MPI).  NCCL on device
+ * buffers is the faster path and is not in this version. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dist.h"
+#include "ops/cuda/cuda.h"
+
+/* ---- status --------------------------------------------------------------- */
+
+int dv2_cuda_fail(const dv2_backend *be, int status) {
+    dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
+    if (c && status && !c->status) c->status = status;
+    return status;
+}
+
+static int status_of(cudaError_t e) {
+    return e == cudaSuccess ? DV2_OK : e == cudaErrorMemoryAllocation ? DV2_ENOMEM : DV2_EIO;
+}
+
+int dv2_cuda_check(const dv2_backend *be, cudaError_t e) {
+    if (e == cudaSuccess) return DV2_OK;
+    if (getenv("DV2_CUDA_VERBOSE")) fprintf(stderr, "dv2 cuda: %s\n", cudaGetErrorString(e));
+    return dv2_cuda_fail(be, status_of(e));
+}
+
+int dv2_cuda_check_blas(const dv2_backend *be, cublasStatus_t s) {
+    if (s == CUBLAS_STATUS_SUCCESS) return DV2_OK;
+    if (getenv("DV2_CUDA_VERBOSE")) fprintf(stderr, "dv2 cuda: cuBLAS status %d\n", (int)s);
+    return dv2_cuda_fail(be, s == CUBLAS_STATUS_ALLOC_FAILED ? DV2_ENOMEM : DV2_EIO);
+}
+
+int dv2_cuda_launched(const dv2_backend *be) {
+    int rc = dv2_cuda_check(be, cudaGetLastError());
+#ifdef DV2_CUDA_SYNC_DEBUG
+    if (!rc) rc = dv2_cuda_check(be, cudaStreamSynchronize(dv2_cuda_stream(be)));
+#endif
+    return rc ? rc : dv2_cuda_ctx_of(be)->status;
+}
+
+/* ---- memory ----------------------------------------------------------------- */
+
+static void *e_alloc(const dv2_backend *be, size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 64;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* not a launch error: do not report it twice */
+        dv2_cuda_fail(be, status_of(e));
+        return NULL;
+    }
+    if (dv2_cuda_check(be, cudaMemsetAsync(p, 0, bytes, dv2_cuda_stream(be)))) {
+        cudaFree(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void e_free(const dv2_backend *be, void *p) {
+    if (!p) return;
+    cudaStreamSynchronize(dv2_cuda_stream(be)); /* queued work may still read it */
+    cudaFree(p);
+}
+
+static int e_to_host(const dv2_backend *be, void *dst, const void *src, size_t bytes) {
+    dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
+    c->to_host += bytes;
+    if (!bytes) return c->status;
+    int rc = dv2_cuda_check(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
+    if (!rc) rc = dv2_cuda_check(be, cudaStreamSynchronize(c->stream));
+    return rc;
+}
+
+static int e_to_device(const dv2_backend *be, void *dst, const void *src, size_t bytes) {
+    dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
+    c->to_device += bytes;
+    if (!bytes) return c->status;
+    return dv2_cuda_check(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+}
+
+static int e_copy(const dv2_backend *be, void *dst, const void *src, size_t bytes) {
+    if (!bytes || dst == src) return DV2_OK;
+    return dv2_cuda_check(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice,
+                                              dv2_cuda_stream(be)));
+}
+
+static int e_zero(const dv2_backend *be, void *p, size_t bytes) {
+    if (!bytes) return DV2_OK;
+    return dv2_cuda_check(be, cudaMemsetAsync(p, 0, bytes, dv2_cuda_stream(be)));
+}
+
+static int e_sync(const dv2_backend *be) {
+    dv2_cuda_check(be, cudaStreamSynchronize(dv2_cuda_stream(be)));
+    dv2_cuda_check(be, cudaGetLastError());
+    return dv2_cuda_ctx_of(be)->status;
+}
+
+static int e_status(const dv2_backend *be) {
+    dv2_cuda_check(be, cudaGetLastError());
+    return dv2_cuda_ctx_of(be)->status;
+}
+
+void *dv2_cuda_workspace(const dv2_backend *be, size_t bytes) {
+    dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
+    if (bytes > c->ws_cap) {
+        size_t cap = c->ws_cap * 2 > bytes ? c->ws_cap * 2 : bytes;
+        cudaStreamSynchronize(c->stream); /* queued ops may still use the old arena */
+        void *p = NULL;
+        if (cudaMalloc(&p, cap) != cudaSuccess) { /* doubling failed: try the exact size */
+            cudaGetLastError();
+            p = NULL, cap = bytes;
+            if (cudaMalloc(&p, cap) != cudaSuccess) {
+                cudaGetLastError();
+                dv2_cuda_fail(be, DV2_ENOMEM);
+                return NULL;
+            }
+        }
+        cudaFree(c->ws);
+        c->ws = p, c->ws_cap = cap;
+    }
+    if (bytes > c->ws_high) c->ws_high = bytes;
+    return c->ws;
+}
+
+void *dv2_cuda_small(const dv2_backend *be) { return dv2_cuda_ctx_of(be)->small; }
+void *dv2_cuda_pinned(const dv2_backend *be) { return dv2_cuda_ctx_of(be)->pinned; }
+
+static void e_info(const dv2_backend *be, dv2_backend_info *out) {
+    const dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
+    memset(out, 0, sizeof *out);
+    snprintf(out->device, sizeof out->device, "%s", c->device_name);
+    out->workspace_high = c->ws_high;
+    out->to_host = c->to_host, out->to_device = c->to_device;
+}
+
+static void e_release(dv2_backend *be) {
+    dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
+    if (!c) return;
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    cudaFree(c->ws);
+    cudaFree(c->small);
+    if (c->pinned) cudaFreeHost(c->pinned);
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c);
+    be->ctx = NULL;
+}
+
+/* ---- small kernels the other files share ----------------------------------- */
+
+static __global__ void k_fill(float *x, size_t n, float v) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        x[i] = v;
+}
+
+void dv2_cuda_nan_fill(const dv2_backend *be, float *x, size_t n) {
+    if (!x || !n) return;
+    k_fill<<<dv2_cuda_grid(n, DV2_CUDA_THREADS), DV2_CUDA_THREADS, 0, dv2_cuda_stream(be)>>>(x, n, NAN);
+    cudaGetLastError();
+}
+
+static __global__ void k_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        __nv_bfloat16_raw r;
+        r.x = (unsigned short)(__float_as_uint(dv2_bf16r(src[i])) >> 16);
+        dst[i] = r;
+    }
+}
+
+static __global__ void k_round_bf16(float *x, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        x[i] = dv2_bf16r(x[i]);
+}
+
+int dv2_cuda_to_bf16(const dv2_backend *be, __nv_bfloat16 *dst, const float *src, size_t n) {
+    if (!n) return DV2_OK;
+    k_to_bf16<<<dv2_cuda_grid(n, DV2_CUDA_THREADS), DV2_CUDA_THREADS, 0, dv2_cuda_stream(be)>>>(dst, src, n);
+    return dv2_cuda_launched(be);
+}
+
+int dv2_cuda_round_bf16(const dv2_backend *be, float *x, size_t n) {
+    if (!x || !n) return DV2_OK;
+    k_round_bf16<<<dv2_cuda_grid(n, DV2_CUDA_THREADS), DV2_CUDA_THREADS, 0, dv2_cuda_stream(be)>>>(x, n);
+    return dv2_cuda_launched(be);
+}
+
+/* C (M rows, N columns, row stride ldc) ← beta·C: the GEMM with K = 0. */
+static __global__ void k_scale_rows(float *C, int M, int N, int ldc, float beta) {
+    size_t n = (size_t)M * N;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float *p = C + (i / N) * (size_t)ldc + i % N;
+        *p = beta == 0.0f ? 0.0f : beta * *p;
+    }
+}
+
+/* Row-major C = op(A)·op(B) is column-major C^T = op(B)^T·op(A)^T: the
+ * operands swap and keep their own transposition flags. */
+int dv2_cuda_sgemm(const dv2_backend *be, int transA, int transB, int M, int N, int K,
+                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc) {
+    if (M <= 0 || N <= 0) return DV2_OK;
+    if (K <= 0) {
+        k_scale_rows<<<dv2_cuda_grid((size_t)M * N, DV2_CUDA_THREADS), DV2_CUDA_THREADS, 0,
+                       dv2_cuda_stream(be)>>>(C, M, N, ldc, beta);
+        return dv2_cuda_launched(be);
+    }
+    cublasOperation_t ta = transA ? CUBLAS_OP_T : CUBLAS_OP_N, tb = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    return dv2_cuda_check_blas(be, cublasSgemm(dv2_cuda_ctx_of(be)->blas, tb, ta, N, M, K, &alpha, B,
+                                               ldb, A, lda, &beta, C, ldc));
+}
+
+int dv2_cuda_gemm_bf16(const dv2_backend *be, int transA, int transB, int M, int N, int K,
+                       float alpha, const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B,
+                       int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return DV2_OK;
+    if (K <= 0) {
+        k_scale_rows<<<dv2_cuda_grid((size_t)M * N, DV2_CUDA_THREADS), DV2_CUDA_THREADS, 0,
+                       dv2_cuda_stream(be)>>>(C, M, N, ldc, beta);
+        return dv2_cuda_launched(be);
+    }
+    cublasOperation_t ta = transA ? CUBLAS_OP_T : CUBLAS_OP_N, tb = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    return dv2_cuda_check_blas(
+        be, cublasGemmEx(dv2_cuda_ctx_of(be)->blas, tb, ta, N, M, K, &alpha, B, CUDA_R_16BF, ldb, A,
+                         CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT));
+}
+
+/* ---- collectives ------------------------------------------------------------- */
+
+static int multi(const struct dv2_dist *comm) { return comm && comm->world > 1; }
+
+/* Host staging for a collective: a malloc'd buffer of `bytes`, or NULL
+ * with DV2_ENOMEM in err. */
+static void *host_buf(const dv2_backend *be, size_t bytes, dv2_error *err) {
+    void *h = malloc(bytes ? bytes : 1);
+    if (!h) {
+        dv2_cuda_fail(be, DV2_ENOMEM);
+        dv2_error_set(err, DV2_ENOMEM, "cuda collective: out of host memory for %zu bytes", bytes);
+    }
+    return h;
+}
+
+static int blocking_copy(const dv2_backend *be, void *dst, const void *src, size_t bytes,
+                         cudaMemcpyKind kind, dv2_error *err) {
+    cudaStream_t s = dv2_cuda_stream(be);
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, s);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(s);
+    if (e == cudaSuccess) return DV2_OK;
+    dv2_cuda_check(be, e);
+    return dv2_error_set(err, status_of(e), "cuda collective: copy: %s", cudaGetErrorString(e));
+}
+
+int dv2_cuda_allreduce_sum(const dv2_backend *be, float *buf, size_t n, const struct dv2_dist *comm,
+                           dv2_error *err) {
+    if (!multi(comm) || !n) return DV2_OK;
+    float *h = (float *)host_buf(be, n * sizeof *h, err);
+    if (!h) return DV2_ENOMEM;
+    int rc = blocking_copy(be, h, buf, n * sizeof *h, cudaMemcpyDeviceToHost, err);
+    if (!rc) rc = dv2_dist_allreduce_sum_f32(comm, h, n, err);
+    if (!rc) rc = blocking_copy(be, buf, h, n * sizeof *h, cudaMemcpyHostToDevice, err);
+    free(h);
+    return rc;
+}
+
+int dv2_cuda_reduce_scatter_sum(const dv2_backend *be, float *out, const float *in, size_t n,
+                                const struct dv2_dist *comm, dv2_error *err) {
+    if (!multi(comm)) return e_copy(be, out, in, n * sizeof *out);
+    size_t W = (size_t)comm->world;
+    float *h = (float *)host_buf(be, (W + 1) * n * sizeof *h, err);
+    if (!h) return DV2_ENOMEM;
+    int rc = blocking_copy(be, h, in, W * n * sizeof *h, cudaMemcpyDeviceToHost, err);
+    if (!rc) rc = dv2_dist_reduce_scatter_sum_f32(comm, h + W * n, h, n, err);
+    if (!rc) rc = blocking_copy(be, out, h + W * n, n * sizeof *h, cudaMemcpyHostToDevice, err);
+    free(h);
+    return rc;
+}
+
+int dv2_cuda_all_gather(const dv2_backend *be, float *out, const float *in, size_t n,
+                        const struct dv2_dist *comm, dv2_error *err) {
+    if (!multi(comm)) return e_copy(be, out, in, n * sizeof *out);
+    size_t W = (size_t)comm->world;
+    float *h = (float *)host_buf(be, (W + 1) * n * sizeof *h, err);
+    if (!h) return DV2_ENOMEM;
+    int rc = blocking_copy(be, h, in, n * sizeof *h, cudaMemcpyDeviceToHost, err);
+    if (!rc) rc = dv2_dist_allgather(comm, h, n * sizeof *h, h + n, err);
+    if (!rc) rc = blocking_copy(be, out, h + n, W * n * sizeof *h, cudaMemcpyHostToDevice, err);
+    free(h);
+    return rc;
+}
+
+/* ---- the backend object ------------------------------------------------------- */
+
+static int local_rank(void) {
+    const char *v[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "LOCAL_RANK"};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        const char *s = getenv(v[i]);
+        if (s && *s) return atoi(s);
+    }
+    return 0;
+}
+
+static void fill_table(dv2_backend *be) {
+    be->alloc = e_alloc, be->free = e_free, be->to_host = e_to_host, be->to_device = e_to_device;
+    be->copy = e_copy, be->zero = e_zero, be->sync = e_sync, be->status = e_status;
+    be->workspace = dv2_cuda_workspace, be->info = e_info, be->release = e_release;
+    be->linear_forward = dv2_cuda_linear_forward, be->linear_backward = dv2_cuda_linear_backward;
+    be->patch_embed_forward = dv2_cuda_patch_embed_forward;
+    be->patch_embed_backward = dv2_cuda_patch_embed_backward;
+    be->pixels_forward = dv2_cuda_pixels_forward;
+    be->posembed_forward = dv2_cuda_posembed_forward;
+    be->posembed_backward = dv2_cuda_posembed_backward;
+    be->embed_tokens_forward = dv2_cuda_embed_tokens_forward;
+    be->embed_tokens_backward = dv2_cuda_embed_tokens_backward;
+    be->layernorm_forward = dv2_cuda_layernorm_forward;
+    be->layernorm_backward = dv2_cuda_layernorm_backward;
+    be->l2norm_forward = dv2_cuda_l2norm_forward, be->l2norm_backward = dv2_cuda_l2norm_backward;
+    be->weightnorm_forward = dv2_cuda_weightnorm_forward;
+    be->weightnorm_backward = dv2_cuda_weightnorm_backward;
+    be->attention_forward = dv2_cuda_attention_forward;
+    be->attention_backward = dv2_cuda_attention_backward;
+    be->gelu_forward = dv2_cuda_gelu_forward, be->gelu_backward = dv2_cuda_gelu_backward;
+    be->swiglu_forward = dv2_cuda_swiglu_forward, be->swiglu_backward = dv2_cuda_swiglu_backward;
+    be->residual_forward = dv2_cuda_residual_forward;
+    be->residual_backward = dv2_cuda_residual_backward;
+    be->gather_rows = dv2_cuda_gather_rows, be->scatter_add_rows = dv2_cuda_scatter_add_rows;
+    be->add = dv2_cuda_add, be->scale = dv2_cuda_scale, be->sumsq = dv2_cuda_sumsq;
+    be->all_finite = dv2_cuda_all_finite;
+    be->softmax_center_forward = dv2_cuda_softmax_center_forward;
+    be->center_update = dv2_cuda_center_update;
+    be->sinkhorn_knopp_forward = dv2_cuda_sinkhorn_knopp_forward;
+    be->dino_forward = dv2_cuda_dino_forward, be->dino_backward = dv2_cuda_dino_backward;
+    be->ibot_forward = dv2_cuda_ibot_forward, be->ibot_backward = dv2_cuda_ibot_backward;
+    be->koleo_forward = dv2_cuda_koleo_forward, be->koleo_backward = dv2_cuda_koleo_backward;
+    be->collapse_stats = dv2_cuda_collapse_stats;
+    be->allreduce_sum = dv2_cuda_allreduce_sum;
+    be->reduce_scatter_sum = dv2_cuda_reduce_scatter_sum;
+    be->all_gather = dv2_cuda_all_gather;
+    be->adamw_step = dv2_cuda_adamw_step, be->ema_update = dv2_cuda_ema_update;
+}
+
+extern "C" int dv2_cuda_backend_new(dv2_backend **out, int bf16, char *why, size_t n) {
+    *out = NULL;
+    if (why && n) why[0] = 0;
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        if (why && n)
+            snprintf(why, n, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "none visible");
+        cudaGetLastError();
+        return DV2_EUNSUPPORTED;
+    }
+    dv2_backend *be = (dv2_backend *)calloc(1, sizeof *be);
+    dv2_cuda_ctx *c = (dv2_cuda_ctx *)calloc(1, sizeof *c);
+    if (!be || !c) {
+        free(be), free(c);
+        return DV2_ENOMEM;
+    }
+    be->name = bf16 ? "cuda-bf16" : "cuda";
+    be->ctx = c;
+    fill_table(be);
+    c->bf16 = bf16;
+    c->device = local_rank() % count;
+    cudaDeviceProp prop;
+    int rc = DV2_OK;
+    if ((e = cudaSetDevice(c->device)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, c->device)) != cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
+        (e = cudaMalloc(&c->small, DV2_CUDA_SMALL_BYTES)) != cudaSuccess ||
+        (e = cudaMallocHost(&c->pinned, DV2_CUDA_SMALL_BYTES)) != cudaSuccess) {
+        rc = status_of(e);
+        if (why && n) snprintf(why, n, "CUDA device %d: %s", c->device, cudaGetErrorString(e));
+    } else if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS ||
+               cublasSetStream(c->blas, c->stream) != CUBLAS_STATUS_SUCCESS ||
+               cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS) {
+        rc = DV2_EIO;
+        if (why && n) snprintf(why, n, "CUDA device %d: cuBLAS could not start", c->device);
+    }
+    if (rc) {
+        cudaGetLastError();
+        dv2_backend_close(be);
+        return rc;
+    }
+    c->sm_count = prop.multiProcessorCount;
+    snprintf(c->device_name, sizeof c->device_name, "%.60s (device %d of %d, sm_%d%d, %.0f GiB, %d SMs%s)",
+             prop.name, c->device, count, prop.major, prop.minor,
+             prop.totalGlobalMem / (1024.0 * 1024 * 1024), prop.multiProcessorCount,
+             bf16 ? ", bf16 storage" : ", f32, no TF32");
+    *out = be;
+    return DV2_OK;
+}
