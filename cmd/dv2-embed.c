@@ -141,6 +141,7 @@ int main(int argc, char **argv) {
                   "SSCD's square transform: bilinear resize to SIZE x SIZE (antialiased as PIL).",
         .common = DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_PROGRESS | DV2_CLI_SEED | DV2_CLI_DEVICE | DV2_CLI_THREADS,
         .opts = k_opts,
+        .cuda_ok = dv2_backend_cuda_built,
     };
     opts o = {.size = 224, .resize = 256, .batch = 32};
     dv2_cli cli;
@@ -159,6 +160,9 @@ int main(int argc, char **argv) {
         return dv2_usage_error("%s is an SSCD model: it takes no --features, --layers or --pca", o.model);
     if (sscd && o.resize_set)
         return dv2_usage_error("%s is an SSCD model: its input is resized to --size x --size, it takes no --resize", o.model);
+    if (!strncmp(cli.device, "cuda", 4) && (o.pixels || o.copy || sscd))
+        return dv2_usage_error("--device %s: %s runs on the CPU only (the GPU runs the ViTs)", cli.device,
+                               o.pixels ? "--pixels" : o.copy ? "--copy" : "an SSCD model");
     if (o.keep_aspect && !sscd) return dv2_usage_error("--keep-aspect needs an SSCD model (-m)");
     if (sscd && o.size_set && o.size < 32) return dv2_usage_error("--size %d: an SSCD model needs at least 32", o.size);
     if (o.arch) { /* a bad --arch, or a --size it cannot take, is a usage error found before any work */
@@ -185,7 +189,7 @@ int main(int argc, char **argv) {
     if (!strcmp(out, "-") && (rc = dv2_cli_check_binary_stdout(&cli))) return rc;
     dv2_backend *be = NULL;
     {
-        char bdesc[160];
+        char bdesc[512];
         dv2_error berr;
         dv2_error_clear(&berr);
         if (dv2_backend_open(&be, cli.device, bdesc, sizeof bdesc, &berr)) return dv2_report(&berr);

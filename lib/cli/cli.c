@@ -181,7 +181,7 @@ int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
             break;
         case OPT_DEVICE:
             if (!dv2_backend_known(optarg))
-                rc = dv2_usage_error("--device: expected cpu, cpu-bf16, cuda or auto, got '%s'", optarg);
+                rc = dv2_usage_error("--device: expected cpu, cpu-bf16, cuda, cuda-bf16 or auto, got '%s'", optarg);
             cli->device = optarg;
             break;
         case OPT_THREADS:
@@ -210,8 +210,8 @@ int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
     cli->progress = g_verbose >= 0 && (progress_forced || isatty(2));
     if (cli->progress && (!cli->output || !strcmp(cli->output, "-")) && same_terminal(1, 2))
         cli->progress = 0; /* data goes to the terminal the meter would draw on */
-    if (rc == DV2_CLI_RUN && !strcmp(cli->device, "cuda") && !(spec->cuda_ok && spec->cuda_ok()))
-        rc = dv2_usage_error("--device cuda: %s runs on the CPU only in this build (see -V)", spec->prog);
+    if (rc == DV2_CLI_RUN && !strncmp(cli->device, "cuda", 4) && !(spec->cuda_ok && spec->cuda_ok()))
+        rc = dv2_usage_error("--device %s: %s runs on the CPU only in this build (see -V)", cli->device, spec->prog);
     if (rc == DV2_CLI_RUN && g_verbose > 0) {
         char blas[256];
         dv2_cli_blas_describe(blas, sizeof blas);

@@ -139,7 +139,7 @@ static dv2_cli_spec k_train_spec = {
     "Data-parallel: mpirun -np N dv2-train ... (or srun).",
     DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_SEED | DV2_CLI_THREADS | DV2_CLI_DEVICE,
     NULL, /* options: opts_for(0) */
-    NULL, /* the model ops have no CUDA backend yet */
+    dv2_backend_cuda_built,
 };
 
 static dv2_cli_spec k_distill_spec = {
@@ -152,7 +152,7 @@ static dv2_cli_spec k_distill_spec = {
     "Data-parallel: mpirun -np N dv2-distill ... (or srun).",
     DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_SEED | DV2_CLI_THREADS | DV2_CLI_DEVICE,
     NULL, /* options: opts_for(1) */
-    NULL,
+    dv2_backend_cuda_built,
 };
 
 int dv2_cli_train_main(int argc, char **argv, int distill) {
@@ -217,7 +217,7 @@ int dv2_cli_train_main(int argc, char **argv, int distill) {
     if (!cfg.train.dataset_path[0]) return dv2_usage_error("no training data (--data DATASET)");
     dv2_backend *be = NULL;
     {
-        char bdesc[160];
+        char bdesc[512];
         if (dv2_backend_open(&be, cli.device, bdesc, sizeof bdesc, &err)) return dv2_report(&err);
         dv2_debugf("%s", bdesc);
     }

@@ -365,6 +365,9 @@ int dv2_backend_check(const dv2_backend *be, const char *what, struct dv2_error 
 /* Frees the backend and its context (accepts NULL).  Every buffer it
  * allocated must have been freed. */
 void dv2_backend_close(dv2_backend *be);
+/* 1 when this build has the CUDA backends (whether a GPU is present is
+ * known only when one is opened). */
+int dv2_backend_cuda_built(void);
 /* 1 if name is a backend name dv2_backend_open understands (it may still
  * be missing from this build). */
 int dv2_backend_known(const char *name);
