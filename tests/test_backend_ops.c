@@ -670,7 +670,7 @@ static int run_case(run_ctx *c, const dv2_backend *be, const op_case *oc, uint64
 }
 
 int main(int argc, char **argv) {
-    int perf = 0, reps = 20, list = 0;
+    int perf = 0, reps = 20, list = 0, small = 0;
     const char *only = NULL, *require = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--perf")) {
@@ -678,12 +678,15 @@ int main(int argc, char **argv) {
             if (i + 1 < argc && atoi(argv[i + 1]) > 0) reps = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--list")) {
             list = 1;
+        } else if (!strcmp(argv[i], "--small")) {
+            small = 1;
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             only = argv[++i];
         } else if (!strcmp(argv[i], "--require") && i + 1 < argc) {
             require = argv[++i];
         } else {
-            fprintf(stderr, "usage: test_backend_ops [--perf [REPS]] [--list] [--only B,B] [--require B,B]\n"
+            fprintf(stderr, "usage: test_backend_ops [--perf [REPS]] [--list] [--only B,B] [--require B,B] [--small]\n"
+                            "  --small: leave out the model-sized cases (for a memory checker)\n"
                             "  --only: check these backends (and cpu, the reference) only\n"
                             "  --require: fail, not skip, when one of these cannot be opened\n"
                             "  exit 0 ok, 1 a failure, 77 every backend asked for was skipped\n");
@@ -743,6 +746,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < NCASES; k++) {
         const op_case *oc = &k_cases[k];
         uint64_t seed = 1000 + (uint64_t)k;
+        if (small && oc->big) continue;
         run_ctx ref, again;
         if (run_case(&ref, cpu, oc, seed, 0) || run_case(&again, cpu, oc, seed, 0)) {
             fprintf(stderr, "FAIL %s: the CPU backend's memory entries failed\n", oc->name);
@@ -785,6 +789,7 @@ int main(int argc, char **argv) {
         if (nbe > 1) printf("   cpu/%s", bes[nbe - 1]->name);
         printf("\n");
         for (int k = 0; k < NCASES; k++) {
+            if (small && k_cases[k].big) continue;
             printf("%-40s", k_cases[k].name);
             double ms0 = 0, ms = 0;
             for (size_t b = 0; b < nbe; b++) {
