@@ -120,13 +120,14 @@ static int e_status(const dv2_backend *be) {
 
 void *dv2_cuda_workspace(const dv2_backend *be, size_t bytes) {
     dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
-    if (bytes > c->ws_cap) {
+    if (bytes > c->ws_cap || !c->ws) { /* a first request of 0 bytes gets an arena too */
         size_t cap = c->ws_cap * 2 > bytes ? c->ws_cap * 2 : bytes;
+        if (!cap) cap = 256;
         cudaStreamSynchronize(c->stream); /* queued ops may still use the old arena */
         void *p = NULL;
         if (cudaMalloc(&p, cap) != cudaSuccess) { /* doubling failed: try the exact size */
             cudaGetLastError();
-            p = NULL, cap = bytes;
+            p = NULL, cap = bytes ? bytes : 256;
             if (cudaMalloc(&p, cap) != cudaSuccess) {
                 cudaGetLastError();
                 dv2_cuda_fail(be, DV2_ENOMEM);
