@@ -123,7 +123,9 @@ void *dv2_cuda_workspace(const dv2_backend *be, size_t bytes) {
     if (bytes > c->ws_cap || !c->ws) { /* a first request of 0 bytes gets an arena too */
         size_t cap = c->ws_cap * 2 > bytes ? c->ws_cap * 2 : bytes;
         if (!cap) cap = 256;
-        cudaStreamSynchronize(c->stream); /* queued ops may still use the old arena */
+        /* queued ops may still use the old arena; a kernel that failed there
+         * is reported as itself (DV2_EIO), not as out of memory */
+        if (dv2_cuda_check(be, cudaStreamSynchronize(c->stream))) return NULL;
         void *p = NULL;
         if (cudaMalloc(&p, cap) != cudaSuccess) { /* doubling failed: try the exact size */
             cudaGetLastError();
