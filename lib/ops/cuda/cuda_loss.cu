@@ -123,12 +123,15 @@ int dv2_cuda_center_update(const dv2_backend *be, float *center, const float *t,
     int rc;
     if (N > 0) center_sum_kernel<<<g, NT, 0, st>>>(sum, t, N, K, scale_sum);
     else if ((rc = dv2_cuda_check(be, cudaMemsetAsync(sum, 0, sizeof(float) * (size_t)K, st))))
-        return rc;
-    if ((rc = dv2_cuda_launched(be))) return rc;
+        return dv2_error_set(err, rc, "backend: the center update failed on the device");
+    if ((rc = dv2_cuda_launched(be)))
+        return dv2_error_set(err, rc, "backend: the center update failed on the device");
     if (comm && comm->world > 1 && (rc = be->allreduce_sum(be, sum, (size_t)K, comm, err)))
         return dv2_cuda_fail(be, rc);
     center_apply_kernel<<<g, NT, 0, st>>>(center, sum, K, scale_apply, momentum);
-    return dv2_cuda_launched(be);
+    if ((rc = dv2_cuda_launched(be)))
+        return dv2_error_set(err, rc, "backend: the center update failed on the device");
+    return DV2_OK;
 }
 
 /* ---- Sinkhorn-Knopp ------------------------------------------------------------ */
@@ -200,7 +203,7 @@ int dv2_cuda_sinkhorn_knopp_forward(const dv2_backend *be, float *q, const float
     cudaStream_t st = dv2_cuda_stream(be);
     size_t n = (size_t)N * (size_t)K;
     float B = (float)n_total, Kf = (float)K;
-    int multi = comm && comm->world > 1, rc = DV2_OK;
+    int multi = comm && comm->world > 1, rc = DV2_OK, coll = 0; /* coll: a collective failed (err set) */
     /* part (SK_PARTS doubles), then work (K+1 floats): work[0] the total, work[0..K) the sums */
     void *ws = dv2_cuda_workspace(be, sizeof(double) * SK_PARTS + sizeof(float) * ((size_t)K + 1));
     if (!ws) {
@@ -218,20 +221,24 @@ int dv2_cuda_sinkhorn_knopp_forward(const dv2_backend *be, float *q, const float
     } else {
         rc = dv2_cuda_check(be, cudaMemsetAsync(work, 0, sizeof(float), st));
     }
-    if (!rc && multi && (rc = be->allreduce_sum(be, work, 1, comm, err))) dv2_cuda_fail(be, rc);
+    if (!rc && multi && (rc = be->allreduce_sum(be, work, 1, comm, err))) dv2_cuda_fail(be, rc), coll = 1;
     if (!rc && n > 0) sk_div_kernel<<<gn, NT, 0, st>>>(q, work, n);
     for (int it = 0; !rc && it < n_iter; it++) {
         if (K > 0) sk_colsum_kernel<<<gk, NT, 0, st>>>(work, q, N, K);
         if ((rc = dv2_cuda_launched(be))) break;
         if (multi && (rc = be->allreduce_sum(be, work, (size_t)K, comm, err))) {
             dv2_cuda_fail(be, rc);
+            coll = 1;
             break;
         }
         if (n > 0) sk_rows_kernel<<<N, NT, 0, st>>>(q, work, K, Kf, B);
     }
     if (!rc && n > 0) sk_scale_kernel<<<gn, NT, 0, st>>>(q, n, B);
     if (!rc) rc = dv2_cuda_launched(be);
-    if (rc) dv2_cuda_nan_fill(be, q, n);
+    if (rc) {
+        dv2_cuda_nan_fill(be, q, n);
+        if (!coll) dv2_error_set(err, rc, "backend: Sinkhorn-Knopp failed on the device");
+    }
     return rc;
 }
 
