@@ -188,7 +188,7 @@ int main(int argc, char **argv) {
     if (o.resume && o.zstd) return dv2_usage_error("--resume cannot append to a --zstd matrix (write it uncompressed)");
     if (!strcmp(out, "-") && (rc = dv2_cli_check_binary_stdout(&cli))) return rc;
     dv2_backend *be = NULL;
-    {
+    if (!(o.pixels || o.copy || sscd)) { /* only the ViTs run on the backend: no GPU context for the others */
         char bdesc[512];
         dv2_error berr;
         dv2_error_clear(&berr);

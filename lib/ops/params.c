@@ -90,12 +90,18 @@ int dv2_params_zero_grad(dv2_params *p) {
 
 int dv2_params_set(dv2_params *p, int i, const float *h_src, dv2_error *err) {
     if (i < 0 || i >= p->n || !p->data) return dv2_error_set(err, DV2_EINVAL, "params: no tensor %d", i);
-    return p->be->to_device(p->be, p->data + p->t[i].offset, h_src, sizeof(float) * p->t[i].numel);
+    int rc = p->be->to_device(p->be, p->data + p->t[i].offset, h_src, sizeof(float) * p->t[i].numel);
+    return rc ? dv2_error_set(err, rc < 0 ? rc : DV2_EIO, "params: cannot copy %s to the %s device", p->t[i].name,
+                              p->be->name)
+              : DV2_OK;
 }
 
 int dv2_params_get(const dv2_params *p, int i, float *h_dst, dv2_error *err) {
     if (i < 0 || i >= p->n || !p->data) return dv2_error_set(err, DV2_EINVAL, "params: no tensor %d", i);
-    return p->be->to_host(p->be, h_dst, p->data + p->t[i].offset, sizeof(float) * p->t[i].numel);
+    int rc = p->be->to_host(p->be, h_dst, p->data + p->t[i].offset, sizeof(float) * p->t[i].numel);
+    return rc ? dv2_error_set(err, rc < 0 ? rc : DV2_EIO, "params: cannot copy %s from the %s device",
+                              p->t[i].name, p->be->name)
+              : DV2_OK;
 }
 
 int dv2_params_copy(dv2_params *dst, const dv2_params *src, dv2_error *err) {
@@ -104,5 +110,7 @@ int dv2_params_copy(dv2_params *dst, const dv2_params *src, dv2_error *err) {
     for (int i = 0; i < src->n; i++)
         if (strcmp(dst->t[i].name, src->t[i].name) || dst->t[i].numel != src->t[i].numel)
             return dv2_error_set(err, DV2_EINVAL, "params: copy: %s differs", src->t[i].name);
-    return dst->be->copy(dst->be, dst->data, src->data, sizeof(float) * src->numel);
+    int rc = dst->be->copy(dst->be, dst->data, src->data, sizeof(float) * src->numel);
+    return rc ? dv2_error_set(err, rc < 0 ? rc : DV2_EIO, "params: copy on the %s device failed", dst->be->name)
+              : DV2_OK;
 }

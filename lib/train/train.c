@@ -145,14 +145,41 @@ out:
     return rc;
 }
 
+/* Rank 0's student and EMA target to every rank.  The parameters live on
+ * the backend's device, so the broadcast (core/dist, host memory) goes
+ * through a host copy: rank 0 reads its values back, every other rank
+ * uploads what it received.  Every rank runs every broadcast, even after a
+ * failed copy (returned at the end). */
 static int broadcast_params(run *r, dv2_error *err) {
     if (r->dist->world == 1) return 0;
+    const dv2_backend *be = r->m.be;
+    size_t mx = 1;
     for (int k = 0; k < r->m.n_mod; k++) {
-        dv2_params *s = r->m.s_mod[k], *t = r->m.ema_mod[k];
-        int rc = dv2_dist_broadcast(r->dist, s->data, s->numel * sizeof(float), 0, err);
-        if (!rc) rc = dv2_dist_broadcast(r->dist, t->data, t->numel * sizeof(float), 0, err);
-        if (rc) return rc;
+        if (r->m.s_mod[k]->numel > mx) mx = r->m.s_mod[k]->numel;
+        if (r->m.ema_mod[k]->numel > mx) mx = r->m.ema_mod[k]->numel;
     }
+    float *h = dv2_malloc_array(mx, sizeof *h);
+    int bad = h ? 0 : DV2_ENOMEM;
+    if (dv2_dist_agree(r->dist, bad, err)) { /* every rank or none broadcasts */
+        free(h);
+        return bad ? dv2_error_set(err, bad, "train: out of memory for the parameter broadcast") : DV2_EIO;
+    }
+    int rc = 0;
+    for (int k = 0; !rc && k < r->m.n_mod; k++) {
+        dv2_params *net[2] = {r->m.s_mod[k], r->m.ema_mod[k]};
+        for (int w = 0; !rc && w < 2; w++) {
+            size_t nb = net[w]->numel * sizeof(float);
+            if (r->dist->rank == 0 && be->to_host(be, h, net[w]->data, nb)) bad = DV2_EIO;
+            rc = dv2_dist_broadcast(r->dist, h, nb, 0, err);
+            if (!rc && r->dist->rank != 0 && be->to_device(be, net[w]->data, h, nb)) bad = DV2_EIO;
+        }
+    }
+    free(h);
+    if (rc) return rc;
+    /* a failed copy on one rank stops every rank (none trains on other values) */
+    if (dv2_dist_agree(r->dist, bad, err))
+        return bad ? dv2_error_set(err, bad, "train: backend memory operation failed in the parameter broadcast")
+                   : DV2_EIO;
     return 0;
 }
 
