@@ -74,6 +74,15 @@ NVCCFLAGS = -O2 -g -std=c++17 -arch=sm_$(CUDA_ARCH) -Ilib -Ikernels -Xcompiler -
 CFLAGS_BASE += -DDV2_HAVE_CUDA=1 -DDV2_CUDA_ARCH=\"sm_$(CUDA_ARCH)\" -I$(CUDA_HOME)/include
 LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 LIB_CU := $(wildcard kernels/*.cu) $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.cu))
+# NCCL for the CUDA backend's collectives across GPUs (NCCL=0: through MPI on the host)
+NCCL ?= $(call probe,nccl,[ -f $(CUDA_HOME)/include/nccl.h ] && [ -e $(CUDA_HOME)/lib64/libnccl.so ])
+ifeq ($(NCCL),1)
+NVCCFLAGS += -DDV2_HAVE_NCCL=1
+CFLAGS_BASE += -DDV2_HAVE_NCCL=1
+LIBS += -lnccl
+endif
+else
+NCCL := 0
 endif
 
 CFLAGS ?=
@@ -97,7 +106,7 @@ LIBDV2   := $(BUILD)/libdv2.a
 all: $(PROGS) features
 
 features:
-	@echo "dv2: features: cuda=$(CUDA) mpi=$(MPI) faiss=$(FAISS)$(if $(filter 0,$(CUDA)), (CPU-only build: nvcc not found or CUDA=0))"
+	@echo "dv2: features: cuda=$(CUDA) nccl=$(NCCL) mpi=$(MPI) faiss=$(FAISS)$(if $(filter 0,$(CUDA)), (CPU-only build: nvcc not found or CUDA=0))"
 
 $(BUILD)/%.o: %.c $(LIB_H) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh) $(wildcard tests/*.h tests/ref/*.h)
 	@mkdir -p $(dir $@)

@@ -13,9 +13,13 @@
  * the result at once); to_device from pageable memory returns once the
  * source has been staged, so the caller may reuse it.
  *
- * Collectives: with one process they are copies (or nothing); with several
- * they stage through host memory and core/dist (MPI).  NCCL on device
- * buffers is the faster path and is not in this version. */
+ * Collectives: with one process they are copies (or nothing).  With several,
+ * in a build with NCCL (DV2_HAVE_NCCL), they run on the device buffers
+ * through one NCCL communicator per backend, made at the first collective
+ * from a unique id that rank 0 broadcasts over core/dist (every rank calls
+ * the collectives in the same order, so the lazy start is collective too);
+ * DV2_NCCL=0 in the environment, or a build without NCCL, stages through
+ * host memory and core/dist (MPI) instead. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,9 @@
 
 #include "core/dist.h"
 #include "ops/cuda/cuda.h"
+#ifdef DV2_HAVE_NCCL
+#include <nccl.h>
+#endif
 
 /* ---- status --------------------------------------------------------------- */
 
@@ -58,6 +65,17 @@ int dv2_cuda_launched(const dv2_backend *be) {
 
 /* ---- memory ----------------------------------------------------------------- */
 
+/* Records the device's free memory after an allocation (for the peak). */
+static void note_memory(dv2_cuda_ctx *c) {
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    c->mem_total = tot;
+    if (!c->mem_free_min || fr < c->mem_free_min) c->mem_free_min = fr;
+}
+
 static void *e_alloc(const dv2_backend *be, size_t bytes) {
     void *p = NULL;
     if (bytes == 0) bytes = 64;
@@ -71,6 +89,7 @@ static void *e_alloc(const dv2_backend *be, size_t bytes) {
         cudaFree(p);
         return NULL;
     }
+    note_memory(dv2_cuda_ctx_of(be));
     return p;
 }
 
@@ -138,6 +157,7 @@ void *dv2_cuda_workspace(const dv2_backend *be, size_t bytes) {
         }
         cudaFree(c->ws);
         c->ws = p, c->ws_cap = cap;
+        note_memory(c);
     }
     if (bytes > c->ws_high) c->ws_high = bytes;
     return c->ws;
@@ -152,12 +172,16 @@ static void e_info(const dv2_backend *be, dv2_backend_info *out) {
     snprintf(out->device, sizeof out->device, "%s", c->device_name);
     out->workspace_high = c->ws_high;
     out->to_host = c->to_host, out->to_device = c->to_device;
+    out->mem_peak = c->mem_total && c->mem_free_min ? c->mem_total - c->mem_free_min : 0;
 }
 
 static void e_release(dv2_backend *be) {
     dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
+#ifdef DV2_HAVE_NCCL
+    if (c->nccl) ncclCommDestroy((ncclComm_t)c->nccl);
+#endif
     cudaFree(c->ws);
     cudaFree(c->small);
     if (c->pinned) cudaFreeHost(c->pinned);
@@ -250,6 +274,52 @@ int dv2_cuda_gemm_bf16(const dv2_backend *be, int transA, int transB, int M, int
 
 static int multi(const struct dv2_dist *comm) { return comm && comm->world > 1; }
 
+#ifdef DV2_HAVE_NCCL
+/* The backend's NCCL communicator over comm's ranks (made on first use), or
+ * NULL: NCCL is switched off (DV2_NCCL=0), or it failed (err says why). */
+static ncclComm_t nccl_of(const dv2_backend *be, const struct dv2_dist *comm, dv2_error *err, int *rc) {
+    dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
+    *rc = DV2_OK;
+    if (c->nccl_off) return NULL;
+    if (c->nccl) {
+        if (c->nccl_world == comm->world) return (ncclComm_t)c->nccl;
+        *rc = dv2_error_set(err, DV2_EINVAL, "cuda collective: a communicator of %d ranks, asked for %d",
+                            c->nccl_world, comm->world);
+        return NULL;
+    }
+    const char *env = getenv("DV2_NCCL");
+    if (env && !strcmp(env, "0")) {
+        c->nccl_off = 1;
+        return NULL;
+    }
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
+    ncclResult_t r = comm->rank == 0 ? ncclGetUniqueId(&id) : ncclSuccess;
+    /* every rank learns whether rank 0 got an id before anyone waits in NCCL */
+    if ((*rc = dv2_dist_agree(comm, r == ncclSuccess ? 0 : -1, err)) ||
+        (*rc = dv2_dist_broadcast(comm, &id, sizeof id, 0, err))) {
+        if (r != ncclSuccess) dv2_error_set(err, DV2_EIO, "NCCL: %s", ncclGetErrorString(r));
+        return NULL;
+    }
+    ncclComm_t nc = NULL;
+    r = ncclCommInitRank(&nc, comm->world, id, comm->rank);
+    if (r != ncclSuccess) {
+        *rc = dv2_error_set(err, DV2_EIO, "NCCL: rank %d of %d: %s", comm->rank, comm->world,
+                            ncclGetErrorString(r));
+        dv2_cuda_fail(be, DV2_EIO);
+        return NULL;
+    }
+    c->nccl = nc, c->nccl_world = comm->world;
+    return nc;
+}
+
+static int nccl_done(const dv2_backend *be, ncclResult_t r, const char *what, dv2_error *err) {
+    if (r == ncclSuccess) return dv2_cuda_launched(be);
+    dv2_cuda_fail(be, DV2_EIO);
+    return dv2_error_set(err, DV2_EIO, "NCCL %s: %s", what, ncclGetErrorString(r));
+}
+#endif
+
 /* Host staging for a collective: a malloc'd buffer of `bytes`, or NULL
  * with DV2_ENOMEM in err. */
 static void *host_buf(const dv2_backend *be, size_t bytes, dv2_error *err) {
@@ -274,6 +344,14 @@ static int blocking_copy(const dv2_backend *be, void *dst, const void *src, size
 int dv2_cuda_allreduce_sum(const dv2_backend *be, float *buf, size_t n, const struct dv2_dist *comm,
                            dv2_error *err) {
     if (!multi(comm) || !n) return DV2_OK;
+#ifdef DV2_HAVE_NCCL
+    int nrc;
+    ncclComm_t nc = nccl_of(be, comm, err, &nrc);
+    if (nrc) return nrc;
+    if (nc)
+        return nccl_done(be, ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, nc, dv2_cuda_stream(be)),
+                         "all-reduce", err);
+#endif
     float *h = (float *)host_buf(be, n * sizeof *h, err);
     if (!h) return DV2_ENOMEM;
     int rc = blocking_copy(be, h, buf, n * sizeof *h, cudaMemcpyDeviceToHost, err);
@@ -286,6 +364,14 @@ int dv2_cuda_allreduce_sum(const dv2_backend *be, float *buf, size_t n, const st
 int dv2_cuda_reduce_scatter_sum(const dv2_backend *be, float *out, const float *in, size_t n,
                                 const struct dv2_dist *comm, dv2_error *err) {
     if (!multi(comm)) return e_copy(be, out, in, n * sizeof *out);
+#ifdef DV2_HAVE_NCCL
+    int nrc;
+    ncclComm_t nc = nccl_of(be, comm, err, &nrc);
+    if (nrc) return nrc;
+    if (nc)
+        return nccl_done(be, ncclReduceScatter(in, out, n, ncclFloat, ncclSum, nc, dv2_cuda_stream(be)),
+                         "reduce-scatter", err);
+#endif
     size_t W = (size_t)comm->world;
     float *h = (float *)host_buf(be, (W + 1) * n * sizeof *h, err);
     if (!h) return DV2_ENOMEM;
@@ -299,6 +385,13 @@ int dv2_cuda_reduce_scatter_sum(const dv2_backend *be, float *out, const float *
 int dv2_cuda_all_gather(const dv2_backend *be, float *out, const float *in, size_t n,
                         const struct dv2_dist *comm, dv2_error *err) {
     if (!multi(comm)) return e_copy(be, out, in, n * sizeof *out);
+#ifdef DV2_HAVE_NCCL
+    int nrc;
+    ncclComm_t nc = nccl_of(be, comm, err, &nrc);
+    if (nrc) return nrc;
+    if (nc)
+        return nccl_done(be, ncclAllGather(in, out, n, ncclFloat, nc, dv2_cuda_stream(be)), "all-gather", err);
+#endif
     size_t W = (size_t)comm->world;
     float *h = (float *)host_buf(be, (W + 1) * n * sizeof *h, err);
     if (!h) return DV2_ENOMEM;

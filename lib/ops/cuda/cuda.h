@@ -46,6 +46,9 @@ typedef struct dv2_cuda_ctx {
     uint64_t to_host, to_device;
     char device_name[128];
     int sm_count;
+    void *nccl;                  /* ncclComm_t of the collectives (NULL until the first) */
+    int nccl_world, nccl_off;
+    size_t mem_total, mem_free_min; /* cudaMemGetInfo after each allocation */
 } dv2_cuda_ctx;
 
 #define DV2_CUDA_SMALL_BYTES 65536
@@ -212,7 +215,8 @@ int dv2_cuda_collapse_stats(const dv2_backend *be, double *out, const float *q, 
                             const float *cls, const float *g, const float *v, int N, int K, int D,
                             int d);
 
-/* cuda.cu: collectives (through core/dist on host-staged copies) */
+/* cuda.cu: collectives (NCCL on the device buffers, or host-staged copies
+ * through core/dist) */
 int dv2_cuda_allreduce_sum(const dv2_backend *be, float *buf, size_t n, const struct dv2_dist *comm,
                            struct dv2_error *err);
 int dv2_cuda_reduce_scatter_sum(const dv2_backend *be, float *out, const float *in, size_t n,
