@@ -244,6 +244,8 @@ int dv2_cli_train_main(int argc, char **argv, int distill) {
     dv2_train_opts o = {cfg.train.dataset_path, out, c.resume, 0, on_log, NULL, distill ? c.teacher : NULL, be};
     dv2_train_result res;
     rc = dv2_train_run(&cfg, &o, &dist, &res, &err);
+    dv2_backend_info binfo;
+    be->info(be, &binfo);
     dv2_backend_close(be);
     if (rc) {
         if (dist.rank == 0 || dist.world == 1) dv2_report(&err);
@@ -262,6 +264,9 @@ int dv2_cli_train_main(int argc, char **argv, int distill) {
         dv2_debugf("transfers per step: device to host %.0f B, host to device %.0f B (input images %.0f B)",
                    (double)res.step_to_host / res.steps_run, (double)res.step_to_device / res.steps_run,
                    (double)res.step_input / res.steps_run);
+    if (dist.rank == 0 && binfo.mem_peak)
+        dv2_debugf("device memory: %.2f GiB in use at the peak, workspace high-water %.1f MiB",
+                   binfo.mem_peak / 1073741824.0, binfo.workspace_high / 1048576.0);
     dv2_dist_finalize(&dist);
     return dv2_cli_finish(0);
 }

@@ -96,6 +96,8 @@ typedef struct dv2_backend_info {
     char device[128];         /* "cpu (2 threads, OpenBLAS Haswell)", "NVIDIA H100 ..." */
     size_t workspace_high;    /* the arena's high-water mark, bytes */
     uint64_t to_host, to_device; /* bytes moved by to_host / to_device since open */
+    size_t mem_peak;          /* device memory in use at its peak (a GPU: cudaMemGetInfo
+                               * at each allocation); 0 where not measured (the CPU) */
 } dv2_backend_info;
 
 typedef struct dv2_backend dv2_backend;
