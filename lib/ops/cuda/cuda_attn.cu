@@ -47,8 +47,13 @@
 #define ROWS 64 /* rows (queries or keys) per thread block */
 #define CH 16   /* forward: keys per online-softmax rescale */
 
-/* Rows per shared-memory tile: two tiles of TILE×DH floats stay at 32 KiB. */
-template <int DH> struct attn_tile { static constexpr int n = DH <= 64 ? 64 : 32; };
+/* Rows per shared-memory tile: two tiles of TILE×DH floats stay at 32 KiB
+ * (plus 2·TILE floats in dkv_kernel), under the 48 KiB of static shared memory. */
+template <int DH> struct attn_tile {
+    static constexpr int n = DH <= 64 ? 64 : 32;
+    static_assert((2 * n * DH + 2 * n) * sizeof(float) <= 48 * 1024, "shared memory");
+    static_assert(DH % 4 == 0 && n % CH == 0, "float4 runs, whole chunks");
+};
 
 static __device__ __forceinline__ float ld_val(float x, int bf16) { return bf16 ? dv2_bf16r(x) : x; }
 
@@ -302,7 +307,7 @@ static int attn_grid(dim3 *grid, const dv2_seqpack *sp, int H) {
     return 1;
 }
 
-/* Queries no key can see: nothing to launch (no token, or only empty sequences). */
+/* No token in any sequence: nothing to launch. */
 static int attn_empty(const dv2_seqpack *sp) {
     for (int s = 0; s < sp->nseq; s++)
         if (sp->cu[s + 1] > sp->cu[s]) return 0;
