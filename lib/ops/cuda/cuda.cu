@@ -341,65 +341,61 @@ static int blocking_copy(const dv2_backend *be, void *dst, const void *src, size
     return dv2_error_set(err, status_of(e), "cuda collective: copy: %s", cudaGetErrorString(e));
 }
 
-int dv2_cuda_allreduce_sum(const dv2_backend *be, float *buf, size_t n, const struct dv2_dist *comm,
-                           dv2_error *err) {
-    if (!multi(comm) || !n) return DV2_OK;
+/* The three collectives: all-reduce (in place, out == in, n floats),
+ * reduce-scatter (in W·n → out n) and all-gather (in n → out W·n). */
+enum coll { ALLREDUCE, REDUCE_SCATTER, ALL_GATHER };
+
+static int collective(const dv2_backend *be, enum coll op, float *out, const float *in, size_t n,
+                      const struct dv2_dist *comm, dv2_error *err) {
+    if (!multi(comm)) return op == ALLREDUCE ? DV2_OK : e_copy(be, out, in, n * sizeof *out);
+    if (!n) return DV2_OK;
 #ifdef DV2_HAVE_NCCL
     int nrc;
     ncclComm_t nc = nccl_of(be, comm, err, &nrc);
     if (nrc) return nrc;
-    if (nc)
-        return nccl_done(be, ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, nc, dv2_cuda_stream(be)),
-                         "all-reduce", err);
+    if (nc) {
+        cudaStream_t st = dv2_cuda_stream(be);
+        switch (op) {
+        case ALLREDUCE: return nccl_done(be, ncclAllReduce(in, out, n, ncclFloat, ncclSum, nc, st), "all-reduce", err);
+        case REDUCE_SCATTER:
+            return nccl_done(be, ncclReduceScatter(in, out, n, ncclFloat, ncclSum, nc, st), "reduce-scatter", err);
+        case ALL_GATHER: return nccl_done(be, ncclAllGather(in, out, n, ncclFloat, nc, st), "all-gather", err);
+        }
+    }
 #endif
-    float *h = (float *)host_buf(be, n * sizeof *h, err);
+    /* host staging: in (nin floats) at h, the result (nout) after it, or in
+     * place for the all-reduce */
+    size_t W = (size_t)comm->world;
+    size_t nin = op == REDUCE_SCATTER ? W * n : n, nout = op == ALL_GATHER ? W * n : n;
+    float *h = (float *)host_buf(be, (nin + (op == ALLREDUCE ? 0 : nout)) * sizeof *h, err);
     if (!h) return DV2_ENOMEM;
-    int rc = blocking_copy(be, h, buf, n * sizeof *h, cudaMemcpyDeviceToHost, err);
-    if (!rc) rc = dv2_dist_allreduce_sum_f32(comm, h, n, err);
-    if (!rc) rc = blocking_copy(be, buf, h, n * sizeof *h, cudaMemcpyHostToDevice, err);
+    float *hout = op == ALLREDUCE ? h : h + nin;
+    int rc = blocking_copy(be, h, in, nin * sizeof *h, cudaMemcpyDeviceToHost, err);
+    if (!rc) {
+        switch (op) {
+        case ALLREDUCE: rc = dv2_dist_allreduce_sum_f32(comm, h, n, err); break;
+        case REDUCE_SCATTER: rc = dv2_dist_reduce_scatter_sum_f32(comm, hout, h, n, err); break;
+        case ALL_GATHER: rc = dv2_dist_allgather(comm, h, n * sizeof *h, hout, err); break;
+        }
+    }
+    if (!rc) rc = blocking_copy(be, out, hout, nout * sizeof *h, cudaMemcpyHostToDevice, err);
     free(h);
     return rc;
+}
+
+int dv2_cuda_allreduce_sum(const dv2_backend *be, float *buf, size_t n, const struct dv2_dist *comm,
+                           dv2_error *err) {
+    return collective(be, ALLREDUCE, buf, buf, n, comm, err);
 }
 
 int dv2_cuda_reduce_scatter_sum(const dv2_backend *be, float *out, const float *in, size_t n,
                                 const struct dv2_dist *comm, dv2_error *err) {
-    if (!multi(comm)) return e_copy(be, out, in, n * sizeof *out);
-#ifdef DV2_HAVE_NCCL
-    int nrc;
-    ncclComm_t nc = nccl_of(be, comm, err, &nrc);
-    if (nrc) return nrc;
-    if (nc)
-        return nccl_done(be, ncclReduceScatter(in, out, n, ncclFloat, ncclSum, nc, dv2_cuda_stream(be)),
-                         "reduce-scatter", err);
-#endif
-    size_t W = (size_t)comm->world;
-    float *h = (float *)host_buf(be, (W + 1) * n * sizeof *h, err);
-    if (!h) return DV2_ENOMEM;
-    int rc = blocking_copy(be, h, in, W * n * sizeof *h, cudaMemcpyDeviceToHost, err);
-    if (!rc) rc = dv2_dist_reduce_scatter_sum_f32(comm, h + W * n, h, n, err);
-    if (!rc) rc = blocking_copy(be, out, h + W * n, n * sizeof *h, cudaMemcpyHostToDevice, err);
-    free(h);
-    return rc;
+    return collective(be, REDUCE_SCATTER, out, in, n, comm, err);
 }
 
 int dv2_cuda_all_gather(const dv2_backend *be, float *out, const float *in, size_t n,
                         const struct dv2_dist *comm, dv2_error *err) {
-    if (!multi(comm)) return e_copy(be, out, in, n * sizeof *out);
-#ifdef DV2_HAVE_NCCL
-    int nrc;
-    ncclComm_t nc = nccl_of(be, comm, err, &nrc);
-    if (nrc) return nrc;
-    if (nc)
-        return nccl_done(be, ncclAllGather(in, out, n, ncclFloat, nc, dv2_cuda_stream(be)), "all-gather", err);
-#endif
-    size_t W = (size_t)comm->world;
-    float *h = (float *)host_buf(be, (W + 1) * n * sizeof *h, err);
-    if (!h) return DV2_ENOMEM;
-    int rc = blocking_copy(be, h, in, n * sizeof *h, cudaMemcpyDeviceToHost, err);
-    if (!rc) rc = dv2_dist_allgather(comm, h, n * sizeof *h, h + n, err);
-    if (!rc) rc = blocking_copy(be, out, h + n, W * n * sizeof *h, cudaMemcpyHostToDevice, err);
-    free(h);
-    return rc;
+    return collective(be, ALL_GATHER, out, in, n, comm, err);
 }
 
 /* ---- the backend object ------------------------------------------------------- */

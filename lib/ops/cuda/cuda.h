@@ -111,6 +111,22 @@ static __device__ __forceinline__ float dv2_bf16r(float x) {
     return __uint_as_float(u & 0xffff0000u);
 }
 
+/* The sum of v over the DV2_CUDA_THREADS threads of a block, in a fixed tree
+ * order (the same bits every run), returned to every thread; sh is shared
+ * scratch of DV2_CUDA_THREADS doubles; every thread of the block must call it. */
+static __device__ __forceinline__ double dv2_cuda_block_sum(double v, double *sh) {
+    int t = threadIdx.x;
+    sh[t] = v;
+    __syncthreads();
+    for (int s = DV2_CUDA_THREADS / 2; s > 0; s >>= 1) {
+        if (t < s) sh[t] = __dadd_rn(sh[t], sh[t + s]);
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads();
+    return r;
+}
+
 /* ---- the entries, by family (semantics: ops.h) ------------------------------ */
 /* cuda_linear.cu: GEMM with epilogues, patch embedding, input pixels,
  * positional-embedding resampling */

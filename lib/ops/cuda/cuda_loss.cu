@@ -27,18 +27,6 @@
 
 /* ---- block reductions (NT threads, fixed tree order) -------------------------- */
 
-static __device__ double block_sum(double v, double *sh) {
-    int t = threadIdx.x;
-    sh[t] = v;
-    __syncthreads();
-    for (int s = NT / 2; s > 0; s >>= 1) {
-        if (t < s) sh[t] = __dadd_rn(sh[t], sh[t + s]);
-        __syncthreads();
-    }
-    double r = sh[0];
-    __syncthreads();
-    return r;
-}
 
 /* The max ignoring NaN, as the CPU's `if (v > m) m = v` from −inf. */
 static __device__ double block_max(double v, double *sh) {
@@ -58,7 +46,7 @@ static __device__ double block_max(double v, double *sh) {
 static __device__ double block_sum_array(const double *a, const float *w, size_t n, double *sh) {
     double s = 0;
     for (size_t i = threadIdx.x; i < n; i += NT) s = __dadd_rn(s, w ? __dmul_rn((double)w[i], a[i]) : a[i]);
-    return block_sum(s, sh);
+    return dv2_cuda_block_sum(s, sh);
 }
 
 /* ---- softmax centering ------------------------------------------------------- */
@@ -81,7 +69,7 @@ static __global__ void softmax_center_kernel(float *q, const float *t, const flo
         acc += e;
         qi[k] = (float)e;
     }
-    acc = block_sum(acc, sh);
+    acc = dv2_cuda_block_sum(acc, sh);
     double r = 1.0 / acc;
     for (int k = threadIdx.x; k < K; k += NT) qi[k] = (float)((double)qi[k] * r);
 }
@@ -148,7 +136,7 @@ static __global__ void sk_exp_kernel(float *q, double *part, const float *t, siz
         q[i] = e;
         s += e;
     }
-    s = block_sum(s, sh);
+    s = dv2_cuda_block_sum(s, sh);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
 
@@ -185,7 +173,7 @@ static __global__ void sk_rows_kernel(float *q, const float *work, int K, float 
         qj[k] = v;
         c += v;
     }
-    float cf = (float)block_sum(c, sh);
+    float cf = (float)dv2_cuda_block_sum(c, sh);
     for (int k = threadIdx.x; k < K; k += NT) qj[k] = __fdiv_rn(__fdiv_rn(qj[k], cf), B);
 }
 
@@ -280,9 +268,9 @@ static __global__ void ce_rows_kernel(double *ce, const float *s_l, const float 
         qs += qk;
         qx = __dadd_rn(qx, __dmul_rn(qk, (double)s[k]));
     }
-    acc = block_sum(acc, sh);
-    qs = block_sum(qs, sh);
-    qx = block_sum(qx, sh);
+    acc = dv2_cuda_block_sum(acc, sh);
+    qs = dv2_cuda_block_sum(qs, sh);
+    qx = dv2_cuda_block_sum(qx, sh);
     if (threadIdx.x == 0) ce[blockIdx.x] = __dsub_rn(__dmul_rn(m + log(acc), qs), __dmul_rn(qx, inv));
 }
 
@@ -308,8 +296,8 @@ static __global__ void ce_grad_kernel(float *ds_l, float *ds_g, const float *s_l
         acc += exp(__dmul_rn((double)s[k], inv) - m);
         qs += (double)q1[k] + (q2 ? (double)q2[k] : 0.0);
     }
-    acc = block_sum(acc, sh);
-    qs = block_sum(qs, sh);
+    acc = dv2_cuda_block_sum(acc, sh);
+    qs = dv2_cuda_block_sum(qs, sh);
     double lse = m + log(acc), c = __dmul_rn(wgt, inv);
     for (int k = threadIdx.x; k < K; k += NT) {
         double qk = (double)q1[k] + (q2 ? (double)q2[k] : 0.0);

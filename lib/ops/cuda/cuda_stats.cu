@@ -17,29 +17,17 @@
 
 #define NT DV2_CUDA_THREADS
 
-static __device__ double block_sum(double v, double *sh) {
-    int t = threadIdx.x;
-    sh[t] = v;
-    __syncthreads();
-    for (int s = NT / 2; s > 0; s >>= 1) {
-        if (t < s) sh[t] = __dadd_rn(sh[t], sh[t + s]);
-        __syncthreads();
-    }
-    double r = sh[0];
-    __syncthreads();
-    return r;
-}
 
 static __device__ double block_sum_array(const double *a, size_t n, double *sh) {
     double s = 0;
     for (size_t i = threadIdx.x; i < n; i += NT) s = __dadd_rn(s, a[i]);
-    return block_sum(s, sh);
+    return dv2_cuda_block_sum(s, sh);
 }
 
 static __device__ double block_count(const int *a, size_t n, double *sh) {
     double s = 0;
     for (size_t i = threadIdx.x; i < n; i += NT) s += a[i] != 0;
-    return block_sum(s, sh);
+    return dv2_cuda_block_sum(s, sh);
 }
 
 static __global__ void fill_kernel(double *out, int n, double v) {
@@ -66,7 +54,7 @@ static __global__ void tgt_rows_kernel(double *hrow, int *am, const float *q, in
         if (p > 0) h = __dadd_rn(h, __dmul_rn(p, log(p)));
         if (v > bv || (v == bv && k < bk)) bv = v, bk = k;
     }
-    h = block_sum(h, sh);
+    h = dv2_cuda_block_sum(h, sh);
     sv[t] = bv, si[t] = bk;
     __syncthreads();
     for (int s = NT / 2; s > 0; s >>= 1) {
@@ -101,7 +89,7 @@ static __global__ void tgt_final_kernel(double *out, const double *hrow, const i
         for (int j = 0; j < i && f; j++) f = am[j] != am[i];
         first += f;
     }
-    first = block_sum(first, sh);
+    first = dv2_cuda_block_sum(first, sh);
     if (threadIdx.x == 0) {
         out[DV2_STAT_TGT_ENTROPY] = N > 0 ? (0.0 - h) / N : 0;
         out[DV2_STAT_TGT_MEAN_ENTROPY] = 0.0 - hm;
@@ -168,7 +156,7 @@ static __global__ void spread_final_kernel(double *out_std, double *out_cos, con
     }
     double ss = 0;
     for (int j = threadIdx.x; j < dim; j += NT) ss = __dadd_rn(ss, __dmul_rn(csum[j], csum[j]));
-    ss = block_sum(ss, sh);
+    ss = dv2_cuda_block_sum(ss, sh);
     double nz = block_count(valid, (size_t)n, sh);
     if (threadIdx.x == 0) *out_cos = (ss - nz) / ((double)n * (n - 1));
 }
@@ -238,8 +226,8 @@ static __global__ void proto_final_kernel(double *out, const float *g, const dou
         sg = __dadd_rn(sg, fabs((double)g[k]));
         sg2 += (double)g[k] * g[k]; /* exact products */
     }
-    sg = block_sum(sg, sh);
-    sg2 = block_sum(sg2, sh);
+    sg = dv2_cuda_block_sum(sg, sh);
+    sg2 = dv2_cuda_block_sum(sg2, sh);
     double nz = valid ? block_count(valid, (size_t)K, sh) : 0;
     if (gram) {
         for (int a = threadIdx.x; a < d; a += NT) s1 = __dadd_rn(s1, __dmul_rn(sum[a], sum[a]));
@@ -251,8 +239,8 @@ static __global__ void proto_final_kernel(double *out, const float *g, const dou
             f2 = __dadd_rn(f2, __dmul_rn(__dmul_rn(a == b ? 1.0 : 2.0, x), x));
         }
     }
-    s1 = block_sum(s1, sh);
-    f2 = block_sum(f2, sh);
+    s1 = dv2_cuda_block_sum(s1, sh);
+    f2 = dv2_cuda_block_sum(f2, sh);
     if (threadIdx.x != 0) return;
     double mean = K > 0 ? sg / K : 0, var = K > 0 ? __dsub_rn(sg2 / K, __dmul_rn(mean, mean)) : 0;
     out[DV2_STAT_PROTO_NORM_MEAN] = mean;
