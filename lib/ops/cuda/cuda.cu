@@ -239,10 +239,12 @@ static __global__ void k_scale_rows(float *C, int M, int N, int ldc, float beta)
 }
 
 /* Row-major C = op(A)·op(B) is column-major C^T = op(B)^T·op(A)^T: the
- * operands swap and keep their own transposition flags. */
-int dv2_cuda_sgemm(const dv2_backend *be, int transA, int transB, int M, int N, int K,
-                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                   float *C, int ldc) {
+ * operands swap and keep their own transposition flags.  A and B are of
+ * type t (f32 or bf16); C is f32; CUBLAS_COMPUTE_32F accumulates in f32 and
+ * never uses TF32. */
+static int gemm(const dv2_backend *be, cudaDataType_t t, int transA, int transB, int M, int N, int K,
+                float alpha, const void *A, int lda, const void *B, int ldb, float beta, float *C,
+                int ldc) {
     if (M <= 0 || N <= 0) return DV2_OK;
     if (K <= 0) {
         k_scale_rows<<<dv2_cuda_grid((size_t)M * N, DV2_CUDA_THREADS), DV2_CUDA_THREADS, 0,
@@ -250,24 +252,21 @@ int dv2_cuda_sgemm(const dv2_backend *be, int transA, int transB, int M, int N, 
         return dv2_cuda_launched(be);
     }
     cublasOperation_t ta = transA ? CUBLAS_OP_T : CUBLAS_OP_N, tb = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    return dv2_cuda_check_blas(be, cublasSgemm(dv2_cuda_ctx_of(be)->blas, tb, ta, N, M, K, &alpha, B,
-                                               ldb, A, lda, &beta, C, ldc));
+    return dv2_cuda_check_blas(be, cublasGemmEx(dv2_cuda_ctx_of(be)->blas, tb, ta, N, M, K, &alpha, B, t,
+                                                ldb, A, t, lda, &beta, C, CUDA_R_32F, ldc,
+                                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+int dv2_cuda_sgemm(const dv2_backend *be, int transA, int transB, int M, int N, int K,
+                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc) {
+    return gemm(be, CUDA_R_32F, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 int dv2_cuda_gemm_bf16(const dv2_backend *be, int transA, int transB, int M, int N, int K,
                        float alpha, const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B,
                        int ldb, float beta, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return DV2_OK;
-    if (K <= 0) {
-        k_scale_rows<<<dv2_cuda_grid((size_t)M * N, DV2_CUDA_THREADS), DV2_CUDA_THREADS, 0,
-                       dv2_cuda_stream(be)>>>(C, M, N, ldc, beta);
-        return dv2_cuda_launched(be);
-    }
-    cublasOperation_t ta = transA ? CUBLAS_OP_T : CUBLAS_OP_N, tb = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    return dv2_cuda_check_blas(
-        be, cublasGemmEx(dv2_cuda_ctx_of(be)->blas, tb, ta, N, M, K, &alpha, B, CUDA_R_16BF, ldb, A,
-                         CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
-                         CUBLAS_GEMM_DEFAULT));
+    return gemm(be, CUDA_R_16BF, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ---- collectives ------------------------------------------------------------- */
