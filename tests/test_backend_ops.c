@@ -575,8 +575,9 @@ static tol tol_for(const dv2_backend *be, const char *op) {
         if (bf16 && (!strcmp(op, "linear") || !strcmp(op, "patch_embed")))
             return (tol){0.03, 0.01, 2e-4, "bf16 tensor-core GEMM: bf16 operands and output (cpu-bf16's points)",
                          "out,pre,din"};
-        if (bf16 && !strcmp(op, "attention"))
-            return (tol){0.05, 0.02, 5e-4, "bf16 q/k/v, output and dqkv; online softmax in f32", "out,dqkv"};
+        if (bf16 && !strcmp(op, "attention")) /* cpu-bf16 reaches 0.99 of its 0.05 on the 24-sequence case */
+            return (tol){0.08, 0.03, 8e-4, "bf16 q/k/v, output and dqkv; online softmax in f32 in another order",
+                         "out,dqkv"};
         if (bf16 && (!strcmp(op, "gelu") || !strcmp(op, "swiglu")))
             return (tol){1e-3, 4e-3, 2e-5, "output rounded to bf16 (2^-9 relative); backward f32", "out"};
         /* f32 everywhere else.  A sum of K terms in another order differs by
