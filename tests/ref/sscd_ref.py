@@ -12,6 +12,17 @@ tests/t_sscd.sh and bench/b_sscd.sh.
   sscd_ref.py make-resnext DIR  writes DIR/resnext.torchscript.pt: the same
                                 with torchvision's resnext50_32x4d (grouped
                                 convolutions) and a 64-d projection
+  sscd_ref.py make-large DIR [SIZE]
+                                writes DIR/large/large.torchscript.pt and
+                                DIR/large/large.classy.pt (the state dict, as
+                                the .classy.pt files): sscd_disc_large's
+                                shape, a ResNeXt-101 32x4d (torchvision's
+                                ResNet(Bottleneck, [3, 4, 23, 3], groups=32,
+                                width_per_group=4)) under Classy Vision's
+                                module names, GeM, a 2048 -> 1024 projection,
+                                L2 norm; DIR/large/img: the first five images
+                                of DIR/img (made by make); statistics measured
+                                at SIZE (128)
   sscd_ref.py check DIR MATRIX LS [SIZE [MODEL]]
                                 embeds DIR/img/*.jpg with the TorchScript file
                                 and SSCD's square preprocessing done by PIL /
@@ -32,8 +43,10 @@ different images differ), then perturbed, with random affine parameters, so
 that every folded normalisation matters.  The network is built here from
 torchvision's resnet50, not from SSCD's code.  Exit 77 when torch or
 torchvision is missing."""
+import collections
 import glob
 import os
+import shutil
 import struct
 import sys
 import time
@@ -83,12 +96,66 @@ class Model(torch.nn.Module):
         return self.embeddings(self.backbone(x))
 
 
-def build(calib, trunk="resnet50", dims=512):
+class ClassyLayer(torch.nn.Module):
+    """A torchvision Bottleneck re-homed under Classy Vision's ResNeXt layer
+    names: convolutional_block (conv1, bn1, relu, conv2, bn2, relu, conv3 at
+    0..6), bn (the third batch norm), downsample; the same arithmetic."""
+
+    def __init__(self, b):
+        super().__init__()
+        self.convolutional_block = torch.nn.Sequential(b.conv1, b.bn1, torch.nn.ReLU(), b.conv2, b.bn2,
+                                                       torch.nn.ReLU(), b.conv3)
+        self.bn = b.bn3
+        self.relu = torch.nn.ReLU()
+        self.downsample = b.downsample
+
+    def forward(self, x):
+        r = x
+        if self.downsample is not None:
+            r = self.downsample(x)
+        return self.relu(self.bn(self.convolutional_block(x)) + r)
+
+
+class ClassyTrunk(torch.nn.Module):
+    """A torchvision ResNet's modules under Classy Vision's names
+    (initial_block._module.{0,1}, blocks.S.blockS-J.*); returns the last
+    feature map, as Classy Vision's headless trunk does."""
+
+    def __init__(self, tv):
+        super().__init__()
+        self.initial_block = torch.nn.Module()
+        self.initial_block._module = torch.nn.Sequential(tv.conv1, tv.bn1, tv.relu, tv.maxpool)
+        stages = []
+        for s, layer in enumerate([tv.layer1, tv.layer2, tv.layer3, tv.layer4]):
+            stages.append(torch.nn.Sequential(collections.OrderedDict(
+                ("block%d-%d" % (s, j), ClassyLayer(b)) for j, b in enumerate(layer))))
+        self.blocks = torch.nn.Sequential(*stages)
+
+    def forward(self, x):
+        return self.blocks(self.initial_block._module(x))
+
+
+class ClassyModel(torch.nn.Module):
+    """sscd_disc_large's layout: backbone (the Classy Vision trunk), then
+    embeddings = (GeM, Linear(2048, dims), L2 norm)."""
+
+    def __init__(self, dims=1024):
+        super().__init__()
+        tv = torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, [3, 4, 23, 3], groups=32,
+                                              width_per_group=4)
+        self.backbone = ClassyTrunk(tv)
+        self.embeddings = torch.nn.Sequential(GeM(3.0), torch.nn.Linear(2048, dims), L2Norm())
+
+    def forward(self, x):
+        return self.embeddings(self.backbone(x))
+
+
+def build(calib, trunk="resnet50", dims=512, model=None):
     """The model with random weights; batch-norm statistics measured on
     calib (N, 3, H, W) as a trained network's would be, then perturbed, and
     random affine parameters."""
     torch.manual_seed(0)
-    m = Model(trunk, dims)
+    m = model() if model else Model(trunk, dims)
     g = torch.Generator().manual_seed(1)
     bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
     with torch.no_grad():
@@ -104,7 +171,12 @@ def build(calib, trunk="resnet50", dims=512):
             mod.running_mean.add_(torch.randn(n, generator=g) * 0.05)
             mod.running_var.mul_(torch.rand(n, generator=g) * 0.5 + 0.75)
             mod.momentum = 0.1
-        m.backbone.fc.bias.copy_(torch.randn(dims, generator=g) * 0.01)
+        if model:
+            for mod in m.modules():
+                if isinstance(mod, ClassyLayer):
+                    mod.bn.weight.mul_(float(os.environ.get("SSCD_RESID", "0.25")))
+        fc = m.embeddings[1] if model else m.backbone.fc
+        fc.bias.copy_(torch.randn(fc.out_features, generator=g) * 0.01)
     return m.eval()
 
 
@@ -140,6 +212,20 @@ def make_resnext(d):
     calib = torch.stack([tf(Image.open(f).convert("RGB")) for f in images(d)])
     m = build(calib, "resnext50_32x4d", 64)
     torch.jit.script(m).save(os.path.join(d, "resnext.torchscript.pt"))
+
+
+def make_large(d, size):
+    """DIR/large: the sscd_disc_large-shaped model (ClassyModel) as
+    TorchScript and as a state dict, and five of DIR/img's images."""
+    out = os.path.join(d, "large")
+    os.makedirs(os.path.join(out, "img"), exist_ok=True)
+    for f in images(d)[:5]:
+        shutil.copy(f, os.path.join(out, "img"))
+    tf = transform(size)
+    calib = torch.stack([tf(Image.open(f).convert("RGB")) for f in images(out)])
+    m = build(calib, model=ClassyModel)
+    torch.jit.script(m).save(os.path.join(out, "large.torchscript.pt"))
+    torch.save(m.state_dict(), os.path.join(out, "large.classy.pt"))
 
 
 def images(d):
@@ -221,6 +307,9 @@ def main(a):
         return 0
     if len(a) == 2 and a[0] == "make-resnext":
         make_resnext(a[1])
+        return 0
+    if len(a) in (2, 3) and a[0] == "make-large":
+        make_large(a[1], int(a[2]) if len(a) == 3 else 128)
         return 0
     if len(a) in (4, 5, 6) and a[0] == "check":
         return check(a[1], a[2], a[3], int(a[4]) if len(a) >= 5 else 288,
