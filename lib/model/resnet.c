@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ struct dv2_resnet {
     float *fc_w;   /* (dims, feat) */
     float *fc_b;   /* (dims) */
     /* buffers for sub-batches of nb images of h x w */
-    int buf_n, buf_h, buf_w;
+    int buf_n, buf_h, buf_w, buf_t; /* buf_t: threads the grouped slices of col were planned for */
     float *act[5]; /* x, t1, t2, out, scratch: (C, nb, H, W) each */
     float *col;    /* im2col */
 };
@@ -266,6 +267,27 @@ unsigned long long dv2_resnet_digest(const dv2_resnet *r) {
 
 static int out_side(int s, int k, int stride, int pad) { return (s + 2 * pad - k) / stride + 1; }
 
+/* col (k*k, ho*wo) from one plane x (h, w), zero padding. */
+static void im2col_one(float *col, const float *x, int h, int w, int k, int stride, int pad, int ho, int wo) {
+    for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++) {
+            float *o = col + ((size_t)ky * k + kx) * ho * wo;
+            for (int oy = 0; oy < ho; oy++) {
+                int iy = oy * stride - pad + ky;
+                float *orow = o + (size_t)oy * wo;
+                if (iy < 0 || iy >= h) {
+                    memset(orow, 0, (size_t)wo * sizeof(float));
+                    continue;
+                }
+                const float *xr = x + (size_t)iy * w;
+                for (int ox = 0; ox < wo; ox++) {
+                    int ix = ox * stride - pad + kx;
+                    orow[ox] = ix >= 0 && ix < w ? xr[ix] : 0.0f;
+                }
+            }
+        }
+}
+
 /* col (cin*k*k, n*ho*wo) from x (cin, n, h, w), zero padding. */
 static void im2col(float *col, const float *x, int cin, int n, int h, int w, int k, int stride, int pad, int ho,
                    int wo) {
@@ -300,22 +322,77 @@ static void im2col(float *col, const float *x, int cin, int n, int h, int w, int
     }
 }
 
+/* Grouped convolution (ResNeXt's 3x3: 32 groups) without BLAS: y (cout, n,
+ * ho, wo) = conv(x (cin, n, h, w)) (+ y when accumulate), no bias.  One task
+ * per (group, image): im2col of the group's cin/G channels for that image
+ * into the thread's slice of col (K = cin/G * k * k rows of ho * wo), then
+ * the (cout/G, K) x (K, ho * wo) product in chunks of GCH positions that stay
+ * in L1, summed over K in order, in float32 like the GEMM.  Per-group SGEMMs
+ * would be 32 products of 4..32 rows: too thin for BLAS, whose threads then
+ * spend the time handing over; the im2col of all groups at once would be 9
+ * times the activation.  col holds nthreads slices of grouped_col()
+ * floats (planned for omp_get_max_threads()). */
+#define GCH 128
+
+static size_t grouped_col(const conv *c, int ho, int wo) {
+    return (size_t)(c->cin / c->groups) * c->k * c->k * ho * wo;
+}
+
+static void conv_grouped(const conv *c, float *y, const float *x, float *col, int nthreads, int n, int h, int w,
+                         int ho, int wo, int accumulate) {
+    int G = c->groups, cog = c->cout / G, cig = c->cin / G, k = c->k;
+    int K = cig * k * k, P = ho * wo;
+    size_t slice = grouped_col(c, ho, wo);
+#pragma omp parallel num_threads(nthreads)
+    {
+        float *cl = col + (size_t)omp_get_thread_num() * slice;
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < G * n; t++) {
+            int g = t / n, i = t % n;
+            /* (cig, 1, h, w) planes of image i are n * h * w apart: im2col
+             * them one channel at a time */
+            for (int ci = 0; ci < cig; ci++)
+                im2col_one(cl + (size_t)ci * k * k * P, x + ((size_t)(g * cig + ci) * n + i) * h * w, h, w, k,
+                           c->stride, c->pad, ho, wo);
+            for (int p0 = 0; p0 < P; p0 += GCH) {
+                int np = P - p0 < GCH ? P - p0 : GCH;
+                for (int co = 0; co < cog; co++) {
+                    int o = g * cog + co;
+                    float *yr = y + ((size_t)o * n + i) * P + p0;
+                    const float *wr = c->w + (size_t)o * K;
+                    float acc[GCH];
+                    for (int j = 0; j < np; j++) acc[j] = accumulate ? yr[j] : 0.0f;
+                    for (int kk = 0; kk < K; kk++) {
+                        float a = wr[kk];
+                        const float *cr = cl + (size_t)kk * P + p0;
+#pragma omp simd
+                        for (int j = 0; j < np; j++) acc[j] += a * cr[j];
+                    }
+                    memcpy(yr, acc, (size_t)np * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
 /* y (cout, n, ho, wo) = conv(x) + bias (+ y when accumulate), then ReLU when
  * relu.  col is scratch for the im2col matrix. */
 static void conv_forward(const conv *c, float *y, const float *x, float *col, int n, int h, int w, int *pho,
                          int *pwo, int accumulate, int relu) {
     int ho = out_side(h, c->k, c->stride, c->pad), wo = out_side(w, c->k, c->stride, c->pad);
     size_t cols = (size_t)n * ho * wo;
-    const float *b = x;
-    if (c->k != 1 || c->stride != 1) {
-        im2col(col, x, c->cin, n, h, w, c->k, c->stride, c->pad, ho, wo);
-        b = col;
+    if (c->groups > 1)
+        conv_grouped(c, y, x, col, omp_get_max_threads(), n, h, w, ho, wo, accumulate);
+    else {
+        const float *b = x;
+        if (c->k != 1 || c->stride != 1) {
+            im2col(col, x, c->cin, n, h, w, c->k, c->stride, c->pad, ho, wo);
+            b = col;
+        }
+        int K = c->cin * c->k * c->k;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)cols, K, 1.0f, c->w, K, b, (int)cols,
+                    accumulate ? 1.0f : 0.0f, y, (int)cols);
     }
-    int G = c->groups, cog = c->cout / G, K = c->cin / G * c->k * c->k;
-    for (int g = 0; g < G; g++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, (int)cols, K, 1.0f,
-                    c->w + (size_t)g * cog * K, K, b + (size_t)g * K * cols, (int)cols, accumulate ? 1.0f : 0.0f,
-                    y + (size_t)g * cog * cols, (int)cols);
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < c->cout; o++) {
         float *r = y + (size_t)o * cols, bo = c->b[o];
@@ -370,7 +447,8 @@ static void plan(const dv2_resnet *r, int nb, int h, int w, size_t *act, size_t 
         if (in > a) a = in;
         int s = b->c2.stride;
         int h2 = out_side(h, 3, s, 1), w2 = out_side(w, 3, s, 1);
-        size_t c2 = (size_t)b->c2.cin * 9 * nb * h2 * w2;
+        size_t c2 = b->c2.groups > 1 ? grouped_col(&b->c2, h2, w2) * (size_t)omp_get_max_threads()
+                                     : (size_t)b->c2.cin * 9 * nb * h2 * w2;
         if (c2 > cl) cl = c2;
         if (b->has_down && (size_t)b->down.cin * nb * h2 * w2 > cl) cl = (size_t)b->down.cin * nb * h2 * w2;
         size_t o = (size_t)b->c3.cout * nb * h2 * w2;
@@ -383,7 +461,7 @@ static void plan(const dv2_resnet *r, int nb, int h, int w, size_t *act, size_t 
 }
 
 static int buffers(dv2_resnet *r, int nb, int h, int w, dv2_error *err) {
-    if (r->buf_n >= nb && r->buf_h == h && r->buf_w == w) return 0;
+    if (r->buf_n >= nb && r->buf_h == h && r->buf_w == w && r->buf_t == omp_get_max_threads()) return 0;
     size_t act, col;
     plan(r, nb, h, w, &act, &col);
     for (int i = 0; i < 5; i++) {
@@ -392,11 +470,11 @@ static int buffers(dv2_resnet *r, int nb, int h, int w, dv2_error *err) {
     }
     free(r->col);
     r->col = dv2_malloc_array(col ? col : 1, sizeof(float));
-    r->buf_n = r->buf_h = r->buf_w = 0;
+    r->buf_n = r->buf_h = r->buf_w = r->buf_t = 0;
     for (int i = 0; i < 5; i++)
         if (!r->act[i]) return dv2_error_set(err, DV2_ENOMEM, "resnet: out of memory for %d images of %dx%d", nb, w, h);
     if (!r->col) return dv2_error_set(err, DV2_ENOMEM, "resnet: out of memory for %d images of %dx%d", nb, w, h);
-    r->buf_n = nb, r->buf_h = h, r->buf_w = w;
+    r->buf_n = nb, r->buf_h = h, r->buf_w = w, r->buf_t = omp_get_max_threads();
     return 0;
 }
 

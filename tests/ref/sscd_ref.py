@@ -31,7 +31,8 @@ tests/t_sscd.sh and bench/b_sscd.sh.
                                 MATRIX (dv2-embed's output; LS = dv2-pack --ls
                                 of the packed images, id -> key) with it;
                                 MODEL is a file in DIR (sscd.torchscript.pt);
-                                SSCD_TF=short: Resize(SIZE) instead
+                                SSCD_TF=short: Resize(SIZE) instead;
+                                SSCD_F64=0: without the float64 forward
   sscd_ref.py time MODEL IMGDIR THREADS BATCH [SIZE]
                                 seconds PyTorch takes for IMGDIR/*.jpg with the
                                 TorchScript file MODEL: decode, preprocess
@@ -65,6 +66,12 @@ SK = "/usr/lib/python3/dist-packages/skimage/data"
 # max relative L2 error of a row against PyTorch float32 (see tests/t_sscd.sh);
 # SSCD_TOL overrides it for a case that says why
 TOL = float(os.environ.get("SSCD_TOL", "1e-5"))
+# make-large scales the last batch norm of every residual branch by this
+# (SSCD_RESID; 0.5): Classy Vision trains that trunk with these scales
+# starting at zero (zero_init_bn_residuals), and with 33 random unit-scale
+# blocks the network amplifies float32 rounding past the bound on its own
+# (see tests/t_sscd.sh)
+RESID = float(os.environ.get("SSCD_RESID", "0.5"))
 
 
 class GeM(torch.nn.Module):
@@ -174,7 +181,7 @@ def build(calib, trunk="resnet50", dims=512, model=None):
         if model:
             for mod in m.modules():
                 if isinstance(mod, ClassyLayer):
-                    mod.bn.weight.mul_(float(os.environ.get("SSCD_RESID", "0.25")))
+                    mod.bn.weight.mul_(RESID)
         fc = m.embeddings[1] if model else m.backbone.fc
         fc.bias.copy_(torch.randn(fc.out_features, generator=g) * 0.01)
     return m.eval()
@@ -248,7 +255,8 @@ def matrix(path):
 
 def check(d, mpath, ls, size, model):
     m = torch.jit.load(os.path.join(d, model))
-    m64 = torch.jit.load(os.path.join(d, model)).double()
+    f64 = os.environ.get("SSCD_F64", "1") != "0"  # 0: no float64 forward (slow for ResNeXt-101)
+    m64 = torch.jit.load(os.path.join(d, model)).double() if f64 else None
     tf = transform(size)
     keys = {}
     for line in open(ls):
@@ -266,7 +274,7 @@ def check(d, mpath, ls, size, model):
             key = keys[int(r["id"])]
             x = tf(Image.open(os.path.join(d, "img", key)).convert("RGB")).unsqueeze(0)
             ref = m(x)[0].double().numpy()
-            exact = m64(x.double())[0].numpy()  # the same network in float64
+            exact = m64(x.double())[0].numpy() if f64 else ref  # the same network in float64
             g = got[key] = r["vec"].astype(np.float64)
             rel = np.linalg.norm(g - ref) / np.linalg.norm(ref)
             r64 = np.linalg.norm(g - exact) / np.linalg.norm(exact)
@@ -278,8 +286,11 @@ def check(d, mpath, ls, size, model):
     c = v @ v.T
     np.fill_diagonal(c, -1)
     print("largest cosine between two images %.4f (distance %.3g)" % (c.max(), np.sqrt(max(0, 2 - 2 * c.max()))))
-    print("max relative error %.3g (bound %g) over %d images; against float64: dv2 %.3g, torch float32 %.3g" %
-          (worst, TOL, len(rows), w64, t64))
+    if f64:
+        print("max relative error %.3g (bound %g) over %d images; against float64: dv2 %.3g, torch float32 %.3g" %
+              (worst, TOL, len(rows), w64, t64))
+    else:
+        print("max relative error %.3g (bound %g) over %d images (no float64 forward)" % (worst, TOL, len(rows)))
     return 0 if worst <= TOL and c.max() < 0.999 else 1
 
 
