@@ -46,7 +46,7 @@ expect_grep "bilinear-antialias square" hdr.txt
 # per forward
 expect_exit 0 dv2-embed -q -m ts.safetensors --keep-aspect -j 2 -o short.emb img.ds
 SSCD_TF=short expect_exit 0 "$PY" "$REF" check . short.emb ls.txt
-sed 's/^/  /' out.txt | tail -n 1 >&2
+sed 's/^/  /' out.txt | tail -n 2 >&2
 expect_exit 2 dv2-embed --arch vit_small --keep-aspect -o x.emb img.ds
 # grouped convolutions: torchvision's resnext50_32x4d (32 groups of 4) with GeM
 # and a 64-d projection, at 128 px.  Bound 2e-5: here the two float32
@@ -76,7 +76,7 @@ expect_exit 0 dv2-pack -q -o large.ds large/img
 dv2-pack --ls large.ds >large-ls.txt
 expect_exit 0 dv2-embed -q -m large.safetensors --size 128 -j 2 -o large.emb large.ds
 SSCD_F64=0 expect_exit 0 "$PY" "$REF" check large large.emb large-ls.txt 128 large.torchscript.pt
-sed 's/^/  /' out.txt | tail -n 1 >&2
+sed 's/^/  /' out.txt | tail -n 2 >&2
 expect_exit 0 dv2-embed -q -m large-classy.safetensors --size 128 -j 2 -o large2.emb large.ds
 tail -c +4097 large.emb >a.bin
 tail -c +4097 large2.emb >b.bin

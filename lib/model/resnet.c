@@ -279,11 +279,18 @@ static void im2col_one(float *col, const float *x, int h, int w, int k, int stri
                     memset(orow, 0, (size_t)wo * sizeof(float));
                     continue;
                 }
-                const float *xr = x + (size_t)iy * w;
-                for (int ox = 0; ox < wo; ox++) {
-                    int ix = ox * stride - pad + kx;
-                    orow[ox] = ix >= 0 && ix < w ? xr[ix] : 0.0f;
-                }
+                /* ox in [lo, hi) read inside the row, the rest is padding */
+                const float *xs = x + (size_t)iy * w - pad + kx;
+                int lo = pad - kx > 0 ? (pad - kx + stride - 1) / stride : 0;
+                int hi = w - 1 + pad - kx >= 0 ? (w - 1 + pad - kx) / stride + 1 : 0;
+                if (hi > wo) hi = wo;
+                if (lo > hi) lo = hi;
+                for (int ox = 0; ox < lo; ox++) orow[ox] = 0.0f;
+                if (stride == 1)
+                    memcpy(orow + lo, xs + lo, (size_t)(hi - lo) * sizeof(float));
+                else
+                    for (int ox = lo; ox < hi; ox++) orow[ox] = xs[(size_t)ox * stride];
+                for (int ox = hi; ox < wo; ox++) orow[ox] = 0.0f;
             }
         }
 }
@@ -338,6 +345,52 @@ static size_t grouped_col(const conv *c, int ho, int wo) {
     return (size_t)(c->cin / c->groups) * c->k * c->k * ho * wo;
 }
 
+/* GCC / Clang vector extension: 4 floats, one SSE register (wider vectors
+ * without -mavx are split and spilled to the stack) */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline void store4(float *y, v4f a, int accumulate) {
+    if (accumulate) {
+        v4f t;
+        memcpy(&t, y, sizeof t);
+        a += t;
+    }
+    memcpy(y, &a, sizeof a);
+}
+
+/* Four rows yr[r][0..P) (= or += when accumulate) wr[r] (K) x cl (K, P):
+ * blocks of 8 positions, the 4 x 8 sums in eight registers across K (each
+ * column of cl loaded once for the four rows), then the P % 8 tail one by
+ * one. */
+static void product4(float *const yr[4], const float *const wr[4], const float *cl, int K, int P,
+                     int accumulate) {
+    int p = 0;
+    for (; p + 8 <= P; p += 8) {
+        v4f a0 = {0}, b0 = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, a3 = {0}, b3 = {0};
+        const float *cp = cl + p;
+        for (int kk = 0; kk < K; kk++, cp += P) {
+            v4f u, v;
+            memcpy(&u, cp, sizeof u);
+            memcpy(&v, cp + 4, sizeof v);
+            float w0 = wr[0][kk], w1 = wr[1][kk], w2 = wr[2][kk], w3 = wr[3][kk];
+            a0 += w0 * u, b0 += w0 * v;
+            a1 += w1 * u, b1 += w1 * v;
+            a2 += w2 * u, b2 += w2 * v;
+            a3 += w3 * u, b3 += w3 * v;
+        }
+        store4(yr[0] + p, a0, accumulate), store4(yr[0] + p + 4, b0, accumulate);
+        store4(yr[1] + p, a1, accumulate), store4(yr[1] + p + 4, b1, accumulate);
+        store4(yr[2] + p, a2, accumulate), store4(yr[2] + p + 4, b2, accumulate);
+        store4(yr[3] + p, a3, accumulate), store4(yr[3] + p + 4, b3, accumulate);
+    }
+    for (; p < P; p++)
+        for (int r = 0; r < 4; r++) {
+            float sum = 0;
+            for (int kk = 0; kk < K; kk++) sum += wr[r][kk] * cl[(size_t)kk * P + p];
+            yr[r][p] = accumulate ? yr[r][p] + sum : sum;
+        }
+}
+
 static void conv_grouped(const conv *c, float *y, const float *x, float *col, int nthreads, int n, int h, int w,
                          int ho, int wo, int accumulate) {
     int G = c->groups, cog = c->cout / G, cig = c->cin / G, k = c->k;
@@ -354,9 +407,20 @@ static void conv_grouped(const conv *c, float *y, const float *x, float *col, in
             for (int ci = 0; ci < cig; ci++)
                 im2col_one(cl + (size_t)ci * k * k * P, x + ((size_t)(g * cig + ci) * n + i) * h * w, h, w, k,
                            c->stride, c->pad, ho, wo);
-            for (int p0 = 0; p0 < P; p0 += GCH) {
+            int co0 = 0;
+            for (; co0 + 4 <= cog; co0 += 4) {
+                float *yr[4];
+                const float *wr[4];
+                for (int r = 0; r < 4; r++) {
+                    int o = g * cog + co0 + r;
+                    yr[r] = y + ((size_t)o * n + i) * P;
+                    wr[r] = c->w + (size_t)o * K;
+                }
+                product4(yr, wr, cl, K, P, accumulate);
+            }
+            for (int p0 = 0; p0 < P && co0 < cog; p0 += GCH) { /* rows left over from the blocks of 4 */
                 int np = P - p0 < GCH ? P - p0 : GCH;
-                for (int co = 0; co < cog; co++) {
+                for (int co = co0; co < cog; co++) {
                     int o = g * cog + co;
                     float *yr = y + ((size_t)o * n + i) * P + p0;
                     const float *wr = c->w + (size_t)o * K;
