@@ -1,6 +1,7 @@
 /* resnet.c — the SSCD ResNet on the CPU (see resnet.h): loading with batch
  * norm folded, im2col + SGEMM convolutions over channel-first (C, N, H, W)
- * activations, max-pool, bottlenecks, GeM, projection, L2 norm.
+ * activations, grouped convolutions by group and image, max-pool,
+ * bottlenecks, GeM, projection, L2 norm.
  *
  * Numerics against PyTorch (float32 everywhere): the folded weights round
  * once where PyTorch rounds the convolution and the normalisation
