@@ -19,8 +19,8 @@
  * first, (C, N, H, W), so a 1x1 convolution is a single product (Cout, Cin) x
  * (Cin, N*H*W) with no copy.  Grouped 3x3 convolutions (groups > 1) run
  * without BLAS: per group and image an im2col of the group's channels and a
- * plain-loop product four output rows at a time.  This is a CPU model outside the backend table
- * (lib/ops/ops.h has no convolution op). */
+ * plain-loop product four output rows at a time.  This is a CPU model
+ * outside the backend table (lib/ops/ops.h has no convolution op). */
 #ifndef DV2_RESNET_H
 #define DV2_RESNET_H
 
