@@ -9,8 +9,9 @@
 # relative (L2 of the row).  The residue is float32 rounding: PyTorch's own
 # float32 forward is as far from a float64 forward as ours (the check prints
 # both).  Grouped convolutions (ResNeXt) are checked on torchvision's
-# resnext50_32x4d, and sscd_disc_large's ResNeXt-101 32x4d in Classy Vision's
-# layout (TorchScript and .classy.pt).  Also: both converted files give the same rows, the CLI refuses
+# resnext50_32x4d, on a small ResNeXt with group widths that are not
+# multiples of 4, and on sscd_disc_large's ResNeXt-101 32x4d in Classy
+# Vision's layout (TorchScript and .classy.pt).  Also: both converted files give the same rows, the CLI refuses
 # options an SSCD model cannot take, and a missing tensor is named.
 . "$DV2_ROOT/tests/lib.sh"
 CONV="$DV2_ROOT/scripts/convert-weights"
@@ -58,6 +59,14 @@ expect_grep "sscd_resnext50_32x4d layers=3,4,6,3 groups=32 width=4 dims=64" err.
 expect_exit 0 dv2-embed -q -m rx.safetensors --size 128 -j 2 -o rx.emb img.ds
 SSCD_TOL=2e-5 expect_exit 0 "$PY" "$REF" check . rx.emb ls.txt 128 resnext.torchscript.pt
 sed 's/^/  /' out.txt | tail -n 2 >&2
+# group widths that are not multiples of 4 (3, 6, 12, 24 channels: the
+# grouped product's leftover rows), strided grouped convolutions, 96 px
+expect_exit 0 "$PY" "$REF" make-odd .
+expect_exit 0 "$CONV" odd.torchscript.pt odd.safetensors
+expect_grep "sscd_resnet layers=1,2,1,1 groups=2 width=3 dims=32" err.txt
+expect_exit 0 dv2-embed -q -m odd.safetensors --size 96 -j 2 -o odd.emb img.ds
+expect_exit 0 "$PY" "$REF" check . odd.emb ls.txt 96 odd.torchscript.pt
+sed 's/^/  /' out.txt | tail -n 1 >&2
 # sscd_disc_large's shape: a ResNeXt-101 32x4d ([3, 4, 23, 3], 32 groups of
 # 4) under Classy Vision's names (backbone.initial_block._module.*,
 # backbone.blocks.S.blockS-J.convolutional_block.*, embeddings.1 the 2048 ->

@@ -12,6 +12,9 @@ tests/t_sscd.sh and bench/b_sscd.sh.
   sscd_ref.py make-resnext DIR  writes DIR/resnext.torchscript.pt: the same
                                 with torchvision's resnext50_32x4d (grouped
                                 convolutions) and a 64-d projection
+  sscd_ref.py make-odd DIR      writes DIR/odd.torchscript.pt: a small
+                                ResNeXt (blocks 1, 2, 1, 1, 2 groups of 3, 6,
+                                12, 24 channels) with a 32-d projection
   sscd_ref.py make-large DIR [SIZE]
                                 writes DIR/large/large.torchscript.pt and
                                 DIR/large/large.classy.pt (the state dict, as
@@ -95,7 +98,8 @@ class L2Norm(torch.nn.Module):
 class Model(torch.nn.Module):
     def __init__(self, trunk="resnet50", dims=512):
         super().__init__()
-        self.backbone = getattr(torchvision.models, trunk)(num_classes=dims)
+        make = trunk if callable(trunk) else getattr(torchvision.models, trunk)
+        self.backbone = make(num_classes=dims)
         self.backbone.avgpool = GeM(3.0)
         self.embeddings = L2Norm()
 
@@ -221,6 +225,22 @@ def make_resnext(d):
     torch.jit.script(m).save(os.path.join(d, "resnext.torchscript.pt"))
 
 
+def odd_resnext(num_classes):
+    """A small ResNeXt whose groups are 3, 6, 12, 24 channels wide (2 groups,
+    width 3 per group): group widths that are not multiples of 4."""
+    return torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, [1, 2, 1, 1], groups=2,
+                                            width_per_group=3, num_classes=num_classes)
+
+
+def make_odd(d):
+    """DIR/odd.torchscript.pt: odd_resnext with GeM and a 32-d projection,
+    statistics measured on DIR/img at 96 px."""
+    tf = transform(96)
+    calib = torch.stack([tf(Image.open(f).convert("RGB")) for f in images(d)])
+    m = build(calib, odd_resnext, 32)
+    torch.jit.script(m).save(os.path.join(d, "odd.torchscript.pt"))
+
+
 def make_large(d, size):
     """DIR/large: the sscd_disc_large-shaped model (ClassyModel) as
     TorchScript and as a state dict, and five of DIR/img's images."""
@@ -318,6 +338,9 @@ def main(a):
         return 0
     if len(a) == 2 and a[0] == "make-resnext":
         make_resnext(a[1])
+        return 0
+    if len(a) == 2 and a[0] == "make-odd":
+        make_odd(a[1])
         return 0
     if len(a) in (2, 3) and a[0] == "make-large":
         make_large(a[1], int(a[2]) if len(a) == 3 else 128)
