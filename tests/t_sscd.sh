@@ -86,6 +86,12 @@ dv2-pack --ls large.ds >large-ls.txt
 expect_exit 0 dv2-embed -q -m large.safetensors --size 128 -j 2 -o large.emb large.ds
 SSCD_F64=0 expect_exit 0 "$PY" "$REF" check large large.emb large-ls.txt 128 large.torchscript.pt
 sed 's/^/  /' out.txt | tail -n 2 >&2
+# Classy Vision's older layout (blocks.S.J._module.*) gives the same file
+mkdir old
+"$PY" -c 'import re, sys, torch; sd = torch.load(sys.argv[1]); torch.save({re.sub(r"blocks\.(\d+)\.block\d+-(\d+)\.", r"blocks.\1.\2._module.", k): v for k, v in sd.items()}, sys.argv[2])' large/large.classy.pt old/large.classy.pt
+expect_exit 0 "$CONV" -q old/large.classy.pt old.safetensors
+expect_same large-classy.safetensors old.safetensors
+rm -rf old old.safetensors
 expect_exit 0 dv2-embed -q -m large-classy.safetensors --size 128 -j 2 -o large2.emb large.ds
 tail -c +4097 large.emb >a.bin
 tail -c +4097 large2.emb >b.bin
