@@ -1,6 +1,7 @@
 /* resnet.c — the SSCD ResNet on the CPU (see resnet.h): loading with batch
  * norm folded, im2col + SGEMM convolutions over channel-first (C, N, H, W)
- * activations, max-pool, bottlenecks, GeM, projection, L2 norm.
+ * activations, grouped convolutions by group and image, max-pool,
+ * bottlenecks, GeM, projection, L2 norm.
  *
  * Numerics against PyTorch (float32 everywhere): the folded weights round
  * once where PyTorch rounds the convolution and the normalisation
@@ -10,6 +11,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +41,7 @@ struct dv2_resnet {
     float *fc_w;   /* (dims, feat) */
     float *fc_b;   /* (dims) */
     /* buffers for sub-batches of nb images of h x w */
-    int buf_n, buf_h, buf_w;
+    int buf_n, buf_h, buf_w, buf_t; /* buf_t: threads the grouped slices of col were planned for */
     float *act[5]; /* x, t1, t2, out, scratch: (C, nb, H, W) each */
     float *col;    /* im2col */
 };
@@ -266,6 +268,34 @@ unsigned long long dv2_resnet_digest(const dv2_resnet *r) {
 
 static int out_side(int s, int k, int stride, int pad) { return (s + 2 * pad - k) / stride + 1; }
 
+/* col (k*k, ho*wo) from one plane x (h, w), zero padding. */
+static void im2col_one(float *col, const float *x, int h, int w, int k, int stride, int pad, int ho, int wo) {
+    for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++) {
+            float *o = col + ((size_t)ky * k + kx) * ho * wo;
+            for (int oy = 0; oy < ho; oy++) {
+                int iy = oy * stride - pad + ky;
+                float *orow = o + (size_t)oy * wo;
+                if (iy < 0 || iy >= h) {
+                    memset(orow, 0, (size_t)wo * sizeof(float));
+                    continue;
+                }
+                /* ox in [lo, hi) read inside the row, the rest is padding */
+                const float *xs = x + (size_t)iy * w - pad + kx;
+                int lo = pad - kx > 0 ? (pad - kx + stride - 1) / stride : 0;
+                int hi = w - 1 + pad - kx >= 0 ? (w - 1 + pad - kx) / stride + 1 : 0;
+                if (hi > wo) hi = wo;
+                if (lo > hi) lo = hi;
+                for (int ox = 0; ox < lo; ox++) orow[ox] = 0.0f;
+                if (stride == 1)
+                    memcpy(orow + lo, xs + lo, (size_t)(hi - lo) * sizeof(float));
+                else
+                    for (int ox = lo; ox < hi; ox++) orow[ox] = xs[(size_t)ox * stride];
+                for (int ox = hi; ox < wo; ox++) orow[ox] = 0.0f;
+            }
+        }
+}
+
 /* col (cin*k*k, n*ho*wo) from x (cin, n, h, w), zero padding. */
 static void im2col(float *col, const float *x, int cin, int n, int h, int w, int k, int stride, int pad, int ho,
                    int wo) {
@@ -300,22 +330,134 @@ static void im2col(float *col, const float *x, int cin, int n, int h, int w, int
     }
 }
 
+/* Grouped convolution (ResNeXt's 3x3: 32 groups) without BLAS: y (cout, n,
+ * ho, wo) = conv(x (cin, n, h, w)) (+ y when accumulate), no bias.  One task
+ * per (group, image): im2col of the group's cin/G channels for that image
+ * into the thread's slice of col (K = cin/G * k * k rows of ho * wo), then
+ * the (cout/G, K) x (K, ho * wo) product in chunks of GCH positions that stay
+ * in L1, summed over K in order, in float32 like the GEMM.  Per-group SGEMMs
+ * would be 32 products of 4..32 rows: too thin for BLAS, whose threads then
+ * spend the time handing over; the im2col of all groups at once would be 9
+ * times the activation.  col holds nthreads slices of grouped_col()
+ * floats (planned for omp_get_max_threads()). */
+#define GCH 128
+
+static size_t grouped_col(const conv *c, int ho, int wo) {
+    return (size_t)(c->cin / c->groups) * c->k * c->k * ho * wo;
+}
+
+/* GCC / Clang vector extension: 4 floats, one SSE register (wider vectors
+ * without -mavx are split and spilled to the stack) */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline void store4(float *y, v4f a, int accumulate) {
+    if (accumulate) {
+        v4f t;
+        memcpy(&t, y, sizeof t);
+        a += t;
+    }
+    memcpy(y, &a, sizeof a);
+}
+
+/* Four rows yr[r][0..P) (= or += when accumulate) wr[r] (K) x cl (K, P):
+ * blocks of 8 positions, the 4 x 8 sums in eight registers across K (each
+ * column of cl loaded once for the four rows), then the P % 8 tail one by
+ * one. */
+static void product4(float *const yr[4], const float *const wr[4], const float *cl, int K, int P,
+                     int accumulate) {
+    int p = 0;
+    for (; p + 8 <= P; p += 8) {
+        v4f a0 = {0}, b0 = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, a3 = {0}, b3 = {0};
+        const float *cp = cl + p;
+        for (int kk = 0; kk < K; kk++, cp += P) {
+            v4f u, v;
+            memcpy(&u, cp, sizeof u);
+            memcpy(&v, cp + 4, sizeof v);
+            float w0 = wr[0][kk], w1 = wr[1][kk], w2 = wr[2][kk], w3 = wr[3][kk];
+            a0 += w0 * u, b0 += w0 * v;
+            a1 += w1 * u, b1 += w1 * v;
+            a2 += w2 * u, b2 += w2 * v;
+            a3 += w3 * u, b3 += w3 * v;
+        }
+        store4(yr[0] + p, a0, accumulate), store4(yr[0] + p + 4, b0, accumulate);
+        store4(yr[1] + p, a1, accumulate), store4(yr[1] + p + 4, b1, accumulate);
+        store4(yr[2] + p, a2, accumulate), store4(yr[2] + p + 4, b2, accumulate);
+        store4(yr[3] + p, a3, accumulate), store4(yr[3] + p + 4, b3, accumulate);
+    }
+    for (; p < P; p++)
+        for (int r = 0; r < 4; r++) {
+            float sum = 0;
+            for (int kk = 0; kk < K; kk++) sum += wr[r][kk] * cl[(size_t)kk * P + p];
+            yr[r][p] = accumulate ? yr[r][p] + sum : sum;
+        }
+}
+
+static void conv_grouped(const conv *c, float *y, const float *x, float *col, int nthreads, int n, int h, int w,
+                         int ho, int wo, int accumulate) {
+    int G = c->groups, cog = c->cout / G, cig = c->cin / G, k = c->k;
+    int K = cig * k * k, P = ho * wo;
+    size_t slice = grouped_col(c, ho, wo);
+#pragma omp parallel num_threads(nthreads)
+    {
+        float *cl = col + (size_t)omp_get_thread_num() * slice;
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < G * n; t++) {
+            int g = t / n, i = t % n;
+            /* (cig, 1, h, w) planes of image i are n * h * w apart: im2col
+             * them one channel at a time */
+            for (int ci = 0; ci < cig; ci++)
+                im2col_one(cl + (size_t)ci * k * k * P, x + ((size_t)(g * cig + ci) * n + i) * h * w, h, w, k,
+                           c->stride, c->pad, ho, wo);
+            int co0 = 0;
+            for (; co0 + 4 <= cog; co0 += 4) {
+                float *yr[4];
+                const float *wr[4];
+                for (int r = 0; r < 4; r++) {
+                    int o = g * cog + co0 + r;
+                    yr[r] = y + ((size_t)o * n + i) * P;
+                    wr[r] = c->w + (size_t)o * K;
+                }
+                product4(yr, wr, cl, K, P, accumulate);
+            }
+            for (int p0 = 0; p0 < P && co0 < cog; p0 += GCH) { /* rows left over from the blocks of 4 */
+                int np = P - p0 < GCH ? P - p0 : GCH;
+                for (int co = co0; co < cog; co++) {
+                    int o = g * cog + co;
+                    float *yr = y + ((size_t)o * n + i) * P + p0;
+                    const float *wr = c->w + (size_t)o * K;
+                    float acc[GCH];
+                    for (int j = 0; j < np; j++) acc[j] = accumulate ? yr[j] : 0.0f;
+                    for (int kk = 0; kk < K; kk++) {
+                        float a = wr[kk];
+                        const float *cr = cl + (size_t)kk * P + p0;
+#pragma omp simd
+                        for (int j = 0; j < np; j++) acc[j] += a * cr[j];
+                    }
+                    memcpy(yr, acc, (size_t)np * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
 /* y (cout, n, ho, wo) = conv(x) + bias (+ y when accumulate), then ReLU when
  * relu.  col is scratch for the im2col matrix. */
 static void conv_forward(const conv *c, float *y, const float *x, float *col, int n, int h, int w, int *pho,
                          int *pwo, int accumulate, int relu) {
     int ho = out_side(h, c->k, c->stride, c->pad), wo = out_side(w, c->k, c->stride, c->pad);
     size_t cols = (size_t)n * ho * wo;
-    const float *b = x;
-    if (c->k != 1 || c->stride != 1) {
-        im2col(col, x, c->cin, n, h, w, c->k, c->stride, c->pad, ho, wo);
-        b = col;
+    if (c->groups > 1)
+        conv_grouped(c, y, x, col, omp_get_max_threads(), n, h, w, ho, wo, accumulate);
+    else {
+        const float *b = x;
+        if (c->k != 1 || c->stride != 1) {
+            im2col(col, x, c->cin, n, h, w, c->k, c->stride, c->pad, ho, wo);
+            b = col;
+        }
+        int K = c->cin * c->k * c->k;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)cols, K, 1.0f, c->w, K, b, (int)cols,
+                    accumulate ? 1.0f : 0.0f, y, (int)cols);
     }
-    int G = c->groups, cog = c->cout / G, K = c->cin / G * c->k * c->k;
-    for (int g = 0; g < G; g++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, (int)cols, K, 1.0f,
-                    c->w + (size_t)g * cog * K, K, b + (size_t)g * K * cols, (int)cols, accumulate ? 1.0f : 0.0f,
-                    y + (size_t)g * cog * cols, (int)cols);
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < c->cout; o++) {
         float *r = y + (size_t)o * cols, bo = c->b[o];
@@ -370,7 +512,8 @@ static void plan(const dv2_resnet *r, int nb, int h, int w, size_t *act, size_t 
         if (in > a) a = in;
         int s = b->c2.stride;
         int h2 = out_side(h, 3, s, 1), w2 = out_side(w, 3, s, 1);
-        size_t c2 = (size_t)b->c2.cin * 9 * nb * h2 * w2;
+        size_t c2 = b->c2.groups > 1 ? grouped_col(&b->c2, h2, w2) * (size_t)omp_get_max_threads()
+                                     : (size_t)b->c2.cin * 9 * nb * h2 * w2;
         if (c2 > cl) cl = c2;
         if (b->has_down && (size_t)b->down.cin * nb * h2 * w2 > cl) cl = (size_t)b->down.cin * nb * h2 * w2;
         size_t o = (size_t)b->c3.cout * nb * h2 * w2;
@@ -383,7 +526,7 @@ static void plan(const dv2_resnet *r, int nb, int h, int w, size_t *act, size_t 
 }
 
 static int buffers(dv2_resnet *r, int nb, int h, int w, dv2_error *err) {
-    if (r->buf_n >= nb && r->buf_h == h && r->buf_w == w) return 0;
+    if (r->buf_n >= nb && r->buf_h == h && r->buf_w == w && r->buf_t == omp_get_max_threads()) return 0;
     size_t act, col;
     plan(r, nb, h, w, &act, &col);
     for (int i = 0; i < 5; i++) {
@@ -392,11 +535,11 @@ static int buffers(dv2_resnet *r, int nb, int h, int w, dv2_error *err) {
     }
     free(r->col);
     r->col = dv2_malloc_array(col ? col : 1, sizeof(float));
-    r->buf_n = r->buf_h = r->buf_w = 0;
+    r->buf_n = r->buf_h = r->buf_w = r->buf_t = 0;
     for (int i = 0; i < 5; i++)
         if (!r->act[i]) return dv2_error_set(err, DV2_ENOMEM, "resnet: out of memory for %d images of %dx%d", nb, w, h);
     if (!r->col) return dv2_error_set(err, DV2_ENOMEM, "resnet: out of memory for %d images of %dx%d", nb, w, h);
-    r->buf_n = nb, r->buf_h = h, r->buf_w = w;
+    r->buf_n = nb, r->buf_h = h, r->buf_w = w, r->buf_t = omp_get_max_threads();
     return 0;
 }
 

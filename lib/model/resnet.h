@@ -6,16 +6,21 @@
  * with torchvision's state-dict names (conv1.weight, bn1.{weight,bias,
  * running_mean,running_var}, layerK.N.{conv1,bn1,conv2,bn2,conv3,bn3}.*,
  * layerK.0.downsample.{0,1}.*, fc.{weight,bias}) and the architecture in the
- * "__metadata__": arch (sscd_resnet50), resnet_layers ("3,4,6,3"),
- * resnet_groups, resnet_width (width per group), dims, gem_p.
+ * "__metadata__": arch (sscd_resnet50; sscd_resnext101_32x4d for
+ * sscd_disc_large), resnet_layers ("3,4,6,3"; "3,4,23,3"), resnet_groups
+ * (1; 32), resnet_width (width per group: 64; 4), dims (512; 1024), gem_p.
+ * Stage s (0..3) has 3x3 convolutions of (64 << s) * width / 64 * groups
+ * channels, torchvision's rule; every tensor's shape follows from these.
  *
  * Batch norm is folded into the convolution before it at load: w' = w *
  * gamma / sqrt(var + 1e-5), b' = beta - mean * gamma / sqrt(var + 1e-5)
  * (computed in double, stored in float32).  Convolutions are im2col + one
  * OpenBLAS SGEMM over the whole sub-batch: activations are stored channel
  * first, (C, N, H, W), so a 1x1 convolution is a single product (Cout, Cin) x
- * (Cin, N*H*W) with no copy.  This is a CPU model outside the backend table
- * (lib/ops/ops.h has no convolution op). */
+ * (Cin, N*H*W) with no copy.  Grouped 3x3 convolutions (groups > 1) run
+ * without BLAS: per group and image an im2col of the group's channels and a
+ * plain-loop product four output rows at a time.  This is a CPU model
+ * outside the backend table (lib/ops/ops.h has no convolution op). */
 #ifndef DV2_RESNET_H
 #define DV2_RESNET_H
 
