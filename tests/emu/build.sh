@@ -1,0 +1,52 @@
+#!/bin/sh
+# build.sh — builds build-emu/test_backend_ops_emu: tests/test_backend_ops.c
+# against the REAL lib/ops/cuda/*.cu kernels compiled with g++ on the host
+# through the CUDA emulation of tests/emu (see tests/emu/README).
+#   sh tests/emu/build.sh            (from the repository root)
+# BUILD (default build-emu), CUDA_INC (default /usr/local/cuda/include),
+# JOBS (default 2).  Exit 77 when g++ or the CUDA headers are missing.
+set -eu
+BUILD=${BUILD:-build-emu}
+CUDA_INC=${CUDA_INC:-/usr/local/cuda/include}
+JOBS=${JOBS:-2}
+CXX=${CXX:-g++}
+command -v "$CXX" >/dev/null 2>&1 || { echo "no $CXX"; exit 77; }
+command -v python3 >/dev/null 2>&1 || { echo "no python3"; exit 77; }
+for h in cuda_runtime_api.h cublas_v2.h cuda_bf16.h; do
+	[ -f "$CUDA_INC/$h" ] || { echo "no $CUDA_INC/$h (CUDA headers)"; exit 77; }
+done
+# the CPU library, without CUDA (its backend.o is replaced below)
+make -s CUDA=0 MPI=0 FAISS=0 BUILD="$BUILD" -j"$JOBS" "$BUILD/libdv2.a" "$BUILD/tests/test_backend_ops.o"
+E=$BUILD/emu
+mkdir -p "$E/src"
+CXXFLAGS="-std=c++17 -O1 -g -fno-strict-aliasing -Wall -Wno-unused-function -Wno-unknown-pragmas -pthread"
+INC="-Itests/emu/include -I$CUDA_INC -Ilib -Ikernels"
+objs=""
+pids=""
+for f in lib/ops/cuda/*.cu tests/emu/emu.cpp; do
+	b=$(basename "$f")
+	case $f in
+	*.cu) python3 tests/emu/conv.py "$f" "$E/src/$b.cpp" 2>/dev/null; src=$E/src/$b.cpp ;;
+	*) src=$f ;;
+	esac
+	o=$E/${b%.*}.o
+	objs="$objs $o"
+	# rebuild when the source, the rewrite or an emulation header is newer
+	if [ ! -f "$o" ] || [ -n "$(find "$src" tests/emu lib/ops/cuda lib/ops/ops.h lib/core -newer "$o" -type f 2>/dev/null | head -n 1)" ]; then
+		"$CXX" $CXXFLAGS $INC -DDV2_HAVE_CUDA=1 -c "$src" -o "$o" &
+		pids="$pids $!"
+		if [ "$(echo $pids | wc -w)" -ge "$JOBS" ]; then
+			for p in $pids; do wait "$p"; done
+			pids=""
+		fi
+	fi
+done
+for p in $pids; do wait "$p"; done
+# backend.c with the CUDA backends registered
+cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Ilib -Ikernels -DDV2_HAVE_CUDA=1 -c lib/ops/backend.c -o "$E/backend.o"
+# libdv2.a without its CUDA-less backend.o
+cp "$BUILD/libdv2.a" "$E/libdv2_nobackend.a"
+ar d "$E/libdv2_nobackend.a" backend.o
+"$CXX" -fopenmp -o "$BUILD/test_backend_ops_emu" "$BUILD/tests/test_backend_ops.o" "$E/backend.o" $objs \
+	"$E/libdv2_nobackend.a" -lzstd -lturbojpeg -lpng -lz -lopenblas -lm -pthread
+echo "built $BUILD/test_backend_ops_emu"
