@@ -661,6 +661,15 @@ static int compare(const op_case *oc, const dv2_backend *be, const run_ctx *ref,
     return bad;
 }
 
+/* Whether case oc runs: --case names (any of npick substrings), else all
+ * but the model-sized ones under --small. */
+static int picked(const op_case *oc, int small, const char *const *pick, int npick) {
+    if (!npick) return !(small && oc->big);
+    for (int i = 0; i < npick; i++)
+        if (strstr(oc->name, pick[i])) return 1;
+    return 0;
+}
+
 static int run_case(run_ctx *c, const dv2_backend *be, const op_case *oc, uint64_t seed, int reps) {
     memset(c, 0, sizeof *c);
     c->be = be;
@@ -673,6 +682,8 @@ static int run_case(run_ctx *c, const dv2_backend *be, const op_case *oc, uint64
 int main(int argc, char **argv) {
     int perf = 0, reps = 20, list = 0, small = 0;
     const char *only = NULL, *require = "";
+    const char *pick[16];
+    int npick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--perf")) {
             perf = 1;
@@ -685,11 +696,15 @@ int main(int argc, char **argv) {
             only = argv[++i];
         } else if (!strcmp(argv[i], "--require") && i + 1 < argc) {
             require = argv[++i];
+        } else if (!strcmp(argv[i], "--case") && i + 1 < argc && npick < 16) {
+            pick[npick++] = argv[++i];
         } else {
-            fprintf(stderr, "usage: test_backend_ops [--perf [REPS]] [--list] [--only B,B] [--require B,B] [--small]\n"
+            fprintf(stderr, "usage: test_backend_ops [--perf [REPS]] [--list] [--only B,B] [--require B,B] [--small] [--case S]...\n"
                             "  --small: leave out the model-sized cases (for a memory checker)\n"
                             "  --only: check these backends (and cpu, the reference) only\n"
                             "  --require: fail, not skip, when one of these cannot be opened\n"
+                            "  --case: only the cases whose name contains S (repeatable; a model-sized\n"
+                            "          case picked by name runs even with --small)\n"
                             "  exit 0 ok, 1 a failure, 77 every backend asked for was skipped\n");
             return 2;
         }
@@ -747,7 +762,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < NCASES; k++) {
         const op_case *oc = &k_cases[k];
         uint64_t seed = 1000 + (uint64_t)k;
-        if (small && oc->big) continue;
+        if (!picked(oc, small, pick, npick)) continue;
         run_ctx ref, again;
         if (run_case(&ref, cpu, oc, seed, 0) || run_case(&again, cpu, oc, seed, 0)) {
             fprintf(stderr, "FAIL %s: the CPU backend's memory entries failed\n", oc->name);
@@ -790,7 +805,7 @@ int main(int argc, char **argv) {
         if (nbe > 1) printf("   cpu/%s", bes[nbe - 1]->name);
         printf("\n");
         for (int k = 0; k < NCASES; k++) {
-            if (small && k_cases[k].big) continue;
+            if (!picked(&k_cases[k], small, pick, npick)) continue;
             printf("%-40s", k_cases[k].name);
             double ms0 = 0, ms = 0;
             for (size_t b = 0; b < nbe; b++) {
