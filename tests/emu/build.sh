@@ -42,6 +42,18 @@ for f in lib/ops/cuda/*.cu tests/emu/emu.cpp; do
 	fi
 done
 for p in $pids; do wait "$p"; done
+# __shared__ is a static (cuda_runtime.h), in .bss (or .bss._ZZ<function>):
+# those sections of the kernel objects become emu_shared here, which emu.cpp
+# poisons before every block.  A zero-initialised static of a kernel file
+# that is not a function's (so not __shared__) stops the build.
+for o in $objs; do
+	case $o in */emu.o) continue ;; esac
+	ren=$(objdump -h "$o" | awk '$2 ~ /^\.bss(\._ZZ.*)?$/ { printf " --rename-section %s=emu_shared", $2 }')
+	[ -z "$ren" ] || objcopy $ren "$o"
+	if nm -C "$o" | awk '$2 ~ /^[bB]$/' | grep -v '::' | grep -q .; then
+		echo "$o: a zero-initialised static that is not __shared__:"; nm -C "$o" | awk '$2 ~ /^[bB]$/' | grep -v '::'; exit 1
+	fi
+done
 # backend.c with the CUDA backends registered
 cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Ilib -Ikernels -DDV2_HAVE_CUDA=1 -c lib/ops/backend.c -o "$E/backend.o"
 # libdv2.a without its CUDA-less backend.o

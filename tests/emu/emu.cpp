@@ -186,6 +186,32 @@ static ucontext_t g_sched;
 static int g_cur = -1;
 static std::function<void()> *g_body;
 static unsigned g_bx, g_by;
+static int g_order = -1;       /* 0 forward, 1 reverse, 2 seeded shuffle */
+static uint64_t g_seed;
+static std::vector<int> g_perm; /* the order threads run in within a phase */
+
+/* the shared memory of all kernels (the section emu_shared) */
+extern "C" char __start_emu_shared[] __attribute__((weak)), __stop_emu_shared[] __attribute__((weak));
+
+static uint64_t next_rand(void) { /* splitmix64 */
+    uint64_t z = (g_seed += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* 0..n-1 in the EMU_ORDER order */
+static void make_order(std::vector<int> &v, size_t n) {
+    if (g_order < 0) {
+        const char *e = getenv("EMU_ORDER");
+        g_order = !e || !*e || !strcmp(e, "forward") ? 0 : !strcmp(e, "reverse") ? 1 : 2;
+        if (g_order == 2) g_seed = strtoull(e, NULL, 10);
+    }
+    v.resize(n);
+    for (size_t i = 0; i < n; i++) v[i] = g_order == 1 ? (int)(n - 1 - i) : (int)i;
+    if (g_order == 2)
+        for (size_t i = n; i > 1; i--) std::swap(v[i - 1], v[next_rand() % i]);
+}
 
 static void set_tid(int t) {
     threadIdx.x = (unsigned)t % g_bx;
@@ -271,9 +297,14 @@ static void run_block(int nt) {
         f.uc.uc_link = &g_sched;
         makecontext(&f.uc, entry, 0);
     }
+    if (+__start_emu_shared != +__stop_emu_shared)
+        memset(__start_emu_shared, 0xff, (size_t)(__stop_emu_shared - __start_emu_shared));
+    make_order(g_perm, (size_t)nt);
     for (;;) {
-        for (int t = 0; t < nt; t++)
-            if (g_f[t].state == RUN) {
+        if (g_order == 2) make_order(g_perm, (size_t)nt);
+        for (int i = 0; i < nt; i++)
+            if (g_f[g_perm[i]].state == RUN) {
+                int t = g_perm[i];
                 g_cur = t;
                 set_tid(t);
                 swapcontext(&g_sched, &g_f[t].uc);
@@ -336,12 +367,14 @@ void emu_run(const emu_config &c, std::function<void()> body) {
         g_stacks.push_back((char *)s);
     }
     gridDim = g, blockDim = b, g_bx = b.x, g_by = b.y, g_body = &body;
-    for (unsigned z = 0; z < g.z; z++)
-        for (unsigned y = 0; y < g.y; y++)
-            for (unsigned x = 0; x < g.x; x++) {
-                blockIdx.x = x, blockIdx.y = y, blockIdx.z = z;
-                run_block((int)nt);
-            }
+    size_t nb = (size_t)g.x * g.y * g.z;
+    std::vector<int> border;
+    if (nb <= 1u << 24) make_order(border, nb);
+    for (size_t i = 0; i < nb; i++) {
+        size_t k = nb <= 1u << 24 ? (size_t)border[i] : i;
+        blockIdx.x = (unsigned)(k % g.x), blockIdx.y = (unsigned)(k / g.x % g.y), blockIdx.z = (unsigned)(k / ((size_t)g.x * g.y));
+        run_block((int)nt);
+    }
     g_body = NULL;
 }
 

@@ -13,6 +13,9 @@
  * when every thread of the block that has not exited waits at it (at the
  * same source line: a divergent barrier is reported), a shuffle when all 32
  * lanes of the warp are at it.  A launch is finished when it returns.
+ * EMU_ORDER=reverse (or a number: a seeded shuffle) changes the order in
+ * which the blocks of a launch and the threads between two barriers run,
+ * so a result that depends on it (a race) differs between two runs.
  *
  * This checks kernel LOGIC (indexing, which thread writes what, barrier
  * placement, shuffle partners, reductions, bf16 rounding points) against
@@ -37,7 +40,11 @@
 
 #include <functional>
 
-/* memory spaces: host memory; __shared__ is a static (one block at a time) */
+/* memory spaces: host memory; __shared__ is a static (one block at a time).
+ * build.sh moves the zero-initialised statics of the kernel objects (these
+ * only) into the section emu_shared, which emu.cpp poisons (0xff bytes)
+ * before every block, so a read of shared memory the block did not write
+ * shows (g++ ignores a section attribute on the statics of templates) */
 #undef __shared__
 #define __shared__ static
 #undef __launch_bounds__
