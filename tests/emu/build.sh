@@ -26,13 +26,16 @@ pids=""
 for f in lib/ops/cuda/*.cu tests/emu/emu.cpp; do
 	b=$(basename "$f")
 	case $f in
-	*.cu) python3 tests/emu/conv.py "$f" "$E/src/$b.cpp" 2>/dev/null; src=$E/src/$b.cpp ;;
+	*.cu) # the rewritten copy changes only when the rewrite does
+		src=$E/src/$b.cpp
+		python3 tests/emu/conv.py "$f" "$src.new" 2>/dev/null
+		if cmp -s "$src.new" "$src"; then rm -f "$src.new"; else mv "$src.new" "$src"; fi ;;
 	*) src=$f ;;
 	esac
 	o=$E/${b%.*}.o
 	objs="$objs $o"
 	# rebuild when the source, the rewrite or an emulation header is newer
-	if [ ! -f "$o" ] || [ -n "$(find "$src" tests/emu lib/ops/cuda lib/ops/ops.h lib/core -newer "$o" -type f 2>/dev/null | head -n 1)" ]; then
+	if [ ! -f "$o" ] || [ -n "$(find "$src" tests/emu/include lib/ops/cuda lib/ops/ops.h lib/core -newer "$o" -type f 2>/dev/null | head -n 1)" ]; then
 		"$CXX" $CXXFLAGS $INC -DDV2_HAVE_CUDA=1 -c "$src" -o "$o" &
 		pids="$pids $!"
 		if [ "$(echo $pids | wc -w)" -ge "$JOBS" ]; then

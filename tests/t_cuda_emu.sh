@@ -1,0 +1,46 @@
+# t_cuda_emu.sh — the CUDA backends' real kernel code (lib/ops/cuda/*.cu)
+# on the host, through the emulation of tests/emu (one fiber per GPU
+# thread, cuBLAS and cub stand-ins; see tests/emu/README), held to the CPU
+# backend by test_backend_ops: the cases of --small, once with the blocks
+# and threads in order and once reversed (a result that depends on the
+# order is a race), plus the model-sized attention cases that reach the
+# dh 32 and dh 80 (DH 128) templates.  This checks kernel logic, not a GPU.
+# SKIP (77) without g++ or the CUDA headers.
+#   DV2_EMU_CASES="gelu layernorm": only the cases whose names contain these
+: "${DV2_ROOT:=$(cd "$(dirname "$0")/.." && pwd)}"
+export DV2_ROOT
+. "$DV2_ROOT/tests/lib.sh"
+case $(pwd) in "$DV2_ROOT"*) cd "$(mktemp -d "${TMPDIR:-/tmp}/dv2-emu.XXXXXX")" ;; esac # logs stay out of the tree
+EMU=${DV2_EMU_BUILD:-build-emu}
+(cd "$DV2_ROOT" && BUILD=$EMU sh tests/emu/build.sh) > build.txt 2>&1
+rc=$?
+[ "$rc" = 77 ] && skip "$(tail -n 1 build.txt)"
+if [ "$rc" != 0 ]; then
+	tail -n 30 build.txt >&2
+	fail "tests/emu/build.sh (exit $rc)"
+	finish
+fi
+bin=$DV2_ROOT/$EMU/test_backend_ops_emu
+B="--only cuda,cuda-bf16 --require cuda,cuda-bf16"
+
+# check NAME ORDER ARGS...: one run of the emulated backends
+check() {
+	name=$1 order=$2; shift 2
+	EMU_ORDER=$order "$bin" $B "$@" > "$name.txt" 2>&1
+	rc=$?
+	grep -E '^(FAIL|CUDA emulation|test_backend_ops)' "$name.txt"
+	[ "$rc" = 0 ] || tail -n 5 "$name.txt" >&2
+	expect_eq "$rc" 0 "test_backend_ops_emu $name (EMU_ORDER=$order)"
+}
+
+if [ -n "${DV2_EMU_CASES:-}" ]; then
+	set --
+	for c in $DV2_EMU_CASES; do set -- "$@" --case "$c"; done
+	check picked forward "$@"
+	check picked-reversed reverse "$@"
+else
+	check small forward --small
+	check small-reversed reverse --small
+	check big-attention forward --case "BIG attention 24x" --case "BIG attention 4x"
+fi
+finish
