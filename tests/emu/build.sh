@@ -3,10 +3,13 @@
 # against the REAL lib/ops/cuda/*.cu kernels compiled with g++ on the host
 # through the CUDA emulation of tests/emu (see tests/emu/README).
 #   sh tests/emu/build.sh            (from the repository root)
-# BUILD (default build-emu), CUDA_INC (default /usr/local/cuda/include),
-# JOBS (default 2).  Exit 77 when g++ or the CUDA headers are missing.
+# BUILD (default build-emu), LIB_BUILD (the CPU library's; default BUILD), CUDA_INC (default /usr/local/cuda/include),
+# JOBS (default 2), EMU_SAN=address (the kernels, the emulation and the link
+# with AddressSanitizer: a kernel's access outside a cudaMalloc'd buffer is
+# reported; use another BUILD).  Exit 77 when g++ or the CUDA headers are missing.
 set -eu
 BUILD=${BUILD:-build-emu}
+LIB_BUILD=${LIB_BUILD:-$BUILD} # where the CPU library is built
 CUDA_INC=${CUDA_INC:-/usr/local/cuda/include}
 JOBS=${JOBS:-2}
 CXX=${CXX:-g++}
@@ -16,10 +19,11 @@ for h in cuda_runtime_api.h cublas_v2.h cuda_bf16.h; do
 	[ -f "$CUDA_INC/$h" ] || { echo "no $CUDA_INC/$h (CUDA headers)"; exit 77; }
 done
 # the CPU library, without CUDA (its backend.o is replaced below)
-make -s CUDA=0 MPI=0 FAISS=0 BUILD="$BUILD" -j"$JOBS" "$BUILD/libdv2.a" "$BUILD/tests/test_backend_ops.o"
+make -s CUDA=0 MPI=0 FAISS=0 BUILD="$LIB_BUILD" -j"$JOBS" "$LIB_BUILD/libdv2.a" "$LIB_BUILD/tests/test_backend_ops.o"
 E=$BUILD/emu
 mkdir -p "$E/src"
-CXXFLAGS="-std=c++17 -O1 -g -fno-strict-aliasing -Wall -Wno-unused-function -Wno-unknown-pragmas -pthread"
+SAN=${EMU_SAN:+-fsanitize=$EMU_SAN -fno-omit-frame-pointer}
+CXXFLAGS="-std=c++17 -O1 -g -fno-strict-aliasing -Wall -Wno-unused-function -Wno-unknown-pragmas -pthread $SAN"
 INC="-Itests/emu/include -I$CUDA_INC -Ilib -Ikernels"
 objs=""
 pids=""
@@ -60,8 +64,8 @@ done
 # backend.c with the CUDA backends registered
 cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Ilib -Ikernels -DDV2_HAVE_CUDA=1 -c lib/ops/backend.c -o "$E/backend.o"
 # libdv2.a without its CUDA-less backend.o
-cp "$BUILD/libdv2.a" "$E/libdv2_nobackend.a"
+cp "$LIB_BUILD/libdv2.a" "$E/libdv2_nobackend.a"
 ar d "$E/libdv2_nobackend.a" backend.o
-"$CXX" -fopenmp -o "$BUILD/test_backend_ops_emu" "$BUILD/tests/test_backend_ops.o" "$E/backend.o" $objs \
+"$CXX" -fopenmp $SAN -o "$BUILD/test_backend_ops_emu" "$LIB_BUILD/tests/test_backend_ops.o" "$E/backend.o" $objs \
 	"$E/libdv2_nobackend.a" -lzstd -lturbojpeg -lpng -lz -lopenblas -lm -pthread
 echo "built $BUILD/test_backend_ops_emu"
