@@ -34,7 +34,7 @@ check() {
 	EMU_ORDER=$order "$bin" $B "$@" > "$name.txt" 2>&1
 	rc=$?
 	grep -E '^(FAIL|CUDA emulation|test_backend_ops)' "$name.txt"
-	[ "$rc" = 0 ] || tail -n 5 "$name.txt" >&2
+	[ "$rc" = 0 ] || grep -A3 -E 'ERROR: AddressSanitizer' "$name.txt" | head -n 4 >&2
 	expect_eq "$rc" 0 "test_backend_ops_emu $name (EMU_ORDER=$order)"
 }
 
