@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/dv2.h"
 #include "core/rng.h"
 #include "model/posembed.h"
@@ -340,6 +341,26 @@ static void c_elementwise(run_ctx *c, const int *a) {
     }
 }
 
+/* The memory entries copy and zero on parts of buffers, and the collectives
+ * with one process (a no-op and two copies). */
+static void c_memory(run_ctx *c, const int *a) {
+    size_t n = (size_t)a[0], h = n / 2;
+    float *x = drand(c, n, 0, 1), *y = drand(c, n, 0, 1), *z = dzero(c, n), *g = dzero(c, n);
+    if (c->failed) return;
+    OP(c, c->be->copy(c->be, y + 1, x, (n - 1) * sizeof *x));
+    OP(c, c->be->zero(c->be, y + h, (n - h) / 2 * sizeof *y));
+    get(c, "copy_zero", y, n);
+    dv2_dist one;
+    dv2_dist_init_single(&one);
+    dv2_error err = {0};
+    OP(c, c->be->allreduce_sum(c->be, x, n, &one, &err));
+    OP(c, c->be->reduce_scatter_sum(c->be, z, y, n, &one, &err));
+    OP(c, c->be->all_gather(c->be, g, x, n, &one, &err));
+    get(c, "allreduce", x, n);
+    get(c, "reduce_scatter", z, n);
+    get(c, "all_gather", g, n);
+}
+
 static void c_targets(run_ctx *c, const int *a) {
     int N = a[0], K = a[1];
     float *t = drand(c, (size_t)N * K, 0, 3), *center = drand(c, K, 0, 0.5);
@@ -483,6 +504,8 @@ static const op_case k_cases[] = {
     {"gather/scatter 17 rows of 31x7", "rows", c_rows, {31, 17, 7}, 0},
     {"add/scale/sumsq/all_finite 1", "elementwise", c_elementwise, {1}, 0},
     {"add/scale/sumsq/all_finite 40009", "elementwise", c_elementwise, {40009}, 0},
+    {"copy/zero + collectives (1 process) 1", "memory", c_memory, {1}, 0},
+    {"copy/zero + collectives (1 process) 1001", "memory", c_memory, {1001}, 0},
     {"targets center+SK 13x37", "targets", c_targets, {13, 37}, 0},
     {"targets center+SK 1x5", "targets", c_targets, {1, 5}, 0},
     {"koleo 11x7", "koleo", c_koleo, {11, 7}, 0},
