@@ -3,8 +3,8 @@
 # thread, cuBLAS and cub stand-ins; see tests/emu/README), held to the CPU
 # backend by test_backend_ops: the cases of --small, once with the blocks
 # and threads in order and once reversed (a result that depends on the
-# order is a race) in a build with AddressSanitizer (a kernel's access
-# outside its buffers), plus the model-sized attention case with dh 80, the
+# order is a race) in a build with AddressSanitizer and UBSan (a kernel's
+# access outside its buffers, a misaligned load, an overflow), plus the model-sized attention case with dh 80, the
 # only one that reaches the DH 128 templates.  This checks kernel logic, not a GPU.
 # SKIP (77) without g++ or the CUDA headers.
 #   DV2_EMU_CASES="gelu layernorm": only the cases whose names contain these
@@ -24,7 +24,7 @@ build() { # BUILD [EMU_SAN]
 	fi
 }
 build "$EMU"
-build "$EMU-asan" address
+build "$EMU-asan" address,undefined
 export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1
 B="--only cuda,cuda-bf16 --require cuda,cuda-bf16"
 

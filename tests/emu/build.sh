@@ -4,9 +4,10 @@
 # through the CUDA emulation of tests/emu (see tests/emu/README).
 #   sh tests/emu/build.sh            (from the repository root)
 # BUILD (default build-emu), LIB_BUILD (the CPU library's; default BUILD), CUDA_INC (default /usr/local/cuda/include),
-# JOBS (default 2), EMU_SAN=address (the kernels, the emulation and the link
-# with AddressSanitizer: a kernel's access outside a cudaMalloc'd buffer is
-# reported; use another BUILD).  Exit 77 when g++ or the CUDA headers are missing.
+# JOBS (default 2), EMU_SAN=address[,undefined] (the kernels, the emulation
+# and the link with AddressSanitizer, UBSan: a kernel's access outside a
+# cudaMalloc'd buffer, a misaligned float4, an int overflow stop the run;
+# use another BUILD).  Exit 77 when g++ or the CUDA headers are missing.
 set -eu
 BUILD=${BUILD:-build-emu}
 LIB_BUILD=${LIB_BUILD:-$BUILD} # where the CPU library is built
@@ -22,9 +23,12 @@ done
 make -s CUDA=0 MPI=0 FAISS=0 BUILD="$LIB_BUILD" -j"$JOBS" "$LIB_BUILD/libdv2.a" "$LIB_BUILD/tests/test_backend_ops.o"
 E=$BUILD/emu
 mkdir -p "$E/src"
-SAN=${EMU_SAN:+-fsanitize=$EMU_SAN -fno-omit-frame-pointer}
+SAN=${EMU_SAN:+-fsanitize=$EMU_SAN -fno-sanitize-recover=all -fno-omit-frame-pointer}
 CXXFLAGS="-std=c++17 -O1 -g -fno-strict-aliasing -Wall -Wno-unused-function -Wno-unknown-pragmas -pthread $SAN"
 INC="-Itests/emu/include -I$CUDA_INC -Ilib -Ikernels"
+# other flags than the last build's: everything is rebuilt
+if [ "$(cat "$E/flags" 2>/dev/null)" != "$CXXFLAGS $INC" ]; then rm -f "$E"/*.o; fi
+echo "$CXXFLAGS $INC" > "$E/flags"
 objs=""
 pids=""
 for f in lib/ops/cuda/*.cu tests/emu/emu.cpp; do
@@ -60,6 +64,10 @@ for o in $objs; do
 	if nm -C "$o" | awk '$2 ~ /^[bB]$/' | grep -v '::' | grep -q .; then
 		echo "$o: a zero-initialised static that is not __shared__:"; nm -C "$o" | awk '$2 ~ /^[bB]$/' | grep -v '::'; exit 1
 	fi
+	# the static shared memory of each kernel: at most 48 KiB (the limit
+	# without an opt-in); under a sanitizer the sizes include no redzones
+	nm -C -S -t d "$o" | awk '$3 ~ /^[bB]$/ { n = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", n); k = n; sub(/::[^:]*$/, "", k);
+		sz[k] += $2 + 0 } END { for (k in sz) if (sz[k] > 49152) { print k ": " sz[k] " bytes of static shared memory"; bad = 1 } exit bad }' || exit 1
 done
 # backend.c with the CUDA backends registered
 cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Ilib -Ikernels -DDV2_HAVE_CUDA=1 -c lib/ops/backend.c -o "$E/backend.o"
