@@ -5,8 +5,9 @@
  * Device memory is host memory.  Every allocation is poisoned (0xff bytes:
  * NaN as a float or a double, -1 as an integer) so a read of memory nobody
  * wrote shows up in the results; copies and memsets must lie inside one
- * allocation.  The stream is synchronous: every call has finished when it
- * returns.  cublasGemmEx is a plain column-major triple loop with f32
+ * allocation.  Streams are synchronous: every call has finished when it
+ * returns; every call must name a stream made by cudaStreamCreateWithFlags
+ * (cuda.h: never the default stream).  cublasGemmEx is a plain column-major triple loop with f32
  * accumulation in index order (CUDA_R_32F or CUDA_R_16BF operands, f32 C),
  * written here from the cuBLAS documentation, not from dv2's own code. */
 #include <cublas_v2.h>
@@ -82,13 +83,32 @@ extern "C" cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot) {
     *fr = k_total - g_used, *tot = k_total;
     return cudaSuccess;
 }
+/* The streams made and not destroyed: cuda.h's rule is that all work goes
+ * to the backend's stream, never to the default one (0), so every launch,
+ * copy, memset and GEMM must name one of these. */
+static std::map<cudaStream_t, int> g_streams;
+
 extern "C" cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int) {
-    static char token;
-    *s = (cudaStream_t)&token;
+    *s = (cudaStream_t) new char;
+    g_streams[*s] = 1;
     return cudaSuccess;
 }
-extern "C" cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+extern "C" cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (!g_streams.erase(s)) return ret(cudaErrorInvalidResourceHandle);
+    delete (char *)s;
+    return cudaSuccess;
+}
+
+static void need_stream(cudaStream_t s, const char *what) {
+    if (g_streams.count(s)) return;
+    fprintf(stderr, "CUDA emulation: %s on %s, not on a stream the backend made\n", what,
+            s ? "a destroyed stream" : "the default stream");
+    abort();
+}
+extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    need_stream(s, "cudaStreamSynchronize");
+    return cudaSuccess;
+}
 
 /* ---- memory ------------------------------------------------------------------ */
 
@@ -145,7 +165,8 @@ static cudaError_t dev_range(const void *p, size_t bytes, const char *what) {
 }
 
 extern "C" cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind k,
-                                       cudaStream_t) {
+                                       cudaStream_t st) {
+    need_stream(st, "cudaMemcpyAsync");
     if (!bytes) return cudaSuccess;
     int dd = k == cudaMemcpyHostToDevice || k == cudaMemcpyDeviceToDevice;
     int sd = k == cudaMemcpyDeviceToHost || k == cudaMemcpyDeviceToDevice;
@@ -156,10 +177,8 @@ extern "C" cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
     memmove(dst, src, bytes);
     return cudaSuccess;
 }
-extern "C" cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind k) {
-    return cudaMemcpyAsync(dst, src, bytes, k, 0);
-}
-extern "C" cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t) {
+extern "C" cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t st) {
+    need_stream(st, "cudaMemsetAsync");
     if (dev_range(p, bytes, "cudaMemsetAsync")) return cudaErrorInvalidValue;
     memset(p, v, bytes);
     return cudaSuccess;
@@ -363,6 +382,7 @@ void emu_run(const emu_config &c, std::function<void()> body) {
     dim3 g = c.grid, b = c.block;
     size_t nt = (size_t)b.x * b.y * b.z;
     if (g_cur >= 0) emu_die("a launch from inside a kernel");
+    need_stream(c.stream, "a kernel launch");
     if (!nt || nt > 1024 || b.z > 64 || !g.x || !g.y || !g.z || g.x > 2147483647u || g.y > 65535 ||
         g.z > 65535 || c.shmem > 48 * 1024) {
         emu_set_error(cudaErrorInvalidConfiguration);
@@ -431,6 +451,7 @@ extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, c
                                        cublasComputeType_t ct, cublasGemmAlgo_t algo) {
     (void)algo;
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    need_stream(h->stream, "cublasGemmEx");
     if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T) || m < 0 ||
         n < 0 || k < 0)
         return CUBLAS_STATUS_INVALID_VALUE;
