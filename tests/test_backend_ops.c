@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/dv2.h"
 #include "core/rng.h"
 #include "model/posembed.h"
@@ -340,6 +341,26 @@ static void c_elementwise(run_ctx *c, const int *a) {
     }
 }
 
+/* The memory entries copy and zero on parts of buffers, and the collectives
+ * with one process (a no-op and two copies). */
+static void c_memory(run_ctx *c, const int *a) {
+    size_t n = (size_t)a[0], h = n / 2;
+    float *x = drand(c, n, 0, 1), *y = drand(c, n, 0, 1), *z = dzero(c, n), *g = dzero(c, n);
+    if (c->failed) return;
+    OP(c, c->be->copy(c->be, y + 1, x, (n - 1) * sizeof *x));
+    OP(c, c->be->zero(c->be, y + h, (n - h) / 2 * sizeof *y));
+    get(c, "copy_zero", y, n);
+    dv2_dist one;
+    dv2_dist_init_single(&one);
+    dv2_error err = {0};
+    OP(c, c->be->allreduce_sum(c->be, x, n, &one, &err));
+    OP(c, c->be->reduce_scatter_sum(c->be, z, y, n, &one, &err));
+    OP(c, c->be->all_gather(c->be, g, x, n, &one, &err));
+    get(c, "allreduce", x, n);
+    get(c, "reduce_scatter", z, n);
+    get(c, "all_gather", g, n);
+}
+
 static void c_targets(run_ctx *c, const int *a) {
     int N = a[0], K = a[1];
     float *t = drand(c, (size_t)N * K, 0, 3), *center = drand(c, K, 0, 0.5);
@@ -475,6 +496,9 @@ static const op_case k_cases[] = {
     {"attention 3 seqs (1,7,17) H2 dh5", "attention", c_attention, {3, 2, 5, 1, 7, 17}, 0},
     {"attention 2 seqs (130,3) H3 dh8", "attention", c_attention, {2, 3, 8, 130, 3, 0}, 0},
     {"attention 1 seq (67) H1 dh64", "attention", c_attention, {1, 1, 64, 67, 0, 0}, 0},
+    {"attention 3 seqs (0,5,70) H2 dh128", "attention", c_attention, {3, 2, 128, 0, 5, 70}, 0},
+    {"attention 2 seqs (33,1) H1 dh33", "attention", c_attention, {2, 1, 33, 33, 1, 0}, 0},
+    {"attention 1 seq (2) H4 dh100", "attention", c_attention, {1, 4, 100, 2, 0, 0}, 0},
     {"gelu 1", "gelu", c_gelu, {1}, 0},
     {"gelu 1001", "gelu", c_gelu, {1001}, 0},
     {"swiglu 7x13", "swiglu", c_swiglu, {7, 13}, 0},
@@ -483,6 +507,8 @@ static const op_case k_cases[] = {
     {"gather/scatter 17 rows of 31x7", "rows", c_rows, {31, 17, 7}, 0},
     {"add/scale/sumsq/all_finite 1", "elementwise", c_elementwise, {1}, 0},
     {"add/scale/sumsq/all_finite 40009", "elementwise", c_elementwise, {40009}, 0},
+    {"copy/zero + collectives (1 process) 1", "memory", c_memory, {1}, 0},
+    {"copy/zero + collectives (1 process) 1001", "memory", c_memory, {1001}, 0},
     {"targets center+SK 13x37", "targets", c_targets, {13, 37}, 0},
     {"targets center+SK 1x5", "targets", c_targets, {1, 5}, 0},
     {"koleo 11x7", "koleo", c_koleo, {11, 7}, 0},
@@ -661,6 +687,15 @@ static int compare(const op_case *oc, const dv2_backend *be, const run_ctx *ref,
     return bad;
 }
 
+/* Whether case oc runs: --case names (any of npick substrings), else all
+ * but the model-sized ones under --small. */
+static int picked(const op_case *oc, int small, const char *const *pick, int npick) {
+    if (!npick) return !(small && oc->big);
+    for (int i = 0; i < npick; i++)
+        if (strstr(oc->name, pick[i])) return 1;
+    return 0;
+}
+
 static int run_case(run_ctx *c, const dv2_backend *be, const op_case *oc, uint64_t seed, int reps) {
     memset(c, 0, sizeof *c);
     c->be = be;
@@ -673,6 +708,8 @@ static int run_case(run_ctx *c, const dv2_backend *be, const op_case *oc, uint64
 int main(int argc, char **argv) {
     int perf = 0, reps = 20, list = 0, small = 0;
     const char *only = NULL, *require = "";
+    const char *pick[16];
+    int npick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--perf")) {
             perf = 1;
@@ -685,11 +722,15 @@ int main(int argc, char **argv) {
             only = argv[++i];
         } else if (!strcmp(argv[i], "--require") && i + 1 < argc) {
             require = argv[++i];
+        } else if (!strcmp(argv[i], "--case") && i + 1 < argc && npick < 16) {
+            pick[npick++] = argv[++i];
         } else {
-            fprintf(stderr, "usage: test_backend_ops [--perf [REPS]] [--list] [--only B,B] [--require B,B] [--small]\n"
+            fprintf(stderr, "usage: test_backend_ops [--perf [REPS]] [--list] [--only B,B] [--require B,B] [--small] [--case S]...\n"
                             "  --small: leave out the model-sized cases (for a memory checker)\n"
                             "  --only: check these backends (and cpu, the reference) only\n"
                             "  --require: fail, not skip, when one of these cannot be opened\n"
+                            "  --case: only the cases whose name contains S (repeatable; a model-sized\n"
+                            "          case picked by name runs even with --small)\n"
                             "  exit 0 ok, 1 a failure, 77 every backend asked for was skipped\n");
             return 2;
         }
@@ -747,7 +788,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < NCASES; k++) {
         const op_case *oc = &k_cases[k];
         uint64_t seed = 1000 + (uint64_t)k;
-        if (small && oc->big) continue;
+        if (!picked(oc, small, pick, npick)) continue;
         run_ctx ref, again;
         if (run_case(&ref, cpu, oc, seed, 0) || run_case(&again, cpu, oc, seed, 0)) {
             fprintf(stderr, "FAIL %s: the CPU backend's memory entries failed\n", oc->name);
@@ -790,7 +831,7 @@ int main(int argc, char **argv) {
         if (nbe > 1) printf("   cpu/%s", bes[nbe - 1]->name);
         printf("\n");
         for (int k = 0; k < NCASES; k++) {
-            if (small && k_cases[k].big) continue;
+            if (!picked(&k_cases[k], small, pick, npick)) continue;
             printf("%-40s", k_cases[k].name);
             double ms0 = 0, ms = 0;
             for (size_t b = 0; b < nbe; b++) {
