@@ -49,12 +49,25 @@
 # teacher.*, teacher_head.*; per step s<s>.xg, s<s>.xl; sched, losses,
 # gnorm; final fs.*, fsh.* (student), fe.*, feh.* (its EMA); the centers.
 #   /usr/bin/python3 tests/ref/train_ref.py --distill tests/ref/fixtures/distill.bin
+#
+# --long N OUT: N iterations (a multiple of 20) of the same tiny config for
+# the curve comparison of test_parity_train --long (tests/t_train_longref.sh,
+# not committed: 6 MB at N = 200).  The schedules run over the N iterations
+# (epochs of 20: lr warm-up 1 epoch, teacher temperature warm-up 3, last
+# layer frozen 1); the crops are windows of a pool of 16 smooth random
+# images (3 x 20 x 20, bilinear up from 5 x 5) at random offsets plus 0.1 of
+# noise, so the two global views of an image agree.  Arrays: version, run
+# (steps, epoch length, epochs, warm-up, temperature warm-up, freeze
+# epochs), init.*, init_head.*, per step s<s>.xg, s<s>.xl, s<s>.masks;
+# sched, losses, gnorm, koleo_margin (per step: the smallest gap between
+# the nearest and the second-nearest KoLeo neighbour's cosine).
 import math
 import os
 import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dinov2_ref as R  # noqa: E402  (sets the default dtype to float64)
@@ -72,6 +85,8 @@ TAU_S, CENTER_MOM, CLIP = 0.1, 0.9, 3.0
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 RHO, PE_MULT = 0.9, 0.2
 MASK_PROB, MASK_MIN, MASK_MAX = 0.5, 0.1, 0.5
+# --long: the epoch length, the seed, and the image pool of the inputs
+LONG_E, LONG_SEED, POOL, BASE = 20, 2718, 16, 20
 # the frozen teacher of --distill
 CFG_T = dict(CFG, dim=48, heads=3, reg=1)
 HEAD_T = dict(**{"in": 48}, hidden=96, bottleneck=24, K=64, eps=1e-6)
@@ -86,12 +101,19 @@ def cosine(base, final, T, Tw, start=0.0, freeze=0):
     return lambda it: final if it >= len(s) else float(s[it])
 
 
-T = EPOCHS * E
-S_LR = cosine(LR, MIN_LR, T, WARMUP_EP * E)
-S_LAST = cosine(LR, MIN_LR, T, WARMUP_EP * E, freeze=FREEZE_EP * E)
-S_WD = cosine(WD, WD_END, T, 0)
-S_MOM = cosine(MOM, MOM_END, T, 0)
-S_TT = cosine(TT, TT, TT_EP * E, TT_EP * E, TT_WARM)
+def set_run(steps, epoch_len, epochs, warmup_ep, tt_ep, freeze_ep):
+    """The run's length and the schedules over it (--long stretches them)."""
+    global NSTEPS, E, EPOCHS, WARMUP_EP, TT_EP, FREEZE_EP, T, S_LR, S_LAST, S_WD, S_MOM, S_TT
+    NSTEPS, E, EPOCHS, WARMUP_EP, TT_EP, FREEZE_EP = steps, epoch_len, epochs, warmup_ep, tt_ep, freeze_ep
+    T = EPOCHS * E
+    S_LR = cosine(LR, MIN_LR, T, WARMUP_EP * E)
+    S_LAST = cosine(LR, MIN_LR, T, WARMUP_EP * E, freeze=FREEZE_EP * E)
+    S_WD = cosine(WD, WD_END, T, 0)
+    S_MOM = cosine(MOM, MOM_END, T, 0)
+    S_TT = cosine(TT, TT, TT_EP * E, TT_EP * E, TT_WARM)
+
+
+set_run(NSTEPS, E, EPOCHS, WARMUP_EP, TT_EP, FREEZE_EP)
 
 
 # ---------------------------------------------------------------- parameter groups (§10.2)
@@ -195,7 +217,9 @@ def step(it, st, xg, xl, masks, out):
             d = x @ x.t()
             d.fill_diagonal_(-2)
             top = d.topk(2, dim=1).values
-            out["koleo_margin"] = min(out.get("koleo_margin", 1.0), (top[:, 0] - top[:, 1]).min().item())
+            margin = (top[:, 0] - top[:, 1]).min().item()
+            out["koleo_margin"] = min(out.get("koleo_margin", 1.0), margin)
+            out.setdefault("koleo_margins", []).append(margin)
     # per-module clipping (§10.3), AdamW (§10.1, §10.2), EMA (§11)
     norms = []
     with torch.no_grad():
@@ -222,8 +246,33 @@ def step(it, st, xg, xl, masks, out):
                 Tt[name].mul_(mom).add_((1 - mom) * S[name].detach())
 
 
-def main(path, distill=False):
-    gen = torch.Generator().manual_seed(4244 if distill else 31337)
+# ---------------------------------------------------------------- --long inputs
+def draw_pool(gen):
+    """POOL smooth random images of BASE x BASE pixels (bilinear up from 5 x 5),
+    so that windows of one image at other offsets are correlated views."""
+    return F.interpolate(torch.randn(POOL, 3, 5, 5, generator=gen), size=(BASE, BASE),
+                         mode="bilinear", align_corners=False)
+
+
+def draw_views(gen, pool):
+    """B images of the pool; per image 2 global windows (SG) and NL local ones
+    (SL) at random offsets, each plus 0.1 of fresh noise.  Laid out as the C
+    batch: crop-major, xg[v*B + i] is view v of image i."""
+    idx = torch.randperm(POOL, generator=gen)[:B].tolist()
+
+    def window(img, size):
+        oy, ox = torch.randint(0, BASE - size + 1, (2,), generator=gen).tolist()
+        return img[:, oy:oy + size, ox:ox + size]
+
+    xg = torch.stack([window(pool[i], SG) for _ in range(2) for i in idx])
+    xl = torch.stack([window(pool[i], SL) for _ in range(NL) for i in idx])
+    return (xg + 0.1 * torch.randn(xg.shape, generator=gen), xl + 0.1 * torch.randn(xl.shape, generator=gen))
+
+
+def main(path, distill=False, long_steps=0):
+    if long_steps:
+        set_run(long_steps, LONG_E, long_steps // LONG_E, 1, 3, 1)
+    gen = torch.Generator().manual_seed(4244 if distill else LONG_SEED if long_steps else 31337)
     Ps = R.random_params(R.backbone_shapes(CFG), gen)
     Hs = R.random_params(R.head_shapes(HEAD), gen)
     out = {"sched": [], "losses": [], "gnorm": []}
@@ -232,6 +281,8 @@ def main(path, distill=False):
     def put(name, t):
         arrays.append((name, t.detach().to(torch.float32).numpy() if torch.is_tensor(t) else np.asarray(t)))
 
+    if long_steps:
+        put("run", np.array([NSTEPS, E, EPOCHS, WARMUP_EP, TT_EP, FREEZE_EP]))
     for k, v in Ps.items():
         put("init." + k, v)
     for k, v in Hs.items():
@@ -252,9 +303,13 @@ def main(path, distill=False):
         for p in P.values():
             st["m"][id(p)] = torch.zeros_like(p)
             st["v"][id(p)] = torch.zeros_like(p)
+    pool = draw_pool(gen) if long_steps else None
     for s in range(NSTEPS):
-        xg = torch.randn(2 * B, 3, SG, SG, generator=gen)
-        xl = torch.randn(NL * B, 3, SL, SL, generator=gen)
+        if long_steps:
+            xg, xl = draw_views(gen, pool)
+        else:
+            xg = torch.randn(2 * B, 3, SG, SG, generator=gen)
+            xl = torch.randn(NL * B, 3, SL, SL, generator=gen)
         masks = torch.zeros(2 * B, (SG // CFG["patch"]) ** 2, dtype=torch.bool) if distill else draw_masks(gen)
         # the C side reads float32 crops: feed the reference the same values
         xg, xl = xg.float().double(), xl.float().double()
@@ -269,6 +324,13 @@ def main(path, distill=False):
     put("sched", np.array(out["sched"]))
     put("losses", np.array(out["losses"]))
     put("gnorm", np.array(out["gnorm"]))
+    if long_steps:  # only the curves: after many steps the tensors carry float32 drift
+        put("koleo_margin", np.array(out["koleo_margins"]))
+        R.write_fixture(path, arrays)
+        m = np.array(out["koleo_margins"])
+        print("%d steps; koleo margin min %.3g (step %d); wrote %s (%d bytes)"
+              % (NSTEPS, m.min(), m.argmin() // 2, path, os.path.getsize(path)))
+        return
     final = (("fe.", st["Pe"]), ("feh.", st["He"])) if distill else (("ft.", st["Pt"]), ("fth.", st["Ht"]))
     for pre, P in (("fs.", Ps), ("fsh.", Hs)) + final:
         for k, v in P.items():
@@ -285,6 +347,15 @@ def main(path, distill=False):
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--distill"]
-    distill = "--distill" in sys.argv[1:]
-    main(args[0] if args else "tests/ref/fixtures/%s.bin" % ("distill" if distill else "train"), distill)
+    args = sys.argv[1:]
+    distill = "--distill" in args
+    long_steps = 0
+    if "--long" in args:
+        i = args.index("--long")
+        long_steps = int(args[i + 1])
+        assert long_steps > 0 and long_steps % LONG_E == 0, "--long N: N a multiple of %d" % LONG_E
+        del args[i:i + 2]
+    args = [a for a in args if a != "--distill"]
+    if long_steps and not args:
+        sys.exit("usage: train_ref.py --long N OUT")
+    main(args[0] if args else "tests/ref/fixtures/%s.bin" % ("distill" if distill else "train"), distill, long_steps)
