@@ -136,10 +136,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBDV2)
 
 # ---- tests and benchmarks ---------------------------------------------------
 test: $(PROGS) $(TESTS)
-	@LC_ALL=C BUILD=$(BUILD) DV2_CUDA=$(CUDA) DV2_MPI=$(MPI) DV2_FAISS=$(FAISS) sh tests/run.sh $(T)
+	@LC_ALL=C BUILD=$(BUILD) BIN=$(BIN) DV2_CUDA=$(CUDA) DV2_MPI=$(MPI) DV2_FAISS=$(FAISS) sh tests/run.sh $(T)
 
 test-gpu: $(PROGS) $(TESTS)
-	@LC_ALL=C BUILD=$(BUILD) DV2_CUDA=$(CUDA) DV2_GPU_ONLY=1 sh tests/run.sh $(T)
+	@LC_ALL=C BUILD=$(BUILD) BIN=$(BIN) DV2_CUDA=$(CUDA) DV2_GPU_ONLY=1 sh tests/run.sh $(T)
 
 bench: $(PROGS) $(BENCHES)
 	@LC_ALL=C BUILD=$(BUILD) sh bench/run.sh $(B)

@@ -7,8 +7,9 @@
 export LC_ALL=C
 BUILD=${BUILD:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export DV2_ROOT="$ROOT" DV2_BIN="$ROOT/bin" DV2_BUILD="$ROOT/$BUILD"
-export PATH="$ROOT/bin:$PATH"
+BIN=${BIN:-bin} # the programs' folder (the Makefile's BIN)
+export DV2_ROOT="$ROOT" DV2_BIN="$ROOT/$BIN" DV2_BUILD="$ROOT/$BUILD"
+export PATH="$ROOT/$BIN:$PATH"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OPENBLAS_NUM_THREADS=1
 pass=0 fail=0 skip=0 failed=""
 logdir="$ROOT/$BUILD/test-logs"

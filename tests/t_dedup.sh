@@ -133,7 +133,7 @@ if [ "${DV2_CUDA:-0}" = 1 ]; then
 	esac
 else
 	expect_exit 2 dv2-dedup --device cuda pool.emb
-	expect_grep "no CUDA search" err.txt
+	expect_grep "runs on the CPU only in this build" err.txt
 fi
 expect_exit 2 dv2-dedup -t 1.5 pool.emb
 expect_exit 2 dv2-dedup -k 0 pool.emb

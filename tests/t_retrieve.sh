@@ -94,7 +94,7 @@ expect_exit 2 dv2-retrieve --queries q.emb --pool pool.emb -n 4 --clusters 3
 expect_exit 2 dv2-retrieve --pool pool.emb
 if [ "${DV2_CUDA:-0}" = 0 ]; then
 	expect_exit 2 dv2-retrieve --queries q.emb --pool pool.emb --device cuda
-	expect_grep "no CUDA search" err.txt
+	expect_grep "runs on the CPU only in this build" err.txt
 fi
 expect_exit 2 dv2-retrieve --queries q.emb --pool pool.emb --device cuda --index IVF8,Flat
 expect_exit 2 dv2-retrieve --queries q.emb --pool pool.emb -n 0
