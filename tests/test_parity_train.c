@@ -119,6 +119,26 @@ static int distill_teacher(dv2_train_frozen *t, const dv2_config *student, dv2_e
     return 0;
 }
 
+/* Step s of the fixture as a batch: its crops, and its iBOT masks into mask
+ * (2·B·N bytes) unless with_masks is 0 (distillation has none). */
+static dv2_batch fixture_batch(int s, int B, int L, int N, uint8_t *mask, int with_masks) {
+    char nm[64];
+    dv2_batch b = {0};
+    b.it = s, b.B = B, b.L = L, b.Sg = 16, b.Sl = 8;
+    snprintf(nm, sizeof nm, "s%d.xg", s);
+    b.global = fx_get(&fx, nm)->data;
+    snprintf(nm, sizeof nm, "s%d.xl", s);
+    b.local = fx_get(&fx, nm)->data;
+    if (with_masks) {
+        snprintf(nm, sizeof nm, "s%d.masks", s);
+        fx_array *fm = fx_get(&fx, nm);
+        CHECK(fm->n == 2 * B * N);
+        for (int k = 0; k < 2 * B * N && k < fm->n; k++) mask[k] = fm->data[k] != 0;
+        b.masks = mask;
+    }
+    return b;
+}
+
 static void run(int distill) {
     dv2_error err = {0};
     dv2_config c;
@@ -161,20 +181,7 @@ static void run(int distill) {
     uint8_t mask[2 * 4 * 16];
     double lr_total = 0;
     for (int s = 0; s < nsteps; s++) {
-        char nm[64];
-        dv2_batch b = {0};
-        b.it = s, b.B = B, b.L = L, b.Sg = 16, b.Sl = 8;
-        snprintf(nm, sizeof nm, "s%d.xg", s);
-        b.global = fx_get(&fx, nm)->data;
-        snprintf(nm, sizeof nm, "s%d.xl", s);
-        b.local = fx_get(&fx, nm)->data;
-        if (!distill) { /* distillation has no masks */
-            snprintf(nm, sizeof nm, "s%d.masks", s);
-            fx_array *fm = fx_get(&fx, nm);
-            CHECK(fm->n == 2 * B * N);
-            for (int k = 0; k < 2 * B * N && k < fm->n; k++) mask[k] = fm->data[k] != 0;
-            b.masks = mask;
-        }
+        dv2_batch b = fixture_batch(s, B, L, N, mask, !distill);
         dv2_sched_values v;
         dv2_schedules_at(&sch, s, &v);
         double sv[5] = {v.lr, v.last_layer_lr, v.wd, v.momentum, v.teacher_temp};
@@ -304,18 +311,7 @@ static int run_long(const char *path, int n_extra, char **extra) {
     double worst[5] = {0}, worst_mean[5] = {0}, worst_gn = 0, sum_c[5] = {0}, sum_r[5] = {0};
     int worst_at[5] = {0}, bad_sched = 0, bad_step = 0, bad_mean = 0;
     for (int s = 0; s < nsteps; s++) {
-        char nm[64];
-        dv2_batch b = {0};
-        b.it = s, b.B = B, b.L = L, b.Sg = 16, b.Sl = 8;
-        snprintf(nm, sizeof nm, "s%d.xg", s);
-        b.global = fx_get(&fx, nm)->data;
-        snprintf(nm, sizeof nm, "s%d.xl", s);
-        b.local = fx_get(&fx, nm)->data;
-        snprintf(nm, sizeof nm, "s%d.masks", s);
-        fx_array *fm = fx_get(&fx, nm);
-        CHECK(fm->n == 2 * B * N);
-        for (int k = 0; k < 2 * B * N && k < fm->n; k++) mask[k] = fm->data[k] != 0;
-        b.masks = mask;
+        dv2_batch b = fixture_batch(s, B, L, N, mask, 1);
         dv2_sched_values v;
         dv2_schedules_at(&sch, s, &v);
         double sv[5] = {v.lr, v.last_layer_lr, v.wd, v.momentum, v.teacher_temp};
