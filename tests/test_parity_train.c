@@ -139,6 +139,20 @@ static dv2_batch fixture_batch(int s, int B, int L, int N, uint8_t *mask, int wi
     return b;
 }
 
+/* One training step into o, its five loss terms (dino_local, dino_global,
+ * ibot, koleo, total) into lv.  1 (and a failed check) when the step fails. */
+static int step_losses(dv2_train_step *st, const dv2_batch *b, int s, const dv2_sched_values *v,
+                       dv2_train_step_stats *o, double *lv) {
+    dv2_error err = {0};
+    if (dv2_train_step_run(st, b, s, v, o, &err)) {
+        CHECKF(0, "step %d: %s", s, err.msg);
+        return 1;
+    }
+    CHECK(o->finite);
+    lv[0] = o->dino_local, lv[1] = o->dino_global, lv[2] = o->ibot, lv[3] = o->koleo, lv[4] = o->total;
+    return 0;
+}
+
 static void run(int distill) {
     dv2_error err = {0};
     dv2_config c;
@@ -190,12 +204,8 @@ static void run(int distill) {
                    "step %d schedule value %d: %.9g, reference %.9g", s, k, sv[k], fs->data[s * 5 + k]);
         lr_total += v.lr;
         dv2_train_step_stats o;
-        if (dv2_train_step_run(st, &b, s, &v, &o, &err)) {
-            CHECKF(0, "step %d: %s", s, err.msg);
-            break;
-        }
-        CHECK(o.finite);
-        double lv[5] = {o.dino_local, o.dino_global, o.ibot, o.koleo, o.total};
+        double lv[5];
+        if (step_losses(st, &b, s, &v, &o, lv)) break;
         static const char *ln[5] = {"dino_local", "dino_global", "ibot", "koleo", "total"};
         for (int k = 0; k < 5; k++) {
             double e = relerr(lv[k], fl->data[s * 5 + k]);
@@ -319,12 +329,8 @@ static int run_long(const char *path, int n_extra, char **extra) {
             if (fabs(sv[k] - fs->data[s * 5 + k]) > 1e-6 * fabs(fs->data[s * 5 + k]) + 1e-12 && bad_sched++ < 3)
                 fprintf(stderr, "step %d schedule value %d: %.9g, reference %.9g\n", s, k, sv[k], fs->data[s * 5 + k]);
         dv2_train_step_stats o;
-        if (dv2_train_step_run(st, &b, s, &v, &o, &err)) {
-            CHECKF(0, "step %d: %s", s, err.msg);
-            break;
-        }
-        CHECK(o.finite);
-        double lv[5] = {o.dino_local, o.dino_global, o.ibot, o.koleo, o.total};
+        double lv[5];
+        if (step_losses(st, &b, s, &v, &o, lv)) break;
         for (int k = 0; k < 5; k++) {
             double r = fl->data[s * 5 + k], e = fabs(lv[k] - r) / (fabs(r) > 1 ? fabs(r) : 1);
             if (e > worst[k]) worst[k] = e, worst_at[k] = s;

@@ -488,7 +488,6 @@ extern "C" int dv2_cuda_backend_new(dv2_backend **out, int bf16, char *why, size
         dv2_backend_close(be);
         return rc;
     }
-    c->sm_count = prop.multiProcessorCount;
     snprintf(c->device_name, sizeof c->device_name, "%.60s (device %d of %d, sm_%d%d, %.0f GiB, %d SMs%s)",
              prop.name, c->device, count, prop.major, prop.minor,
              prop.totalGlobalMem / (1024.0 * 1024 * 1024), prop.multiProcessorCount,

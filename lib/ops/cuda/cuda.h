@@ -45,7 +45,6 @@ typedef struct dv2_cuda_ctx {
     int status;                  /* first failure (sticky) */
     uint64_t to_host, to_device;
     char device_name[128];
-    int sm_count;
     void *nccl;                  /* ncclComm_t of the collectives (NULL until the first) */
     int nccl_world, nccl_off;
     size_t mem_total, mem_free_min; /* cudaMemGetInfo after each allocation */

@@ -297,6 +297,14 @@ int dv2_cuda_layernorm_backward(const dv2_backend *be, float *din, float *dw, fl
 
 /* ---- L2 normalisation ---------------------------------------------------- */
 
+/* ||x|| of one row of C floats (squares summed in double), by one warp;
+ * every lane gets the same value. */
+static __device__ __forceinline__ float warp_row_norm(const float *x, int C, int lane) {
+    double s = 0;
+    for (int c = lane; c < C; c += 32) s += (double)x[c] * x[c];
+    return (float)sqrt(warp_sum(s));
+}
+
 static __global__ void l2norm_forward_kernel(float *out, float *norm, const float *in, int N,
                                              int C, float eps) {
     int lane = threadIdx.x & 31;
@@ -304,10 +312,7 @@ static __global__ void l2norm_forward_kernel(float *out, float *norm, const floa
     for (size_t n = (size_t)blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / 32; n < (size_t)N;
          n += stride) {
         const float *x = in + n * C;
-        double s = 0;
-        for (int c = lane; c < C; c += 32) s += (double)x[c] * x[c];
-        s = warp_sum(s);
-        float nr = (float)sqrt(s);
+        float nr = warp_row_norm(x, C, lane);
         float inv = __fdiv_rn(1.0f, nr > eps ? nr : eps);
         for (int c = lane; c < C; c += 32) out[n * C + c] = __fmul_rn(x[c], inv);
         if (lane == 0) norm[n] = nr;
@@ -361,10 +366,7 @@ static __global__ void weightnorm_forward_kernel(float *w, float *vnorm, const f
     for (size_t k = (size_t)blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / 32; k < (size_t)K;
          k += stride) {
         const float *vr = v + k * C;
-        double s = 0;
-        for (int c = lane; c < C; c += 32) s += (double)vr[c] * vr[c];
-        s = warp_sum(s);
-        float nr = (float)sqrt(s);
+        float nr = warp_row_norm(vr, C, lane);
         float a = __fdiv_rn(g[k], nr);
         for (int c = lane; c < C; c += 32) w[k * C + c] = __fmul_rn(vr[c], a);
         if (lane == 0) vnorm[k] = nr;
