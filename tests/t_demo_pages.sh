@@ -113,6 +113,8 @@ expect_grep "$s" err.txt
 expect_grep 'gallery was not built: dv2-pack could not read e/seed' e/index.html
 [ ! -e e/gallery.html ] && [ -z "$(ls -A e | grep '^\.')" ] && ok || fail "leftovers in e/: $(ls -A e)"
 expect_exit 2 sh "$PAGES"
+expect_exit 0 sh "$PAGES" -h
+expect_grep '^EXIT STATUS' out.txt
 expect_exit 1 sh "$PAGES" nonexistent
 expect_grep 'demo-pages: error: nonexistent: not a directory' err.txt
 
