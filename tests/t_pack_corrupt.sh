@@ -51,6 +51,11 @@ cp -r ds badman
 sed 's/"records": 10000/"records": 10001/' ds/manifest.json > badman/manifest.json
 expect_exit 1 dv2-pack --verify badman
 expect_grep "manifest" err.txt
+# a manifest that is not JSON: the message names the file
+cp -r ds badjson
+printf '{1}' > badjson/manifest.json
+expect_exit 1 dv2-pack --ls badjson
+expect_grep "badjson/manifest.json: json" err.txt
 rm ds/shard-000003.dv2s
 expect_exit 1 dv2-pack --verify ds
 expect_grep "shard-000003.dv2s" err.txt

@@ -9,7 +9,14 @@ pack_fmnist_t10k data
 micro_cfg v.cfg 'student.drop_path_rate = 0.2' 'train.batch_size_per_gpu = 8' \
 	'train.OFFICIAL_EPOCH_LENGTH = 4' 'optim.epochs = 2'
 expect_exit 0 dv2-train -c v.cfg --data data -o sep -j 1 ibot.separate_head=true train.centering=sinkhorn_knopp \
-	ibot.head_n_prototypes=128 ibot.head_bottleneck_dim=16
+	ibot.head_n_prototypes=128 ibot.head_bottleneck_dim=16 evaluation.eval_period_iterations=3
+# evaluation.eval_period_iterations: the teacher after iterations 3 and 6 of 8
+# (eval/training_2, training_5, as the official trainer names them), and no
+# export between
+expect_eq "$(ls sep/eval | tr '\n' ' ')" "training_2 training_5 " "teacher exports under sep/eval"
+[ -s sep/eval/training_5/teacher.safetensors ] && ok || fail "no eval/training_5/teacher.safetensors"
+cmp -s sep/eval/training_2/teacher.safetensors sep/eval/training_5/teacher.safetensors &&
+	fail "the teacher exports after iterations 3 and 6 are the same file" || ok
 expect_exit 0 dv2-train -c v.cfg --data data -o reg -j 1 student.num_register_tokens=4 student.interpolate_offset=0 \
 	student.interpolate_antialias=true student.ffn_layer=swiglufused student.block_chunks=2
 $PY - <<'PY' >names.txt

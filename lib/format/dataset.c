@@ -156,7 +156,7 @@ int dv2_manifest_read(dv2_manifest *m, const char *dir, dv2_error *err) {
     size_t n;
     int rc = dv2_read_file(path, MANIFEST_MAX, &text, &n, err);
     dv2_json_doc *doc = NULL;
-    if (rc == 0) rc = dv2_json_parse(&doc, text, n, 0, err);
+    if (rc == 0 && (rc = dv2_json_parse(&doc, text, n, 0, err)) < 0) dv2_error_prefix(err, "%s", path);
     if (rc < 0) goto out;
     const dv2_json *root = dv2_json_root(doc), *v;
     uint64_t records, bytes, ver;

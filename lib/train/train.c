@@ -96,6 +96,25 @@ static int write_checkpoint(run *r, dv2_error *err) {
     return dv2_train_model_export_teacher(&r->m, path, err);
 }
 
+/* evaluation.eval_period_iterations: the official trainer saves the teacher
+ * every N iterations under eval/training_ITER (ITER the 0-based index of the
+ * iteration just done), for evaluations running beside the training; the
+ * same here as RUN/eval/training_ITER/teacher.safetensors (the student EMA
+ * in distillation), on rank 0. */
+static int export_eval(run *r, dv2_error *err) {
+    if (r->dist->rank != 0) return 0;
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/eval/training_%lld", r->o->run_dir, (long long)(r->it - 1));
+    int rc = dv2_mkdir_p(dir, err);
+    if (rc) return rc;
+    if (r->m.distill) {
+        snprintf(path, sizeof path, "%s/student_ema.safetensors", dir);
+        return dv2_train_model_export_student(&r->m, 1, "dv2-distill student EMA", path, err);
+    }
+    snprintf(path, sizeof path, "%s/teacher.safetensors", dir);
+    return dv2_train_model_export_teacher(&r->m, path, err);
+}
+
 static int resume(run *r, dv2_error *err) {
     dv2_safetensors_file *f = NULL;
     int64_t step;
@@ -381,6 +400,9 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
         }
         r->it++;
         done_here++;
+        if (c->evaluation.eval_period_iterations > 0 && r->it % c->evaluation.eval_period_iterations == 0 &&
+            (rc = export_eval(r, err)))
+            goto done;
         if (c->train.checkpoint_period > 0 && r->it % c->train.checkpoint_period == 0 && r->it < r->total &&
             (rc = write_checkpoint(r, err)))
             goto done;
