@@ -83,6 +83,31 @@ expect_exit 0 make -q "$@"
 expect_exit 0 make "$@"
 expect_grep "Nothing to be done\|is up to date" out.txt
 
+# a training stopped by SIGTERM (what Slurm sends on preemption) exits 0
+# after a checkpoint: the stage fails, no stamp, and the next make resumes
+micro_cfg long.cfg 'train.batch_size_per_gpu = 8' 'train.num_workers = 1' 'train.OFFICIAL_EPOCH_LENGTH = 60' \
+	'optim.epochs = 1' 'optim.warmup_epochs = 0' 'train.checkpoint_period = 5'
+cat > stop.sh <<'EOF'
+"$@" &
+p=$!
+n=0
+while [ ! -f out/runs/long/ckpt-000000000005.safetensors ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
+kill -TERM $p
+wait $p
+EOF
+expect_exit 2 make "$@" RUN=long CONFIG=long.cfg "TRAIN_LAUNCH=sh $PWD/stop.sh" train
+if [ -f out/runs/long/ckpt-000000000060.safetensors ]; then
+	echo "the run finished before SIGTERM: interruption not checked" >&2
+else
+	expect_grep "dv2-train was interrupted; run make again to resume out/runs/long" err.txt
+	[ -e out/runs/long.done ] && fail "an interrupted training left its stamp" || ok
+	[ -e out/runs/long/teacher.safetensors ] && ok || fail "no teacher after the checkpoint"
+	expect_exit 0 make "$@" RUN=long CONFIG=long.cfg train
+	expect_grep "resuming from" err.txt
+	expect_grep "iterations [0-9]*..60 of 60" err.txt
+	[ -s out/runs/long.done ] && ok || fail "no stamp after the resumed run"
+fi
+
 # a corrupt input fails its stage: nonzero status, no target
 cp -r cur cur2
 f=cur2/shard-000000.dv2s
