@@ -83,6 +83,20 @@ expect_exit 0 make -q "$@"
 expect_exit 0 make "$@"
 expect_grep "Nothing to be done\|is up to date" out.txt
 
+# the other selections: cluster-based retrieval, hierarchical k-means
+rm out/selected.tsv
+expect_exit 0 make "$@" SELECT=cluster CLUSTERS=20 PER_CLUSTER=30 MIN_QUERIES=1 select
+expect_grep 'dv2-retrieve .*--clusters 20 --per-cluster 30 --min-queries 1' out.txt
+sort -u out/selected.ids > sel.s
+expect_eq "$(comm -23 sel.s keep.s | wc -l | tr -d ' ')" 0 "cluster-selected ids not kept"
+[ -s sel.s ] && ok || fail "cluster-based selection is empty"
+rm out/selected.tsv
+expect_exit 0 make "$@" SELECT=hkmeans HK_CLUSTERS=20,5 HK_TARGET=200 select
+sort -u out/selected.ids > sel.s
+expect_eq "$(wc -l < sel.s | tr -d ' ')" 200 "hkmeans-selected ids"
+expect_eq "$(comm -23 sel.s keep.s | wc -l | tr -d ' ')" 0 "hkmeans-selected ids not kept"
+[ -d out/hkmeans ] && ok || fail "no hkmeans tree"
+
 # a training stopped by SIGTERM (what Slurm sends on preemption) exits 0
 # after a checkpoint: the stage fails, no stamp, and the next make resumes
 micro_cfg long.cfg 'train.batch_size_per_gpu = 8' 'train.num_workers = 1' 'train.OFFICIAL_EPOCH_LENGTH = 60' \
