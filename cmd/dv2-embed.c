@@ -1,7 +1,8 @@
 /* dv2-embed — frozen features of images in shards: decode, the official
  * evaluation transform, a ViT forward (or the pixel baseline), rows of an
  * embedding matrix.  Parses options, builds the extractor, opens the output
- * (in place with --resume), and runs lib/embed/embed.h. */
+ * (in place with --resume), and runs lib/embed/embed.h.  --merge concatenates
+ * the matrices of a sharded embedding job (lib/format/matrix.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,12 @@
 typedef struct opts {
     const char *model, *arch, *features, *pca, *npy;
     int keep_aspect;
+    int merge;
     int zstd, pixels, copy, layers, normalize, size, resize, batch, resume, strict, f16, size_set, resize_set;
 } opts;
 
 enum { O_MODEL, O_ARCH, O_PIXELS, O_FEATURES, O_LAYERS, O_NORMALIZE, O_SIZE, O_RESIZE, O_PCA,
-       O_BATCH, O_RESUME, O_STRICT, O_F16, O_ZSTD, O_NPY, O_COPY, O_KEEP_ASPECT };
+       O_BATCH, O_RESUME, O_STRICT, O_F16, O_ZSTD, O_NPY, O_COPY, O_KEEP_ASPECT, O_MERGE };
 static const dv2_opt k_opts[] = {
     [O_MODEL] = {"model", 'm', 1, "FILE", "weights (safetensors): a DINOv2 ViT or an SSCD ResNet, architecture from its metadata"},
     [O_ARCH] = {"arch", 0, 1, "NAME", "random-init baseline: vit_small, vit_base, vit_large, vit_giant2 (with --seed)"},
@@ -45,6 +47,7 @@ static const dv2_opt k_opts[] = {
     [O_NPY] = {"npy", 0, 1, "FILE", "also write FILE (float32 rows, .npy) and its ids and labels beside it (X.ids.npy, X.labels.npy for X.npy)"},
     [O_COPY] = {"copy", 0, 0, NULL, "copy descriptor without a model (255 dims, flip-invariant; --size 64 by default)"},
     [O_KEEP_ASPECT] = {"keep-aspect", 0, 0, NULL, "SSCD model: resize the shorter side to --size, keeping the aspect ratio (one image per forward)"},
+    [O_MERGE] = {"merge", 0, 0, NULL, "INPUTs are embedding matrices: concatenate them into OUT (same rows description, no id twice)"},
     {0},
 };
 
@@ -56,6 +59,7 @@ static int on_opt(void *ctx, int idx, const char *arg) {
     case O_PIXELS: o->pixels = 1; break;
     case O_COPY: o->copy = 1; break;
     case O_KEEP_ASPECT: o->keep_aspect = 1; break;
+    case O_MERGE: o->merge = 1; break;
     case O_FEATURES:
         if (strcmp(arg, "cls") && strcmp(arg, "avgpool") && strcmp(arg, "clsavg") && strcmp(arg, "patch"))
             return dv2_usage_error("--features: expected cls, avgpool, clsavg or patch, got '%s'", arg);
@@ -131,10 +135,32 @@ static void warn_repeated_inputs(char **in, int n) {
     free(real);
 }
 
+/* --merge: the INPUTs are matrices, concatenated into the output. */
+static int merge_main(const dv2_cli *cli, const opts *o, char **in, int nin) {
+    if (o->model || o->arch || o->pixels || o->copy || o->features || o->layers || o->normalize || o->size_set ||
+        o->resize_set || o->pca || o->resume || o->strict || o->f16 || o->keep_aspect)
+        return dv2_usage_error("--merge takes matrices and only -o, -f, --zstd and --npy");
+    const char *out = cli->output ? cli->output : "-";
+    int rc, nstdin = 0;
+    for (int i = 0; i < nin; i++) nstdin += !strcmp(in[i], "-");
+    if (nstdin > 1) return dv2_usage_error("'-' (stdin) can be given once");
+    if (!strcmp(out, "-") && (rc = dv2_cli_check_binary_stdout(cli))) return rc;
+    dv2_cleanup_install();
+    dv2_error err;
+    dv2_error_clear(&err);
+    dv2_matrix_write_opts wo = {.force = cli->force, .zstd = o->zstd, .npy_path = o->npy};
+    uint64_t rows = 0;
+    if ((rc = dv2_matrix_merge(out, (const char *const *)in, nin, &wo, &rows, &err)))
+        return dv2_cli_finish(dv2_report(&err));
+    dv2_infof("merged %d matrices: %llu rows", nin, (unsigned long long)rows);
+    return dv2_cli_finish(0);
+}
+
 int main(int argc, char **argv) {
     dv2_cli_spec spec = {
         .prog = "dv2-embed",
-        .synopsis = "(-m MODEL | --arch NAME | --pixels | --copy) [options] [-o OUT] INPUT...",
+        .synopsis = "(-m MODEL | --arch NAME | --pixels | --copy) [options] [-o OUT] INPUT...\n"
+                    "       dv2-embed --merge [-o OUT] MATRIX...",
         .summary = "Embed the images of datasets, shards or a shard stream ('-') into an embedding matrix.",
         .epilog = "Preprocessing is the official evaluation transform: bicubic resize of the shorter\n"
                   "side (antialiased as PIL), center crop, ImageNet mean/std.  An SSCD model gets\n"
@@ -149,6 +175,7 @@ int main(int argc, char **argv) {
     if (rc != DV2_CLI_RUN) return rc;
     int nin = argc - cli.argi;
     if (nin < 1) return dv2_usage_error("no input (datasets, shards, or '-' for a shard stream on stdin)");
+    if (o.merge) return merge_main(&cli, &o, argv + cli.argi, nin);
     if ((o.model != NULL) + (o.arch != NULL) + o.pixels + o.copy != 1)
         return dv2_usage_error("give exactly one of -m MODEL, --arch NAME, --pixels, --copy");
     if ((o.pixels || o.copy) && (o.features || o.layers || o.pca))

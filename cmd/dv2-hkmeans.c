@@ -17,10 +17,11 @@
 #include "core/afile.h"
 #include "core/dist.h"
 #include "curate/hkmeans.h"
+#include "format/idlist.h"
 #include "format/matrix.h"
 
 typedef struct ctx {
-    const char *tree;
+    const char *tree, *keep;
     int levels, nk, nsteps, nsample;
     int k[DV2_HKM_MAX_LEVELS], steps[DV2_HKM_MAX_LEVELS], sample[DV2_HKM_MAX_LEVELS];
     int resample_closest, sampling_closest, niter;
@@ -37,6 +38,7 @@ static const dv2_opt opts[] = {
     {"niter", 0, 1, "N", "Lloyd iterations per k-means (default 50)"},
     {"target", 0, 1, "N", "sample N images from the tree and print their ids"},
     {"sampling", 0, 1, "HOW", "points taken in a level-1 cluster: random (default) or closest"},
+    {"keep", 0, 1, "IDS", "cluster only the pool rows whose id is listed (e.g. dv2-dedup output)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -59,6 +61,7 @@ static int on_opt(void *vc, int idx, const char *arg) {
     case 6: if (dv2_parse_int(arg, 1, 100000, &c->niter)) return dv2_usage_error("--niter: expected 1..100000, got '%s'", arg); break;
     case 7: if (dv2_parse_i64(arg, 0, INT64_MAX, &c->target)) return dv2_usage_error("--target: expected a count, got '%s'", arg); break;
     case 8: return parse_how(arg, "--sampling", &c->sampling_closest);
+    case 9: c->keep = arg; break;
     }
     return 0;
 }
@@ -79,6 +82,30 @@ static int spread(int *v, int n, int levels, int dflt, const char *opt) {
     } else if (n != levels) {
         return dv2_usage_error("%s: %d values for %d levels", opt, n, levels);
     }
+    return 0;
+}
+
+/* Keeps the rows of m (loaded into memory, ld = dim) whose id is in the
+ * list at path, in pool order. */
+static int keep_rows(dv2_matrix *m, const char *path, dv2_error *err) {
+    dv2_idlist keep = {0};
+    int rc = dv2_idlist_read(&keep, path, err);
+    if (rc) return rc;
+    dv2_idlist_sort_unique(&keep);
+    size_t n = 0;
+    for (size_t i = 0; i < m->rows; i++) {
+        if (!dv2_idlist_contains(&keep, m->ids[i])) continue;
+        if (n != i) {
+            memmove(m->vecs + n * m->ld, m->vecs + i * m->ld, m->dim * sizeof *m->vecs);
+            m->ids[n] = m->ids[i];
+            m->labels[n] = m->labels[i];
+        }
+        n++;
+    }
+    dv2_debugf("--keep %s: %zu of %zu pool rows", path, n, m->rows);
+    if (keep.n > n) dv2_warnf("%zu of the %zu ids in %s are not in the pool (ignored)", keep.n - n, keep.n, path);
+    m->rows = n;
+    dv2_idlist_free(&keep);
     return 0;
 }
 
@@ -104,6 +131,10 @@ static int build(const ctx *c, const dv2_cli *cli, const char *pool, const dv2_d
     dv2_error err = {0};
     dv2_matrix m;
     if ((rc = dv2_matrix_load(&m, pool, DV2_MATRIX_LOAD_NOMAP, &err))) return dv2_report(&err);
+    if (c->keep && (rc = keep_rows(&m, c->keep, &err))) {
+        dv2_matrix_free(&m);
+        return dv2_report(&err);
+    }
     if ((int64_t)m.rows < p.k[0]) {
         dv2_matrix_free(&m);
         dv2_errorf("%s: %zu rows cannot make %d clusters", pool, m.rows, p.k[0]);
@@ -152,7 +183,7 @@ static int sample(const ctx *c, const dv2_cli *cli) {
 int main(int argc, char **argv) {
     ctx c = {.resample_closest = 1, .niter = 50, .target = -1};
     static const dv2_cli_spec spec = {
-        "dv2-hkmeans", "--tree DIR [--clusters K1,K2,... [options] POOL.emb] [--target N] > selected.ids",
+        "dv2-hkmeans", "--tree DIR [--clusters K1,K2,... [--keep IDS] [options] POOL.emb] [--target N] > selected.ids",
         "Curation without a seed set: hierarchical k-means of a pool with resampling (the cluster tree is "
         "saved in DIR, resumable per level), then hierarchical balanced sampling of N images.",
         "With POOL.emb the tree is built (levels saved with the same input and parameters are reused;\n"
@@ -169,6 +200,9 @@ int main(int argc, char **argv) {
     if (npool == 1 && c.nk == 0) return dv2_usage_error("--clusters K1,K2,... is required to build a tree");
     if (npool == 0 && (c.nk || c.nsteps || c.nsample || c.levels))
         return dv2_usage_error("--clusters, --levels, --steps and --sample-size need a POOL.emb to cluster");
+    if (c.keep && npool == 0) return dv2_usage_error("--keep restricts a POOL.emb to cluster: give one");
+    if (c.keep && !strcmp(c.keep, "-") && !strcmp(argv[cli.argi], "-"))
+        return dv2_usage_error("--keep - and the pool - cannot both read stdin");
     dv2_cleanup_install();
     dv2_error err = {0};
     dv2_dist dist;

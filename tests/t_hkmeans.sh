@@ -56,6 +56,18 @@ expect_same out.txt sel.ids
 expect_exit 0 dv2-hkmeans --tree tree --target 5000
 expect_eq "$(wc -l < out.txt | tr -d ' ')" 2970 "target above the pool"
 expect_grep "larger than the pool" err.txt
+# --keep: only the listed rows are clustered and sampled
+expect_exit 0 dv2-hkmeans --tree tree --target 5000
+sort -n out.txt | awk 'NR % 3 == 1' > keep.ids
+expect_exit 0 dv2-hkmeans --tree tk --clusters 50,10 --steps 2 --sample-size 5 --keep keep.ids --target 5000 rings.emb
+sort -n out.txt > kept.sorted
+sort -n keep.ids > keep.sorted
+expect_same kept.sorted keep.sorted
+expect_eq "$(wc -l < keep.ids | tr -d ' ')" 990 "kept rows"
+echo 12345 >> keep.ids
+expect_exit 0 dv2-hkmeans --tree tk --clusters 50,10 --steps 2 --sample-size 5 --keep keep.ids rings.emb
+expect_grep "1 of the 991 ids in keep.ids are not in the pool" err.txt
+expect_exit 2 dv2-hkmeans --tree tk --keep keep.ids --target 10
 
 # errors
 expect_exit 2 dv2-hkmeans --clusters 10 rings.emb

@@ -141,6 +141,16 @@ int dv2_matrix_writer_close(dv2_matrix_writer *w, dv2_error *err);
  * already written stay) and frees w.  NULL is allowed. */
 void dv2_matrix_writer_abort(dv2_matrix_writer *w);
 
+/* Concatenates the matrices in[0..n) ("-" = stdin, plain or zstd) into out
+ * (a writer opened with opts; "-" = stdout), rows in input order: the parts of
+ * a sharded embedding job.  Every part must have the dtype, dimension and
+ * params lines of the first (model and features when neither has params) and
+ * no id may be in two rows: DV2_EINVAL naming the part that differs,
+ * DV2_ECORRUPT naming an id found twice and both parts; nothing is written
+ * then.  rows_out (may be NULL) gets the number of rows written. */
+int dv2_matrix_merge(const char *out, const char *const *in, int n, const dv2_matrix_write_opts *opts,
+                     uint64_t *rows_out, dv2_error *err);
+
 /* ---- streaming reader --------------------------------------------------------- */
 
 typedef struct dv2_matrix_reader dv2_matrix_reader;
