@@ -5,19 +5,24 @@
 #    program's --help lists, and every KEY=VALUE operand of dv2-train and
 #    dv2-distill a key of `dv2-train --list-keys` (an example that names an
 #    option or a key that does not exist fails here, run or not).
-# 2. The blocks of every program page (man/dv2-*.1) run as written, in order,
-#    in one directory per page, at test scale: small fixtures under the names
-#    the examples use, and sed substitutions that scale the command lines:
-#      - the Fashion-MNIST IDX files are 1000 (train-*) and 400 (t10k-*)
+# 2. The blocks of every program page (man/dv2-*.1) and of dv2(7) run as
+#    written, in order, in one directory per page, at test scale: small
+#    fixtures under the names the examples use, and sed substitutions that
+#    scale the command lines:
+#      - the Fashion-MNIST IDX files are 600 (train-*) and 200 (t10k-*)
 #        images of Debian's t10k set;
 #      - configs/ is the repository's; every dv2-train / dv2-distill line
 #        stops after 2 iterations (-j 1 -q), and a line with a ViT recipe
 #        (configs/vit*.cfg) also gets the keys of a micro ViT (D 32, 4
 #        blocks, 16 px crops, 256 prototypes, 4 images per rank);
 #      - `srun` and `mpirun -np 8` become `mpirun -np 2`;
-#      - /data/lvd and /tmp/check become directories of the test;
+#      - /data/lvd, /data/uncurated/ and /tmp/check become directories of
+#        the test;
 #      - FAISS index strings, cluster counts and sample sizes shrink to the
-#        pool of 1000 images (the table SCALE below);
+#        pool of 600 images (the table SCALE below), and the default dedup
+#        threshold of dv2(7)'s pipeline becomes 0.999: the micro ViT of one
+#        iteration puts Fashion-MNIST images at a median cosine of 0.998
+#        (a random ViT-S at 0.944), so at 0.6 one image would be left;
 #      - `chromium FILE` becomes `test -s FILE` (the report must exist).
 #    Blocks that cannot run here are listed in NOT_RUN with the reason.
 # The format pages' blocks (numpy, od, python3 snippets) are only checked
@@ -33,6 +38,7 @@ mkdir -p "$F" blocks
 NOT_RUN='dv2-embed.4: needs the released SSCD TorchScript weights (sscd_disc_mixup.torchscript.pt, from the internet)'
 [ "${DV2_MPI:-0}" = 1 ] && command -v mpirun >/dev/null 2>&1 || NOT_RUN="$NOT_RUN
 dv2-dedup.3: build without MPI or no mpirun
+dv2.2: build without MPI or no mpirun
 dv2-train.2: build without MPI or no mpirun
 dv2-distill.2: build without MPI or no mpirun"
 [ "${DV2_FAISS:-1}" = 0 ] && NOT_RUN="$NOT_RUN
@@ -100,8 +106,8 @@ idx() {
 	{ be32 2049; be32 $3; gzip -dc $FMNIST/t10k-labels-idx1-ubyte.gz |
 		tail -c +$((8 + $2 + 1)) | head -c $3; } | gzip -1 > "$F/$1-labels-idx1-ubyte.gz"
 }
-idx train 0 1000
-idx t10k 1000 400
+idx train 0 600
+idx t10k 600 200
 dv2-pack -q -o "$F/a" --idx-labels "$F/train-labels-idx1-ubyte.gz" "$F/train-images-idx3-ubyte.gz" &&
 dv2-pack -q -o "$F/b" --idx-labels "$F/t10k-labels-idx1-ubyte.gz" "$F/t10k-images-idx3-ubyte.gz" &&
 dv2-pack --ls "$F/b" | head -n 100 | cut -f1 > "$F/b100.ids" &&
@@ -117,7 +123,7 @@ crops.global_crops_size=16 crops.local_crops_size=8 crops.local_crops_number=2 t
 train.num_workers=1"
 # a micro backbone (16 px, recorded in its metadata) and a micro ViT-g-recipe teacher run
 # shellcheck disable=SC2086
-dv2-train -q -j 2 -c "$DV2_ROOT/configs/vits14.cfg" --data "$F/a" -o "$F/m" --max-iters 1 $MICRO &&
+dv2-train -q -j 2 -c "$DV2_ROOT/configs/vits14.cfg" --data "$F/a" -o "$F/m" --max-iters 1 $MICRO student.layerscale=1.0 &&
 dv2-train -q -j 2 -c "$DV2_ROOT/configs/vitg14.cfg" --data "$F/a" -o "$F/g14" --max-iters 1 $MICRO ||
 	{ fail "fixture models"; finish; }
 MODEL=$F/m/teacher.safetensors
@@ -137,6 +143,7 @@ for i in range(12):
         os.makedirs(os.path.join(sys.argv[2], sub), exist_ok=True)
         im.save(os.path.join(sys.argv[2], sub, 'img%02d.jpg' % i), quality=90)
 PY
+dv2-pack -q --extract "$F/uncurated" "$F/b" &&
 dv2-pack -q -o "$F/photos.ds" "$F/photos" && dv2-pack -q --extract "$F/wds" --webdataset "$F/photos.ds" &&
 	(cd "$F/wds" && ls | sort | tar cf "$F/samples.tar" -T -) || { fail "fixture tar"; finish; }
 
@@ -153,6 +160,7 @@ fixtures() {
 	           ln -s "$F/a" train; ln -s "$F/b" val;;
 	dv2-retrieve) cp "$F/b.px" in22k.emb; cp "$F/a.px" pool.emb; cp "$F/a.ids" pool.keep; cp "$F/b100.px" cars.emb;;
 	dv2-train) ln -s "$F/a" lvd;;
+	dv2) cp -r "$F/uncurated" uncurated; ln -s "$MODEL" vitl14.safetensors; ln -s "$F/b100" curated;;
 	dv2-distill) ln -s "$F/a" lvd; mkdir -p runs; cp -r "$F/g14" runs/g14
 	             cp "$(ls "$F"/g14/ckpt-*.safetensors | tail -n 1)" g14.safetensors;;
 	esac
@@ -163,15 +171,16 @@ echo "fixtures: $(( $(date +%s) - t0 ))s"
 # ---- 4. run the program pages' blocks -------------------------------------------------
 MPI="mpirun --oversubscribe -x OMP_NUM_THREADS -x PATH"
 [ "$(id -u)" = 0 ] && MPI="$MPI --allow-run-as-root"
-# SCALE: sed expressions from the paper's sizes to a pool of 1000 images
-SCALE='s/IVF65536/IVF8/g
+# SCALE: sed expressions from the paper's sizes to a pool of 600 images
+SCALE='s/IVF65536,PQ32/IVF8,PQ8/g
 s/--clusters 100000,10000/--clusters 16,4/
 s/--clusters 100000/--clusters 8/
 s/--per-cluster 10000/--per-cluster 50/
 s/--cap 1000000/--cap 300/
 s/--target 1000000/--target 100/
 s/--target 2000000/--target 200/
-s/--shard-size 512M/--shard-size 8K/'
+s/--shard-size 512M/--shard-size 8K/
+s/^dv2-dedup pool.emb/dv2-dedup -t 0.999 pool.emb/'
 export OMP_NUM_THREADS=2
 # every dv2 program the blocks start goes through a wrapper that records a
 # failure, so a failing command inside a pipeline fails its block too
@@ -185,10 +194,10 @@ for p in "$DV2_BIN"/dv2-*; do
 done
 PATH=$W/wrap:$PATH
 : > failed.txt
-for b in blocks/dv2-*.[0-9]*.sh; do
+for b in blocks/dv2*.[0-9]*.sh; do
 	id=$(basename "$b" .sh)
 	page=${id%.*}
-	[ -f "$MAN/$page.1" ] || continue
+	[ -f "$MAN/$page.1" ] || [ "$page" = dv2 ] || continue
 	why=$(printf '%s\n' "$NOT_RUN" | grep "^$id: " | head -n 1)
 	if [ -n "$why" ]; then echo "not run: $why"; continue; fi
 	d=$W/run/$page
@@ -198,7 +207,7 @@ for b in blocks/dv2-*.[0-9]*.sh; do
 	sed -e "s#[^ ]*\(train\|t10k\)-\(labels-idx1\|images-idx3\)-ubyte.gz#$F/\1-\2-ubyte.gz#g" \
 		-e "s| configs/| $DV2_ROOT/configs/|g" \
 		-e "s|^srun |$MPI -np 2 |" -e "s|^mpirun -np [0-9]* |$MPI -np 2 |" \
-		-e "s|/data/lvd|lvd|g" -e "s|/tmp/check|check|g" -e "s|^chromium |test -s |" \
+		-e "s|/data/lvd|lvd|g" -e "s|/data/uncurated/|uncurated/|g" -e "s|/tmp/check|check|g" -e "s|^chromium |test -s |" \
 		-e "$SCALE" \
 		-e '/\(^\| \)dv2-\(train\|distill\) /s/$/ --max-iters 2 -j 1 -q/' \
 		-e "/configs\/vit[a-z0-9_]*\.cfg/s/\$/ $MICRO/" > "$d/$id.sh"
@@ -225,4 +234,6 @@ check dv2-distill.2 runs/s14d/student_ema.safetensors . "no student export"
 check dv2-hkmeans.1 pool.1m.ids . "no sample"
 check dv2-probe.2 results.json '"knn"' "no k-NN results in the JSON"
 check dv2-retrieve.2 cars.sel . "no cluster-based selection"
+check dv2.1 dv2.1.out "^ *20 " "dv2-probe printed no k = 20 row"
+check dv2.2 runs/s14/teacher.safetensors . "no teacher export"
 finish
