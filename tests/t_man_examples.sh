@@ -29,6 +29,7 @@
 # for their dv2 options.
 . "$DV2_ROOT/tests/lib.sh"
 [ -f $FMNIST/t10k-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"
+$PY -c "import PIL" 2>/dev/null || skip "$PY without PIL (python3-pil makes the JPEG fixtures)"
 MAN="$DV2_ROOT/man"
 W=$(pwd)
 F=$W/fixture
