@@ -164,13 +164,14 @@ fuzz:
 	$(MAKE) -C tests/fuzz
 
 man:
-	@for f in man/*.[15]; do echo "checking $$f"; LC_ALL=C man --warnings -E UTF-8 -l $$f >/dev/null || exit 1; done
+	@for f in man/*.[157]; do echo "checking $$f"; LC_ALL=C man --warnings -E UTF-8 -l $$f >/dev/null || exit 1; done
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 
 clean:
 	rm -rf $(BUILD) build-asan bin
