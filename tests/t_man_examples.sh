@@ -154,7 +154,8 @@ fixtures() {
 	dv2-dedup) ln -s "$F/a" pool; ln -s "$F/b" eval; cp "$F/a.px" pool.emb; cp "$F/b.px" eval.emb
 	           cp "$F/b.px" imagenet-val.emb; cp "$F/b100.px" cars-test.emb;;
 	dv2-embed) ln -s "$MODEL" vits14.safetensors; ln -s "$MODEL" vitl14.safetensors
-	           ln -s "$F/b" eval; ln -s "$F/a" train; ln -s "$F/b" fmnist; ln -s "$F/b" pool; ln -s "$F/few" few;;
+	           ln -s "$F/b" eval; ln -s "$F/a" train; ln -s "$F/b" fmnist; ln -s "$F/few" few
+	           dv2-pack -q --shard-size 16K -o pool "$F/b";;  # several shards for the merge example
 	dv2-hkmeans) ln -s "$F/a" pool; cp "$F/a.px" pool.emb;;
 	dv2-pack) cp -r "$F/photos" photos; cp -r "$F/imagefolder" train; cp "$F/samples.tar" samples.tar;;
 	dv2-probe) mkdir -p runs/s14; ln -s "$MODEL" runs/s14/teacher.safetensors; ln -s "$MODEL" teacher.safetensors
