@@ -59,6 +59,21 @@ static char *config_text(const dv2_config *c) {
     return buf;
 }
 
+/* The model a run gives, into dir: the teacher backbone, or in distillation
+ * the student's EMA (the final model) and, with raw, the raw student beside it. */
+static int export_models(run *r, const char *dir, int raw, dv2_error *err) {
+    char path[4200];
+    int rc;
+    if (r->m.distill) {
+        snprintf(path, sizeof path, "%s/student_ema.safetensors", dir);
+        if ((rc = dv2_train_model_export_student(&r->m, 1, "dv2-distill student EMA", path, err)) || !raw) return rc;
+        snprintf(path, sizeof path, "%s/student.safetensors", dir);
+        return dv2_train_model_export_student(&r->m, 0, "dv2-distill student", path, err);
+    }
+    snprintf(path, sizeof path, "%s/teacher.safetensors", dir);
+    return dv2_train_model_export_teacher(&r->m, path, err);
+}
+
 static int write_checkpoint(run *r, dv2_error *err) {
     /* a sharded optimizer state is gathered by every rank; rank 0 writes */
     if (r->dist->rank != 0 && !r->m.sharded) return 0;
@@ -85,15 +100,7 @@ static int write_checkpoint(run *r, dv2_error *err) {
                         err);
     dv2_train_model_entries_free(e, host);
     if (rc) return rc;
-    char path[4096];
-    if (r->m.distill) { /* the student's EMA is the final model, the raw student beside it */
-        snprintf(path, sizeof path, "%s/student_ema.safetensors", r->o->run_dir);
-        if ((rc = dv2_train_model_export_student(&r->m, 1, "dv2-distill student EMA", path, err))) return rc;
-        snprintf(path, sizeof path, "%s/student.safetensors", r->o->run_dir);
-        return dv2_train_model_export_student(&r->m, 0, "dv2-distill student", path, err);
-    }
-    snprintf(path, sizeof path, "%s/teacher.safetensors", r->o->run_dir);
-    return dv2_train_model_export_teacher(&r->m, path, err);
+    return export_models(r, r->o->run_dir, 1, err);
 }
 
 /* evaluation.eval_period_iterations: the official trainer saves the teacher
@@ -103,16 +110,10 @@ static int write_checkpoint(run *r, dv2_error *err) {
  * in distillation), on rank 0. */
 static int export_eval(run *r, dv2_error *err) {
     if (r->dist->rank != 0) return 0;
-    char dir[4096], path[4200];
+    char dir[4096];
     snprintf(dir, sizeof dir, "%s/eval/training_%lld", r->o->run_dir, (long long)(r->it - 1));
     int rc = dv2_mkdir_p(dir, err);
-    if (rc) return rc;
-    if (r->m.distill) {
-        snprintf(path, sizeof path, "%s/student_ema.safetensors", dir);
-        return dv2_train_model_export_student(&r->m, 1, "dv2-distill student EMA", path, err);
-    }
-    snprintf(path, sizeof path, "%s/teacher.safetensors", dir);
-    return dv2_train_model_export_teacher(&r->m, path, err);
+    return rc ? rc : export_models(r, dir, 0, err);
 }
 
 static int resume(run *r, dv2_error *err) {
