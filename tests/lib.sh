@@ -66,3 +66,20 @@ micro_cfg() {
 		printf '%s\n' "$kv" >> "$f"
 	done
 }
+
+# knn20 WEIGHTS DB TEST: embeds the shards DB and TEST at 28 px with the
+# model WEIGHTS (outputs beside, named after WEIGHTS) and prints the k-NN
+# top-1 (k = 20) of TEST against DB; prints nothing when a step fails.
+knn20() {
+	e=$(printf '%s' "$1" | tr '/' '_')
+	dv2-embed -q -m "$1" --size 28 --resize 28 -o "$e.db.emb" "$2" &&
+	dv2-embed -q -m "$1" --size 28 --resize 28 -o "$e.te.emb" "$3" &&
+	dv2-probe -q --train "$e.db.emb" --test "$e.te.emb" --knn 20 | awk '$1 == 20 {print $2}'
+}
+# metric_mean METRICS KEY N: the mean of KEY over the last N lines of a
+# metrics.jsonl, printed as "mean count" (nothing when no line has KEY).
+metric_mean() {
+	tail -n "$3" "$1" | awk -v k="\"$2\": " '
+		{ i = index($0, k); if (i) { v = substr($0, i + length(k)); s += v + 0; n++ } }
+		END { if (n) printf "%.4f %d\n", s / n, n }'
+}

@@ -31,16 +31,11 @@ sed -e 's/^student.embed_dim = 96$/student.embed_dim = 48/' -e 's/^student.num_h
 	-e 's/^optim.epochs = 8$/optim.epochs = 4/' "$DV2_ROOT/configs/fmnist_sk256.cfg" > student.cfg
 [ "$(grep -c '^student.embed_dim = 48$\|^student.num_heads = 2$\|^optim.epochs = 4$' student.cfg)" = 3 ] ||
 	{ fail "configs/fmnist_sk256.cfg changed: the student config cannot be derived from it"; finish; }
-knn() { # WEIGHTS -> top-1 of k = 20
-	dv2-embed -q -m $1 --size 28 --resize 28 -o $2.db.emb db &&
-	dv2-embed -q -m $1 --size 28 --resize 28 -o $2.te.emb test &&
-	dv2-probe -q --train $2.db.emb --test $2.te.emb --knn 20 | awk '$1 == 20 {print $2}'
-}
 expect_exit 0 dv2-distill -c student.cfg --teacher "$T" --data train -o dist --seed 1 -q
 expect_exit 0 dv2-train -c student.cfg --data train -o scratch --seed 1 -q
 expect_eq "$(wc -l < dist/metrics.jsonl)" 400 "distillation iterations"
 expect_eq "$(wc -l < scratch/metrics.jsonl)" 400 "scratch iterations"
-d=$(knn dist/student_ema.safetensors d); s=$(knn scratch/teacher.safetensors s)
+d=$(knn20 dist/student_ema.safetensors db test); s=$(knn20 scratch/teacher.safetensors db test)
 echo "k-NN top-1 (k = 20): distilled student $d, scratch student $s" >&2
 if [ -n "$d" ] && [ -n "$s" ] && awk -v d="$d" -v s="$s" 'BEGIN { exit !(d >= s + 3) }'; then
 	ok
@@ -49,8 +44,8 @@ else
 fi
 # the student followed the teacher's informative targets: its DINO term ends
 # below that of the scratch student (3.356-3.360 against 3.586-3.591 over seeds 1-3)
-mean_tail() { tail -n 50 "$1" | sed -n 's/.*"dino_local": \([-0-9.e+]*\),.*/\1/p' | awk '{ s += $1; n++ } END { if (n) printf "%.4f", s / n }'; }
-dl=$(mean_tail dist/metrics.jsonl); sl=$(mean_tail scratch/metrics.jsonl)
+dl=$(metric_mean dist/metrics.jsonl dino_local 50 | cut -d' ' -f1)
+sl=$(metric_mean scratch/metrics.jsonl dino_local 50 | cut -d' ' -f1)
 echo "dino_local, mean of the last 50 iterations: distilled $dl, scratch $sl" >&2
 [ -n "$dl" ] && [ -n "$sl" ] && awk -v a="$dl" -v b="$sl" 'BEGIN { exit !(a <= b - 0.1) }' && ok ||
 	fail "distilled dino_local $dl not 0.1 below the scratch student's $sl"

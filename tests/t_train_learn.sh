@@ -21,14 +21,9 @@ micro_cfg t.cfg 'student.drop_path_rate = 0' 'dino.head_hidden_dim = 128' \
 	'teacher.warmup_teacher_temp_epochs = 3' 'optim.epochs = 8' 'optim.lr = 1e-3' \
 	'optim.warmup_epochs = 1' 'optim.layerwise_decay = 1.0' 'crops.global_crops_scale = [0.4, 1.0]' \
 	'crops.local_crops_scale = [0.1, 0.4]' 'crops.global_crops_size = 28' 'crops.local_crops_size = 12'
-knn() { # RUN -> top-1 of k = 20
-	dv2-embed -q -m $1/teacher.safetensors --size 28 --resize 28 -o $1.tr.emb tr &&
-	dv2-embed -q -m $1/teacher.safetensors --size 28 --resize 28 -o $1.te.emb te &&
-	dv2-probe -q --train $1.tr.emb --test $1.te.emb --knn 20 | awk '$1 == 20 {print $2}'
-}
 expect_exit 0 dv2-train -c t.cfg --data tr -o trained -j 2
 expect_exit 0 dv2-train -c t.cfg --data tr -o random -j 2 --max-iters 1
-a=$(knn trained); r=$(knn random)
+a=$(knn20 trained/teacher.safetensors tr te); r=$(knn20 random/teacher.safetensors tr te)
 echo "k-NN top-1: trained $a, random init $r" >&2
 if [ -n "$a" ] && [ -n "$r" ] && awk -v a="$a" -v r="$r" 'BEGIN { exit !(a >= r + 20 && a >= 30) }'; then
 	ok
@@ -45,10 +40,9 @@ fi
 # targets, a DINO weight of 0, a head that does not learn) ends at or above
 # uniform and fails here.
 expect_exit 0 dv2-train -c t.cfg --data tr -o alive -j 2 student.layerscale=1.0 teacher.teacher_temp=0.04
-tail -n 20 alive/metrics.jsonl | awk -v K=256 '
-	{ if (match($0, /"dino_local": [-0-9.e+]+/)) { s += substr($0, RSTART + 14, RLENGTH - 14); n++ } }
-	END { u = (2 * 2 / 6) * log(K); m = n ? s / n : 99
-	      printf "dino_local, mean of the last %d iterations: %.4f (uniform %.4f)\n", n, m, u > "/dev/stderr"
-	      exit !(n == 20 && m <= u - 0.05) }' && ok ||
+set -- $(metric_mean alive/metrics.jsonl dino_local 20)
+u=$(awk 'BEGIN { printf "%.4f", (2 * 2 / 6) * log(256) }')
+echo "dino_local, mean of the last ${2:-0} iterations: ${1:-none} (uniform $u)" >&2
+[ "${2:-0}" = 20 ] && awk -v m="$1" -v u="$u" 'BEGIN { exit !(m <= u - 0.05) }' && ok ||
 	fail "dino_local did not fall 0.05 below its uniform value (2*2/6) ln 256 by the end"
 finish
