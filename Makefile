@@ -39,14 +39,17 @@ LIB_H    := $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.h))
 LIBS = -lzstd -lturbojpeg -lpng -lz -lopenblas -lm
 
 # ---- feature probes: each compiles (and links) a tiny program ----------------
-# Results are cached in $(BUILD)/probe/*.result (make clean re-probes); a
-# variable given on the command line (CUDA=0) always wins.
+# A feature found is cached in $(BUILD)/probe/*.result (make clean re-probes);
+# one not found is probed again by the next make, so installing a library
+# (scripts/setup) after a first build turns it on.  A variable given on the
+# command line (CUDA=0) always wins.
 PROBE_DIR := $(BUILD)/probe
 $(shell mkdir -p $(PROBE_DIR))
-probe = $(shell f=$(PROBE_DIR)/$(1).result; if [ -f $$f ]; then cat $$f; else { $(2); } >/dev/null 2>&1 && r=1 || r=0; echo $$r > $$f; echo $$r; fi)
+probe = $(shell f=$(PROBE_DIR)/$(1).result; if grep -qx 1 $$f 2>/dev/null; then echo 1; elif { $(2); } >/dev/null 2>&1; then echo 1 > $$f; echo 1; else echo 0; fi)
 
 MPI ?= $(call probe,mpi,printf '\043include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' > $(PROBE_DIR)/mpi.c && \
 	$(CC) $(PROBE_DIR)/mpi.c -o $(PROBE_DIR)/mpi $$(mpicc --showme:compile) $$(mpicc --showme:link))
+MPI := $(MPI)
 ifeq ($(MPI),1)
 MPI_CFLAGS := $(shell mpicc --showme:compile)
 MPI_LIBS := $(shell mpicc --showme:link)
@@ -57,6 +60,7 @@ endif
 
 FAISS ?= $(call probe,faiss,printf '\043include <faiss/IndexFlat.h>\nint main(){faiss::IndexFlatIP i(4);return (int)i.ntotal;}\n' > $(PROBE_DIR)/faiss.cpp && \
 	$(CXX) -fopenmp $(PROBE_DIR)/faiss.cpp -o $(PROBE_DIR)/faiss -lfaiss -lopenblas -llapack)
+FAISS := $(FAISS)
 ifeq ($(FAISS),1)
 CFLAGS_BASE += -DDV2_HAVE_FAISS=1
 CXXFLAGS_BASE += -DDV2_HAVE_FAISS=1
@@ -69,6 +73,7 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH ?= 90
 CUDA ?= $(call probe,cuda,[ -n "$(NVCC)" ] && printf '__global__ void k(float*x){x[0]=1;}\nint main(){return 0;}\n' > $(PROBE_DIR)/cuda.cu && \
 	$(NVCC) -arch=sm_$(CUDA_ARCH) $(PROBE_DIR)/cuda.cu -o $(PROBE_DIR)/cuda)
+CUDA := $(CUDA)
 ifeq ($(CUDA),1)
 NVCCFLAGS = -O2 -g -std=c++17 -arch=sm_$(CUDA_ARCH) -Ilib -Ikernels -Xcompiler -Wall -DDV2_HAVE_CUDA=1
 CFLAGS_BASE += -DDV2_HAVE_CUDA=1 -DDV2_CUDA_ARCH=\"sm_$(CUDA_ARCH)\" -I$(CUDA_HOME)/include
@@ -76,6 +81,7 @@ LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -
 LIB_CU := $(wildcard kernels/*.cu) $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.cu))
 # NCCL for the CUDA backend's collectives across GPUs (NCCL=0: through MPI on the host)
 NCCL ?= $(call probe,nccl,[ -f $(CUDA_HOME)/include/nccl.h ] && [ -e $(CUDA_HOME)/lib64/libnccl.so ])
+NCCL := $(NCCL)
 ifeq ($(NCCL),1)
 NVCCFLAGS += -DDV2_HAVE_NCCL=1
 CFLAGS_BASE += -DDV2_HAVE_NCCL=1
@@ -89,6 +95,12 @@ CFLAGS ?=
 LDFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 ALL_CXXFLAGS = $(CXXFLAGS_BASE) $(CXXFLAGS)
+
+# Every object depends on $(BUILD)/flags, rewritten only when the compile
+# flags change (a feature turned on or off, SAN=, CFLAGS=): a build with
+# other features recompiles instead of linking stale objects.
+FLAGS_LINE := $(ALL_CFLAGS) | $(ALL_CXXFLAGS) | $(NVCCFLAGS)
+$(shell [ "$$(cat $(BUILD)/flags 2>/dev/null)" = '$(FLAGS_LINE)' ] || printf '%s\n' '$(FLAGS_LINE)' > $(BUILD)/flags)
 
 # ---- sources ----------------------------------------------------------------
 LIB_C    := $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.c))
@@ -108,15 +120,15 @@ all: $(PROGS) features
 features:
 	@echo "dv2: features: cuda=$(CUDA) nccl=$(NCCL) mpi=$(MPI) faiss=$(FAISS)$(if $(filter 0,$(CUDA)), (CPU-only build: nvcc not found or CUDA=0))"
 
-$(BUILD)/%.o: %.c $(LIB_H) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh) $(wildcard tests/*.h tests/ref/*.h)
+$(BUILD)/%.o: %.c $(BUILD)/flags $(LIB_H) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh) $(wildcard tests/*.h tests/ref/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cpp $(LIB_H)
+$(BUILD)/%.o: %.cpp $(BUILD)/flags $(LIB_H)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cu $(LIB_H) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh) $(wildcard lib/ops/cuda/*.cuh)
+$(BUILD)/%.o: %.cu $(BUILD)/flags $(LIB_H) $(wildcard kernels/*.h) $(wildcard kernels/*.cuh) $(wildcard lib/ops/cuda/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
