@@ -92,6 +92,18 @@ expect_eq "$((b2 * 2))" "$b1" "optimizer bytes x 2 at np 2"
 expect_eq "$((b4 * 4))" "$b1" "optimizer bytes x 4 at np 4"
 expect_eq "$(bytes u2.err)" "$b0" "unsharded optimizer bytes at np 2"
 
+# bf16 compute copies (--device cpu-bf16, whose GEMMs refuse a stale copy):
+# the chunks all-gathered from the other rank and the weights of a resumed
+# run get theirs; sharding changes nothing, resume stays bit-identical
+expect_exit 0 mpi 2 dv2-train -c full.cfg --data data -o bu2 -j 1 --device cpu-bf16
+expect_exit 0 mpi 2 dv2-train -c full.cfg --data data -o bs2 -j 1 --device cpu-bf16 train.shard_optimizer=true
+same bu2 bs2 1e-6
+cp -r bs2 rbs2
+rm rbs2/ckpt-000000000020.safetensors
+expect_exit 0 mpi 2 dv2-train --data data -o rbs2 --resume -j 1 --device cpu-bf16
+expect_grep "iterations 10..20 of 20" err.txt
+same bs2 rbs2 0
+
 # -np 2 sharded against one process with the same global batch
 expect_exit 0 dv2-train -c dp.cfg --data data -o one -j 1 train.batch_size_per_gpu=8
 expect_exit 0 mpi 2 dv2-train -c dp.cfg --data data -o two_u -j 1 train.batch_size_per_gpu=4

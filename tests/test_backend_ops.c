@@ -122,20 +122,32 @@ typedef struct {
     int big;          /* a model-sized case (ViT-S/14 shapes at batch 8) */
 } op_case;
 
-/* a = {N, Cin, Cout, bias, flags} */
+/* The bf16 compute copy of the weight w (n) on a backend whose GEMMs read
+ * one (be->weights_bf16), as the model passes it; NULL on the others and
+ * when nocopy (the case of a weight computed in the pass, such as the
+ * weight-normalised last layer: the backend rounds w itself). */
+static const dv2_bf16 *copy16(run_ctx *c, const float *w, size_t n, int nocopy) {
+    if (nocopy || !c->be->weights_bf16 || c->failed) return NULL;
+    dv2_bf16 *d = dalloc(c, n * sizeof *d);
+    if (d && c->be->to_bf16(c->be, d, w, n)) c->failed = 1;
+    return d;
+}
+
+/* a = {N, Cin, Cout, bias, flags, nocopy} */
 static void c_linear_fwd(run_ctx *c, const int *a) {
     int N = a[0], I = a[1], O = a[2], bias = a[3], fl = a[4];
     float *in = drand(c, (size_t)N * I, 0, 1), *w = drand(c, (size_t)O * I, 0, 0.3);
     float *b = bias ? drand(c, O, 0, 1) : NULL, *out = dzero(c, (size_t)N * O);
     float *pre = fl & DV2_LINEAR_GELU ? dzero(c, (size_t)N * O) : NULL;
+    const dv2_bf16 *w16 = copy16(c, w, (size_t)O * I, a[5]);
     if (c->failed) return;
-    OP(c, c->be->linear_forward(c->be, out, pre, in, w, b, N, I, O, fl));
+    OP(c, c->be->linear_forward(c->be, out, pre, in, w, w16, b, N, I, O, fl));
     get(c, "out", out, (size_t)N * O);
     if (pre) get(c, "pre", pre, (size_t)N * O);
 }
 
-/* a = {N, Cin, Cout, flags}; din starts non-zero (overwritten, or added to
- * with DV2_LINEAR_ACCUMULATE) */
+/* a = {N, Cin, Cout, flags, nocopy}; din starts non-zero (overwritten, or
+ * added to with DV2_LINEAR_ACCUMULATE) */
 static void c_linear_bwd(run_ctx *c, const int *a) {
     int N = a[0], I = a[1], O = a[2], fl = a[3];
     float *in = drand(c, (size_t)N * I, 0, 1), *w = drand(c, (size_t)O * I, 0, 0.3);
@@ -144,8 +156,9 @@ static void c_linear_bwd(run_ctx *c, const int *a) {
     float *dw = dzero(c, (size_t)O * I), *db = dzero(c, O);
     float *pre = fl & DV2_LINEAR_GELU ? drand(c, (size_t)N * O, 0, 1.5) : NULL;
     float *work = fl & DV2_LINEAR_GELU ? dzero(c, (size_t)N * O) : NULL;
+    const dv2_bf16 *w16 = copy16(c, w, (size_t)O * I, a[4]);
     if (c->failed) return;
-    OP(c, c->be->linear_backward(c->be, din, dw, db, work, dout, pre, in, w, N, I, O, fl));
+    OP(c, c->be->linear_backward(c->be, din, dw, db, work, dout, pre, in, w, w16, N, I, O, fl));
     get(c, "din", din, (size_t)N * I);
     get(c, "dw", dw, (size_t)O * I);
     get(c, "db", db, O);
@@ -157,8 +170,9 @@ static void c_patch(run_ctx *c, const int *a) {
     float *img = drand(c, (size_t)B * 3 * H * W, 0, 1), *w = drand(c, (size_t)D * 3 * p * p, 0, 0.2);
     float *b = drand(c, D, 0, 1), *out = dzero(c, np * D), *col = dzero(c, np * 3 * p * p);
     float *dout = drand(c, np * D, 0, 1), *dw = dzero(c, (size_t)D * 3 * p * p), *db = dzero(c, D);
+    const dv2_bf16 *w16 = copy16(c, w, (size_t)D * 3 * p * p, 0);
     if (c->failed) return;
-    OP(c, c->be->patch_embed_forward(c->be, out, col, img, w, b, B, H, W, p, D));
+    OP(c, c->be->patch_embed_forward(c->be, out, col, img, w, w16, b, B, H, W, p, D));
     OP(c, c->be->patch_embed_backward(c->be, dw, db, dout, col, B, H, W, p, D));
     get(c, "out", out, np * D);
     get(c, "dw", dw, (size_t)D * 3 * p * p);
@@ -464,8 +478,8 @@ static void c_optim(run_ctx *c, const int *a) {
     float *p = drand(c, n, 0, 1), *m = drand(c, n, 0, 0.1), *v = drand(c, n, 0.2, 0.01);
     float *g = drand(c, n, 0, 1), *t = drand(c, n, 0, 1);
     if (c->failed) return;
-    for (int step = 1; step <= 3; step++) OP(c, c->be->adamw_step(c->be, p, m, v, g, n, 1e-3f, 0.04f, 0.9f, 0.999f, 1e-8f, step));
-    OP(c, c->be->ema_update(c->be, t, p, n, 0.996f));
+    for (int step = 1; step <= 3; step++) OP(c, c->be->adamw_step(c->be, p, NULL, m, v, g, n, 1e-3f, 0.04f, 0.9f, 0.999f, 1e-8f, step));
+    OP(c, c->be->ema_update(c->be, t, NULL, p, n, 0.996f));
     get(c, "p", p, n);
     get(c, "m", m, n);
     get(c, "v", v, n);
@@ -478,10 +492,12 @@ static const op_case k_cases[] = {
     {"linear_forward 67x97->31", "linear", c_linear_fwd, {67, 97, 31, 1, 0}, 0},
     {"linear_forward 131x129->3", "linear", c_linear_fwd, {131, 129, 3, 1, 0}, 0},
     {"linear_forward+gelu 67x97->31", "linear", c_linear_fwd, {67, 97, 31, 1, DV2_LINEAR_GELU}, 0},
+    {"linear_forward 67x97->31 no compute copy", "linear", c_linear_fwd, {67, 97, 31, 1, 0, 1}, 0},
     {"linear_backward 1x1->1", "linear", c_linear_bwd, {1, 1, 1, 0}, 0},
     {"linear_backward 67x97->31", "linear", c_linear_bwd, {67, 97, 31, 0}, 0},
     {"linear_backward 131x3->129 accumulate", "linear", c_linear_bwd, {131, 3, 129, DV2_LINEAR_ACCUMULATE}, 0},
     {"linear_backward+dgelu 13x31->67", "linear", c_linear_bwd, {13, 31, 67, DV2_LINEAR_GELU}, 0},
+    {"linear_backward 67x97->31 no compute copy", "linear", c_linear_bwd, {67, 97, 31, 0, 1}, 0},
     {"patch_embed p2 2x3x6x10 D5", "patch_embed", c_patch, {2, 6, 10, 2, 5}, 0},
     {"patch_embed p7 3x3x14x21 D13", "patch_embed", c_patch, {3, 14, 21, 7, 13}, 0},
     {"posembed 5->3x7 D5 offset", "posembed", c_posembed, {5, 3, 7, 5, 0}, 0},
@@ -568,6 +584,82 @@ static int check_context(const char *name) {
         fprintf(stderr, "FAIL %s: dv2_backend_check said '%s'\n", name, err.msg);
         bad++;
     }
+    dv2_backend_close(be);
+    return bad;
+}
+
+/* On a fresh backend of this name that keeps bf16 compute copies
+ * (weights_bf16): adamw_step and ema_update write the copy of the values
+ * they write (the same bits as to_bf16 of them); a GEMM given the copy gives
+ * the same bits as one that rounds the weight itself (forward, and din in
+ * backward); on the CPU reference a stale copy fails the op (DV2_EINVAL,
+ * sticky, NaN out).  Returns the number of failures. */
+static int check_compute_copy(const char *name) {
+    dv2_backend *be;
+    dv2_error err = {0};
+    if (dv2_backend_open(&be, name, NULL, 0, &err)) return 1;
+    if (!be->weights_bf16) {
+        dv2_backend_close(be);
+        return 0;
+    }
+    int bad = 0;
+    run_ctx c;
+    memset(&c, 0, sizeof c);
+    c.be = be;
+    dv2_rng_seed(&c.rng, 77, 0);
+    const int N = 37, I = 29, O = 19;
+    const size_t n = (size_t)O * I;
+    float *p = drand(&c, n, 0, 1), *m = dzero(&c, n), *v = dzero(&c, n), *g = drand(&c, n, 0, 1);
+    float *t = drand(&c, n, 0, 1), *in = drand(&c, (size_t)N * I, 0, 1), *b = drand(&c, O, 0, 1);
+    float *o1 = dzero(&c, (size_t)N * O), *o2 = dzero(&c, (size_t)N * O), *dout = drand(&c, (size_t)N * O, 0, 1);
+    float *d1 = dzero(&c, (size_t)N * I), *d2 = dzero(&c, (size_t)N * I);
+    dv2_bf16 *p16 = dalloc(&c, n * 2), *t16 = dalloc(&c, n * 2), *q16 = dalloc(&c, n * 2);
+    dv2_bf16 *h16 = malloc(n * 2), *hq = malloc(n * 2);
+    float *h1 = malloc(sizeof(float) * (size_t)N * O), *h2 = malloc(sizeof(float) * (size_t)N * O);
+    if (c.failed || !h16 || !hq || !h1 || !h2) {
+        fprintf(stderr, "FAIL %s: compute-copy check: allocation\n", name);
+        bad++;
+        goto done;
+    }
+    const char *what[2] = {"adamw_step", "ema_update"};
+    for (int k = 0; k < 2; k++) {
+        int rc = k == 0 ? be->adamw_step(be, p, p16, m, v, g, n, 1e-2f, 0.04f, 0.9f, 0.999f, 1e-8f, 1)
+                        : be->ema_update(be, t, t16, p, n, 0.9f);
+        rc = rc ? rc : be->to_bf16(be, q16, k == 0 ? p : t, n);
+        if (rc || be->sync(be) || be->to_host(be, h16, k == 0 ? p16 : t16, n * 2) || be->to_host(be, hq, q16, n * 2) ||
+            memcmp(h16, hq, n * 2)) {
+            fprintf(stderr, "FAIL %s: %s's compute copy is not to_bf16 of the values it wrote\n", name, what[k]);
+            bad++;
+        }
+    }
+    /* p16 is p's copy now: the GEMMs with and without it */
+    int rc = be->linear_forward(be, o1, NULL, in, p, p16, b, N, I, O, 0);
+    rc = rc ? rc : be->linear_forward(be, o2, NULL, in, p, NULL, b, N, I, O, 0);
+    rc = rc ? rc : be->linear_backward(be, d1, NULL, NULL, NULL, dout, NULL, in, p, p16, N, I, O, 0);
+    rc = rc ? rc : be->linear_backward(be, d2, NULL, NULL, NULL, dout, NULL, in, p, NULL, N, I, O, 0);
+    size_t bo = sizeof(float) * (size_t)N * O, bi = sizeof(float) * (size_t)N * I;
+    if (rc || be->sync(be) || be->to_host(be, h1, o1, bo) || be->to_host(be, h2, o2, bo) || memcmp(h1, h2, bo)) {
+        fprintf(stderr, "FAIL %s: linear_forward with the compute copy differs from rounding the weight\n", name);
+        bad++;
+    }
+    float *e1 = malloc(bi), *e2 = malloc(bi);
+    if (!e1 || !e2 || be->to_host(be, e1, d1, bi) || be->to_host(be, e2, d2, bi) || memcmp(e1, e2, bi)) {
+        fprintf(stderr, "FAIL %s: linear_backward's din with the compute copy differs\n", name);
+        bad++;
+    }
+    free(e1), free(e2);
+    if (!strncmp(name, "cpu", 3)) { /* the reference checks the copy: a stale one fails */
+        be->scale(be, p, 1.5f, n);
+        rc = be->linear_forward(be, o1, NULL, in, p, p16, b, N, I, O, 0);
+        be->to_host(be, h1, o1, bo);
+        if (rc != DV2_EINVAL || be->status(be) != DV2_EINVAL || !isnan(h1[0]) || !isnan(h1[(size_t)N * O - 1])) {
+            fprintf(stderr, "FAIL %s: a stale compute copy was not refused (rc %d, out[0] %g)\n", name, rc, h1[0]);
+            bad++;
+        }
+    }
+done:
+    free(h16), free(hq), free(h1), free(h2);
+    run_free(&c);
     dv2_backend_close(be);
     return bad;
 }
@@ -780,7 +872,8 @@ int main(int argc, char **argv) {
     int checks = 0, failures = 0;
     for (size_t b = 0; b < nbe; b++) { /* the context: workspace, sticky status */
         failures += check_context(bes[b]->name);
-        checks++;
+        failures += check_compute_copy(bes[b]->name);
+        checks += 2;
     }
     /* worst: the largest |got-ref| as a fraction of its element bound;
      * nmse: the largest per-tensor NMSE */

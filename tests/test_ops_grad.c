@@ -91,30 +91,30 @@ static void check_grad(const char *what, float *x, size_t n, const float *ana, d
 static int L_N = 5, L_I = 7, L_O = 3;
 static float *l_in, *l_w, *l_b;
 static float *l_pre;
-static void fwd_linear(void) { be->linear_forward(be, g_out, NULL, l_in, l_w, l_b, L_N, L_I, L_O, 0); }
+static void fwd_linear(void) { be->linear_forward(be, g_out, NULL, l_in, l_w, NULL, l_b, L_N, L_I, L_O, 0); }
 static void fwd_linear_gelu(void) {
-    be->linear_forward(be, g_out, l_pre, l_in, l_w, l_b, L_N, L_I, L_O, DV2_LINEAR_GELU);
+    be->linear_forward(be, g_out, l_pre, l_in, l_w, NULL, l_b, L_N, L_I, L_O, DV2_LINEAR_GELU);
 }
 static void test_linear(void) {
     l_in = rnd(L_N * L_I, 1); l_w = rnd(L_O * L_I, 1); l_b = rnd(L_O, 1);
     g_nout = L_N * L_O; g_out = zeros(g_nout); g_w = rnd(g_nout, 1); g_fwd = fwd_linear;
     float *din = zeros(L_N * L_I), *dw = zeros(L_O * L_I), *db = zeros(L_O);
-    be->linear_backward(be, din, dw, db, NULL, g_w, NULL, l_in, l_w, L_N, L_I, L_O, 0);
+    be->linear_backward(be, din, dw, db, NULL, g_w, NULL, l_in, l_w, NULL, L_N, L_I, L_O, 0);
     check_grad("linear din", l_in, L_N * L_I, din, 1e-2);
     check_grad("linear dw", l_w, L_O * L_I, dw, 1e-2);
     check_grad("linear db", l_b, L_O, db, 1e-2);
     /* accumulation: a second call doubles */
     float *dw2 = malloc(sizeof(float) * L_O * L_I);
     memcpy(dw2, dw, sizeof(float) * L_O * L_I);
-    be->linear_backward(be, NULL, dw, NULL, NULL, g_w, NULL, l_in, l_w, L_N, L_I, L_O, 0);
+    be->linear_backward(be, NULL, dw, NULL, NULL, g_w, NULL, l_in, l_w, NULL, L_N, L_I, L_O, 0);
     for (int i = 0; i < L_O * L_I; i++) dw2[i] *= 2;
     tu_close("linear dw accumulates", dw, dw2, L_O * L_I, 1e-6, 1e-6);
     /* din overwrites, and adds with DV2_LINEAR_ACCUMULATE */
     float *din2 = malloc(sizeof(float) * L_N * L_I), *din3 = malloc(sizeof(float) * L_N * L_I);
     for (int i = 0; i < L_N * L_I; i++) din2[i] = 1e3f;
-    be->linear_backward(be, din2, NULL, NULL, NULL, g_w, NULL, l_in, l_w, L_N, L_I, L_O, 0);
+    be->linear_backward(be, din2, NULL, NULL, NULL, g_w, NULL, l_in, l_w, NULL, L_N, L_I, L_O, 0);
     tu_close("linear din overwrites", din2, din, L_N * L_I, 1e-6, 1e-6);
-    be->linear_backward(be, din2, NULL, NULL, NULL, g_w, NULL, l_in, l_w, L_N, L_I, L_O, DV2_LINEAR_ACCUMULATE);
+    be->linear_backward(be, din2, NULL, NULL, NULL, g_w, NULL, l_in, l_w, NULL, L_N, L_I, L_O, DV2_LINEAR_ACCUMULATE);
     for (int i = 0; i < L_N * L_I; i++) din3[i] = 2 * din[i];
     tu_close("linear din accumulates when asked", din2, din3, L_N * L_I, 1e-6, 1e-6);
     /* the bias+GELU epilogue: out = GELU(pre), pre = in W^T + b; the
@@ -123,10 +123,10 @@ static void test_linear(void) {
     g_fwd = fwd_linear_gelu;
     fwd_linear_gelu();
     float *plain = zeros(g_nout), *work = zeros(g_nout);
-    be->linear_forward(be, plain, NULL, l_in, l_w, l_b, L_N, L_I, L_O, 0);
+    be->linear_forward(be, plain, NULL, l_in, l_w, NULL, l_b, L_N, L_I, L_O, 0);
     tu_close("linear+gelu saves the pre-activation", l_pre, plain, (long)g_nout, 1e-6, 1e-6);
     memset(din, 0, sizeof(float) * L_N * L_I); memset(dw, 0, sizeof(float) * L_O * L_I); memset(db, 0, sizeof(float) * L_O);
-    be->linear_backward(be, din, dw, db, work, g_w, l_pre, l_in, l_w, L_N, L_I, L_O, DV2_LINEAR_GELU);
+    be->linear_backward(be, din, dw, db, work, g_w, l_pre, l_in, l_w, NULL, L_N, L_I, L_O, DV2_LINEAR_GELU);
     check_grad("linear+gelu din", l_in, L_N * L_I, din, 1e-2);
     check_grad("linear+gelu dw", l_w, L_O * L_I, dw, 1e-2);
     check_grad("linear+gelu db", l_b, L_O, db, 1e-2);
@@ -165,8 +165,8 @@ static void check_linear_big(int N, int I, int O) {
         for (int n = 0; n < N; n++) sb += g[(size_t)n * O + o];
         r_db[o] += (float)sb;
     }
-    be->linear_forward(be, out, NULL, in, w, b, N, I, O, 0);
-    be->linear_backward(be, din, dw, db, NULL, g, NULL, in, w, N, I, O, DV2_LINEAR_ACCUMULATE);
+    be->linear_forward(be, out, NULL, in, w, NULL, b, N, I, O, 0);
+    be->linear_backward(be, din, dw, db, NULL, g, NULL, in, w, NULL, N, I, O, DV2_LINEAR_ACCUMULATE);
     char what[64];
     snprintf(what, sizeof what, "linear %dx%dx%d forward", N, I, O);
     tu_close(what, out, r_out, (long)N * O, 1e-4, 1e-4);
@@ -189,7 +189,7 @@ static void test_linear_big(void) {
 /* ---- patch embedding ---- */
 static int P_B = 2, P_H = 6, P_W = 9, P_P = 3, P_D = 4;
 static float *p_img, *p_w, *p_b, *p_col;
-static void fwd_patch(void) { be->patch_embed_forward(be, g_out, p_col, p_img, p_w, p_b, P_B, P_H, P_W, P_P, P_D); }
+static void fwd_patch(void) { be->patch_embed_forward(be, g_out, p_col, p_img, p_w, NULL, p_b, P_B, P_H, P_W, P_P, P_D); }
 static void test_patch(void) {
     int np = P_B * (P_H / P_P) * (P_W / P_P), K = 3 * P_P * P_P;
     p_img = rnd((size_t)P_B * 3 * P_H * P_W, 1); p_w = rnd((size_t)P_D * K, 1); p_b = rnd(P_D, 1);
@@ -467,7 +467,7 @@ static void test_optim(void) {
     for (size_t i = 0; i < n; i++) pd[i] = p[i];
     float lr = 0.01f, wd = 0.04f;
     for (int step = 1; step <= 3; step++) {
-        be->adamw_step(be, p, m, v, g, n, lr, wd, 0.9f, 0.999f, 1e-8f, step);
+        be->adamw_step(be, p, NULL, m, v, g, n, lr, wd, 0.9f, 0.999f, 1e-8f, step);
         for (size_t i = 0; i < n; i++) {
             md[i] = 0.9 * md[i] + 0.1 * g[i];
             vd[i] = 0.999 * vd[i] + 0.001 * (double)g[i] * g[i];
@@ -480,7 +480,7 @@ static void test_optim(void) {
     tu_close("adamw 3 steps", p, pf, (long)n, 1e-6, 1e-5);
     float *te = malloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++) te[i] = (float)(0.994 * t[i] + 0.006 * p[i]);
-    be->ema_update(be, t, p, n, 0.994f);
+    be->ema_update(be, t, NULL, p, n, 0.994f);
     tu_close("ema", t, te, (long)n, 1e-7, 1e-6);
     double ss = 0;
     for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];

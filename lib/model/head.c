@@ -143,6 +143,7 @@ int dv2_head_pass_create(dv2_head_pass **out, dv2_head *h, int max_rows, int fla
 
 #define HD(i) dv2_params_data(&h->params, (i))
 #define HG(i) dv2_params_grad(&h->params, (i))
+#define H16(i) dv2_params_data16(&h->params, (i)) /* the bf16 compute copy, or NULL */
 
 int dv2_head_pass_forward(dv2_head_pass *ps, float *logits, const float *x, int n,
                           dv2_error *err) {
@@ -158,17 +159,18 @@ int dv2_head_pass_forward(dv2_head_pass *ps, float *logits, const float *x, int 
     for (int k = 0; k < a->nlayers; k++) {
         int dout = k == a->nlayers - 1 ? a->bottleneck : a->hidden_dim;
         if (k + 1 < a->nlayers) { /* bias+GELU epilogue, pre-activation kept */
-            be->linear_forward(be, ps->act[k], ps->pre[k], in, HD(h->i_w[k]), HD(h->i_b[k]), n, din, dout,
-                               DV2_LINEAR_GELU);
+            be->linear_forward(be, ps->act[k], ps->pre[k], in, HD(h->i_w[k]), H16(h->i_w[k]), HD(h->i_b[k]), n,
+                               din, dout, DV2_LINEAR_GELU);
             in = ps->act[k];
         } else {
-            be->linear_forward(be, ps->pre[k], NULL, in, HD(h->i_w[k]), HD(h->i_b[k]), n, din, dout, 0);
+            be->linear_forward(be, ps->pre[k], NULL, in, HD(h->i_w[k]), H16(h->i_w[k]), HD(h->i_b[k]), n, din,
+                               dout, 0);
         }
         din = dout;
     }
     be->l2norm_forward(be, ps->z, ps->norm, ps->pre[a->nlayers - 1], n, a->bottleneck, a->l2_eps);
     be->weightnorm_forward(be, ps->w, ps->vnorm, HD(h->i_v), HD(h->i_g), a->n_prototypes, a->bottleneck);
-    be->linear_forward(be, logits, NULL, ps->z, ps->w, NULL, n, a->bottleneck, a->n_prototypes, 0);
+    be->linear_forward(be, logits, NULL, ps->z, ps->w, NULL, NULL, n, a->bottleneck, a->n_prototypes, 0);
     return dv2_backend_check(be, "head forward", err);
 }
 
@@ -180,7 +182,7 @@ int dv2_head_pass_backward(dv2_head_pass *ps, float *dx, const float *dlogits, d
         return dv2_error_set(err, DV2_EINVAL, "head: backward of a pass created without DV2_HEAD_TRAIN");
     int n = ps->n, bn = a->bottleneck, K = a->n_prototypes, hd = a->hidden_dim;
     be->zero(be, ps->dw, sizeof(float) * (size_t)K * bn);
-    be->linear_backward(be, ps->dz, ps->dw, NULL, NULL, dlogits, NULL, ps->z, ps->w, n, bn, K, 0);
+    be->linear_backward(be, ps->dz, ps->dw, NULL, NULL, dlogits, NULL, ps->z, ps->w, NULL, n, bn, K, 0);
     be->weightnorm_backward(be, HG(h->i_v), HG(h->i_g), ps->dw, HD(h->i_v), HD(h->i_g), ps->vnorm, K, bn);
     /* dpre of the last linear */
     be->zero(be, ps->dpre, sizeof(float) * (size_t)n * bn);
@@ -191,10 +193,10 @@ int dv2_head_pass_backward(dv2_head_pass *ps, float *dx, const float *dlogits, d
         const float *in = k == 0 ? ps->x : ps->act[k - 1];
         if (k == 0) { /* dx accumulates (the caller may sum several heads into it) */
             be->linear_backward(be, dx, HG(h->i_w[k]), HG(h->i_b[k]), NULL, ps->dpre, NULL, in, HD(h->i_w[k]),
-                                n, din, dout, DV2_LINEAR_ACCUMULATE);
+                                H16(h->i_w[k]), n, din, dout, DV2_LINEAR_ACCUMULATE);
         } else {
             be->linear_backward(be, ps->dact, HG(h->i_w[k]), HG(h->i_b[k]), NULL, ps->dpre, NULL, in,
-                                HD(h->i_w[k]), n, din, dout, 0);
+                                HD(h->i_w[k]), H16(h->i_w[k]), n, din, dout, 0);
             be->zero(be, ps->dpre, sizeof(float) * (size_t)n * din);
             be->gelu_backward(be, ps->dpre, ps->dact, ps->pre[k - 1], (size_t)n * din);
         }

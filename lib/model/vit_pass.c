@@ -404,6 +404,7 @@ static void set_full(dv2_vit_pass *ps, branch *b) {
 
 #define PD(i) dv2_params_data(&m->params, (i))
 #define PG(i) dv2_params_grad(&m->params, (i))
+#define P16(i) dv2_params_data16(&m->params, (i)) /* the bf16 compute copy, or NULL */
 
 int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_t *const *mask,
                          const dv2_vit_droppath *dp, dv2_error *err) {
@@ -415,7 +416,7 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
     int rc;
     for (int g = 0; g < ps->ng; g++) {
         ps->mask[g] = mask ? mask[g] : NULL;
-        be->patch_embed_forward(be, ps->patch[g], ps->col[g], img[g], PD(m->i_pe_w), PD(m->i_pe_b),
+        be->patch_embed_forward(be, ps->patch[g], ps->col[g], img[g], PD(m->i_pe_w), P16(m->i_pe_w), PD(m->i_pe_b),
                                 ps->g[g].n_img, ps->g[g].height, ps->g[g].width, P, D);
         const float *pos = PD(m->i_pos);
         if (ps->pos[g]) {
@@ -460,10 +461,12 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                 float *ln = ps->bb[0].ln1;
                 be->layernorm_forward(be, ln, b->mean1, b->rstd1, in, PD(bi->norm1_w),
                                       PD(bi->norm1_b), n, D, DV2_VIT_LN_EPS);
-                be->linear_forward(be, b->qkv, NULL, ln, PD(bi->qkv_w), PD(bi->qkv_b), n, D, 3 * D, 0);
+                be->linear_forward(be, b->qkv, NULL, ln, PD(bi->qkv_w), P16(bi->qkv_w), PD(bi->qkv_b), n, D,
+                                   3 * D, 0);
                 dv2_seqpack sp = branch_pack(br);
                 be->attention_forward(be, b->att, b->lse, b->qkv, &sp, H, dh);
-                be->linear_forward(be, b->y1, NULL, b->att, PD(bi->proj_w), PD(bi->proj_b), n, D, D, 0);
+                be->linear_forward(be, b->y1, NULL, b->att, PD(bi->proj_w), P16(bi->proj_w), PD(bi->proj_b), n,
+                                   D, D, 0);
                 be->residual_forward(be, ps->x, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
             } else {
                 float *ln = ps->bb[0].ln1;
@@ -471,13 +474,14 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                                       PD(bi->norm2_b), n, D, DV2_VIT_LN_EPS);
                 float *act = ps->bb[0].a;
                 if (a->ffn_kind == DV2_FFN_SWIGLU) {
-                    be->linear_forward(be, b->h, NULL, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin, 0);
+                    be->linear_forward(be, b->h, NULL, ln, PD(bi->fc1_w), P16(bi->fc1_w), PD(bi->fc1_b), n, D,
+                                       hin, 0);
                     be->swiglu_forward(be, act, b->h, n, hid);
                 } else { /* bias+GELU epilogue: b->h keeps the pre-activation for backward */
-                    be->linear_forward(be, act, b->h, ln, PD(bi->fc1_w), PD(bi->fc1_b), n, D, hin,
+                    be->linear_forward(be, act, b->h, ln, PD(bi->fc1_w), P16(bi->fc1_w), PD(bi->fc1_b), n, D, hin,
                                        DV2_LINEAR_GELU);
                 }
-                be->linear_forward(be, b->y2, NULL, act, PD(bi->fc2_w), PD(bi->fc2_b), n, hid, D, 0);
+                be->linear_forward(be, b->y2, NULL, act, PD(bi->fc2_w), P16(bi->fc2_w), PD(bi->fc2_b), n, hid, D, 0);
                 be->residual_forward(be, ps->x, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
             }
         }
@@ -572,7 +576,7 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         if (a->ffn_kind == DV2_FFN_SWIGLU) be->swiglu_forward(be, act, b->h, n, hid);
         else be->gelu_forward(be, act, b->h, (size_t)n * hid);
         be->linear_backward(be, ps->da, PG(bi->fc2_w), PG(bi->fc2_b), NULL, ps->dy, NULL, act, PD(bi->fc2_w),
-                            n, hid, D, 0);
+                            P16(bi->fc2_w), n, hid, D, 0);
         float *ln = ps->bb[0].ln1; /* recomputed LayerNorm output (same statistics) */
         be->layernorm_forward(be, ln, b->mean2, b->rstd2, b->xin_f, PD(bi->norm2_w), PD(bi->norm2_b),
                               n, D, DV2_VIT_LN_EPS);
@@ -580,10 +584,10 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
             be->zero(be, ps->dh, sizeof(float) * (size_t)n * hin);
             be->swiglu_backward(be, ps->dh, ps->da, b->h, n, hid);
             be->linear_backward(be, ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), NULL, ps->dh, NULL, ln,
-                                PD(bi->fc1_w), n, D, hin, 0);
+                                PD(bi->fc1_w), P16(bi->fc1_w), n, D, hin, 0);
         } else { /* dGELU fused into fc1's backward; ps->dh is its workspace */
             be->linear_backward(be, ps->dln, PG(bi->fc1_w), PG(bi->fc1_b), ps->dh, ps->da, b->h, ln,
-                                PD(bi->fc1_w), n, D, hin, DV2_LINEAR_GELU);
+                                PD(bi->fc1_w), P16(bi->fc1_w), n, D, hin, DV2_LINEAR_GELU);
         }
         ln_back_into(ps, br, ps->dln, b->xin_f, PD(bi->norm2_w), b->mean2, b->rstd2,
                      PG(bi->norm2_w), PG(bi->norm2_b));
@@ -593,14 +597,14 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         be->zero(be, ps->dy, sizeof(float) * (size_t)n * D);
         be->residual_backward(be, ps->dy, PG(bi->ls1), ps->dx, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
         be->linear_backward(be, ps->datt, PG(bi->proj_w), PG(bi->proj_b), NULL, ps->dy, NULL, b->att,
-                            PD(bi->proj_w), n, D, D, 0);
+                            PD(bi->proj_w), P16(bi->proj_w), n, D, D, 0);
         be->zero(be, ps->dqkv, sizeof(float) * (size_t)n * 3 * D);
         dv2_seqpack sp = branch_pack(br);
         be->attention_backward(be, ps->dqkv, ps->datt, b->qkv, b->att, b->lse, &sp, H, dh);
         be->layernorm_forward(be, ln, b->mean1, b->rstd1, b->xin_a, PD(bi->norm1_w), PD(bi->norm1_b),
                               n, D, DV2_VIT_LN_EPS);
         be->linear_backward(be, ps->dln, PG(bi->qkv_w), PG(bi->qkv_b), NULL, ps->dqkv, NULL, ln,
-                            PD(bi->qkv_w), n, D, 3 * D, 0);
+                            PD(bi->qkv_w), P16(bi->qkv_w), n, D, 3 * D, 0);
         ln_back_into(ps, br, ps->dln, b->xin_a, PD(bi->norm1_w), b->mean1, b->rstd1,
                      PG(bi->norm1_w), PG(bi->norm1_b));
         if (ps->on_block_done) {

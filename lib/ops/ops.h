@@ -29,8 +29,12 @@
  * backend stores bf16 *values* in the float containers at the storage points
  * listed in ops/cpu/cpu_bf16.c (the "cpu-bf16" backend rounds there, and a
  * GPU backend is held to the same bits); master weights, moments, losses and
- * every accumulation stay f32.  Halving the bytes with 16-bit containers is
- * not part of this interface version.
+ * every accumulation stay f32.  The one 16-bit container is the weights'
+ * bf16 compute copy (dv2_bf16, be->weights_bf16): a backend whose GEMMs read
+ * bf16 weights gets, with every weight, its copy, written by the step that
+ * changes the master weight (adamw_step, ema_update) or by to_bf16 after a
+ * load, so the GEMMs never convert a weight.  16-bit activation containers
+ * are not part of this interface version.
  *
  * Conventions for every entry:
  *   - Arguments: the backend, outputs, then inputs, then parameters, then
@@ -78,6 +82,10 @@ typedef struct dv2_seqpack {
 struct dv2_dist;
 struct dv2_error;
 
+/* A bf16 value as stored: the upper 16 bits of the float32 rounded to
+ * nearest, ties to even (NaN stays NaN); widening is exact (bits << 16). */
+typedef uint16_t dv2_bf16;
+
 /* Flags of linear_forward / linear_backward. */
 enum {
     DV2_LINEAR_GELU = 1 << 0,       /* bias+GELU epilogue; dGELU before the backward */
@@ -104,6 +112,11 @@ typedef struct dv2_backend dv2_backend;
 struct dv2_backend {
     const char *name; /* "cpu", "cpu-bf16", "cuda" */
     void *ctx;        /* the backend's context (owned; freed by dv2_backend_close) */
+    /* 1 when the GEMMs read bf16 weights: every dv2_params on this backend
+     * keeps the bf16 compute copy of its values (data16), the model passes
+     * it as the w16 of linear_forward / linear_backward / patch_embed_forward,
+     * and adamw_step / ema_update keep it current.  0: no copies, w16 NULL. */
+    int weights_bf16;
 
     /* ---- memory ------------------------------------------------------- */
     void *(*alloc)(const dv2_backend *be, size_t bytes);                 /* NULL on failure; zero-filled */
@@ -127,32 +140,42 @@ struct dv2_backend {
     void (*info)(const dv2_backend *be, dv2_backend_info *out);
     /* Frees the context (called by dv2_backend_close). */
     void (*release)(dv2_backend *be);
+    /* dst (n) ← src rounded to bf16: a weight's compute copy after its master
+     * values were written other than by adamw_step / ema_update (a load, a
+     * copy, a broadcast, an all-gather). */
+    int (*to_bf16)(const dv2_backend *be, dv2_bf16 *dst, const float *src, size_t n);
 
     /* ---- linear algebra ----------------------------------------------- */
     /* GEMM with an epilogue (flags DV2_LINEAR_*):
      * out (N,Cout) = in (N,Cin) · W(Cout,Cin)^T + b(Cout); b may be NULL.
      * DV2_LINEAR_GELU: pre (N,Cout) receives in·W^T + b and out = GELU(pre)
      * (the bias+GELU epilogue; pre is saved for backward); otherwise pre is
-     * unused (NULL). */
+     * unused (NULL).  w16 (Cout,Cin) is w's bf16 compute copy, equal to w
+     * rounded (may be NULL: a bf16 backend then rounds w itself; a backend
+     * without weights_bf16 never reads it).  A bf16 backend reads the
+     * weight from w16 and never w's f32 values; the CPU reference checks
+     * the copy and fails the op (DV2_EINVAL, NaN out) when it is stale. */
     int (*linear_forward)(const dv2_backend *be, float *out, float *pre, const float *in, const float *w,
-                           const float *b, int N, int Cin, int Cout, int flags);
+                           const dv2_bf16 *w16, const float *b, int N, int Cin, int Cout, int flags);
     /* With DV2_LINEAR_GELU, dout is the gradient of the GELU output and pre
      * the saved pre-activation: dpre = dout ⊙ GELU'(pre) is formed first in
      * work (N·Cout floats; otherwise work is unused, NULL) and takes dout's
      * place below.  din (N,Cin) = dout·W (OVERWRITES; += with
      * DV2_LINEAR_ACCUMULATE); dw (Cout,Cin) += dout^T·in; db (Cout) +=
-     * colsum(dout).  din, dw, db may each be NULL. */
+     * colsum(dout).  din, dw, db may each be NULL.  w16: as in forward
+     * (read for din only). */
     int (*linear_backward)(const dv2_backend *be, float *din, float *dw, float *db, float *work, const float *dout,
-                            const float *pre, const float *in, const float *w, int N, int Cin,
-                            int Cout, int flags);
+                            const float *pre, const float *in, const float *w, const dv2_bf16 *w16, int N,
+                            int Cin, int Cout, int flags);
 
     /* Patch embedding, a p×p stride-p convolution with bias (spec §2.2):
      * img (B,3,Hpx,Wpx) → out (B, (Hpx/p)(Wpx/p), D), tokens row-major over the
      * patch grid; w (D,3,p,p), b (D).  Hpx, Wpx are multiples of p.
      * col is scratch of B*(Hpx/p)*(Wpx/p)*3*p*p floats (the im2col matrix);
-     * backward needs the col that forward filled. */
+     * backward needs the col that forward filled.  w16: w's bf16 compute
+     * copy, as in linear_forward. */
     int (*patch_embed_forward)(const dv2_backend *be, float *out, float *col, const float *img, const float *w,
-                                const float *b, int B, int Hpx, int Wpx, int p, int D);
+                                const dv2_bf16 *w16, const float *b, int B, int Hpx, int Wpx, int p, int D);
     /* dw += , db += (no image gradient). */
     int (*patch_embed_backward)(const dv2_backend *be, float *dw, float *db, const float *dout, const float *col,
                                  int B, int Hpx, int Wpx, int p, int D);
@@ -326,11 +349,15 @@ struct dv2_backend {
 
     /* ---- optimizer ----------------------------------------------------- */
     /* AdamW (spec §10.1) on n elements, in place: m, v moments; step t >= 1.
-     * p ← p(1 − lr·wd); p ← p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps). */
-    int (*adamw_step)(const dv2_backend *be, float *p, float *m, float *v, const float *g, size_t n, float lr,
-                       float wd, float beta1, float beta2, float eps, int t);
-    /* EMA (spec §11): teacher ← mom·teacher + (1−mom)·student. */
-    int (*ema_update)(const dv2_backend *be, float *teacher, const float *student, size_t n, float mom);
+     * p ← p(1 − lr·wd); p ← p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps).
+     * p16 (n, may be NULL) ← the updated p rounded to bf16: the compute copy
+     * written by the optimizer step. */
+    int (*adamw_step)(const dv2_backend *be, float *p, dv2_bf16 *p16, float *m, float *v, const float *g,
+                       size_t n, float lr, float wd, float beta1, float beta2, float eps, int t);
+    /* EMA (spec §11): teacher ← mom·teacher + (1−mom)·student; teacher16
+     * (may be NULL) ← the teacher's new values rounded to bf16. */
+    int (*ema_update)(const dv2_backend *be, float *teacher, dv2_bf16 *teacher16, const float *student, size_t n,
+                      float mom);
 };
 
 /* ---- opening a backend (backend.c) ----------------------------------------

@@ -14,6 +14,7 @@ void dv2_params_free(dv2_params *p) {
     if (p->be) {
         p->be->free(p->be, p->data);
         p->be->free(p->be, p->grad);
+        p->be->free(p->be, p->data16);
     }
     free(p->t);
     const dv2_backend *be = p->be;
@@ -57,6 +58,10 @@ int dv2_params_add(dv2_params *p, const char *name, int ndim, const int64_t *sha
 int dv2_params_alloc(dv2_params *p, int with_grad, dv2_error *err) {
     p->data = p->be->alloc(p->be, sizeof(float) * (p->numel ? p->numel : 1));
     if (!p->data) return dv2_error_set(err, DV2_ENOMEM, "params: cannot allocate %zu floats", p->numel);
+    if (p->be->weights_bf16) {
+        p->data16 = p->be->alloc(p->be, sizeof(dv2_bf16) * (p->numel ? p->numel : 1));
+        if (!p->data16) return dv2_error_set(err, DV2_ENOMEM, "params: cannot allocate the bf16 compute copy");
+    }
     if (with_grad) {
         p->grad = p->be->alloc(p->be, sizeof(float) * (p->numel ? p->numel : 1));
         if (!p->grad) return dv2_error_set(err, DV2_ENOMEM, "params: cannot allocate gradients");
@@ -84,6 +89,21 @@ float *dv2_params_grad(const dv2_params *p, int i) {
     return i >= 0 && i < p->n && p->grad ? p->grad + p->t[i].offset : NULL;
 }
 
+const dv2_bf16 *dv2_params_data16(const dv2_params *p, int i) {
+    return i >= 0 && i < p->n && p->data16 ? p->data16 + p->t[i].offset : NULL;
+}
+
+/* The compute copy of floats [off, off + n) of data. */
+static int sync16_range(dv2_params *p, size_t off, size_t n, dv2_error *err) {
+    if (!p->data16 || !n) return DV2_OK;
+    int rc = p->be->to_bf16(p->be, p->data16 + off, p->data + off, n);
+    return rc ? dv2_error_set(err, rc < 0 ? rc : DV2_EIO, "params: cannot write the bf16 compute copy on the %s device",
+                              p->be->name)
+              : DV2_OK;
+}
+
+int dv2_params_sync16(dv2_params *p, dv2_error *err) { return sync16_range(p, 0, p->numel, err); }
+
 int dv2_params_zero_grad(dv2_params *p) {
     return p->grad ? p->be->zero(p->be, p->grad, sizeof(float) * p->numel) : DV2_OK;
 }
@@ -93,7 +113,7 @@ int dv2_params_set(dv2_params *p, int i, const float *h_src, dv2_error *err) {
     int rc = p->be->to_device(p->be, p->data + p->t[i].offset, h_src, sizeof(float) * p->t[i].numel);
     return rc ? dv2_error_set(err, rc < 0 ? rc : DV2_EIO, "params: cannot copy %s to the %s device", p->t[i].name,
                               p->be->name)
-              : DV2_OK;
+              : sync16_range(p, p->t[i].offset, p->t[i].numel, err);
 }
 
 int dv2_params_get(const dv2_params *p, int i, float *h_dst, dv2_error *err) {
@@ -112,5 +132,5 @@ int dv2_params_copy(dv2_params *dst, const dv2_params *src, dv2_error *err) {
             return dv2_error_set(err, DV2_EINVAL, "params: copy: %s differs", src->t[i].name);
     int rc = dst->be->copy(dst->be, dst->data, src->data, sizeof(float) * src->numel);
     return rc ? dv2_error_set(err, rc < 0 ? rc : DV2_EIO, "params: copy on the %s device failed", dst->be->name)
-              : DV2_OK;
+              : dv2_params_sync16(dst, err);
 }

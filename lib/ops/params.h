@@ -6,7 +6,14 @@
  * Flat buffers let AdamW, EMA, gradient clipping, all-reduce and checkpoints
  * work on whole modules at once; the name table maps safetensors tensors to
  * offsets.  Tensors are added first (dv2_params_add), then the buffers are
- * allocated once (dv2_params_alloc); offsets never change afterwards. */
+ * allocated once (dv2_params_alloc); offsets never change afterwards.
+ *
+ * On a backend whose GEMMs read bf16 weights (be->weights_bf16) the module
+ * also keeps data16, the bf16 compute copy of data at the same offsets.  It
+ * is current after dv2_params_set / dv2_params_copy, after every adamw_step /
+ * ema_update given its slice, and after dv2_params_sync16; code that writes
+ * data any other way calls dv2_params_sync16 before the next pass (the
+ * cpu-bf16 backend fails a GEMM whose copy is stale). */
 #ifndef DV2_PARAMS_H
 #define DV2_PARAMS_H
 
@@ -33,6 +40,7 @@ typedef struct dv2_params {
     size_t numel;      /* total floats */
     float *data;       /* device, numel floats (NULL before alloc) */
     float *grad;       /* device, numel floats, or NULL when allocated without gradients */
+    dv2_bf16 *data16;  /* device, numel bf16: the compute copy of data, or NULL (no weights_bf16) */
 } dv2_params;
 
 void dv2_params_init(dv2_params *p, const dv2_backend *be);
@@ -40,19 +48,24 @@ void dv2_params_free(dv2_params *p);
 /* Appends a tensor (before dv2_params_alloc); returns its index or a DV2_E* status. */
 int dv2_params_add(dv2_params *p, const char *name, int ndim, const int64_t *shape,
                    dv2_error *err);
-/* Allocates data (zeroed) and, if with_grad, grad (zeroed). */
+/* Allocates data (zeroed), data16 on a weights_bf16 backend (zeroed, the
+ * copy of the zeros) and, if with_grad, grad (zeroed). */
 int dv2_params_alloc(dv2_params *p, int with_grad, dv2_error *err);
 /* Index of a tensor by exact name, or -1. */
 int dv2_params_find(const dv2_params *p, const char *name);
 /* Iteration: for (i = 0; i < dv2_params_count(p); i++) dv2_params_info(p, i). */
 int dv2_params_count(const dv2_params *p);
 const dv2_param_info *dv2_params_info(const dv2_params *p, int i);
-/* Device pointers of tensor i in data / grad. */
+/* Device pointers of tensor i in data / grad / data16 (NULL without a copy). */
 float *dv2_params_data(const dv2_params *p, int i);
 float *dv2_params_grad(const dv2_params *p, int i);
+const dv2_bf16 *dv2_params_data16(const dv2_params *p, int i);
+/* Rewrites the whole compute copy from data (no-op without one). */
+int dv2_params_sync16(dv2_params *p, dv2_error *err);
 /* Zeroes the whole gradient buffer. */
 int dv2_params_zero_grad(dv2_params *p);
-/* Copies tensor i from / to host memory (numel floats). */
+/* Copies tensor i from / to host memory (numel floats); set also writes
+ * the tensor's compute copy. */
 int dv2_params_set(dv2_params *p, int i, const float *h_src, dv2_error *err);
 int dv2_params_get(const dv2_params *p, int i, float *h_dst, dv2_error *err);
 /* Copies all values from src, which must have the same table (same names,

@@ -196,6 +196,8 @@ static int broadcast_params(run *r, dv2_error *err) {
     }
     free(h);
     if (rc) return rc;
+    for (int k = 0; !bad && k < r->m.n_mod; k++) /* rank 0's weights arrived as f32 */
+        if (dv2_params_sync16(r->m.s_mod[k], err) || dv2_params_sync16(r->m.ema_mod[k], err)) bad = DV2_EIO;
     /* a failed copy on one rank stops every rank (none trains on other values) */
     if (dv2_dist_agree(r->dist, bad, err))
         return bad ? dv2_error_set(err, bad, "train: backend memory operation failed in the parameter broadcast")

@@ -297,6 +297,9 @@ int dv2_train_model_gather_params(dv2_train_model *m, dv2_error *err) {
             for (size_t q = 0; len < c && q < W; q++)
                 if (be->copy(be, d + q * c + off, m->shard_stage + q * len, sizeof(float) * len)) return copy_failed(err);
         }
+        /* the gathered chunks of the other ranks have no compute copy yet */
+        int rc = dv2_params_sync16(m->s_mod[k], err);
+        if (rc) return rc;
     }
     return 0;
 }
@@ -365,15 +368,18 @@ void dv2_train_model_adamw(dv2_train_model *m, double lr, double last_lr, double
                 if (a >= b) continue;
                 size_t mo = q[j].moff + (a - q[j].lo);
                 double l = (g->is_last_layer ? last_lr : lr) * g->lr_mult;
-                m->be->adamw_step(m->be, p->data + a, m->adam_m[k] + mo, m->adam_v[k] + mo, p->grad + a, b - a, (float)l,
-                                  (float)(wd * g->wd_mult), (float)beta1, (float)beta2, 1e-8f, (int)m->adam_t);
+                dv2_bf16 *p16 = p->data16 ? p->data16 + a : NULL; /* the compute copy, if kept */
+                m->be->adamw_step(m->be, p->data + a, p16, m->adam_m[k] + mo, m->adam_v[k] + mo, p->grad + a, b - a,
+                                  (float)l, (float)(wd * g->wd_mult), (float)beta1, (float)beta2, 1e-8f,
+                                  (int)m->adam_t);
             }
     }
 }
 
 void dv2_train_model_ema(dv2_train_model *m, double mom) {
     for (int k = 0; k < m->n_mod; k++)
-        m->be->ema_update(m->be, m->ema_mod[k]->data, m->s_mod[k]->data, m->s_mod[k]->numel, (float)mom);
+        m->be->ema_update(m->be, m->ema_mod[k]->data, m->ema_mod[k]->data16, m->s_mod[k]->data,
+                          m->s_mod[k]->numel, (float)mom);
 }
 
 /* ---- checkpoint tensors ---------------------------------------------------- */
@@ -532,6 +538,8 @@ int dv2_train_model_restore(dv2_train_model *m, const dv2_safetensors_file *f, d
     int64_t kd[1] = {m->K}, ki[1] = {m->K_ibot};
     if (!rc) rc = load_into(f, "dino_center", m->dino_center, m->be, kd, 1, (size_t)m->K, tmp, err);
     if (!rc) rc = load_into(f, "ibot_center", m->ibot_center, m->be, ki, 1, (size_t)m->K_ibot, tmp, err);
+    for (int k = 0; !rc && k < m->n_mod; k++) /* the weights came in as f32: their compute copies */
+        if (!(rc = dv2_params_sync16(m->s_mod[k], err))) rc = dv2_params_sync16(m->ema_mod[k], err);
     free(tmp);
     return rc;
 }

@@ -118,25 +118,27 @@ void dv2_cpu_nan_fill(float *x, size_t n) {
 
 /* ---- ops whose kernels need nothing from the context ------------------------- */
 
+/* The f32 backend has no compute copies (weights_bf16 0): w16 is unused. */
 static int e_linear_forward(const dv2_backend *be, float *out, float *pre, const float *in,
-                            const float *w, const float *b, int N, int Cin, int Cout, int flags) {
-    (void)be;
+                            const float *w, const dv2_bf16 *w16, const float *b, int N, int Cin,
+                            int Cout, int flags) {
+    (void)be, (void)w16;
     dv2_cpu_linear_forward(out, pre, in, w, b, N, Cin, Cout, flags);
     return DV2_OK;
 }
 
 static int e_linear_backward(const dv2_backend *be, float *din, float *dw, float *db, float *work,
                              const float *dout, const float *pre, const float *in, const float *w,
-                             int N, int Cin, int Cout, int flags) {
-    (void)be;
+                             const dv2_bf16 *w16, int N, int Cin, int Cout, int flags) {
+    (void)be, (void)w16;
     dv2_cpu_linear_backward(din, dw, db, work, dout, pre, in, w, N, Cin, Cout, flags);
     return DV2_OK;
 }
 
 static int e_patch_embed_forward(const dv2_backend *be, float *out, float *col, const float *img,
-                                 const float *w, const float *b, int B, int Hpx, int Wpx, int p,
-                                 int D) {
-    (void)be;
+                                 const float *w, const dv2_bf16 *w16, const float *b, int B,
+                                 int Hpx, int Wpx, int p, int D) {
+    (void)be, (void)w16;
     dv2_cpu_patch_embed_forward(out, col, img, w, b, B, Hpx, Wpx, p, D);
     return DV2_OK;
 }
@@ -320,17 +322,28 @@ static int e_ibot_backward(const dv2_backend *be, float *ds_p, float dloss, cons
     return DV2_OK;
 }
 
-static int e_adamw_step(const dv2_backend *be, float *p, float *m, float *v, const float *g,
-                        size_t n, float lr, float wd, float beta1, float beta2, float eps, int t) {
+/* The compute copies (p16, teacher16) are written after the f32 update:
+ * on the CPU a second pass, on a GPU the same kernel. */
+static int e_adamw_step(const dv2_backend *be, float *p, dv2_bf16 *p16, float *m, float *v,
+                        const float *g, size_t n, float lr, float wd, float beta1, float beta2,
+                        float eps, int t) {
     (void)be;
     dv2_cpu_adamw_step(p, m, v, g, n, lr, wd, beta1, beta2, eps, t);
+    if (p16) dv2_bf16_store_n(p16, p, n);
     return DV2_OK;
 }
 
-static int e_ema_update(const dv2_backend *be, float *teacher, const float *student, size_t n,
-                        float mom) {
+static int e_ema_update(const dv2_backend *be, float *teacher, dv2_bf16 *teacher16,
+                        const float *student, size_t n, float mom) {
     (void)be;
     dv2_cpu_ema_update(teacher, student, n, mom);
+    if (teacher16) dv2_bf16_store_n(teacher16, teacher, n);
+    return DV2_OK;
+}
+
+static int e_to_bf16(const dv2_backend *be, dv2_bf16 *dst, const float *src, size_t n) {
+    (void)be;
+    dv2_bf16_store_n(dst, src, n);
     return DV2_OK;
 }
 
@@ -500,6 +513,7 @@ static int e_collapse_stats(const dv2_backend *be, double *out, const float *q, 
     .workspace = dv2_cpu_workspace, \
     .info = e_info, \
     .release = e_release, \
+    .to_bf16 = e_to_bf16, \
     .pixels_forward = e_pixels_forward, \
     .posembed_forward = e_posembed_forward, \
     .posembed_backward = e_posembed_backward, \
@@ -553,6 +567,7 @@ static const dv2_backend k_cpu = {
 /* bf16 storage emulated by rounding (cpu_bf16.c). */
 static const dv2_backend k_cpu_bf16 = {
     .name = "cpu-bf16",
+    .weights_bf16 = 1,
     CPU_SHARED_ENTRIES
     .linear_forward = dv2_cpu_bf16_linear_forward,
     .linear_backward = dv2_cpu_bf16_linear_backward,

@@ -128,17 +128,19 @@ void dv2_cpu_ema_update(float *teacher, const float *student, size_t n, float mo
  * backend's (they round to bf16 where a GPU stores bf16; see that file). */
 float dv2_bf16_round(float x); /* round to nearest even; NaN stays NaN */
 void dv2_bf16_round_n(float *x, size_t n);
+/* dst (n) ← the bf16 bits of src (dv2_bf16_round, upper half): a compute copy. */
+void dv2_bf16_store_n(dv2_bf16 *dst, const float *src, size_t n);
 /* The table entries of the bf16 backend (their scratch is the backend's workspace). */
 int dv2_cpu_bf16_linear_forward(const dv2_backend *be, float *out, float *pre, const float *in,
-                                const float *w, const float *b, int N, int Cin, int Cout,
-                                int flags);
+                                const float *w, const dv2_bf16 *w16, const float *b, int N,
+                                int Cin, int Cout, int flags);
 int dv2_cpu_bf16_linear_backward(const dv2_backend *be, float *din, float *dw, float *db,
                                  float *work, const float *dout, const float *pre,
-                                 const float *in, const float *w, int N, int Cin, int Cout,
-                                 int flags);
+                                 const float *in, const float *w, const dv2_bf16 *w16, int N,
+                                 int Cin, int Cout, int flags);
 int dv2_cpu_bf16_patch_embed_forward(const dv2_backend *be, float *out, float *col,
-                                     const float *img, const float *w, const float *b, int B,
-                                     int Hpx, int Wpx, int p, int D);
+                                     const float *img, const float *w, const dv2_bf16 *w16,
+                                     const float *b, int B, int Hpx, int Wpx, int p, int D);
 int dv2_cpu_bf16_patch_embed_backward(const dv2_backend *be, float *dw, float *db,
                                       const float *dout, const float *col, int B, int Hpx,
                                       int Wpx, int p, int D);

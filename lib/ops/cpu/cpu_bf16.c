@@ -22,6 +22,13 @@
  *
  * The table is in cpu.c, with the CPU backend's.
  *
+ * The weights' compute copies (ops.h, be->weights_bf16): this backend keeps
+ * them, and its GEMMs read the weight from the copy (widened, exact) after
+ * checking it against the master weight rounded; a copy that differs (a
+ * path that wrote the master weight and not its copy) fails the op with
+ * DV2_EINVAL and NaN outputs, so a stale copy cannot pass a bf16 test here
+ * and then silently use old weights on a GPU, which reads only the copy.
+ *
  * The rounded copies of const inputs are made in the backend's workspace
  * (this backend is a reference, not a fast path); when it cannot grow the
  * output is filled with NaN and the backend's status records the failure. */
@@ -52,6 +59,37 @@ void dv2_bf16_round_n(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = dv2_bf16_round(x[i]);
 }
 
+static dv2_bf16 bits_of(float x) {
+    uint32_t u;
+    x = dv2_bf16_round(x);
+    memcpy(&u, &x, sizeof u);
+    return (dv2_bf16)(u >> 16);
+}
+
+void dv2_bf16_store_n(dv2_bf16 *dst, const float *src, size_t n) {
+#pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
+    for (size_t i = 0; i < n; i++) dst[i] = bits_of(src[i]);
+}
+
+/* dst (n) ← the weight w as the GEMM reads it: w16 widened when there is a
+ * copy (after checking it is w rounded), else w rounded; returns dst + n, or
+ * NULL when the copy is stale. */
+static float *weight_into(float *dst, const float *w, const dv2_bf16 *w16, size_t n) {
+    if (!w16) {
+#pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
+        for (size_t i = 0; i < n; i++) dst[i] = dv2_bf16_round(w[i]);
+        return dst + n;
+    }
+    int same = 1;
+#pragma omp parallel for schedule(static) reduction(&& : same) if (DV2_CPU_PAR(n))
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)w16[i] << 16;
+        memcpy(&dst[i], &u, sizeof u);
+        same = same && bits_of(w[i]) == w16[i];
+    }
+    return same ? dst + n : NULL;
+}
+
 /* dst (n) ← x rounded to bf16; returns dst + n (the next free float). */
 static float *round_into(float *dst, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
@@ -65,8 +103,8 @@ static float *scratch(const dv2_backend *be, size_t floats) {
 }
 
 int dv2_cpu_bf16_linear_forward(const dv2_backend *be, float *out, float *pre, const float *in,
-                                const float *w, const float *b, int N, int Cin, int Cout,
-                                int flags) {
+                                const float *w, const dv2_bf16 *w16, const float *b, int N,
+                                int Cin, int Cout, int flags) {
     size_t ni = (size_t)N * Cin, nw = (size_t)Cout * Cin;
     float *ri = scratch(be, ni + nw);
     if (!ri) {
@@ -74,7 +112,11 @@ int dv2_cpu_bf16_linear_forward(const dv2_backend *be, float *out, float *pre, c
         return DV2_ENOMEM;
     }
     float *rw = round_into(ri, in, ni);
-    round_into(rw, w, nw);
+    if (!weight_into(rw, w, w16, nw)) {
+        dv2_cpu_nan_fill(out, (size_t)N * Cout);
+        if (flags & DV2_LINEAR_GELU) dv2_cpu_nan_fill(pre, (size_t)N * Cout);
+        return dv2_cpu_fail(be, DV2_EINVAL);
+    }
     dv2_cpu_linear_forward(out, pre, ri, rw, b, N, Cin, Cout, flags);
     dv2_bf16_round_n(out, (size_t)N * Cout);
     if (flags & DV2_LINEAR_GELU) dv2_bf16_round_n(pre, (size_t)N * Cout);
@@ -83,25 +125,29 @@ int dv2_cpu_bf16_linear_forward(const dv2_backend *be, float *out, float *pre, c
 
 int dv2_cpu_bf16_linear_backward(const dv2_backend *be, float *din, float *dw, float *db,
                                  float *work, const float *dout, const float *pre,
-                                 const float *in, const float *w, int N, int Cin, int Cout,
-                                 int flags) {
+                                 const float *in, const float *w, const dv2_bf16 *w16, int N,
+                                 int Cin, int Cout, int flags) {
     size_t nd = (size_t)N * Cout, ni = (size_t)N * Cin, nw = (size_t)Cout * Cin;
-    float *rd = scratch(be, nd + ni + nw);
+    float *rd = scratch(be, nd + ni + (din ? nw : 0));
     if (!rd) {
         dv2_cpu_nan_fill(din, ni);
         dv2_cpu_nan_fill(dw, nw);
         return DV2_ENOMEM;
     }
     float *ri = round_into(rd, dout, nd), *rw = round_into(ri, in, ni);
-    round_into(rw, w, nw);
-    dv2_cpu_linear_backward(din, dw, db, work, rd, pre, ri, rw, N, Cin, Cout, flags);
+    if (din && !weight_into(rw, w, w16, nw)) { /* the weight is read for din only */
+        dv2_cpu_nan_fill(din, ni);
+        dv2_cpu_nan_fill(dw, nw);
+        return dv2_cpu_fail(be, DV2_EINVAL);
+    }
+    dv2_cpu_linear_backward(din, dw, db, work, rd, pre, ri, din ? rw : NULL, N, Cin, Cout, flags);
     if (din) dv2_bf16_round_n(din, ni);
     return DV2_OK;
 }
 
 int dv2_cpu_bf16_patch_embed_forward(const dv2_backend *be, float *out, float *col,
-                                     const float *img, const float *w, const float *b, int B,
-                                     int Hpx, int Wpx, int p, int D) {
+                                     const float *img, const float *w, const dv2_bf16 *w16,
+                                     const float *b, int B, int Hpx, int Wpx, int p, int D) {
     size_t ni = (size_t)B * 3 * Hpx * Wpx, nw = (size_t)D * 3 * p * p;
     size_t nout = (size_t)B * (Hpx / p) * (Wpx / p) * D;
     float *ri = scratch(be, ni + nw);
@@ -110,7 +156,10 @@ int dv2_cpu_bf16_patch_embed_forward(const dv2_backend *be, float *out, float *c
         return DV2_ENOMEM;
     }
     float *rw = round_into(ri, img, ni);
-    round_into(rw, w, nw);
+    if (!weight_into(rw, w, w16, nw)) {
+        dv2_cpu_nan_fill(out, nout);
+        return dv2_cpu_fail(be, DV2_EINVAL);
+    }
     dv2_cpu_patch_embed_forward(out, col, ri, rw, b, B, Hpx, Wpx, p, D);
     dv2_bf16_round_n(out, nout);
     return DV2_OK;

@@ -206,9 +206,7 @@ void dv2_cuda_nan_fill(const dv2_backend *be, float *x, size_t n) {
 
 static __global__ void k_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        __nv_bfloat16_raw r;
-        r.x = (unsigned short)(__float_as_uint(dv2_bf16r(src[i])) >> 16);
-        dst[i] = r;
+        dst[i] = dv2_bf16s(src[i]);
     }
 }
 
@@ -221,6 +219,11 @@ int dv2_cuda_to_bf16(const dv2_backend *be, __nv_bfloat16 *dst, const float *src
     if (!n) return DV2_OK;
     k_to_bf16<<<dv2_cuda_grid(n, DV2_CUDA_THREADS), DV2_CUDA_THREADS, 0, dv2_cuda_stream(be)>>>(dst, src, n);
     return dv2_cuda_launched(be);
+}
+
+/* The to_bf16 entry: a weight's compute copy (dv2_bf16 holds the bits). */
+static int e_to_bf16(const dv2_backend *be, dv2_bf16 *dst, const float *src, size_t n) {
+    return dv2_cuda_to_bf16(be, (__nv_bfloat16 *)dst, src, n);
 }
 
 int dv2_cuda_round_bf16(const dv2_backend *be, float *x, size_t n) {
@@ -412,6 +415,7 @@ static void fill_table(dv2_backend *be) {
     be->alloc = e_alloc, be->free = e_free, be->to_host = e_to_host, be->to_device = e_to_device;
     be->copy = e_copy, be->zero = e_zero, be->sync = e_sync, be->status = e_status;
     be->workspace = dv2_cuda_workspace, be->info = e_info, be->release = e_release;
+    be->to_bf16 = e_to_bf16;
     be->linear_forward = dv2_cuda_linear_forward, be->linear_backward = dv2_cuda_linear_backward;
     be->patch_embed_forward = dv2_cuda_patch_embed_forward;
     be->patch_embed_backward = dv2_cuda_patch_embed_backward;
@@ -468,6 +472,7 @@ extern "C" int dv2_cuda_backend_new(dv2_backend **out, int bf16, char *why, size
     be->ctx = c;
     fill_table(be);
     c->bf16 = bf16;
+    be->weights_bf16 = bf16; /* its GEMMs read the weights' bf16 compute copies */
     c->device = local_rank() % count;
     cudaDeviceProp prop;
     int rc = DV2_OK;

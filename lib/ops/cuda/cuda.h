@@ -109,6 +109,12 @@ static __device__ __forceinline__ float dv2_bf16r(float x) {
     }
     return __uint_as_float(u & 0xffff0000u);
 }
+/* The same value as a stored bf16 (dv2_bf16r's upper half). */
+static __device__ __forceinline__ __nv_bfloat16 dv2_bf16s(float x) {
+    __nv_bfloat16_raw r;
+    r.x = (unsigned short)(__float_as_uint(dv2_bf16r(x)) >> 16);
+    return r;
+}
 
 /* The sum of v over the DV2_CUDA_THREADS threads of a block, in a fixed tree
  * order (the same bits every run), returned to every thread; sh is shared
@@ -130,13 +136,14 @@ static __device__ __forceinline__ double dv2_cuda_block_sum(double v, double *sh
 /* cuda_linear.cu: GEMM with epilogues, patch embedding, input pixels,
  * positional-embedding resampling */
 int dv2_cuda_linear_forward(const dv2_backend *be, float *out, float *pre, const float *in,
-                            const float *w, const float *b, int N, int Cin, int Cout, int flags);
+                            const float *w, const dv2_bf16 *w16, const float *b, int N, int Cin,
+                            int Cout, int flags);
 int dv2_cuda_linear_backward(const dv2_backend *be, float *din, float *dw, float *db, float *work,
                              const float *dout, const float *pre, const float *in, const float *w,
-                             int N, int Cin, int Cout, int flags);
+                             const dv2_bf16 *w16, int N, int Cin, int Cout, int flags);
 int dv2_cuda_patch_embed_forward(const dv2_backend *be, float *out, float *col, const float *img,
-                                 const float *w, const float *b, int B, int Hpx, int Wpx, int p,
-                                 int D);
+                                 const float *w, const dv2_bf16 *w16, const float *b, int B,
+                                 int Hpx, int Wpx, int p, int D);
 int dv2_cuda_patch_embed_backward(const dv2_backend *be, float *dw, float *db, const float *dout,
                                   const float *col, int B, int Hpx, int Wpx, int p, int D);
 int dv2_cuda_pixels_forward(const dv2_backend *be, float *out, const uint8_t *px, int n, int H,
@@ -198,10 +205,11 @@ int dv2_cuda_add(const dv2_backend *be, float *y, const float *x, size_t n);
 int dv2_cuda_scale(const dv2_backend *be, float *x, float a, size_t n);
 int dv2_cuda_sumsq(const dv2_backend *be, double *h_out, const float *x, size_t n);
 int dv2_cuda_all_finite(const dv2_backend *be, int *h_out, const float *x, size_t n);
-int dv2_cuda_adamw_step(const dv2_backend *be, float *p, float *m, float *v, const float *g,
-                        size_t n, float lr, float wd, float beta1, float beta2, float eps, int t);
-int dv2_cuda_ema_update(const dv2_backend *be, float *teacher, const float *student, size_t n,
-                        float mom);
+int dv2_cuda_adamw_step(const dv2_backend *be, float *p, dv2_bf16 *p16, float *m, float *v,
+                        const float *g, size_t n, float lr, float wd, float beta1, float beta2,
+                        float eps, int t);
+int dv2_cuda_ema_update(const dv2_backend *be, float *teacher, dv2_bf16 *teacher16,
+                        const float *student, size_t n, float mom);
 
 /* cuda_loss.cu: teacher targets, centers, DINO, iBOT, KoLeo; collapse
  * statistics */

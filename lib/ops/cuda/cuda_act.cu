@@ -352,10 +352,11 @@ int dv2_cuda_all_finite(const dv2_backend *be, int *h_out, const float *x, size_
 
 /* ---- optimizer ------------------------------------------------------------------ */
 
-/* step = lr/(1−β1^t) and rbc2 = 1/sqrt(1−β2^t) come from the host (double, as the CPU). */
-static __global__ void adamw_kernel(float *p, float *m, float *v, const float *g, size_t n,
-                                    float beta1, float beta2, float omb1, float omb2, float eps,
-                                    float step, float rbc2, float decay) {
+/* step = lr/(1−β1^t) and rbc2 = 1/sqrt(1−β2^t) come from the host (double,
+ * as the CPU); p16 (may be NULL) gets the bf16 compute copy of the new p. */
+static __global__ void adamw_kernel(float *p, __nv_bfloat16 *p16, float *m, float *v, const float *g,
+                                    size_t n, float beta1, float beta2, float omb1, float omb2,
+                                    float eps, float step, float rbc2, float decay) {
     GRID_STRIDE(i, n) {
         float gi = g[i];
         float mi = __fadd_rn(__fmul_rn(beta1, m[i]), __fmul_rn(omb1, gi));
@@ -364,26 +365,33 @@ static __global__ void adamw_kernel(float *p, float *m, float *v, const float *g
         float den = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), rbc2), eps);
         m[i] = mi;
         v[i] = vi;
-        p[i] = __fsub_rn(pi, __fdiv_rn(__fmul_rn(step, mi), den));
+        float np = __fsub_rn(pi, __fdiv_rn(__fmul_rn(step, mi), den));
+        p[i] = np;
+        if (p16) p16[i] = dv2_bf16s(np);
     }
 }
 
-int dv2_cuda_adamw_step(const dv2_backend *be, float *p, float *m, float *v, const float *g,
-                        size_t n, float lr, float wd, float beta1, float beta2, float eps, int t) {
+int dv2_cuda_adamw_step(const dv2_backend *be, float *p, dv2_bf16 *p16, float *m, float *v,
+                        const float *g, size_t n, float lr, float wd, float beta1, float beta2,
+                        float eps, int t) {
     double bc1 = 1.0 - pow(beta1, t), bc2 = 1.0 - pow(beta2, t);
     float step = (float)(lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2)), decay = 1.0f - lr * wd;
-    adamw_kernel<<<LAUNCH(n)>>>(p, m, v, g, n, beta1, beta2, 1.0f - beta1, 1.0f - beta2, eps, step,
-                                rbc2, decay);
+    adamw_kernel<<<LAUNCH(n)>>>(p, (__nv_bfloat16 *)p16, m, v, g, n, beta1, beta2, 1.0f - beta1,
+                                1.0f - beta2, eps, step, rbc2, decay);
     return dv2_cuda_launched(be);
 }
 
-static __global__ void ema_kernel(float *teacher, const float *student, size_t n, float mom,
-                                  float omm) {
-    GRID_STRIDE(i, n) teacher[i] = __fadd_rn(__fmul_rn(mom, teacher[i]), __fmul_rn(omm, student[i]));
+static __global__ void ema_kernel(float *teacher, __nv_bfloat16 *t16, const float *student, size_t n,
+                                  float mom, float omm) {
+    GRID_STRIDE(i, n) {
+        float t = __fadd_rn(__fmul_rn(mom, teacher[i]), __fmul_rn(omm, student[i]));
+        teacher[i] = t;
+        if (t16) t16[i] = dv2_bf16s(t);
+    }
 }
 
-int dv2_cuda_ema_update(const dv2_backend *be, float *teacher, const float *student, size_t n,
-                        float mom) {
-    ema_kernel<<<LAUNCH(n)>>>(teacher, student, n, mom, 1.0f - mom);
+int dv2_cuda_ema_update(const dv2_backend *be, float *teacher, dv2_bf16 *teacher16,
+                        const float *student, size_t n, float mom) {
+    ema_kernel<<<LAUNCH(n)>>>(teacher, (__nv_bfloat16 *)teacher16, student, n, mom, 1.0f - mom);
     return dv2_cuda_launched(be);
 }

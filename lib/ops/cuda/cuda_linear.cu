@@ -3,9 +3,12 @@
  * the linear entries), input-pixel normalisation and the positional-embedding
  * resampling.
  *
- * GEMMs go through dv2_cuda_sgemm (f32, row-major); the bf16 backend converts
- * the operands to bf16 arrays in the workspace and calls dv2_cuda_gemm_bf16,
- * and rounds out, pre and din where cpu_bf16.c rounds them.  GELU, dGELU,
+ * GEMMs go through dv2_cuda_sgemm (f32, row-major); the bf16 backend reads
+ * the weight from its bf16 compute copy (w16, written by the optimizer step;
+ * converted into the workspace only when the caller has none, as for the
+ * weight-normalised last layer), converts the activations to bf16 arrays in
+ * the workspace, calls dv2_cuda_gemm_bf16, and rounds out, pre and din where
+ * cpu_bf16.c rounds them.  GELU, dGELU,
  * the pixel normalisation and the resampling sums use the CPU operation
  * sequence with explicitly rounded operations (no FMA contraction), so given
  * the same inputs they give the CPU's bits.  Column sums accumulate in double
@@ -204,22 +207,36 @@ static void colsum_add(const dv2_backend *be, float *db, double *part, const X *
     colsum_add_kernel<<<dv2_cuda_grid(O, T), T, 0, st>>>(db, part, R, O);
 }
 
+/* The bf16 weight of a GEMM: the compute copy w16, or w converted into the
+ * workspace slot ws. */
+static int weight_bf16(const dv2_backend *be, const __nv_bfloat16 **wb, __nv_bfloat16 *ws,
+                       const float *w, const dv2_bf16 *w16, size_t nw) {
+    if (w16) {
+        *wb = (const __nv_bfloat16 *)w16;
+        return DV2_OK;
+    }
+    *wb = ws;
+    return dv2_cuda_to_bf16(be, ws, w, nw);
+}
+
 int dv2_cuda_linear_forward(const dv2_backend *be, float *out, float *pre, const float *in,
-                            const float *w, const float *b, int N, int Cin, int Cout,
-                            int flags) {
+                            const float *w, const dv2_bf16 *w16, const float *b, int N, int Cin,
+                            int Cout, int flags) {
     if (N == 0) return dv2_cuda_launched(be);
     int ge = flags & DV2_LINEAR_GELU, bf = dv2_cuda_bf16(be), rc;
     size_t ni = (size_t)N * Cin, nw = (size_t)Cout * Cin, no = (size_t)N * Cout;
     float *y = ge ? pre : out;
     if (bf) {
-        char *ws = (char *)dv2_cuda_workspace(be, al(ni * 2) + al(nw * 2));
+        char *ws = (char *)dv2_cuda_workspace(be, al(ni * 2) + (w16 ? 0 : al(nw * 2)));
         if (!ws) {
             dv2_cuda_nan_fill(be, out, no);
             dv2_cuda_nan_fill(be, pre, ge ? no : 0);
             return dv2_cuda_fail(be, DV2_ENOMEM);
         }
-        __nv_bfloat16 *ib = (__nv_bfloat16 *)ws, *wb = (__nv_bfloat16 *)(ws + al(ni * 2));
-        if ((rc = dv2_cuda_to_bf16(be, ib, in, ni)) || (rc = dv2_cuda_to_bf16(be, wb, w, nw)) ||
+        __nv_bfloat16 *ib = (__nv_bfloat16 *)ws;
+        const __nv_bfloat16 *wb;
+        if ((rc = dv2_cuda_to_bf16(be, ib, in, ni)) ||
+            (rc = weight_bf16(be, &wb, (__nv_bfloat16 *)(ws + al(ni * 2)), w, w16, nw)) ||
             (rc = dv2_cuda_gemm_bf16(be, 0, 1, N, Cout, Cin, 1.0f, ib, Cin, wb, Cin, 0.0f, y, Cout)))
             return rc;
     } else if ((rc = dv2_cuda_sgemm(be, 0, 1, N, Cout, Cin, 1.0f, in, Cin, w, Cin, 0.0f, y, Cout))) {
@@ -233,8 +250,8 @@ int dv2_cuda_linear_forward(const dv2_backend *be, float *out, float *pre, const
 
 int dv2_cuda_linear_backward(const dv2_backend *be, float *din, float *dw, float *db,
                              float *work, const float *dout, const float *pre,
-                             const float *in, const float *w, int N, int Cin, int Cout,
-                             int flags) {
+                             const float *in, const float *w, const dv2_bf16 *w16, int N,
+                             int Cin, int Cout, int flags) {
     if (N == 0) return dv2_cuda_launched(be); /* no rows: din empty, dw and db get nothing */
     int ge = flags & DV2_LINEAR_GELU, bf = dv2_cuda_bf16(be), rc, R, rcn;
     size_t nd = (size_t)N * Cout, ni = (size_t)N * Cin, nw = (size_t)Cout * Cin;
@@ -242,7 +259,7 @@ int dv2_cuda_linear_backward(const dv2_backend *be, float *din, float *dw, float
     colsum_plan(N, &R, &rcn);
     /* the arena: [dout as bf16 | in as bf16 | w as bf16 | column-sum parts] */
     int need_g = bf && (din || dw || (db && !ge)); /* dpre / dout as bf16 */
-    size_t s_g = need_g ? al(nd * 2) : 0, s_i = bf && dw ? al(ni * 2) : 0, s_w = bf && din ? al(nw * 2) : 0;
+    size_t s_g = need_g ? al(nd * 2) : 0, s_i = bf && dw ? al(ni * 2) : 0, s_w = bf && din && !w16 ? al(nw * 2) : 0;
     size_t s_p = db ? al((size_t)R * Cout * sizeof(double)) : 0, tot = s_g + s_i + s_w + s_p;
     char *ws = NULL;
     if (tot && !(ws = (char *)dv2_cuda_workspace(be, tot))) {
@@ -273,8 +290,9 @@ int dv2_cuda_linear_backward(const dv2_backend *be, float *din, float *dw, float
      * dpre; tensor cores need it in bf16, one more rounding (2^-9) there. */
     if (need_g && (rc = dv2_cuda_to_bf16(be, gb, g, nd))) return rc;
     if (din) {
-        if ((rc = dv2_cuda_to_bf16(be, wb, w, nw)) ||
-            (rc = dv2_cuda_gemm_bf16(be, 0, 0, N, Cin, Cout, 1.0f, gb, Cout, wb, Cin, beta, din, Cin)) ||
+        const __nv_bfloat16 *wr;
+        if ((rc = weight_bf16(be, &wr, wb, w, w16, nw)) ||
+            (rc = dv2_cuda_gemm_bf16(be, 0, 0, N, Cin, Cout, 1.0f, gb, Cout, wr, Cin, beta, din, Cin)) ||
             (rc = dv2_cuda_round_bf16(be, din, ni)))
             return rc;
     }
@@ -291,21 +309,22 @@ int dv2_cuda_linear_backward(const dv2_backend *be, float *din, float *dw, float
 }
 
 int dv2_cuda_patch_embed_forward(const dv2_backend *be, float *out, float *col,
-                                 const float *img, const float *w, const float *b, int B,
-                                 int Hpx, int Wpx, int p, int D) {
+                                 const float *img, const float *w, const dv2_bf16 *w16,
+                                 const float *b, int B, int Hpx, int Wpx, int p, int D) {
     int N = B * (Hpx / p) * (Wpx / p), K = 3 * p * p;
     size_t n = (size_t)N * K;
     if (n)
         im2col_kernel<<<dv2_cuda_grid(n, T), T, 0, dv2_cuda_stream(be)>>>(col, img, Hpx, Wpx, p, n,
                                                                             dv2_cuda_bf16(be));
-    return dv2_cuda_linear_forward(be, out, NULL, col, w, b, N, K, D, 0);
+    return dv2_cuda_linear_forward(be, out, NULL, col, w, w16, b, N, K, D, 0);
 }
 
 int dv2_cuda_patch_embed_backward(const dv2_backend *be, float *dw, float *db,
                                   const float *dout, const float *col, int B, int Hpx,
                                   int Wpx, int p, int D) {
     int N = B * (Hpx / p) * (Wpx / p);
-    return dv2_cuda_linear_backward(be, NULL, dw, db, NULL, dout, NULL, col, NULL, N, 3 * p * p, D, 0);
+    return dv2_cuda_linear_backward(be, NULL, dw, db, NULL, dout, NULL, col, NULL, NULL, N, 3 * p * p, D,
+                                    0);
 }
 
 int dv2_cuda_pixels_forward(const dv2_backend *be, float *out, const uint8_t *px, int n,
