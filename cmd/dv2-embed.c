@@ -46,7 +46,7 @@ static const dv2_opt k_opts[] = {
     [O_ZSTD] = {"zstd", 0, 0, NULL, "compress the matrix with zstd (every reader accepts both forms)"},
     [O_NPY] = {"npy", 0, 1, "FILE", "also write FILE (float32 rows, .npy) and its ids and labels beside it (X.ids.npy, X.labels.npy for X.npy)"},
     [O_COPY] = {"copy", 0, 0, NULL, "copy descriptor without a model (255 dims, flip-invariant; --size 64 by default)"},
-    [O_KEEP_ASPECT] = {"keep-aspect", 0, 0, NULL, "SSCD model: resize the shorter side to --size, keeping the aspect ratio (one image per forward)"},
+    [O_KEEP_ASPECT] = {"keep-aspect", 0, 0, NULL, "SSCD model: resize the shorter side to --size, keeping the aspect ratio (images of one size share a forward)"},
     [O_MERGE] = {"merge", 0, 0, NULL, "INPUTs are embedding matrices: concatenate them into OUT (same rows description, no id twice)"},
     {0},
 };

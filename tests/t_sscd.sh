@@ -48,6 +48,25 @@ expect_grep "bilinear-antialias square" hdr.txt
 expect_exit 0 dv2-embed -q -m ts.safetensors --keep-aspect -j 2 -o short.emb img.ds
 SSCD_TF=short expect_exit 0 "$PY" "$REF" check . short.emb ls.txt
 sed 's/^/  /' out.txt | tail -n 2 >&2
+# images of one size share a forward: beside each photograph, another one
+# resized to its size (8 sizes, 2 images each, one batch); every row must
+# still be its own image's
+mkdir -p pairs/img
+ln -sf ../sscd.torchscript.pt pairs/sscd.torchscript.pt
+$PY - <<'PYEOF'
+import glob, os, shutil
+from PIL import Image
+f = sorted(glob.glob("img/*.jpg"))
+for i, a in enumerate(f):
+    shutil.copy(a, "pairs/img")
+    b = Image.open(f[(i + 1) % len(f)]).convert("RGB").resize(Image.open(a).size, Image.BILINEAR)
+    b.save("pairs/img/%s_pair.jpg" % os.path.basename(a)[:-4], quality=95)
+PYEOF
+expect_exit 0 dv2-pack -q -o pairs.ds pairs/img
+dv2-pack --ls pairs.ds >pairs.ls
+expect_exit 0 dv2-embed -q -m ts.safetensors --keep-aspect -j 2 -o pairs.emb pairs.ds
+SSCD_TF=short SSCD_F64=0 expect_exit 0 "$PY" "$REF" check pairs pairs.emb pairs.ls
+sed 's/^/  /' out.txt | tail -n 1 >&2
 expect_exit 2 dv2-embed --arch vit_small --keep-aspect -o x.emb img.ds
 # grouped convolutions: torchvision's resnext50_32x4d (32 groups of 4) with GeM
 # and a 64-d projection, at 128 px.  Bound 2e-5: here the two float32

@@ -471,6 +471,50 @@ static void *decoder_main(void *arg) {
 
 /* ---- the caller's side: forward and sink --------------------------------- */
 
+/* DV2_EMBED_SHORT: the k items of s have their own sizes; the items of one
+ * size go through one forward together (photographs from one camera share
+ * theirs), in the order of their first item, the rest one by one.  Rows are
+ * written at their items' places in vecs. */
+static int forward_by_shape(dv2_embed_model *m, float *vecs, const slot *s, size_t k, dv2_error *err) {
+    unsigned char *done = calloc(k ? k : 1, 1);
+    size_t *group = dv2_malloc_array(k ? k : 1, sizeof(size_t));
+    float *pix = NULL, *out = NULL;
+    size_t pix_cap = 0, out_cap = 0;
+    int rc = done && group ? 0 : dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    for (size_t i = 0; i < k && !rc; i++) {
+        if (done[i]) continue;
+        size_t g = 0;
+        for (size_t j = i; j < k; j++)
+            if (!done[j] && s->vw[j] == s->vw[i] && s->vh[j] == s->vh[i]) group[g++] = j, done[j] = 1;
+        if (g == 1) {
+            rc = m->forward_hw(m, vecs + i * m->dim, s->vpix[i], 1, s->vh[i], s->vw[i], err);
+            continue;
+        }
+        size_t per = (size_t)3 * s->vw[i] * s->vh[i];
+        if (g * per > pix_cap || g * m->dim > out_cap) {
+            free(pix);
+            free(out);
+            pix_cap = g * per;
+            out_cap = g * m->dim;
+            pix = dv2_malloc_array(pix_cap, sizeof(float));
+            out = dv2_malloc_array(out_cap, sizeof(float));
+            if (!pix || !out) {
+                rc = dv2_error_set(err, DV2_ENOMEM, "out of memory for %zu images of %dx%d", g, s->vw[i], s->vh[i]);
+                break;
+            }
+        }
+        for (size_t q = 0; q < g; q++) memcpy(pix + q * per, s->vpix[group[q]], per * sizeof(float));
+        rc = m->forward_hw(m, out, pix, (int)g, s->vh[i], s->vw[i], err);
+        for (size_t q = 0; q < g && !rc; q++)
+            memcpy(vecs + group[q] * m->dim, out + q * m->dim, m->dim * sizeof(float));
+    }
+    free(done);
+    free(group);
+    free(pix);
+    free(out);
+    return rc;
+}
+
 static int consume(pipe_state *ps, dv2_embed_model *m, const dv2_embed_cfg *cfg, slot *s, float *vecs,
                    float *patch, const char **keys, dv2_embed_stats *st, dv2_error *err) {
     const dv2_embed_io *io = ps->io;
@@ -505,8 +549,7 @@ static int consume(pipe_state *ps, dv2_embed_model *m, const dv2_embed_cfg *cfg,
     if (k == 0) return 0;
     int rc = 0;
     if (ps->transform == DV2_EMBED_SHORT)
-        for (size_t i = 0; i < k && !rc; i++)
-            rc = m->forward_hw(m, vecs + i * m->dim, s->vpix[i], 1, s->vh[i], s->vw[i], err);
+        rc = forward_by_shape(m, vecs, s, k, err);
     else
         rc = m->ops->forward(m, vecs, cfg->want_patch ? patch : NULL, s->pix, (int)k, err);
     if (rc) return rc;
