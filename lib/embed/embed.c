@@ -473,24 +473,37 @@ static void *decoder_main(void *arg) {
 
 /* DV2_EMBED_SHORT: the k items of s have their own sizes; the items of one
  * size go through one forward together (photographs from one camera share
- * theirs), in the order of their first item, the rest one by one.  Rows are
- * written at their items' places in vecs. */
+ * theirs), the rest one by one.  Items are sorted by size (then position),
+ * so the grouping costs k log k; rows are written at their items' places
+ * in vecs. */
+typedef struct {
+    int h, w;
+    size_t i;
+} shaped;
+
+static int shaped_cmp(const void *pa, const void *pb) {
+    const shaped *a = pa, *b = pb;
+    if (a->h != b->h) return a->h < b->h ? -1 : 1;
+    if (a->w != b->w) return a->w < b->w ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
 static int forward_by_shape(dv2_embed_model *m, float *vecs, const slot *s, size_t k, dv2_error *err) {
-    unsigned char *done = calloc(k ? k : 1, 1);
-    size_t *group = dv2_malloc_array(k ? k : 1, sizeof(size_t));
+    shaped *ord = dv2_malloc_array(k ? k : 1, sizeof *ord);
+    if (!ord) return dv2_error_set(err, DV2_ENOMEM, "out of memory");
+    for (size_t i = 0; i < k; i++) ord[i] = (shaped){s->vh[i], s->vw[i], i};
+    qsort(ord, k, sizeof *ord, shaped_cmp);
     float *pix = NULL, *out = NULL;
     size_t pix_cap = 0, out_cap = 0;
-    int rc = done && group ? 0 : dv2_error_set(err, DV2_ENOMEM, "out of memory");
-    for (size_t i = 0; i < k && !rc; i++) {
-        if (done[i]) continue;
-        size_t g = 0;
-        for (size_t j = i; j < k; j++)
-            if (!done[j] && s->vw[j] == s->vw[i] && s->vh[j] == s->vh[i]) group[g++] = j, done[j] = 1;
+    int rc = 0;
+    for (size_t a = 0, g; a < k && !rc; a += g) {
+        int h = ord[a].h, w = ord[a].w;
+        for (g = 1; a + g < k && ord[a + g].h == h && ord[a + g].w == w; g++) {}
         if (g == 1) {
-            rc = m->forward_hw(m, vecs + i * m->dim, s->vpix[i], 1, s->vh[i], s->vw[i], err);
+            rc = m->forward_hw(m, vecs + ord[a].i * m->dim, s->vpix[ord[a].i], 1, h, w, err);
             continue;
         }
-        size_t per = (size_t)3 * s->vw[i] * s->vh[i];
+        size_t per = (size_t)3 * w * h;
         if (g * per > pix_cap || g * m->dim > out_cap) {
             free(pix);
             free(out);
@@ -499,17 +512,16 @@ static int forward_by_shape(dv2_embed_model *m, float *vecs, const slot *s, size
             pix = dv2_malloc_array(pix_cap, sizeof(float));
             out = dv2_malloc_array(out_cap, sizeof(float));
             if (!pix || !out) {
-                rc = dv2_error_set(err, DV2_ENOMEM, "out of memory for %zu images of %dx%d", g, s->vw[i], s->vh[i]);
+                rc = dv2_error_set(err, DV2_ENOMEM, "out of memory for %zu images of %dx%d", g, w, h);
                 break;
             }
         }
-        for (size_t q = 0; q < g; q++) memcpy(pix + q * per, s->vpix[group[q]], per * sizeof(float));
-        rc = m->forward_hw(m, out, pix, (int)g, s->vh[i], s->vw[i], err);
+        for (size_t q = 0; q < g; q++) memcpy(pix + q * per, s->vpix[ord[a + q].i], per * sizeof(float));
+        rc = m->forward_hw(m, out, pix, (int)g, h, w, err);
         for (size_t q = 0; q < g && !rc; q++)
-            memcpy(vecs + group[q] * m->dim, out + q * m->dim, m->dim * sizeof(float));
+            memcpy(vecs + ord[a + q].i * m->dim, out + q * m->dim, m->dim * sizeof(float));
     }
-    free(done);
-    free(group);
+    free(ord);
     free(pix);
     free(out);
     return rc;

@@ -93,8 +93,7 @@ const dv2_bf16 *dv2_params_data16(const dv2_params *p, int i) {
     return i >= 0 && i < p->n && p->data16 ? p->data16 + p->t[i].offset : NULL;
 }
 
-/* The compute copy of floats [off, off + n) of data. */
-static int sync16_range(dv2_params *p, size_t off, size_t n, dv2_error *err) {
+int dv2_params_sync16_range(dv2_params *p, size_t off, size_t n, dv2_error *err) {
     if (!p->data16 || !n) return DV2_OK;
     int rc = p->be->to_bf16(p->be, p->data16 + off, p->data + off, n);
     return rc ? dv2_error_set(err, rc < 0 ? rc : DV2_EIO, "params: cannot write the bf16 compute copy on the %s device",
@@ -102,7 +101,7 @@ static int sync16_range(dv2_params *p, size_t off, size_t n, dv2_error *err) {
               : DV2_OK;
 }
 
-int dv2_params_sync16(dv2_params *p, dv2_error *err) { return sync16_range(p, 0, p->numel, err); }
+int dv2_params_sync16(dv2_params *p, dv2_error *err) { return dv2_params_sync16_range(p, 0, p->numel, err); }
 
 int dv2_params_zero_grad(dv2_params *p) {
     return p->grad ? p->be->zero(p->be, p->grad, sizeof(float) * p->numel) : DV2_OK;
@@ -113,7 +112,7 @@ int dv2_params_set(dv2_params *p, int i, const float *h_src, dv2_error *err) {
     int rc = p->be->to_device(p->be, p->data + p->t[i].offset, h_src, sizeof(float) * p->t[i].numel);
     return rc ? dv2_error_set(err, rc < 0 ? rc : DV2_EIO, "params: cannot copy %s to the %s device", p->t[i].name,
                               p->be->name)
-              : sync16_range(p, p->t[i].offset, p->t[i].numel, err);
+              : dv2_params_sync16_range(p, p->t[i].offset, p->t[i].numel, err);
 }
 
 int dv2_params_get(const dv2_params *p, int i, float *h_dst, dv2_error *err) {

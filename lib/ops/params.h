@@ -60,8 +60,10 @@ const dv2_param_info *dv2_params_info(const dv2_params *p, int i);
 float *dv2_params_data(const dv2_params *p, int i);
 float *dv2_params_grad(const dv2_params *p, int i);
 const dv2_bf16 *dv2_params_data16(const dv2_params *p, int i);
-/* Rewrites the whole compute copy from data (no-op without one). */
+/* Rewrites the whole compute copy from data (no-op without one), or floats
+ * [off, off + n) of it. */
 int dv2_params_sync16(dv2_params *p, dv2_error *err);
+int dv2_params_sync16_range(dv2_params *p, size_t off, size_t n, dv2_error *err);
 /* Zeroes the whole gradient buffer. */
 int dv2_params_zero_grad(dv2_params *p);
 /* Copies tensor i from / to host memory (numel floats); set also writes

@@ -297,9 +297,12 @@ int dv2_train_model_gather_params(dv2_train_model *m, dv2_error *err) {
             for (size_t q = 0; len < c && q < W; q++)
                 if (be->copy(be, d + q * c + off, m->shard_stage + q * len, sizeof(float) * len)) return copy_failed(err);
         }
-        /* the gathered chunks of the other ranks have no compute copy yet */
-        int rc = dv2_params_sync16(m->s_mod[k], err);
-        if (rc) return rc;
+        /* the chunks gathered from the other ranks have no compute copy yet
+         * (this rank's chunk and the tail got theirs from adamw_step) */
+        for (size_t q = 0; q < W; q++) {
+            int rc = q == r ? 0 : dv2_params_sync16_range(m->s_mod[k], q * c, c, err);
+            if (rc) return rc;
+        }
     }
     return 0;
 }
