@@ -9,6 +9,21 @@ set -u
 T="$DV2_BUILD/tests/test_blas"
 "$T" || { fail "decision table"; finish; }
 
+# the vector kernels (ops/cpu/cpu_vec.h): -V and -v say which run,
+# DV2_CPU_ISA picks one, and one this CPU lacks falls back with a warning
+if [ "$(uname -m)" = x86_64 ]; then
+	out=$(DV2_CPU_ISA=sse2 dv2-pack -V) || fail "DV2_CPU_ISA=sse2 dv2-pack -V"
+	echo "$out" | grep -qx "vector kernels: sse2" || fail "DV2_CPU_ISA=sse2: $out"
+	best=$(env -u DV2_CPU_ISA dv2-pack -V | sed -n 's/^vector kernels: //p')
+	case $best in sse2|avx2|avx512) ;; *) fail "-V names no vector kernels: '$best'";; esac
+	out=$(DV2_CPU_ISA=nosuch dv2-pack -V 2>err.txt) || fail "DV2_CPU_ISA=nosuch dv2-pack -V"
+	echo "$out" | grep -qx "vector kernels: $best" || fail "an unknown DV2_CPU_ISA did not fall back to $best: $out"
+	grep -q "DV2_CPU_ISA=nosuch is not available on this CPU; using $best" err.txt ||
+		fail "no warning for an unknown DV2_CPU_ISA: $(cat err.txt)"
+	err=$(DV2_CPU_ISA=sse2 dv2-pack -v --ls /dev/null 2>&1 >/dev/null)
+	echo "$err" | grep -q "vector kernels: sse2" || fail "-v does not name the vector kernels: $err"
+fi
+
 want=$("$T" --better Prescott)
 if [ "$want" = - ]; then
 	echo "skip: this CPU has no AVX: no core better than Prescott to compare"; exit 77

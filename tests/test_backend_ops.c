@@ -28,6 +28,7 @@
 #include "core/rng.h"
 #include "model/posembed.h"
 #include "ops/ops.h"
+#include "ops/cpu/cpu_vec.h"
 
 /* ---- one run of one case on one backend ---------------------------------- */
 
@@ -797,6 +798,111 @@ static int run_case(run_ctx *c, const dv2_backend *be, const op_case *oc, uint64
     return c->failed ? -1 : 0;
 }
 
+/* The CPU backend's vector kernels (ops/cpu/cpu_vec.c): every instruction
+ * set this CPU has gives the bits of the SSE2 copy, at lengths 1..70 and
+ * 4099 from misaligned starts, NaN and infinities included; and the SSE2
+ * copy is within its stated accuracy of double precision (GELU 1e-6
+ * relative of x·Φ(x) for |x| < 2, 5e-6 below 5 and an absolute 1e-7
+ * anywhere; exp within 3e-7 relative).  Returns the number of failures and
+ * adds the number of checks to *checks. */
+#define VN 4099
+static int check_vec_variants(int *checks) {
+    const char *names[] = {"sse2", "avx2", "avx512"};
+    const dv2_cpu_vec_ops *base = dv2_cpu_vec_get("sse2");
+    if (!base) {
+        printf("skip vector-kernel variants: not an x86-64 build\n");
+        return 0;
+    }
+    dv2_rng r;
+    dv2_rng_seed(&r, 5, 0);
+    enum { NB = 8 };
+    float *b[NB];
+    for (int k = 0; k < NB; k++) b[k] = malloc(sizeof(float) * (VN + 8));
+    float *x = b[0], *g = b[1];
+    for (int i = 0; i < VN + 8; i++) {
+        x[i] = (float)(12.0 * (dv2_rng_uniform(&r) - 0.5));
+        g[i] = (float)dv2_rng_normal(&r);
+    }
+    x[3] = NAN, x[11] = INFINITY, x[12] = -INFINITY, x[13] = -200.0f, x[14] = 0.0f, x[15] = -0.0f;
+    int bad = 0;
+    /* accuracy of the reference copy */
+    base->gelu(b[2], x, VN);
+    double worst = 0;
+    for (int i = 16; i < VN; i++) {
+        double xd = x[i], ref = 0.5 * xd * erfc(-xd / sqrt(2.0)), e = fabs(b[2][i] - ref);
+        double lim = fabs(xd) < 2 ? 1e-6 : 5e-6;
+        if (e > lim * fabs(ref) + 1e-7) bad++;
+        if (fabs(ref) > 1e-3 && e / fabs(ref) > worst) worst = e / fabs(ref);
+    }
+    for (int i = 0; i < VN; i++) b[3][i] = (float)(-30.0 * dv2_rng_uniform(&r));
+    memcpy(b[4], b[3], sizeof(float) * VN);
+    double s = base->exp_sum(b[4], VN, 0.0f), sd = 0, we = 0;
+    for (int i = 0; i < VN; i++) {
+        double ref = exp((double)b[3][i]), e = fabs(b[4][i] - ref) / ref;
+        sd += b[4][i];
+        if (e > we) we = e;
+    }
+    if (we > 3e-7 || fabs(s - sd) > 1e-6 * sd) bad++;
+    (*checks)++;
+    printf("vector kernels: %s chosen; gelu worst relative error %.3g, exp %.3g\n",
+           dv2_cpu_vec()->name, worst, we);
+    if (bad) fprintf(stderr, "FAIL vector kernels: outside the stated accuracy (%d)\n", bad);
+    for (int v = 1; v < 3; v++) {
+        const dv2_cpu_vec_ops *o = dv2_cpu_vec_get(names[v]);
+        if (!o) {
+            printf("skip vector kernels %s: this CPU does not have it\n", names[v]);
+            continue;
+        }
+        int diff = 0;
+        for (int len = 1; len <= VN; len = len < 70 ? len + 1 : VN) {
+            for (int off = 0; off < 2; off++) {
+                const float *xi = x + off + (len % 3), *gi = g + off;
+                base->gelu(b[2], xi, (size_t)len), o->gelu(b[3], xi, (size_t)len);
+                diff += memcmp(b[2], b[3], sizeof(float) * (size_t)len) != 0;
+                for (int acc = 0; acc < 2; acc++) {
+                    memcpy(b[2], g + 3, sizeof(float) * (size_t)len);
+                    memcpy(b[3], g + 3, sizeof(float) * (size_t)len);
+                    base->gelu_grad(b[2], gi, xi, (size_t)len, acc);
+                    o->gelu_grad(b[3], gi, xi, (size_t)len, acc);
+                    diff += memcmp(b[2], b[3], sizeof(float) * (size_t)len) != 0;
+                }
+                float m1 = base->max(gi, len), m2 = o->max(gi, len);
+                diff += memcmp(&m1, &m2, sizeof m1) != 0;
+                memcpy(b[2], gi, sizeof(float) * (size_t)len);
+                memcpy(b[3], gi, sizeof(float) * (size_t)len);
+                double s1 = base->exp_sum(b[2], len, m1), s2 = o->exp_sum(b[3], len, m1);
+                diff += s1 != s2 || memcmp(b[2], b[3], sizeof(float) * (size_t)len) != 0;
+                memcpy(b[4], xi, sizeof(float) * (size_t)len);
+                memcpy(b[5], xi, sizeof(float) * (size_t)len);
+                memcpy(b[6], gi, sizeof(float) * (size_t)len);
+                memcpy(b[7], gi, sizeof(float) * (size_t)len);
+                base->softmax_grad(b[6], b[4], len, 1.5f, 0.25f);
+                o->softmax_grad(b[7], b[5], len, 1.5f, 0.25f);
+                diff += memcmp(b[4], b[5], sizeof(float) * (size_t)len) != 0 ||
+                        memcmp(b[6], b[7], sizeof(float) * (size_t)len) != 0;
+                if (len <= 64) { /* column sums of 61 rows, ld 67: the plain loop's bits */
+                    double a1[64], a2[64], a3[64];
+                    for (int o = 0; o < len; o++) a1[o] = a2[o] = a3[o] = o;
+                    base->colsum(a1, gi, 61, 67, len), o->colsum(a2, gi, 61, 67, len);
+                    for (int o = 0; o < len; o++)
+                        for (int n = 0; n < 61; n++) a3[o] += gi[n * 67 + o];
+                    diff += memcmp(a1, a2, sizeof(double) * (size_t)len) != 0 ||
+                            memcmp(a1, a3, sizeof(double) * (size_t)len) != 0;
+                }
+            }
+            if (len == VN) break;
+        }
+        (*checks)++;
+        printf("vector kernels %s: %s the bits of sse2\n", names[v], diff ? "NOT" : "gives");
+        if (diff) {
+            fprintf(stderr, "FAIL vector kernels %s: %d results differ from sse2\n", names[v], diff);
+            bad++;
+        }
+    }
+    for (int k = 0; k < NB; k++) free(b[k]);
+    return bad;
+}
+
 int main(int argc, char **argv) {
     int perf = 0, reps = 20, list = 0, small = 0;
     const char *only = NULL, *require = "";
@@ -875,6 +981,7 @@ int main(int argc, char **argv) {
         failures += check_compute_copy(bes[b]->name);
         checks += 2;
     }
+    failures += check_vec_variants(&checks);
     /* worst: the largest |got-ref| as a fraction of its element bound;
      * nmse: the largest per-tensor NMSE */
     printf("%-40s %-9s %8s %9s %s\n", "case", "backend", "worst", "nmse", "outputs");

@@ -1,6 +1,7 @@
 /* cli.c — option parsing, messages, number parsing, progress (see cli.h). */
 #include "cli/cli.h"
 #include "ops/cpu/cpu_blas.h"
+#include "ops/cpu/cpu_vec.h"
 #include "ops/ops.h"
 
 #include <errno.h>
@@ -167,6 +168,7 @@ int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
                 printf("%s %s (%s)\n", spec->prog, DV2_VERSION, dv2_build_features());
                 printf("devices: cpu%s\n", spec->cuda_ok && spec->cuda_ok() ? " cuda" : "");
                 printf("blas: %s; %s\n", dv2_cpu_blas_config(), blas);
+                printf("vector kernels: %s\n", dv2_cpu_vec()->name);
             }
             rc = dv2_cli_finish(0);
             break;
@@ -216,6 +218,7 @@ int dv2_cli_parse(dv2_cli *cli, const dv2_cli_spec *spec, int argc, char **argv,
         char blas[256];
         dv2_cli_blas_describe(blas, sizeof blas);
         dv2_debugf("blas: %s", blas);
+        dv2_debugf("vector kernels: %s", dv2_cpu_vec()->name);
     }
     if (rc == DV2_CLI_RUN && cli->threads > 0) {
 #ifdef _OPENMP

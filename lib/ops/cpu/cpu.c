@@ -235,7 +235,7 @@ static int e_gelu_forward(const dv2_backend *be, float *out, const float *in, si
 static int e_gelu_backward(const dv2_backend *be, float *din, const float *dout, const float *in,
                            size_t n) {
     (void)be;
-    dv2_cpu_gelu_backward(din, dout, in, n);
+    dv2_cpu_gelu_backward(din, dout, in, n, 1);
     return DV2_OK;
 }
 

@@ -98,7 +98,9 @@ void dv2_cpu_stats_prototypes(double *out, const float *g, const float *v, int K
 
 /* cpu_act.c */
 void dv2_cpu_gelu_forward(float *out, const float *in, size_t n);
-void dv2_cpu_gelu_backward(float *din, const float *dout, const float *in, size_t n);
+/* din = dout ⊙ GELU'(in), or din += … when accumulate */
+void dv2_cpu_gelu_backward(float *din, const float *dout, const float *in, size_t n,
+                           int accumulate);
 void dv2_cpu_swiglu_forward(float *out, const float *in, int N, int h);
 void dv2_cpu_swiglu_backward(float *din, const float *dout, const float *in, int N, int h);
 void dv2_cpu_residual_forward(float *x, const float *y, const float *gamma, const int *rows,

@@ -8,138 +8,40 @@
 #include <stdint.h>
 #include <string.h>
 #include "ops/cpu/cpu.h"
+#include "ops/cpu/cpu_vec.h"
 
 #define CBLK 64
 
 /* Exact GELU, x·Φ(x) = 0.5·x·erfc(−x/√2), evaluated as erfc of |x|/√2 with
  * the Numerical Recipes erfcc approximation (fractional error < 1.2e-7 in
  * exact arithmetic) and an exp of Cody-Waite reduction + degree-6 Taylor
- * polynomial.  Against a double-precision reference the float result is
- * within 3e-7 relative for |x| < 4 and keeps its relative accuracy in the
- * negative tail, where 1 + erff(x/√2) cancels.  The same operation sequence
- * runs 4-wide with SSE2 (x86-64 baseline) and in scalar code for the tail
- * and other targets, so results do not depend on alignment or length. */
-#define EXP_LOG2E 1.44269504088896341f
-#define EXP_MAGIC 12582912.0f /* 1.5·2^23: adding and subtracting rounds to an integer */
-#define EXP_LN2_HI 0.693145751953125f
-#define EXP_LN2_LO 1.428606765330187e-06f
-#define ERFC_P(t) (-1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + \
-    t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + \
-    t * (-0.82215223f + t * 0.17087277f)))))))))
-#define EXP_P(r) (1.0f + r * (1.0f + r * (0.5f + r * (0.16666666666f + r * (0.041666666666f + \
-    r * (0.0083333333333f + r * 0.0013888888889f))))))
-
-static inline float exp_neg(float x) { /* x <= 0; clamped at −87 */
-    x = x > -87.0f ? x : -87.0f;
-    float n = (x * EXP_LOG2E + EXP_MAGIC) - EXP_MAGIC;
-    float r = x - n * EXP_LN2_HI;
-    r = r - n * EXP_LN2_LO;
-    union { int32_t i; float f; } e = {.i = ((int32_t)n + 127) << 23};
-    return EXP_P(r) * e.f;
-}
-
-/* 2Φ(x) = erfc(−x/√2) */
-static inline float phi2(float x) {
-    float u = x * 0.70710678118654752f, z = u < 0.0f ? -u : u;
-    float t = 1.0f / (1.0f + 0.5f * z);
-    float c = t * exp_neg(ERFC_P(t) - z * z);
-    return u < 0.0f ? c : 2.0f - c;
-}
-
-#ifdef __SSE2__
-#include <emmintrin.h>
-#define V(c) _mm_set1_ps(c)
-static inline __m128 exp_neg4(__m128 x) {
-    x = _mm_max_ps(x, V(-87.0f));
-    __m128 n = _mm_sub_ps(_mm_add_ps(_mm_mul_ps(x, V(EXP_LOG2E)), V(EXP_MAGIC)), V(EXP_MAGIC));
-    __m128 r = _mm_sub_ps(x, _mm_mul_ps(n, V(EXP_LN2_HI)));
-    r = _mm_sub_ps(r, _mm_mul_ps(n, V(EXP_LN2_LO)));
-    __m128 p = V(0.0013888888889f);
-    p = _mm_add_ps(V(0.0083333333333f), _mm_mul_ps(r, p));
-    p = _mm_add_ps(V(0.041666666666f), _mm_mul_ps(r, p));
-    p = _mm_add_ps(V(0.16666666666f), _mm_mul_ps(r, p));
-    p = _mm_add_ps(V(0.5f), _mm_mul_ps(r, p));
-    p = _mm_add_ps(V(1.0f), _mm_mul_ps(r, p));
-    p = _mm_add_ps(V(1.0f), _mm_mul_ps(r, p));
-    __m128i e = _mm_slli_epi32(_mm_add_epi32(_mm_cvttps_epi32(n), _mm_set1_epi32(127)), 23);
-    return _mm_mul_ps(p, _mm_castsi128_ps(e));
-}
-
-static inline __m128 phi2_4(__m128 x) {
-    __m128 u = _mm_mul_ps(x, V(0.70710678118654752f));
-    __m128 neg = _mm_cmplt_ps(u, V(0.0f));
-    __m128 z = _mm_or_ps(_mm_and_ps(neg, _mm_sub_ps(V(0.0f), u)), _mm_andnot_ps(neg, u));
-    __m128 t = _mm_div_ps(V(1.0f), _mm_add_ps(V(1.0f), _mm_mul_ps(V(0.5f), z)));
-    __m128 p = V(0.17087277f);
-    p = _mm_add_ps(V(-0.82215223f), _mm_mul_ps(t, p));
-    p = _mm_add_ps(V(1.48851587f), _mm_mul_ps(t, p));
-    p = _mm_add_ps(V(-1.13520398f), _mm_mul_ps(t, p));
-    p = _mm_add_ps(V(0.27886807f), _mm_mul_ps(t, p));
-    p = _mm_add_ps(V(-0.18628806f), _mm_mul_ps(t, p));
-    p = _mm_add_ps(V(0.09678418f), _mm_mul_ps(t, p));
-    p = _mm_add_ps(V(0.37409196f), _mm_mul_ps(t, p));
-    p = _mm_add_ps(V(1.00002368f), _mm_mul_ps(t, p));
-    p = _mm_add_ps(V(-1.26551223f), _mm_mul_ps(t, p));
-    __m128 c = _mm_mul_ps(t, exp_neg4(_mm_sub_ps(p, _mm_mul_ps(z, z))));
-    return _mm_or_ps(_mm_and_ps(neg, c), _mm_andnot_ps(neg, _mm_sub_ps(V(2.0f), c)));
-}
-#endif
+ * polynomial (cpu_vec.c).  Against a double-precision reference the float
+ * result is within 3e-7 relative for |x| < 4 and keeps its relative accuracy
+ * in the negative tail, where 1 + erff(x/√2) cancels.  The vector kernels
+ * give the same bits on every instruction set, length and alignment. */
 
 /* Chunks of 4096 elements spread over the threads. */
 #define ACT_CHUNK 4096
 
 void dv2_cpu_gelu_forward(float *out, const float *in, size_t n) {
+    const dv2_cpu_vec_ops *v = dv2_cpu_vec();
     size_t nc = (n + ACT_CHUNK - 1) / ACT_CHUNK;
     #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
     for (size_t c = 0; c < nc; c++) {
         size_t i = c * ACT_CHUNK, e = i + ACT_CHUNK < n ? i + ACT_CHUNK : n;
-#ifdef __SSE2__
-        /* two independent vectors per step: the Horner chains are latency-bound */
-        for (; i + 8 <= e; i += 8) {
-            __m128 x0 = _mm_loadu_ps(in + i), x1 = _mm_loadu_ps(in + i + 4);
-            __m128 p0 = phi2_4(x0), p1 = phi2_4(x1);
-            _mm_storeu_ps(out + i, _mm_mul_ps(_mm_mul_ps(V(0.5f), x0), p0));
-            _mm_storeu_ps(out + i + 4, _mm_mul_ps(_mm_mul_ps(V(0.5f), x1), p1));
-        }
-        for (; i + 4 <= e; i += 4) {
-            __m128 x = _mm_loadu_ps(in + i);
-            _mm_storeu_ps(out + i, _mm_mul_ps(_mm_mul_ps(V(0.5f), x), phi2_4(x)));
-        }
-#endif
-        for (; i < e; i++) out[i] = 0.5f * in[i] * phi2(in[i]);
+        v->gelu(out + i, in + i, e - i);
     }
 }
 
 /* d/dx x·Φ(x) = Φ(x) + x·φ(x),  φ(x) = exp(−x²/2)/√(2π). */
-void dv2_cpu_gelu_backward(float *din, const float *dout, const float *in, size_t n) {
-    const float k = 0.3989422804014327f; /* 1/sqrt(2π) */
+void dv2_cpu_gelu_backward(float *din, const float *dout, const float *in, size_t n,
+                           int accumulate) {
+    const dv2_cpu_vec_ops *v = dv2_cpu_vec();
     size_t nc = (n + ACT_CHUNK - 1) / ACT_CHUNK;
     #pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
     for (size_t c = 0; c < nc; c++) {
         size_t i = c * ACT_CHUNK, e = i + ACT_CHUNK < n ? i + ACT_CHUNK : n;
-#ifdef __SSE2__
-        for (; i + 8 <= e; i += 8) {
-            __m128 x0 = _mm_loadu_ps(in + i), x1 = _mm_loadu_ps(in + i + 4);
-            __m128 q0 = exp_neg4(_mm_mul_ps(_mm_mul_ps(V(-0.5f), x0), x0));
-            __m128 q1 = exp_neg4(_mm_mul_ps(_mm_mul_ps(V(-0.5f), x1), x1));
-            __m128 f0 = phi2_4(x0), f1 = phi2_4(x1);
-            __m128 d0 = _mm_add_ps(_mm_mul_ps(V(0.5f), f0), _mm_mul_ps(_mm_mul_ps(x0, V(k)), q0));
-            __m128 d1 = _mm_add_ps(_mm_mul_ps(V(0.5f), f1), _mm_mul_ps(_mm_mul_ps(x1, V(k)), q1));
-            _mm_storeu_ps(din + i, _mm_add_ps(_mm_loadu_ps(din + i), _mm_mul_ps(_mm_loadu_ps(dout + i), d0)));
-            _mm_storeu_ps(din + i + 4, _mm_add_ps(_mm_loadu_ps(din + i + 4), _mm_mul_ps(_mm_loadu_ps(dout + i + 4), d1)));
-        }
-        for (; i + 4 <= e; i += 4) {
-            __m128 x = _mm_loadu_ps(in + i);
-            __m128 pdf = _mm_mul_ps(_mm_mul_ps(x, V(k)), exp_neg4(_mm_mul_ps(_mm_mul_ps(V(-0.5f), x), x)));
-            __m128 d = _mm_add_ps(_mm_mul_ps(V(0.5f), phi2_4(x)), pdf);
-            _mm_storeu_ps(din + i, _mm_add_ps(_mm_loadu_ps(din + i), _mm_mul_ps(_mm_loadu_ps(dout + i), d)));
-        }
-#endif
-        for (; i < e; i++) {
-            float x = in[i];
-            float d = 0.5f * phi2(x) + x * k * exp_neg(-0.5f * x * x);
-            din[i] = din[i] + dout[i] * d;
-        }
+        v->gelu_grad(din + i, dout + i, in + i, e - i, accumulate);
     }
 }
 

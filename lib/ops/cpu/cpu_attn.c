@@ -5,7 +5,8 @@
  * threads; each pair computes its scores in blocks of query rows with
  * single-threaded OpenBLAS calls (Q, K, V are read in place from the
  * (T,3,H,dh) qkv buffer via leading dimensions), the softmax in float with
- * the row max subtracted and the sum in double, and saves the log-sum-exp so
+ * the row max subtracted, the vector exp of cpu_vec.c and the sum in 16
+ * float lanes added in double, and saves the log-sum-exp so
  * backward recomputes the probabilities instead of storing (n×n) per head.
  * Different pairs write disjoint parts of out / dqkv, so there are no races.
  *
@@ -15,6 +16,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include "ops/cpu/cpu.h"
+#include "ops/cpu/cpu_vec.h"
 
 #define QBLOCK 128
 
@@ -29,6 +31,7 @@ static void head_forward(float *out, float *lse, const float *qkv, float *P, int
                          int h, int T, int H, int dh) {
     int D = H * dh, ld = 3 * D;
     float scale = 1.0f / sqrtf((float)dh);
+    const dv2_cpu_vec_ops *v = dv2_cpu_vec();
     const float *Q = qkv + (size_t)t0 * ld + h * dh;
     const float *K = Q + D, *V = Q + 2 * D;
     for (int q0 = 0; q0 < n; q0 += QBLOCK) {
@@ -36,10 +39,8 @@ static void head_forward(float *out, float *lse, const float *qkv, float *P, int
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, n, dh, scale,
                     Q + (size_t)q0 * ld, ld, K, ld, 0.0f, P, n);
         for (int i = 0; i < bq; i++) {
-            float *r = P + (size_t)i * n, mx = -INFINITY;
-            for (int j = 0; j < n; j++) mx = r[j] > mx ? r[j] : mx;
-            double sum = 0;
-            for (int j = 0; j < n; j++) { r[j] = expf(r[j] - mx); sum += r[j]; }
+            float *r = P + (size_t)i * n, mx = v->max(r, n);
+            double sum = v->exp_sum(r, n, mx);
             float inv = (float)(1.0 / sum);
             for (int j = 0; j < n; j++) r[j] *= inv;
             lse[(size_t)h * T + t0 + q0 + i] = mx + (float)log(sum);
@@ -85,6 +86,7 @@ static void head_backward(float *dqkv, const float *dout, const float *qkv, cons
     float scale = 1.0f / sqrtf((float)dh);
     const float *Q = qkv + (size_t)t0 * ld + h * dh;
     const float *K = Q + D, *V = Q + 2 * D;
+    const dv2_cpu_vec_ops *v = dv2_cpu_vec();
     float *dQ = dqkv + (size_t)t0 * ld + h * dh, *dK = dQ + D, *dV = dQ + 2 * D;
     for (int q0 = 0; q0 < n; q0 += QBLOCK) {
         int bq = n - q0 < QBLOCK ? n - q0 : QBLOCK;
@@ -101,10 +103,7 @@ static void head_backward(float *dqkv, const float *dout, const float *qkv, cons
             double di = 0;
             for (int c = 0; c < dh; c++) di += (double)dO[(size_t)i * D + c] * O[(size_t)i * D + c];
             float l = L[i], fdi = (float)di;
-            for (int j = 0; j < n; j++) {
-                p[j] = expf(p[j] - l);
-                dp[j] = p[j] * (dp[j] - fdi);
-            }
+            v->softmax_grad(p, dp, n, l, fdi);
         }
         /* dV += P^T dO; dQ += scale dS K; dK += scale dS^T Q */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, dh, bq, 1.0f, P, n, dO, D, 1.0f,

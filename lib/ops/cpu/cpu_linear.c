@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <string.h>
 #include "ops/cpu/cpu.h"
+#include "ops/cpu/cpu_vec.h"
 
 int dv2_cpu_blas_single_begin(void) {
     int n = openblas_get_num_threads();
@@ -69,14 +70,12 @@ void dv2_cpu_linear_forward(float *out, float *pre, const float *in, const float
 /* db (O) += Σ_n dout[n]: columns split over threads, rows summed in double
  * per column block so the result does not depend on the thread count. */
 static void colsum_add(float *db, const float *dout, int N, int O) {
+    const dv2_cpu_vec_ops *v = dv2_cpu_vec();
     #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * O))
     for (int o0 = 0; o0 < O; o0 += 64) {
         int o1 = o0 + 64 < O ? o0 + 64 : O;
         double acc[64] = {0};
-        for (long n = 0; n < N; n++) {
-            const float *r = dout + n * O;
-            for (int o = o0; o < o1; o++) acc[o - o0] += r[o];
-        }
+        v->colsum(acc, dout + o0, N, (size_t)O, o1 - o0);
         for (int o = o0; o < o1; o++) db[o] += (float)acc[o - o0];
     }
 }
@@ -86,8 +85,7 @@ void dv2_cpu_linear_backward(float *din, float *dw, float *db, float *work, cons
                              int Cout, int flags) {
     if (N == 0) return; /* no rows: din is empty, dw and db get nothing */
     if (flags & DV2_LINEAR_GELU) { /* dpre = dout ⊙ GELU'(pre) */
-        memset(work, 0, sizeof(float) * (size_t)N * Cout);
-        dv2_cpu_gelu_backward(work, dout, pre, (size_t)N * Cout);
+        dv2_cpu_gelu_backward(work, dout, pre, (size_t)N * Cout, 0);
         dout = work;
     }
     if (din)
