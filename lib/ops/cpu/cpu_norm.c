@@ -1,4 +1,5 @@
-/* cpu_norm.c — CPU backend: LayerNorm (two-pass statistics in double),
+/* cpu_norm.c — CPU backend: LayerNorm (two-pass statistics in double, in
+ * eight partial sums per row),
  * row L2 normalization and the weight normalization of the heads' last
  * layer.  Parameter-gradient reductions run over column blocks with double
  * accumulators so results do not depend on the number of threads. */
@@ -6,19 +7,72 @@
 #include <stdlib.h>
 #include "ops/cpu/cpu.h"
 
+/* Row sums in double over 8 interleaved partial sums (element c goes to
+ * sum c mod 8), added pairwise at the end: a fixed order, so the same bits
+ * on every machine and thread count, without one chain of dependent
+ * additions per row. */
+#define NACC 8
+static inline double tree8(const double *a) {
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* Σ x[c] */
+static double row_sum(const float *x, int C) {
+    double a[NACC] = {0};
+    int c = 0;
+    for (; c + NACC <= C; c += NACC)
+        for (int k = 0; k < NACC; k++) a[k] += x[c + k];
+    for (int k = 0; c + k < C; k++) a[k] += x[c + k];
+    return tree8(a);
+}
+
+/* Σ (x[c] − mu)² */
+static double row_sq(const float *x, double mu, int C) {
+    double a[NACC] = {0};
+    int c = 0;
+    for (; c + NACC <= C; c += NACC)
+        for (int k = 0; k < NACC; k++) {
+            double d = x[c + k] - mu;
+            a[k] += d * d;
+        }
+    for (int k = 0; c + k < C; k++) {
+        double d = x[c + k] - mu;
+        a[k] += d * d;
+    }
+    return tree8(a);
+}
+
+/* Σ g[c]·w[c] into *s1 and Σ g[c]·w[c]·(x[c] − m)·r into *s2 */
+static void row_dots(double *s1, double *s2, const float *g, const float *w, const float *x,
+                     float m, float r, int C) {
+    double a1[NACC] = {0}, a2[NACC] = {0};
+    int c = 0;
+    for (; c + NACC <= C; c += NACC)
+        for (int k = 0; k < NACC; k++) {
+            double gx = (double)g[c + k] * w[c + k];
+            a1[k] += gx;
+            a2[k] += gx * ((x[c + k] - m) * r);
+        }
+    for (int k = 0; c + k < C; k++) {
+        double gx = (double)g[c + k] * w[c + k];
+        a1[k] += gx;
+        a2[k] += gx * ((x[c + k] - m) * r);
+    }
+    *s1 = tree8(a1);
+    *s2 = tree8(a2);
+}
+
 void dv2_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
                                const float *w, const float *b, int N, int C, float eps) {
     #pragma omp parallel for schedule(static) if (DV2_CPU_PAR((size_t)N * C))
     for (long n = 0; n < N; n++) {
-        const float *x = in + n * C;
-        float *y = out + n * C;
-        double s = 0;
-        for (int c = 0; c < C; c++) s += x[c];
-        double mu = s / C, v = 0;
-        for (int c = 0; c < C; c++) { double d = x[c] - mu; v += d * d; }
+        /* restrict: out never overlaps in, w or b, so the last loop vectorises */
+        const float *restrict x = in + n * C, *restrict wr = w, *restrict br = b;
+        float *restrict y = out + n * C;
+        double mu = row_sum(x, C) / C, v = row_sq(x, mu, C);
         float r = (float)(1.0 / sqrt(v / C + (double)eps));
         float m = (float)mu;
-        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * w[c] + b[c];
+        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * wr[c] + br[c];
         mean[n] = m;
         rstd[n] = r;
     }
@@ -32,17 +86,14 @@ void dv2_cpu_layernorm_backward(float *din, float *dw, float *db, const float *d
         for (long n = 0; n < N; n++) {
             const float *x = in + n * C, *g = dout + n * C;
             float m = mean[n], r = rstd[n];
-            double s1 = 0, s2 = 0;
-            for (int c = 0; c < C; c++) {
-                double gx = (double)g[c] * w[c];
-                s1 += gx;
-                s2 += gx * ((x[c] - m) * r);
-            }
+            double s1, s2;
+            row_dots(&s1, &s2, g, w, x, m, r, C);
             float a1 = (float)(s1 / C), a2 = (float)(s2 / C);
-            float *d = din + n * C;
+            float *restrict d = din + n * C; /* din overlaps no input */
+            const float *restrict xr = x, *restrict gr = g, *restrict wr = w;
             for (int c = 0; c < C; c++) {
-                float xh = (x[c] - m) * r;
-                d[c] += r * (g[c] * w[c] - a1 - xh * a2);
+                float xh = (xr[c] - m) * r;
+                d[c] += r * (gr[c] * wr[c] - a1 - xh * a2);
             }
         }
     }
