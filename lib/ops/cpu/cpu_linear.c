@@ -21,7 +21,7 @@ void dv2_cpu_blas_single_end(int saved) {
  * count, so every element of C is computed by the same call at the same
  * position whatever OMP_NUM_THREADS is: results are bitwise independent of
  * the number of threads (a resumed run may use another machine). */
-#define GEMM_BLK 128
+#define GEMM_BLK 256
 
 void dv2_cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
