@@ -1,6 +1,7 @@
 """Prints which BLAS kernels a baseline process runs: imports torch (and
 numpy), then asks every OpenBLAS library mapped into this process for its
-core name, so a benchmark can show that both sides run the same kernels."""
+core name, so a benchmark can show that both sides run the same kernels;
+then the instruction set of PyTorch's own vector kernels."""
 import ctypes
 import sys
 
@@ -27,3 +28,8 @@ for path in seen:
     print(f"baseline blas: {path}: {core} kernels")
 if not seen:
     print("baseline blas: no OpenBLAS mapped (torch uses its own kernels)")
+# PyTorch's own vectorised kernels (elementwise ops, softmax): the
+# instruction set it dispatches to (ATEN_CPU_CAPABILITY overrides it)
+cap = [ln.split(":", 1)[1].strip() for ln in torch.__config__.show().splitlines()
+       if "CPU capability usage" in ln]
+print(f"baseline vector kernels: {cap[0] if cap else '?'}")

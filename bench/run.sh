@@ -15,6 +15,7 @@ out=$(mktemp)
 core=$("$ROOT/bin/dv2-pack" -V | sed -n 's/^blas: .*; \([A-Za-z0-9]*\) kernels.*/\1/p')
 [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -n "$core" ] && export OPENBLAS_CORETYPE="$core"
 echo "dv2 $("$ROOT/bin/dv2-pack" -V | grep '^blas:')"
+echo "dv2 $("$ROOT/bin/dv2-pack" -V | grep '^vector kernels:')"
 /usr/bin/python3 "$ROOT/bench/blas_core.py" 2>&1
 for b in "$ROOT"/bench/b_*.sh; do
 	[ -f "$b" ] || continue
