@@ -1,7 +1,7 @@
 /* cpu_linear.c — CPU backend: linear layers and the patch embedding
  * (im2col + one GEMM).  Matrix products go to OpenBLAS sgemm (row-major),
  * split over the OpenMP threads by dv2_cpu_sgemm; bias column sums are
- * OpenMP loops. */
+ * column blocks over the threads, each summed by the vector colsum. */
 #include <omp.h>
 #include <string.h>
 #include "ops/cpu/cpu.h"

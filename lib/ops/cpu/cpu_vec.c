@@ -18,7 +18,6 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-
 #define EXP_LOG2E 1.44269504088896341f
 #define EXP_MAGIC 12582912.0f /* 1.5·2^23: adding and subtracting rounds to an integer */
 #define EXP_LN2_HI 0.693145751953125f

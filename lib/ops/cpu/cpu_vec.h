@@ -1,6 +1,7 @@
 /* cpu_vec.h — internal: the CPU backend's vector math (exact GELU and its
- * derivative, the attention softmax rows), one source compiled for SSE2,
- * AVX2 and AVX-512F and chosen once at run time from the CPU's features.
+ * derivative, the attention softmax rows, column sums), one source compiled
+ * for SSE2, AVX2 and AVX-512F and chosen once at run time from the CPU's
+ * features.
  *
  * Every variant runs the same sequence of IEEE operations on 16 lanes (no
  * fused multiply-add; a short tail goes through a padded block), so the
