@@ -371,7 +371,12 @@ static void c_memory(run_ctx *c, const int *a) {
     OP(c, c->be->allreduce_sum(c->be, x, n, &one, &err));
     OP(c, c->be->reduce_scatter_sum(c->be, z, y, n, &one, &err));
     OP(c, c->be->all_gather(c->be, g, x, n, &one, &err));
+    OP(c, c->be->allreduce_sum_start(c->be, x, n, &one, &err));
+    OP(c, c->be->reduce_sum_start(c->be, y, n, 0, &one, &err));
+    c->be->coll_progress(c->be);
+    OP(c, c->be->coll_wait(c->be, &err));
     get(c, "allreduce", x, n);
+    get(c, "reduce_started", y, n);
     get(c, "reduce_scatter", z, n);
     get(c, "all_gather", g, n);
 }

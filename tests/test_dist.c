@@ -101,9 +101,53 @@ int main(void) {
             for (int i = 0; i < NC; i++)
                 if (in[i] != (float)(W * (W - 1) / 2 + W * i)) wrong++;
             CHECKF(wrong == 0, "%s: %d wrong all-reduce values", be->name, wrong);
+            /* the non-blocking forms: an all-reduce and a reduce to the last
+             * rank in flight together, completed by coll_wait */
+            float *da = be->alloc(be, sizeof(float) * NC), *db = be->alloc(be, sizeof(float) * NC);
+            for (int i = 0; i < NC; i++) in[i] = (float)(r + i), in[NC + i] = (float)(r * 100 - i);
+            CHECK(be->to_device(be, da, in, sizeof(float) * NC) == 0);
+            CHECK(be->to_device(be, db, in + NC, sizeof(float) * NC) == 0);
+            CHECK(be->allreduce_sum_start(be, da, NC, &d, &err) == 0);
+            CHECK(be->reduce_sum_start(be, db, NC, W - 1, &d, &err) == 0);
+            be->coll_progress(be);
+            CHECK(be->coll_wait(be, &err) == 0);
+            CHECK(be->coll_wait(be, &err) == 0); /* nothing pending: a no-op */
+            CHECK(be->to_host(be, in, da, sizeof(float) * NC) == 0);
+            CHECK(be->to_host(be, in + NC, db, sizeof(float) * NC) == 0);
+            wrong = 0;
+            for (int i = 0; i < NC; i++) {
+                if (in[i] != (float)(W * (W - 1) / 2 + W * i)) wrong++;
+                if (r == W - 1 && in[NC + i] != (float)(100 * W * (W - 1) / 2 - W * i)) wrong++;
+            }
+            CHECKF(wrong == 0, "%s: %d wrong values of the started collectives", be->name, wrong);
+            CHECK(be->reduce_sum_start(be, db, NC, W, &d, &err) == DV2_EINVAL);
+            be->free(be, da), be->free(be, db);
             be->free(be, din), be->free(be, dout), be->free(be, dgat);
             dv2_backend_close(be);
         }
+    }
+    /* core/dist's non-blocking collectives: several in flight, one wait */
+    {
+        dv2_dist_reqs *q = NULL;
+        static float a[N], b[N];
+        for (int i = 0; i < N; i++) a[i] = (float)(r * 1000 + i), b[i] = (float)(r + 1);
+        CHECK(dv2_dist_iallreduce_sum_f32(&d, a, N / 2, &q, &err) == 0);
+        CHECK(dv2_dist_ireduce_sum_f32(&d, b, N, 0, &q, &err) == 0);
+        CHECK(dv2_dist_iallreduce_sum_f32(&d, a + N / 2, N - N / 2, &q, &err) == 0);
+        CHECK(dv2_dist_reqs_pending(q) == (W > 1 ? 3 : 0));
+        dv2_dist_reqs_progress(q);
+        CHECK(dv2_dist_reqs_wait(q, &err) == 0);
+        CHECK(dv2_dist_reqs_pending(q) == 0);
+        int wrong = 0;
+        for (int i = 0; i < N; i++) {
+            if (a[i] != (float)(W * (W - 1) / 2.0 * 1000.0 + (double)W * i)) wrong++;
+            if (r == 0 && b[i] != (float)(W * (W + 1) / 2)) wrong++;
+            if (r != 0 && b[i] != (float)(r + 1)) wrong++; /* a sender's buffer is only read */
+        }
+        CHECKF(wrong == 0, "%d wrong values of the non-blocking collectives", wrong);
+        CHECK(dv2_dist_ireduce_sum_f32(&d, b, N, W, &q, &err) == DV2_EINVAL);
+        CHECK(dv2_dist_reqs_wait(NULL, &err) == 0);
+        dv2_dist_reqs_free(q);
     }
     CHECK(dv2_dist_barrier(&d, &err) == 0);
     CHECK(strcmp(dv2_dist_backend_name(&d), W > 1 ? "mpi" : "single") == 0);

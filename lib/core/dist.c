@@ -202,6 +202,105 @@ int dv2_dist_reduce_scatter_sum_f32(const dv2_dist *d, float *out, const float *
     return DV2_OK;
 }
 
+/* ---- non-blocking ---------------------------------------------------------- */
+
+struct dv2_dist_reqs {
+    int n, cap;
+#ifdef DV2_HAVE_MPI
+    MPI_Request *r;
+#endif
+};
+
+#ifdef DV2_HAVE_MPI
+static MPI_Request *reqs_slot(dv2_dist_reqs **reqs, dv2_error *err) {
+    dv2_dist_reqs *q = *reqs;
+    if (!q && !(q = *reqs = calloc(1, sizeof *q))) {
+        dv2_error_set(err, DV2_ENOMEM, "dist: out of memory for requests");
+        return NULL;
+    }
+    if (q->n == q->cap) {
+        int cap = q->cap ? 2 * q->cap : 64;
+        MPI_Request *r = realloc(q->r, sizeof *r * (size_t)cap);
+        if (!r) {
+            dv2_error_set(err, DV2_ENOMEM, "dist: out of memory for requests");
+            return NULL;
+        }
+        q->r = r, q->cap = cap;
+    }
+    return &q->r[q->n];
+}
+
+/* root < 0: all-reduce; else a reduce to root.  In pieces of DIST_CHUNK. */
+static int istart(const dv2_dist *d, float *buf, size_t n, int root, dv2_dist_reqs **reqs, dv2_error *err) {
+    for (size_t off = 0; off < n; off += DIST_CHUNK) {
+        int c = (int)(n - off < DIST_CHUNK ? n - off : DIST_CHUNK), rc;
+        MPI_Request *r = reqs_slot(reqs, err);
+        if (!r) return DV2_ENOMEM;
+        if (root < 0) {
+            rc = MPI_Iallreduce(MPI_IN_PLACE, buf + off, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, r);
+            if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "MPI_Iallreduce");
+        } else {
+            const void *send = d->rank == root ? MPI_IN_PLACE : (const void *)(buf + off);
+            rc = MPI_Ireduce(send, buf + off, c, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD, r);
+            if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "MPI_Ireduce");
+        }
+        (*reqs)->n++;
+    }
+    return DV2_OK;
+}
+#endif
+
+int dv2_dist_iallreduce_sum_f32(const dv2_dist *d, float *buf, size_t n, dv2_dist_reqs **reqs,
+                                dv2_error *err) {
+#ifdef DV2_HAVE_MPI
+    if (d->backend == DV2_DIST_MPI) return istart(d, buf, n, -1, reqs, err);
+#endif
+    (void)d, (void)buf, (void)n, (void)reqs, (void)err;
+    return DV2_OK;
+}
+
+int dv2_dist_ireduce_sum_f32(const dv2_dist *d, float *buf, size_t n, int root, dv2_dist_reqs **reqs,
+                             dv2_error *err) {
+    if (root < 0 || root >= d->world)
+        return dv2_error_set(err, DV2_EINVAL, "dist: reduce root %d outside 0..%d", root, d->world - 1);
+#ifdef DV2_HAVE_MPI
+    if (d->backend == DV2_DIST_MPI) return istart(d, buf, n, root, reqs, err);
+#endif
+    (void)buf, (void)n, (void)reqs;
+    return DV2_OK;
+}
+
+void dv2_dist_reqs_progress(dv2_dist_reqs *reqs) {
+#ifdef DV2_HAVE_MPI
+    if (reqs && reqs->n) {
+        int done = 0;
+        MPI_Testall(reqs->n, reqs->r, &done, MPI_STATUSES_IGNORE);
+    }
+#endif
+    (void)reqs;
+}
+
+int dv2_dist_reqs_wait(dv2_dist_reqs *reqs, dv2_error *err) {
+    if (!reqs || !reqs->n) return DV2_OK;
+#ifdef DV2_HAVE_MPI
+    int rc = MPI_Waitall(reqs->n, reqs->r, MPI_STATUSES_IGNORE);
+    reqs->n = 0;
+    if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "MPI_Waitall");
+#endif
+    (void)err;
+    return DV2_OK;
+}
+
+int dv2_dist_reqs_pending(const dv2_dist_reqs *reqs) { return reqs ? reqs->n : 0; }
+
+void dv2_dist_reqs_free(dv2_dist_reqs *reqs) {
+    if (!reqs) return;
+#ifdef DV2_HAVE_MPI
+    free(reqs->r); /* requests still pending are left to MPI: only an error path gets here with any */
+#endif
+    free(reqs);
+}
+
 int dv2_dist_agree(const dv2_dist *d, int rc, dv2_error *err) {
     int64_t failed = rc < 0;
     if (d->world > 1 && dv2_dist_allreduce_sum_i64(d, &failed, 1, NULL) < 0) failed = 1;

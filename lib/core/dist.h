@@ -59,6 +59,31 @@ int dv2_dist_allgather(const dv2_dist *d, const void *send, size_t bytes, void *
 int dv2_dist_reduce_scatter_sum_f32(const dv2_dist *d, float *out, const float *in, size_t n,
                                     dv2_error *err);
 
+/* Non-blocking collectives (the gradient reduction overlapped with the
+ * backward).  Each start appends its requests to *reqs (created on first
+ * use) and returns at once; the buffer must not be read or written until
+ * dv2_dist_reqs_wait.  Every rank starts the same collectives in the same
+ * order.  With one process they complete at once.
+ *   iallreduce: buf (n) ← the sum over ranks, in place;
+ *   ireduce: root's buf (n) ← the sum over ranks, in place; the other
+ *   ranks' buf is only read. */
+typedef struct dv2_dist_reqs dv2_dist_reqs;
+int dv2_dist_iallreduce_sum_f32(const dv2_dist *d, float *buf, size_t n, dv2_dist_reqs **reqs,
+                                dv2_error *err);
+int dv2_dist_ireduce_sum_f32(const dv2_dist *d, float *buf, size_t n, int root, dv2_dist_reqs **reqs,
+                             dv2_error *err);
+/* Lets the started collectives advance (MPI progresses them inside its
+ * calls); never blocks.  Accepts NULL. */
+void dv2_dist_reqs_progress(dv2_dist_reqs *reqs);
+/* Waits for every started collective; reqs can be reused after.  The first
+ * failure is returned (the others are still waited for). */
+int dv2_dist_reqs_wait(dv2_dist_reqs *reqs, dv2_error *err);
+/* Number of collectives started and not waited for (0 for NULL). */
+int dv2_dist_reqs_pending(const dv2_dist_reqs *reqs);
+/* Frees the set without waiting (after a failure, the other ranks may
+ * never complete what is pending). */
+void dv2_dist_reqs_free(dv2_dist_reqs *reqs);
+
 /* "mpi" or "single". */
 const char *dv2_dist_backend_name(const dv2_dist *d);
 

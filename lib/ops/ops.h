@@ -346,6 +346,23 @@ struct dv2_backend {
     /* in (n) → out (world·n): every rank's chunk in rank order. */
     int (*all_gather)(const dv2_backend *be, float *out, const float *in, size_t n, const struct dv2_dist *comm,
                       struct dv2_error *err);
+    /* Non-blocking forms, to overlap the gradient reduction with the
+     * backward: each queues its collective behind the work queued so far
+     * and returns; buf must not be read or written until coll_wait.  Every
+     * rank starts the same collectives in the same order.
+     *   allreduce_sum_start: buf (n) ← the sum over ranks, in place;
+     *   reduce_sum_start: root's buf (n) ← the sum over ranks, in place; the
+     *   other ranks' buf is unspecified afterwards (a backend may all-reduce). */
+    int (*allreduce_sum_start)(const dv2_backend *be, float *buf, size_t n, const struct dv2_dist *comm,
+                               struct dv2_error *err);
+    int (*reduce_sum_start)(const dv2_backend *be, float *buf, size_t n, int root, const struct dv2_dist *comm,
+                            struct dv2_error *err);
+    /* Lets started collectives advance where the host drives the transport
+     * (MPI); never blocks, may do nothing. */
+    void (*coll_progress)(const dv2_backend *be);
+    /* Completes every started collective: work queued after it, and the
+     * host after a sync, see their results. */
+    int (*coll_wait)(const dv2_backend *be, struct dv2_error *err);
 
     /* ---- optimizer ----------------------------------------------------- */
     /* AdamW (spec §10.1) on n elements, in place: m, v moments; step t >= 1.

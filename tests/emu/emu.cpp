@@ -88,16 +88,20 @@ extern "C" cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot) {
  * copy, memset and GEMM must name one of these. */
 static std::map<cudaStream_t, int> g_streams;
 
-extern "C" cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int) {
-    *s = (cudaStream_t) new char;
-    g_streams[*s] = 1;
+/* Streams and events are opaque handles kept in a set while they live. */
+template <class T> static cudaError_t handle_new(std::map<T, int> &live, T *h) {
+    *h = (T) new char;
+    live[*h] = 1;
     return cudaSuccess;
 }
-extern "C" cudaError_t cudaStreamDestroy(cudaStream_t s) {
-    if (!g_streams.erase(s)) return ret(cudaErrorInvalidResourceHandle);
-    delete (char *)s;
+template <class T> static cudaError_t handle_delete(std::map<T, int> &live, T h) {
+    if (!live.erase(h)) return ret(cudaErrorInvalidResourceHandle);
+    delete (char *)h;
     return cudaSuccess;
 }
+
+extern "C" cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int) { return handle_new(g_streams, s); }
+extern "C" cudaError_t cudaStreamDestroy(cudaStream_t s) { return handle_delete(g_streams, s); }
 
 static void need_stream(cudaStream_t s, const char *what) {
     if (g_streams.count(s)) return;
@@ -108,6 +112,21 @@ static void need_stream(cudaStream_t s, const char *what) {
 extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     need_stream(s, "cudaStreamSynchronize");
     return cudaSuccess;
+}
+
+/* Events: work runs when it is queued, so an event is complete once
+ * recorded; recording and waiting still name one of the backend's streams. */
+static std::map<cudaEvent_t, int> g_events;
+
+extern "C" cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int) { return handle_new(g_events, e); }
+extern "C" cudaError_t cudaEventDestroy(cudaEvent_t e) { return handle_delete(g_events, e); }
+extern "C" cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    need_stream(s, "cudaEventRecord");
+    return g_events.count(e) ? cudaSuccess : ret(cudaErrorInvalidResourceHandle);
+}
+extern "C" cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
+    need_stream(s, "cudaStreamWaitEvent");
+    return g_events.count(e) ? cudaSuccess : ret(cudaErrorInvalidResourceHandle);
 }
 
 /* ---- memory ------------------------------------------------------------------ */

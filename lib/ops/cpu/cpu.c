@@ -25,6 +25,7 @@ typedef struct cpu_ctx {
     size_t ws_cap, ws_high;
     int status;                  /* first failure (sticky) */
     uint64_t to_host, to_device; /* bytes through to_host / to_device */
+    dv2_dist_reqs *reqs;         /* the started collectives (coll_wait ends them) */
 } cpu_ctx;
 
 static cpu_ctx *ctx_of(const dv2_backend *be) { return (cpu_ctx *)be->ctx; }
@@ -105,7 +106,7 @@ static void e_info(const dv2_backend *be, dv2_backend_info *out) {
 
 static void e_release(dv2_backend *be) {
     cpu_ctx *c = ctx_of(be);
-    if (c) free(c->ws);
+    if (c) free(c->ws), dv2_dist_reqs_free(c->reqs);
     free(c);
     be->ctx = NULL;
 }
@@ -365,6 +366,22 @@ static int e_all_gather(const dv2_backend *be, float *out, const float *in, size
     return dv2_cpu_all_gather(out, in, n, comm, err);
 }
 
+static int e_allreduce_sum_start(const dv2_backend *be, float *buf, size_t n, const struct dv2_dist *comm,
+                                 struct dv2_error *err) {
+    return dv2_dist_iallreduce_sum_f32(comm, buf, n, &ctx_of(be)->reqs, err);
+}
+
+static int e_reduce_sum_start(const dv2_backend *be, float *buf, size_t n, int root, const struct dv2_dist *comm,
+                              struct dv2_error *err) {
+    return dv2_dist_ireduce_sum_f32(comm, buf, n, root, &ctx_of(be)->reqs, err);
+}
+
+static void e_coll_progress(const dv2_backend *be) { dv2_dist_reqs_progress(ctx_of(be)->reqs); }
+
+static int e_coll_wait(const dv2_backend *be, struct dv2_error *err) {
+    return dv2_dist_reqs_wait(ctx_of(be)->reqs, err);
+}
+
 static int e_pixels_forward(const dv2_backend *be, float *out, const uint8_t *px, int n, int H, int W) {
     (void)be;
     size_t np = (size_t)H * W;
@@ -548,6 +565,10 @@ static int e_collapse_stats(const dv2_backend *be, double *out, const float *q, 
     .allreduce_sum = e_allreduce_sum, \
     .reduce_scatter_sum = e_reduce_scatter_sum, \
     .all_gather = e_all_gather, \
+    .allreduce_sum_start = e_allreduce_sum_start, \
+    .reduce_sum_start = e_reduce_sum_start, \
+    .coll_progress = e_coll_progress, \
+    .coll_wait = e_coll_wait, \
     .adamw_step = e_adamw_step, \
     .ema_update = e_ema_update,
 

@@ -186,6 +186,9 @@ static void e_release(dv2_backend *be) {
     cudaFree(c->small);
     if (c->pinned) cudaFreeHost(c->pinned);
     if (c->blas) cublasDestroy(c->blas);
+    if (c->comm_stream) cudaStreamSynchronize(c->comm_stream), cudaStreamDestroy(c->comm_stream);
+    if (c->ev_start) cudaEventDestroy(c->ev_start);
+    if (c->ev_done) cudaEventDestroy(c->ev_done);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
     be->ctx = NULL;
@@ -343,6 +346,8 @@ static int blocking_copy(const dv2_backend *be, void *dst, const void *src, size
     return dv2_error_set(err, status_of(e), "cuda collective: copy: %s", cudaGetErrorString(e));
 }
 
+static int e_coll_wait(const dv2_backend *be, dv2_error *err);
+
 /* The three collectives: all-reduce (in place, out == in, n floats),
  * reduce-scatter (in W·n → out n) and all-gather (in n → out W·n). */
 enum coll { ALLREDUCE, REDUCE_SCATTER, ALL_GATHER };
@@ -357,6 +362,8 @@ static int collective(const dv2_backend *be, enum coll op, float *out, const flo
     if (nrc) return nrc;
     if (nc) {
         cudaStream_t st = dv2_cuda_stream(be);
+        /* after the started collectives: NCCL wants one order per communicator */
+        if (dv2_cuda_ctx_of(be)->coll_pending && (nrc = e_coll_wait(be, err))) return nrc;
         switch (op) {
         case ALLREDUCE: return nccl_done(be, ncclAllReduce(in, out, n, ncclFloat, ncclSum, nc, st), "all-reduce", err);
         case REDUCE_SCATTER:
@@ -398,6 +405,76 @@ int dv2_cuda_reduce_scatter_sum(const dv2_backend *be, float *out, const float *
 int dv2_cuda_all_gather(const dv2_backend *be, float *out, const float *in, size_t n,
                         const struct dv2_dist *comm, dv2_error *err) {
     return collective(be, ALL_GATHER, out, in, n, comm, err);
+}
+
+/* The non-blocking forms.  With NCCL each collective runs on a stream of
+ * its own, after the work queued so far (an event), so the backward goes on
+ * while it runs; coll_wait makes the compute stream wait for that stream.
+ * Without NCCL (host staging) a start runs its collective at once, and the
+ * reduce is an all-reduce. */
+#ifdef DV2_HAVE_NCCL
+static int comm_stream_of(const dv2_backend *be, dv2_error *err) {
+    dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
+    if (c->comm_stream) return DV2_OK;
+    cudaError_t e = cudaStreamCreateWithFlags(&c->comm_stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->ev_start, cudaEventDisableTiming);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->ev_done, cudaEventDisableTiming);
+    if (e == cudaSuccess) return DV2_OK;
+    dv2_cuda_check(be, e);
+    return dv2_error_set(err, status_of(e), "cuda collective: stream: %s", cudaGetErrorString(e));
+}
+#endif
+
+static int start(const dv2_backend *be, float *buf, size_t n, int root, const struct dv2_dist *comm,
+                 dv2_error *err) {
+    if (root >= (comm ? comm->world : 1))
+        return dv2_error_set(err, DV2_EINVAL, "cuda collective: reduce root %d outside 0..%d", root,
+                             (comm ? comm->world : 1) - 1);
+    if (!multi(comm) || !n) return DV2_OK;
+#ifdef DV2_HAVE_NCCL
+    int nrc;
+    ncclComm_t nc = nccl_of(be, comm, err, &nrc);
+    if (nrc) return nrc;
+    if (nc) {
+        dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
+        if ((nrc = comm_stream_of(be, err))) return nrc;
+        cudaError_t e = cudaEventRecord(c->ev_start, c->stream);
+        if (e == cudaSuccess) e = cudaStreamWaitEvent(c->comm_stream, c->ev_start, 0);
+        if (e != cudaSuccess) {
+            dv2_cuda_check(be, e);
+            return dv2_error_set(err, status_of(e), "cuda collective: event: %s", cudaGetErrorString(e));
+        }
+        c->coll_pending = 1;
+        ncclResult_t r = root < 0 ? ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, nc, c->comm_stream)
+                                  : ncclReduce(buf, buf, n, ncclFloat, ncclSum, root, nc, c->comm_stream);
+        return nccl_done(be, r, root < 0 ? "all-reduce" : "reduce", err);
+    }
+#endif
+    return collective(be, ALLREDUCE, buf, buf, n, comm, err);
+}
+
+int dv2_cuda_allreduce_sum_start(const dv2_backend *be, float *buf, size_t n, const struct dv2_dist *comm,
+                                 dv2_error *err) {
+    return start(be, buf, n, -1, comm, err);
+}
+
+int dv2_cuda_reduce_sum_start(const dv2_backend *be, float *buf, size_t n, int root, const struct dv2_dist *comm,
+                              dv2_error *err) {
+    if (root < 0) return dv2_error_set(err, DV2_EINVAL, "cuda collective: reduce root %d", root);
+    return start(be, buf, n, root, comm, err);
+}
+
+static void e_coll_progress(const dv2_backend *be) { (void)be; /* NCCL runs on its stream */ }
+
+static int e_coll_wait(const dv2_backend *be, dv2_error *err) {
+    dv2_cuda_ctx *c = dv2_cuda_ctx_of(be);
+    if (!c->coll_pending) return DV2_OK;
+    c->coll_pending = 0;
+    cudaError_t e = cudaEventRecord(c->ev_done, c->comm_stream);
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(c->stream, c->ev_done, 0);
+    if (e == cudaSuccess) return DV2_OK;
+    dv2_cuda_check(be, e);
+    return dv2_error_set(err, status_of(e), "cuda collective: wait: %s", cudaGetErrorString(e));
 }
 
 /* ---- the backend object ------------------------------------------------------- */
@@ -448,6 +525,9 @@ static void fill_table(dv2_backend *be) {
     be->allreduce_sum = dv2_cuda_allreduce_sum;
     be->reduce_scatter_sum = dv2_cuda_reduce_scatter_sum;
     be->all_gather = dv2_cuda_all_gather;
+    be->allreduce_sum_start = dv2_cuda_allreduce_sum_start;
+    be->reduce_sum_start = dv2_cuda_reduce_sum_start;
+    be->coll_progress = e_coll_progress, be->coll_wait = e_coll_wait;
     be->adamw_step = dv2_cuda_adamw_step, be->ema_update = dv2_cuda_ema_update;
 }
 

@@ -48,6 +48,9 @@ typedef struct dv2_cuda_ctx {
     void *nccl;                  /* ncclComm_t of the collectives (NULL until the first) */
     int nccl_world, nccl_off;
     size_t mem_total, mem_free_min; /* cudaMemGetInfo after each allocation */
+    cudaStream_t comm_stream;    /* the started collectives (NCCL; made on first use) */
+    cudaEvent_t ev_start, ev_done; /* stream → comm_stream, comm_stream → stream */
+    int coll_pending;            /* collectives started on comm_stream and not waited for */
 } dv2_cuda_ctx;
 
 #define DV2_CUDA_SMALL_BYTES 65536
@@ -246,5 +249,11 @@ int dv2_cuda_reduce_scatter_sum(const dv2_backend *be, float *out, const float *
                                 const struct dv2_dist *comm, struct dv2_error *err);
 int dv2_cuda_all_gather(const dv2_backend *be, float *out, const float *in, size_t n,
                         const struct dv2_dist *comm, struct dv2_error *err);
+/* the non-blocking forms: NCCL on a stream of their own (a blocking
+ * collective first joins it) */
+int dv2_cuda_allreduce_sum_start(const dv2_backend *be, float *buf, size_t n, const struct dv2_dist *comm,
+                                 struct dv2_error *err);
+int dv2_cuda_reduce_sum_start(const dv2_backend *be, float *buf, size_t n, int root,
+                              const struct dv2_dist *comm, struct dv2_error *err);
 
 #endif
