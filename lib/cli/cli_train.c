@@ -260,6 +260,16 @@ int dv2_cli_train_main(int argc, char **argv, int distill) {
         dv2_debugf("optimizer state: %zu bytes per rank (sharded over %d)", res.optim_bytes, res.optim_shards);
     else if (dist.rank == 0)
         dv2_debugf("optimizer state: %zu bytes per rank (not sharded)", res.optim_bytes);
+    if (dist.rank == 0 && dist.world > 1 && res.steps_run > 0 && res.reduce_floats > 0) {
+        if (res.reduce_overlap)
+            dv2_debugf("gradient reduction: %.1f ms per step after the backward; %.1f%% of its %.0f floats "
+                       "started during the backward", 1e3 * res.reduce_s / res.steps_run,
+                       100.0 * (double)res.reduce_early / (double)res.reduce_floats,
+                       (double)res.reduce_floats / res.steps_run);
+        else
+            dv2_debugf("gradient reduction: %.1f ms per step after the backward (not overlapped)",
+                       1e3 * res.reduce_s / res.steps_run);
+    }
     if (dist.rank == 0 && res.steps_run > 0)
         dv2_debugf("transfers per step: device to host %.0f B, host to device %.0f B (input images %.0f B)",
                    (double)res.step_to_host / res.steps_run, (double)res.step_to_device / res.steps_run,

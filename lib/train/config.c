@@ -85,6 +85,8 @@ static const keydef keys[] = {
     I("train.log_period", train.log_period, 1, 1 << 30, "iterations between stderr log lines"),
     B("train.shard_optimizer", train.shard_optimizer,
       "shard the AdamW moments over the ranks (ZeRO-1; the official FSDP SHARD_GRAD_OP shards them too)"),
+    B("train.overlap_grad_reduce", train.overlap_grad_reduce,
+      "reduce each block's gradient across the ranks while the backward goes on"),
     R("teacher.momentum_teacher", teacher.momentum_teacher, 0, 1, "EMA momentum at the start"),
     R("teacher.final_momentum_teacher", teacher.final_momentum_teacher, 0, 1, "EMA momentum at the end"),
     R("teacher.warmup_teacher_temp", teacher.warmup_teacher_temp, 1e-6, 100, "teacher temperature at it 0"),
@@ -161,6 +163,7 @@ void dv2_config_defaults(dv2_config *c) {
     c->train.highres_size = 0;
     c->train.log_period = 10;
     c->train.shard_optimizer = 0; /* the default keeps results of earlier versions */
+    c->train.overlap_grad_reduce = 1;
     c->teacher.momentum_teacher = 0.992;
     c->teacher.final_momentum_teacher = 1.0;
     c->teacher.warmup_teacher_temp = 0.04;

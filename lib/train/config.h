@@ -66,6 +66,7 @@ typedef struct dv2_config {
         int highres_size;             /* ours: global crop side of that phase */
         int log_period;               /* ours: iterations between metric lines */
         int shard_optimizer;          /* ours: ZeRO-1, AdamW moments sharded over the ranks */
+        int overlap_grad_reduce;      /* ours: start each block's reduction in the backward */
     } train;
     struct {
         double momentum_teacher, final_momentum_teacher;

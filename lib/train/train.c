@@ -312,6 +312,7 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
     if (c->train.shard_optimizer && (rc = dv2_train_model_shard(&r->m, dist, err))) goto done;
     res->optim_bytes = r->m.optim_bytes;
     res->optim_shards = r->m.sharded ? r->m.shard_w : 0;
+    res->reduce_overlap = c->train.overlap_grad_reduce && dist->world > 1;
     if (o->resume) {
         rc = resume(r, err);
         if (rc == DV2_ENOTFOUND) {
@@ -385,6 +386,8 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
         res->step_input += (b->global_px ? 1 : sizeof(float)) * 3 *
                            ((uint64_t)2 * b->B * b->Sg * b->Sg + (uint64_t)b->L * b->B * b->Sl * b->Sl);
         res->steps_run++;
+        res->reduce_s += s.reduce_s;
+        res->reduce_floats += s.reduce_floats, res->reduce_early += s.reduce_early;
         dv2_loader_release(r->ld, b);
         if (rc) goto done;
         double wait = dv2_loader_wait_seconds(r->ld);

@@ -64,6 +64,11 @@ typedef struct dv2_train_result {
      * bytes of the input batches among the latter, summed over steps_run */
     uint64_t step_to_host, step_to_device, step_input;
     int64_t steps_run;
+    /* the gradient reduction across ranks, summed over steps_run: seconds
+     * after the backward, floats reduced, floats started during the backward */
+    double reduce_s;
+    uint64_t reduce_floats, reduce_early;
+    int reduce_overlap;    /* 1: train.overlap_grad_reduce was in effect */
 } dv2_train_result;
 
 /* Runs the training described by c.  Returns 0 when the run finished or was

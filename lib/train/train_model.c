@@ -131,6 +131,7 @@ void dv2_train_model_free(dv2_train_model *m) {
         free(m->group[k]);
     }
     m->be->free(m->be, m->shard_buf);
+    free(m->red);
     dv2_vit_free(&m->s_bb);
     dv2_vit_free(&m->t_bb);
     dv2_head_free(&m->s_dino);
@@ -253,6 +254,70 @@ int dv2_train_model_shard_grads(dv2_train_model *m, dv2_error *err) {
         for (int j = 0; j < 2; j++)
             if (p[j].hi > p[j].lo) be->scale(be, g + p[j].lo, inv, p[j].hi - p[j].lo);
     }
+    return 0;
+}
+
+/* Starts the collectives of [lo, hi) of module k (dv2_train_model_reduce_start). */
+static int reduce_range(dv2_train_model *m, const dv2_dist *dist, int k, size_t lo, size_t hi, dv2_error *err) {
+    const dv2_backend *be = m->be;
+    float *g = m->s_mod[k]->grad;
+    if (!m->sharded) return be->allreduce_sum_start(be, g + lo, hi - lo, dist, err);
+    const size_t W = (size_t)m->shard_w, c = m->chunk[k];
+    for (size_t q = 0; q < W; q++) { /* rank q's chunk [q·c, (q+1)·c) goes to rank q */
+        size_t a = lo > q * c ? lo : q * c, b = hi < q * c + c ? hi : q * c + c;
+        int rc = a < b ? be->reduce_sum_start(be, g + a, b - a, (int)q, m->dist, err) : 0;
+        if (rc) return rc;
+    }
+    size_t a = lo > W * c ? lo : W * c; /* the tail, which every rank updates */
+    return a < hi ? be->allreduce_sum_start(be, g + a, hi - a, m->dist, err) : 0;
+}
+
+int dv2_train_model_reduce_start(dv2_train_model *m, const dv2_dist *dist, int k, size_t lo, size_t hi,
+                                 dv2_error *err) {
+    if (k < 0 || k >= m->n_mod || lo >= hi || hi > m->s_mod[k]->numel)
+        return dv2_error_set(err, DV2_EINVAL, "train: no gradient range [%zu, %zu) in module %d", lo, hi, k);
+    for (int i = 0; i < m->red_n; i++)
+        if (m->red[i].k == k && lo < m->red[i].hi && m->red[i].lo < hi)
+            return dv2_error_set(err, DV2_EINVAL, "train: gradient range [%zu, %zu) of the %s reduced twice", lo,
+                                 hi, m->mod_name[k]);
+    if (m->red_n == m->red_cap) {
+        int cap = m->red_cap ? 2 * m->red_cap : 64;
+        void *r = realloc(m->red, sizeof *m->red * (size_t)cap);
+        if (!r) return dv2_error_set(err, DV2_ENOMEM, "train: out of memory");
+        m->red = r, m->red_cap = cap;
+    }
+    m->red[m->red_n++] = (struct dv2_train_model_range){k, lo, hi};
+    int rc = reduce_range(m, dist, k, lo, hi, err);
+    m->be->coll_progress(m->be);
+    return rc;
+}
+
+static int by_start(const void *a, const void *b) {
+    const struct dv2_train_model_range *x = a, *y = b;
+    if (x->k != y->k) return x->k < y->k ? -1 : 1;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+int dv2_train_model_reduce_finish(dv2_train_model *m, const dv2_dist *dist, size_t *early, dv2_error *err) {
+    size_t started = 0;
+    int n = m->red_n, rc = 0;
+    qsort(m->red, (size_t)n, sizeof *m->red, by_start);
+    for (int i = 0; i < n; i++) started += m->red[i].hi - m->red[i].lo;
+    /* the gaps between the started ranges, module by module, in one order on every rank */
+    for (int k = 0, i = 0; !rc && k < m->n_mod; k++) {
+        size_t at = 0;
+        for (; !rc && i < n && m->red[i].k == k; i++) {
+            if (m->red[i].lo > at) rc = reduce_range(m, dist, k, at, m->red[i].lo, err);
+            at = m->red[i].hi;
+        }
+        if (!rc && at < m->s_mod[k]->numel) rc = reduce_range(m, dist, k, at, m->s_mod[k]->numel, err);
+    }
+    m->red_n = 0;
+    int wrc = m->be->coll_wait(m->be, err); /* waits even after a failed start */
+    if (rc || (rc = wrc)) return rc;
+    const int W = m->sharded ? m->shard_w : dist->world;
+    for (int k = 0; k < m->n_mod; k++) dv2_train_model_scale_grad(m, k, 1.0f / (float)W);
+    if (early) *early = started;
     return 0;
 }
 

@@ -74,6 +74,8 @@ typedef struct dv2_train_model {
     float *shard_stage;             /* sharded: device, W pieces after shard_buf, or NULL when
                                      * every chunk is one piece */
     size_t optim_bytes;             /* resident optimizer state of this rank (AdamW moments) */
+    struct dv2_train_model_range { int k; size_t lo, hi; } *red; /* gradient ranges started this step */
+    int red_n, red_cap;
     dv2_train_model_group *group[DV2_TM_N];  /* host, one per tensor */
     int64_t adam_t;                 /* AdamW steps applied */
     float *dino_center, *ibot_center; /* device, K and K_i floats */
@@ -121,6 +123,20 @@ void dv2_train_model_scale_grad(dv2_train_model *m, int k, float a);
 /* Sharded: reduces every module's gradient over the ranks into this rank's
  * chunk and the tail, in place, divided by W (the mean).  Collective. */
 int dv2_train_model_shard_grads(dv2_train_model *m, dv2_error *err);
+/* The gradient reduction overlapped with the backward
+ * (train.overlap_grad_reduce).  reduce_start starts reducing [lo, hi) of
+ * module k's gradient over the ranks of dist as soon as that range is
+ * final, without waiting (the range must not be written again this step):
+ * an all-reduce, or sharded, a reduce of each rank's part of the range to
+ * that rank and an all-reduce of the tail.  Ranges of one module must not
+ * overlap.  reduce_finish starts the ranges that were not started, waits
+ * for all of them and divides by W, which leaves the gradients as the
+ * blocking reduction (dv2_train_model_shard_grads, or an all-reduce of every
+ * module) does; *early (may be NULL) gets the floats started before it.
+ * Collective: every rank starts the same ranges in the same order. */
+int dv2_train_model_reduce_start(dv2_train_model *m, const dv2_dist *dist, int k, size_t lo, size_t hi,
+                                 dv2_error *err);
+int dv2_train_model_reduce_finish(dv2_train_model *m, const dv2_dist *dist, size_t *early, dv2_error *err);
 /* Sharded: the global L2 norm of each module's reduced gradient (norm[k])
  * and whether all of them are finite, from the shards' sums all-reduced,
  * so clipping sees what the unsharded step sees.  Collective. */

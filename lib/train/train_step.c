@@ -68,7 +68,17 @@ struct dv2_train_step {
     size_t subset_cap;
     dv2_collapse *col;            /* collapse diagnostics of the teacher (collapse.h) */
     int64_t fault_nan_from; /* DV2_TRAIN_FAULT_NAN_FROM: poison gradients from this iteration (tests) */
+    int overlap;            /* train.overlap_grad_reduce with more than one rank */
 };
+
+/* The student's block hook: block l's gradient is final, so its reduction
+ * starts while the blocks below run their backward. */
+static int block_done(void *ctx, int l, float *grad, size_t numel, dv2_error *err) {
+    dv2_train_step *s = ctx;
+    size_t lo = (size_t)(grad - s->m->s_mod[DV2_TM_BACKBONE]->grad);
+    (void)l;
+    return dv2_train_model_reduce_start(s->m, s->dist, DV2_TM_BACKBONE, lo, lo + numel, err);
+}
 
 /* ---- buffers ---------------------------------------------------------------- */
 
@@ -116,6 +126,7 @@ static int build_sized(dv2_train_step *s, int Sg, dv2_error *err) {
     rc = dv2_vit_pass_create(&s->tp, &s->m->t_bb, &tg, 1, 0, err);
     if (!rc) rc = dv2_vit_pass_create(&s->sp, &s->m->s_bb, sg, s->L > 0 ? 2 : 1, DV2_VIT_TRAIN, err);
     if (rc) return rc;
+    if (s->overlap) dv2_vit_pass_on_block_done(s->sp, block_done, s);
     size_t T = (size_t)dv2_vit_pass_tokens(s->sp);
     s->d_gimg = dalloc(s, sizeof(float) * 2 * B * 3 * (size_t)Sg * Sg, &rc);
     s->d_gpx = dalloc(s, (size_t)2 * B * 3 * Sg * Sg, &rc);
@@ -153,6 +164,7 @@ int dv2_train_step_create(dv2_train_step **out, const dv2_config *c, dv2_train_m
         return dv2_error_set(err, DV2_EINVAL, "distillation has no stochastic depth: student.drop_path_rate "
                              "must be 0 (it is %g)", c->student.drop_path_rate);
     }
+    s->overlap = c->train.overlap_grad_reduce && dist->world > 1;
     const char *fault = getenv("DV2_TRAIN_FAULT_NAN_FROM");
     s->fault_nan_from = fault && *fault ? strtoll(fault, NULL, 10) : -1;
     int maxS = c->crops.global_crops_size;
@@ -402,6 +414,9 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
             (rc = be->add(be, s->d_dsin_c + (size_t)LB * D, s->d_tmp, (size_t)2 * B * D)))
             goto ioerr;
     }
+    /* the heads' gradients are final: their reduction runs beside the backbone's backward */
+    for (int k = DV2_TM_DINO; s->overlap && k < m->n_mod; k++)
+        if ((rc = dv2_train_model_reduce_start(m, s->dist, k, 0, m->s_mod[k]->numel, err))) return rc;
     size_t T = (size_t)dv2_vit_pass_tokens(s->sp);
     if ((rc = be->zero(be, s->d_dout, sizeof(float) * T * D))) goto ioerr;
     be->scatter_add_rows(be, s->d_dout, s->d_dsin_c, s->d_rows_scls, LB + 2 * B, D);
@@ -409,17 +424,28 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
     if ((rc = dv2_vit_pass_backward(s->sp, s->d_dout, err))) return rc;
 
     if (s->fault_nan_from >= 0 && it >= s->fault_nan_from) { /* error injection for tests */
-        float nan = NAN;
+        float nan = NAN; /* the patch embedding's first weight: not in a block, reduced below */
         if ((rc = be->to_device(be, m->s_mod[0]->grad, &nan, sizeof nan))) goto ioerr;
     }
     /* ---- gradients across ranks, checks, clipping ---- */
-    /* sharded (ZeRO-1): each rank reduces, checks and clips its chunk only */
-    if (m->sharded && (rc = dv2_train_model_shard_grads(m, err))) return rc;
-    if (W > 1 && !m->sharded)
+    /* overlapped: the rest of the reduction, then the wait; sharded
+     * (ZeRO-1): each rank reduces, checks and clips its chunk only */
+    double t_red = dv2_now();
+    out->reduce_early = 0, out->reduce_floats = 0;
+    if (s->overlap && (rc = dv2_train_model_reduce_finish(m, s->dist, &out->reduce_early, err))) return rc;
+    if (!s->overlap && m->sharded && (rc = dv2_train_model_shard_grads(m, err))) return rc;
+    if (!s->overlap && W > 1 && !m->sharded)
         for (int k = 0; k < m->n_mod; k++) {
             if ((rc = s->be->allreduce_sum(s->be, m->s_mod[k]->grad, m->s_mod[k]->numel, s->dist, err))) return rc;
             dv2_train_model_scale_grad(m, k, 1.0f / (float)W);
         }
+    if (W > 1) {
+        if ((rc = be->sync(be))) goto ioerr;
+        out->reduce_s = dv2_now() - t_red;
+        for (int k = 0; k < m->n_mod; k++) out->reduce_floats += m->s_mod[k]->numel;
+    } else {
+        out->reduce_s = 0;
+    }
     double lv[6] = {t.dino_local, t.dino_global, t.ibot, (double)t.koleo1 + t.koleo2, t.total, 0};
     if ((rc = dv2_dist_allreduce_sum_f64(s->dist, lv, 5, err))) return rc;
     out->dino_local = lv[0] / W, out->dino_global = lv[1] / W, out->ibot = lv[2] / W;

@@ -32,6 +32,11 @@ typedef struct dv2_train_step_stats {
     int finite;                                          /* 0: step not applied */
     int global_size;                                     /* global crop side of this step */
     dv2_collapse_stats collapse;                         /* of this rank's batch, before the update */
+    /* the gradient reduction across ranks (0 with one process): seconds of
+     * it after the backward (host time), floats reduced, and of those the
+     * floats started during the backward (train.overlap_grad_reduce) */
+    double reduce_s;
+    size_t reduce_floats, reduce_early;
 } dv2_train_step_stats;
 
 typedef struct dv2_train_step dv2_train_step;
