@@ -91,14 +91,14 @@ struct dv2_head_pass {
     const float *x;             /* input of the last forward (train) */
     float *pre[3], *act[2];     /* linear outputs, GELU outputs */
     float *z, *norm, *w, *vnorm;
-    float *dz, *dpre, *dact, *dw;
+    float *dz, *dpre, *dact[2], *dw; /* dact: the GELU outputs' gradients, layer by layer in turn */
 };
 
 void dv2_head_pass_free(dv2_head_pass *ps) {
     if (!ps) return;
     const dv2_backend *be = ps->h->be;
     float *b[] = {ps->pre[0], ps->pre[1], ps->pre[2], ps->act[0], ps->act[1], ps->z, ps->norm,
-                  ps->w, ps->vnorm, ps->dz, ps->dpre, ps->dact, ps->dw};
+                  ps->w, ps->vnorm, ps->dz, ps->dpre, ps->dact[0], ps->dact[1], ps->dw};
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) be->free(be, b[i]);
     free(ps);
 }
@@ -129,7 +129,7 @@ int dv2_head_pass_create(dv2_head_pass **out, dv2_head *h, int max_rows, int fla
     if (flags & DV2_HEAD_TRAIN) {
         A(ps->dz, R * a->bottleneck);
         A(ps->dpre, R * wide);
-        A(ps->dact, R * wide);
+        for (int j = 0; j < 2 && a->nlayers > 1; j++) A(ps->dact[j], R * (size_t)a->hidden_dim);
         A(ps->dw, (size_t)a->n_prototypes * a->bottleneck);
     }
 #undef A
@@ -187,19 +187,21 @@ int dv2_head_pass_backward(dv2_head_pass *ps, float *dx, const float *dlogits, d
     /* dpre of the last linear */
     be->zero(be, ps->dpre, sizeof(float) * (size_t)n * bn);
     be->l2norm_backward(be, ps->dpre, ps->dz, ps->pre[a->nlayers - 1], ps->norm, n, bn, a->l2_eps);
+    /* g: the gradient of layer k's output, its pre-activation for the last
+     * layer, its GELU output for the others, whose dGELU the backward's
+     * epilogue forms in dpre; din overwrites (dx accumulates: the caller may
+     * sum several heads into it), so the GELU gradients alternate between
+     * two buffers */
+    const float *g = ps->dpre;
     for (int k = a->nlayers - 1; k >= 0; k--) {
-        int dout = k == a->nlayers - 1 ? bn : hd;
+        int dout = k == a->nlayers - 1 ? bn : hd, gelu = k < a->nlayers - 1;
         int din = k == 0 ? a->in_dim : hd;
         const float *in = k == 0 ? ps->x : ps->act[k - 1];
-        if (k == 0) { /* dx accumulates (the caller may sum several heads into it) */
-            be->linear_backward(be, dx, HG(h->i_w[k]), HG(h->i_b[k]), NULL, ps->dpre, NULL, in, HD(h->i_w[k]),
-                                H16(h->i_w[k]), n, din, dout, DV2_LINEAR_ACCUMULATE);
-        } else {
-            be->linear_backward(be, ps->dact, HG(h->i_w[k]), HG(h->i_b[k]), NULL, ps->dpre, NULL, in,
-                                HD(h->i_w[k]), H16(h->i_w[k]), n, din, dout, 0);
-            be->zero(be, ps->dpre, sizeof(float) * (size_t)n * din);
-            be->gelu_backward(be, ps->dpre, ps->dact, ps->pre[k - 1], (size_t)n * din);
-        }
+        float *d = k == 0 ? dx : ps->dact[k & 1];
+        be->linear_backward(be, d, HG(h->i_w[k]), HG(h->i_b[k]), gelu ? ps->dpre : NULL, g,
+                            gelu ? ps->pre[k] : NULL, in, HD(h->i_w[k]), H16(h->i_w[k]), n, din, dout,
+                            (k == 0 ? DV2_LINEAR_ACCUMULATE : 0) | (gelu ? DV2_LINEAR_GELU : 0));
+        g = d;
     }
     return dv2_backend_check(be, "head backward", err);
 }
