@@ -424,7 +424,7 @@ int dv2_train_step_run(dv2_train_step *s, const dv2_batch *b, int64_t it, const 
     if ((rc = dv2_vit_pass_backward(s->sp, s->d_dout, err))) return rc;
 
     if (s->fault_nan_from >= 0 && it >= s->fault_nan_from) { /* error injection for tests */
-        float nan = NAN; /* the patch embedding's first weight: not in a block, reduced below */
+        float nan = NAN; /* the class token's first value: not in a block, reduced below */
         if ((rc = be->to_device(be, m->s_mod[0]->grad, &nan, sizeof nan))) goto ioerr;
     }
     /* ---- gradients across ranks, checks, clipping ---- */
