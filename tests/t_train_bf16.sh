@@ -3,7 +3,9 @@
 # runs, its loss curve follows the f32 one within a band (bf16 rounding
 # moves every step a little, so the curves drift apart slowly), it is not
 # the f32 run (the rounding is really applied), and it is deterministic
-# (the same bits twice).  --device cuda is a usage error in a build without
+# (the same bits twice).  The blocks' GEMM and attention outputs kept for
+# the backward in 16-bit containers give the same bits as f32 buffers per
+# block (DV2_VIT_BF16_STASH=0), in less memory.  --device cuda is a usage error in a build without
 # CUDA and a runtime error naming the reason in a CUDA build on a machine
 # without a GPU (t_train_cuda.sh runs it where there is one).
 . "$DV2_ROOT/tests/lib.sh"
@@ -23,6 +25,20 @@ losses bf16/metrics.jsonl > b.txt
 losses bf16b/metrics.jsonl > c.txt
 expect_eq "$(wc -l < b.txt)" 60 "bf16 metrics lines"
 expect_same b.txt c.txt
+mib() { sed -n 's/.*student pass: \([0-9.]*\) MiB.*/\1/p' "$1" | tail -n 1; }
+expect_exit 0 dv2-train -c tiny.cfg --data data -o bf16k -j 1 --device cpu-bf16 -v
+expect_grep "student pass: [0-9.]* MiB of activations and their gradients (blocks' GEMM and attention outputs kept in bf16)" err.txt
+kept=$(mib err.txt)
+digest() { sed -n 's/.*digest \([0-9a-f]*\).*/\1/p' err.txt | tail -n 1; }
+dk=$(digest)
+expect_exit 0 env DV2_VIT_BF16_STASH=0 dv2-train -c tiny.cfg --data data -o bf16f -j 1 --device cpu-bf16 -v
+full=$(mib err.txt)
+expect_eq "$(digest)" "$dk" "digest with f32 blocks against 16-bit ones"
+grep -q "kept in bf16" err.txt && fail "DV2_VIT_BF16_STASH=0 still keeps bf16 blocks" || ok
+losses bf16f/metrics.jsonl > d.txt
+expect_same b.txt d.txt
+echo "student pass: $kept MiB with the 16-bit blocks, $full MiB with f32 ones" >&2
+awk -v k="$kept" -v f="$full" 'BEGIN {exit !(k > 0 && k < f)}' && ok || fail "16-bit blocks use $kept MiB, f32 $full MiB"
 cmp -s a.txt b.txt && fail "the bf16 run equals the f32 run: no rounding was applied"
 # the largest relative gap between the curves over the 60 iterations
 gap=$(paste a.txt b.txt | awk '{d = $1 - $2; if (d < 0) d = -d; r = d / ($1 < 0 ? -$1 : $1); if (r > m) m = r} END {printf "%.4f", m}')

@@ -377,6 +377,12 @@ static void c_memory(run_ctx *c, const int *a) {
     OP(c, c->be->coll_wait(c->be, &err));
     get(c, "allreduce", x, n);
     get(c, "reduce_started", y, n);
+    /* a 16-bit container and back: x rounded to bf16, on every backend */
+    dv2_bf16 *h16 = dalloc(c, n * sizeof *h16);
+    if (c->failed) return;
+    OP(c, c->be->to_bf16(c->be, h16, x, n));
+    OP(c, c->be->from_bf16(c->be, z, h16, n));
+    get(c, "bf16_roundtrip", z, n);
     get(c, "reduce_scatter", z, n);
     get(c, "all_gather", g, n);
 }

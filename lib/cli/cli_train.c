@@ -260,6 +260,9 @@ int dv2_cli_train_main(int argc, char **argv, int distill) {
         dv2_debugf("optimizer state: %zu bytes per rank (sharded over %d)", res.optim_bytes, res.optim_shards);
     else if (dist.rank == 0)
         dv2_debugf("optimizer state: %zu bytes per rank (not sharded)", res.optim_bytes);
+    if (dist.rank == 0 && res.steps_run > 0)
+        dv2_debugf("student pass: %.1f MiB of activations and their gradients%s", res.student_bytes / 1048576.0,
+                   res.student_bf16_kept ? " (blocks' GEMM and attention outputs kept in bf16)" : "");
     if (dist.rank == 0 && dist.world > 1 && res.steps_run > 0 && res.reduce_floats > 0) {
         if (res.reduce_overlap)
             dv2_debugf("gradient reduction: %.1f ms per step after the backward; %.1f%% of its %.0f floats "

@@ -111,6 +111,10 @@ const float *dv2_vit_pass_output(const dv2_vit_pass *ps);
 /* Un-normed final tokens (x_prenorm), (T, D). */
 const float *dv2_vit_pass_prenorm(const dv2_vit_pass *ps);
 int dv2_vit_pass_tokens(const dv2_vit_pass *ps);          /* T */
+/* Device bytes of the pass's buffers; *bf16_kept (may be NULL) ← 1 when a
+ * training pass on a bf16 backend keeps its blocks' GEMM and attention
+ * outputs for the backward in 16-bit containers (DV2_VIT_BF16_STASH=0: f32). */
+size_t dv2_vit_pass_bytes(const dv2_vit_pass *ps, int *bf16_kept);
 int dv2_vit_pass_seqlen(const dv2_vit_pass *ps, int g);   /* 1 + R + N_g */
 int dv2_vit_pass_npatch(const dv2_vit_pass *ps, int g);   /* N_g */
 /* Row of token j of image i of group g in the packed (T, D) buffers. */

@@ -28,6 +28,17 @@ typedef struct blockbuf {
     float *xin_f, *mean2, *rstd2, *h, *a, *y2;
 } blockbuf;
 
+/* What a training pass on a bf16 backend keeps of a block for the backward
+ * in 16-bit containers: the GEMM and attention outputs, which hold bf16
+ * values already (so the round trip is exact).  The blocks then share one
+ * f32 copy of these buffers (bb[0]'s), the working buffers of the ops;
+ * the residual-stream inputs xin_* and the statistics stay f32.  The last
+ * block keeps its values in the working buffers, which the backward reads
+ * first. */
+typedef struct stash16 {
+    dv2_bf16 *qkv, *att, *y1, *h, *y2;
+} stash16;
+
 /* The tokens one branch runs on. */
 typedef struct branch {
     int n;        /* tokens */
@@ -57,6 +68,8 @@ struct dv2_vit_pass {
     float *x;           /* residual stream (T, D), = x_prenorm after forward */
     blockbuf *bb;       /* depth (train) or 1 */
     int nbb;
+    stash16 *st;        /* depth, or NULL: every block keeps f32 buffers of its own */
+    size_t bytes;       /* device bytes of the pass's buffers */
     float **blk_out;    /* depth (KEEP_BLOCKS) */
     float *out, *fmean, *frstd;
     float *lmean, *lrstd;   /* statistics scratch of dv2_vit_pass_layer */
@@ -76,6 +89,7 @@ struct dv2_vit_pass {
 };
 
 #define ALLOC(ptr, count) do { (ptr) = be->alloc(be, sizeof(*(ptr)) * (size_t)(count) + 64); \
+    ps->bytes += sizeof(*(ptr)) * (size_t)(count) + 64; \
     if (!(ptr)) { dv2_vit_pass_free(ps); return dv2_error_set(err, DV2_ENOMEM, "vit: cannot allocate pass buffers"); } } while (0)
 
 static void free_branch(const dv2_backend *be, branch *b) {
@@ -110,6 +124,17 @@ void dv2_vit_pass_free(dv2_vit_pass *ps) {
     free(ps->plan_scale_h);
     be->free(be, ps->d_plan_rows);
     be->free(be, ps->d_plan_scale);
+    if (ps->st) {
+        for (int i = 0; i < ps->nbb; i++) {
+            stash16 *s = &ps->st[i];
+            be->free(be, s->qkv), be->free(be, s->att), be->free(be, s->y1), be->free(be, s->h), be->free(be, s->y2);
+            if (i > 0 && ps->bb) { /* bb[0]'s working buffers */
+                blockbuf *b = &ps->bb[i];
+                b->qkv = b->att = b->y1 = b->h = b->y2 = NULL;
+            }
+        }
+        free(ps->st);
+    }
     if (ps->bb)
         for (int i = 0; i < ps->nbb; i++) {
             float **f = (float **)&ps->bb[i];
@@ -236,13 +261,30 @@ int dv2_vit_pass_create(dv2_vit_pass **out, dv2_vit *m, const dv2_vit_group *g, 
         }
     }
     int H = a->num_heads, hin = ffn_in_width(a), hid = a->ffn_hidden;
+    const char *st_env = getenv("DV2_VIT_BF16_STASH"); /* 0: f32 buffers per block (tests) */
+    if (train && be->weights_bf16 && L > 1 && !(st_env && !strcmp(st_env, "0"))) {
+        if (!(ps->st = calloc((size_t)L, sizeof *ps->st))) {
+            dv2_vit_pass_free(ps);
+            return dv2_error_set(err, DV2_ENOMEM, "vit: out of memory");
+        }
+        for (int i = 0; i + 1 < L; i++) {
+            stash16 *s = &ps->st[i];
+            ALLOC(s->qkv, T * 3 * D); ALLOC(s->att, T * D); ALLOC(s->y1, T * D);
+            ALLOC(s->h, T * hin); ALLOC(s->y2, T * D);
+        }
+    }
     for (int i = 0; i < ps->nbb; i++) {
         blockbuf *b = &ps->bb[i];
         if (train) { ALLOC(b->xin_a, T * D); ALLOC(b->xin_f, T * D); }
-        ALLOC(b->mean1, T); ALLOC(b->rstd1, T);
-        ALLOC(b->qkv, T * 3 * D); ALLOC(b->att, T * D); ALLOC(b->lse, T * H); ALLOC(b->y1, T * D);
+        ALLOC(b->mean1, T); ALLOC(b->rstd1, T); ALLOC(b->lse, T * H);
         ALLOC(b->mean2, T); ALLOC(b->rstd2, T);
-        ALLOC(b->h, T * hin); ALLOC(b->y2, T * D);
+        if (ps->st && i > 0) { /* kept in 16 bits; bb[0]'s buffers do the work */
+            blockbuf *b0 = &ps->bb[0];
+            b->qkv = b0->qkv, b->att = b0->att, b->y1 = b0->y1, b->h = b0->h, b->y2 = b0->y2;
+        } else {
+            ALLOC(b->qkv, T * 3 * D); ALLOC(b->att, T * D); ALLOC(b->y1, T * D);
+            ALLOC(b->h, T * hin); ALLOC(b->y2, T * D);
+        }
         /* LayerNorm outputs and the FFN activation are not kept per block
          * (6 of 17 D-wide floats per token): one shared buffer each, and
          * backward recomputes them from the saved inputs and statistics */
@@ -468,6 +510,12 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                 be->linear_forward(be, b->y1, NULL, b->att, PD(bi->proj_w), P16(bi->proj_w), PD(bi->proj_b), n,
                                    D, D, 0);
                 be->residual_forward(be, ps->x, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
+                if (train && ps->st && ps->st[l].qkv) {
+                    const stash16 *s = &ps->st[l];
+                    be->to_bf16(be, s->qkv, b->qkv, (size_t)n * 3 * D);
+                    be->to_bf16(be, s->att, b->att, (size_t)n * D);
+                    be->to_bf16(be, s->y1, b->y1, (size_t)n * D);
+                }
             } else {
                 float *ln = ps->bb[0].ln1;
                 be->layernorm_forward(be, ln, b->mean2, b->rstd2, in, PD(bi->norm2_w),
@@ -483,6 +531,10 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                 }
                 be->linear_forward(be, b->y2, NULL, act, PD(bi->fc2_w), P16(bi->fc2_w), PD(bi->fc2_b), n, hid, D, 0);
                 be->residual_forward(be, ps->x, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
+                if (train && ps->st && ps->st[l].h) {
+                    be->to_bf16(be, ps->st[l].h, b->h, (size_t)n * hin);
+                    be->to_bf16(be, ps->st[l].y2, b->y2, (size_t)n * D);
+                }
             }
         }
         if (ps->blk_out && ps->blk_out[l]) be->copy(be, ps->blk_out[l], ps->x, sizeof(float) * (size_t)ps->T * D);
@@ -495,6 +547,10 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
 const float *dv2_vit_pass_output(const dv2_vit_pass *ps) { return ps->out; }
 const float *dv2_vit_pass_prenorm(const dv2_vit_pass *ps) { return ps->x; }
 int dv2_vit_pass_tokens(const dv2_vit_pass *ps) { return ps->T; }
+size_t dv2_vit_pass_bytes(const dv2_vit_pass *ps, int *bf16_kept) {
+    if (bf16_kept) *bf16_kept = ps->st != NULL;
+    return ps->bytes;
+}
 int dv2_vit_pass_seqlen(const dv2_vit_pass *ps, int g) { return g >= 0 && g < ps->ng ? ps->seqlen[g] : 0; }
 int dv2_vit_pass_npatch(const dv2_vit_pass *ps, int g) { return g >= 0 && g < ps->ng ? ps->npatch[g] : 0; }
 int dv2_vit_pass_row(const dv2_vit_pass *ps, int g, int i, int j) {
@@ -569,6 +625,11 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         /* FFN branch */
         const branch *br = &ps->br[2 * l + 1];
         int n = br->n;
+        const stash16 *st = ps->st && ps->st[l].qkv ? &ps->st[l] : NULL;
+        if (st) {
+            be->from_bf16(be, b->h, st->h, (size_t)n * hin);
+            be->from_bf16(be, b->y2, st->y2, (size_t)n * D);
+        }
         be->zero(be, ps->dy, sizeof(float) * (size_t)n * D);
         be->residual_backward(be, ps->dy, PG(bi->ls2), ps->dx, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
         /* recompute the FFN activation (not kept per block: 4D floats per token) */
@@ -594,6 +655,11 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         /* attention branch */
         br = &ps->br[2 * l];
         n = br->n;
+        if (st) {
+            be->from_bf16(be, b->qkv, st->qkv, (size_t)n * 3 * D);
+            be->from_bf16(be, b->att, st->att, (size_t)n * D);
+            be->from_bf16(be, b->y1, st->y1, (size_t)n * D);
+        }
         be->zero(be, ps->dy, sizeof(float) * (size_t)n * D);
         be->residual_backward(be, ps->dy, PG(bi->ls1), ps->dx, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
         be->linear_backward(be, ps->datt, PG(bi->proj_w), PG(bi->proj_b), NULL, ps->dy, NULL, b->att,

@@ -33,8 +33,11 @@
  * bf16 compute copy (dv2_bf16, be->weights_bf16): a backend whose GEMMs read
  * bf16 weights gets, with every weight, its copy, written by the step that
  * changes the master weight (adamw_step, ema_update) or by to_bf16 after a
- * load, so the GEMMs never convert a weight.  16-bit activation containers
- * are not part of this interface version.
+ * load, so the GEMMs never convert a weight.  The activations a training
+ * pass keeps for the backward go to 16-bit containers on such a backend
+ * where they hold bf16 values (the blocks' GEMM and attention outputs,
+ * model/vit_pass.c: to_bf16 after the forward, from_bf16 before the
+ * backward, both exact); the ops themselves read and write f32 containers.
  *
  * Conventions for every entry:
  *   - Arguments: the backend, outputs, then inputs, then parameters, then
@@ -144,6 +147,9 @@ struct dv2_backend {
      * values were written other than by adamw_step / ema_update (a load, a
      * copy, a broadcast, an all-gather). */
     int (*to_bf16)(const dv2_backend *be, dv2_bf16 *dst, const float *src, size_t n);
+    /* dst (n) ← src widened to f32 (exact): an activation kept for the
+     * backward in a 16-bit container, back in the buffer its ops read. */
+    int (*from_bf16)(const dv2_backend *be, float *dst, const dv2_bf16 *src, size_t n);
 
     /* ---- linear algebra ----------------------------------------------- */
     /* GEMM with an epilogue (flags DV2_LINEAR_*):

@@ -387,6 +387,7 @@ int dv2_train_run(const dv2_config *c, const dv2_train_opts *o, const dv2_dist *
                            ((uint64_t)2 * b->B * b->Sg * b->Sg + (uint64_t)b->L * b->B * b->Sl * b->Sl);
         res->steps_run++;
         res->reduce_s += s.reduce_s;
+        res->student_bytes = dv2_train_step_student_bytes(r->st, &res->student_bf16_kept);
         res->reduce_floats += s.reduce_floats, res->reduce_early += s.reduce_early;
         dv2_loader_release(r->ld, b);
         if (rc) goto done;

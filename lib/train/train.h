@@ -69,6 +69,8 @@ typedef struct dv2_train_result {
     double reduce_s;
     uint64_t reduce_floats, reduce_early;
     int reduce_overlap;    /* 1: train.overlap_grad_reduce was in effect */
+    size_t student_bytes;  /* device bytes of the student's pass at the last step */
+    int student_bf16_kept; /* 1: it keeps its blocks' outputs in 16-bit containers */
 } dv2_train_result;
 
 /* Runs the training described by c.  Returns 0 when the run finished or was

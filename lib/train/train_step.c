@@ -80,6 +80,10 @@ static int block_done(void *ctx, int l, float *grad, size_t numel, dv2_error *er
     return dv2_train_model_reduce_start(s->m, s->dist, DV2_TM_BACKBONE, lo, lo + numel, err);
 }
 
+size_t dv2_train_step_student_bytes(const dv2_train_step *s, int *bf16_kept) {
+    return dv2_vit_pass_bytes(s->sp, bf16_kept);
+}
+
 /* ---- buffers ---------------------------------------------------------------- */
 
 static void *dalloc(dv2_train_step *s, size_t bytes, int *rc) {

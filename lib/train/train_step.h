@@ -44,6 +44,9 @@ typedef struct dv2_train_step dv2_train_step;
 int dv2_train_step_create(dv2_train_step **st, const dv2_config *c, dv2_train_model *m, const dv2_dist *dist,
                        dv2_error *err);
 void dv2_train_step_free(dv2_train_step *st);
+/* Device bytes of the student's pass (its activations and their
+ * gradients; dv2_vit_pass_bytes), *bf16_kept as there. */
+size_t dv2_train_step_student_bytes(const dv2_train_step *st, int *bf16_kept);
 /* Runs iteration `it` on batch b with the schedule values v (b->masks, when
  * set, replaces the iBOT masks the step would draw). */
 int dv2_train_step_run(dv2_train_step *st, const dv2_batch *b, int64_t it, const dv2_sched_values *v,

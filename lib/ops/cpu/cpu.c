@@ -348,6 +348,12 @@ static int e_to_bf16(const dv2_backend *be, dv2_bf16 *dst, const float *src, siz
     return DV2_OK;
 }
 
+static int e_from_bf16(const dv2_backend *be, float *dst, const dv2_bf16 *src, size_t n) {
+    (void)be;
+    dv2_bf16_load_n(dst, src, n);
+    return DV2_OK;
+}
+
 static int e_allreduce_sum(const dv2_backend *be, float *buf, size_t n, const struct dv2_dist *comm,
                            struct dv2_error *err) {
     (void)be;
@@ -531,6 +537,7 @@ static int e_collapse_stats(const dv2_backend *be, double *out, const float *q, 
     .info = e_info, \
     .release = e_release, \
     .to_bf16 = e_to_bf16, \
+    .from_bf16 = e_from_bf16, \
     .pixels_forward = e_pixels_forward, \
     .posembed_forward = e_posembed_forward, \
     .posembed_backward = e_posembed_backward, \

@@ -132,6 +132,8 @@ float dv2_bf16_round(float x); /* round to nearest even; NaN stays NaN */
 void dv2_bf16_round_n(float *x, size_t n);
 /* dst (n) ← the bf16 bits of src (dv2_bf16_round, upper half): a compute copy. */
 void dv2_bf16_store_n(dv2_bf16 *dst, const float *src, size_t n);
+/* dst (n) ← src widened (exact). */
+void dv2_bf16_load_n(float *dst, const dv2_bf16 *src, size_t n);
 /* The table entries of the bf16 backend (their scratch is the backend's workspace). */
 int dv2_cpu_bf16_linear_forward(const dv2_backend *be, float *out, float *pre, const float *in,
                                 const float *w, const dv2_bf16 *w16, const float *b, int N,

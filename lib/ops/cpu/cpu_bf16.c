@@ -71,6 +71,14 @@ void dv2_bf16_store_n(dv2_bf16 *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = bits_of(src[i]);
 }
 
+void dv2_bf16_load_n(float *dst, const dv2_bf16 *src, size_t n) {
+#pragma omp parallel for schedule(static) if (DV2_CPU_PAR(n))
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)src[i] << 16;
+        memcpy(&dst[i], &u, sizeof u);
+    }
+}
+
 /* dst (n) ← the weight w as the GEMM reads it: w16 widened when there is a
  * copy (after checking it is w rounded), else w rounded; returns dst + n, or
  * NULL when the copy is stale. */

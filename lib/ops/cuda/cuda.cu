@@ -229,6 +229,19 @@ static int e_to_bf16(const dv2_backend *be, dv2_bf16 *dst, const float *src, siz
     return dv2_cuda_to_bf16(be, (__nv_bfloat16 *)dst, src, n);
 }
 
+static __global__ void k_from_bf16(float *dst, const __nv_bfloat16 *src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __bfloat162float(src[i]);
+}
+
+/* The from_bf16 entry: a 16-bit activation back in an f32 buffer. */
+static int e_from_bf16(const dv2_backend *be, float *dst, const dv2_bf16 *src, size_t n) {
+    if (!n) return DV2_OK;
+    k_from_bf16<<<dv2_cuda_grid(n, DV2_CUDA_THREADS), DV2_CUDA_THREADS, 0, dv2_cuda_stream(be)>>>(
+        dst, (const __nv_bfloat16 *)src, n);
+    return dv2_cuda_launched(be);
+}
+
 int dv2_cuda_round_bf16(const dv2_backend *be, float *x, size_t n) {
     if (!x || !n) return DV2_OK;
     k_round_bf16<<<dv2_cuda_grid(n, DV2_CUDA_THREADS), DV2_CUDA_THREADS, 0, dv2_cuda_stream(be)>>>(x, n);
@@ -492,7 +505,7 @@ static void fill_table(dv2_backend *be) {
     be->alloc = e_alloc, be->free = e_free, be->to_host = e_to_host, be->to_device = e_to_device;
     be->copy = e_copy, be->zero = e_zero, be->sync = e_sync, be->status = e_status;
     be->workspace = dv2_cuda_workspace, be->info = e_info, be->release = e_release;
-    be->to_bf16 = e_to_bf16;
+    be->to_bf16 = e_to_bf16, be->from_bf16 = e_from_bf16;
     be->linear_forward = dv2_cuda_linear_forward, be->linear_backward = dv2_cuda_linear_backward;
     be->patch_embed_forward = dv2_cuda_patch_embed_forward;
     be->patch_embed_backward = dv2_cuda_patch_embed_backward;
