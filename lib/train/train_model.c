@@ -313,8 +313,8 @@ int dv2_train_model_reduce_finish(dv2_train_model *m, const dv2_dist *dist, size
         if (!rc && at < m->s_mod[k]->numel) rc = reduce_range(m, dist, k, at, m->s_mod[k]->numel, err);
     }
     m->red_n = 0;
-    int wrc = m->be->coll_wait(m->be, err); /* waits even after a failed start */
-    if (rc || (rc = wrc)) return rc;
+    /* after a failed start the other ranks may never complete theirs: no wait */
+    if (rc || (rc = m->be->coll_wait(m->be, err))) return rc;
     const int W = m->sharded ? m->shard_w : dist->world;
     for (int k = 0; k < m->n_mod; k++) dv2_train_model_scale_grad(m, k, 1.0f / (float)W);
     if (early) *early = started;
