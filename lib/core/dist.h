@@ -75,10 +75,11 @@ int dv2_dist_ireduce_sum_f32(const dv2_dist *d, float *buf, size_t n, int root, 
 /* Lets the started collectives advance (MPI progresses them inside its
  * calls); never blocks.  Accepts NULL. */
 void dv2_dist_reqs_progress(dv2_dist_reqs *reqs);
-/* Waits for every started collective; reqs can be reused after.  The first
- * failure is returned (the others are still waited for). */
+/* Waits for every started collective (MPI_Waitall); reqs can be reused
+ * after.  Returns 0 or DV2_EIO when one of them failed. */
 int dv2_dist_reqs_wait(dv2_dist_reqs *reqs, dv2_error *err);
-/* Number of collectives started and not waited for (0 for NULL). */
+/* Requests started and not waited for, 0 for NULL (one per collective, or
+ * one per piece of 2^28 elements of a longer one). */
 int dv2_dist_reqs_pending(const dv2_dist_reqs *reqs);
 /* Frees the set without waiting (after a failure, the other ranks may
  * never complete what is pending). */
