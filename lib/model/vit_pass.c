@@ -448,6 +448,26 @@ static void set_full(dv2_vit_pass *ps, branch *b) {
 #define PG(i) dv2_params_grad(&m->params, (i))
 #define P16(i) dv2_params_data16(&m->params, (i)) /* the bf16 compute copy, or NULL */
 
+/* Branch k (0: attention, 1: FFN, n tokens) of block l between the shared
+ * f32 working buffers and the block's 16-bit copy (stash16): into the copy
+ * after the forward (back = 0), back before the backward (back = 1).
+ * Nothing for a block without a copy (an f32 pass, the last block). */
+static void keep16(const dv2_vit_pass *ps, int l, int k, int n, int back) {
+    if (!ps->st || !ps->st[l].qkv) return;
+    const dv2_backend *be = ps->be;
+    const stash16 *s = &ps->st[l];
+    const blockbuf *b = &ps->bb[0];
+    size_t D = (size_t)ps->m->arch.embed_dim, hin = (size_t)ffn_in_width(&ps->m->arch);
+    dv2_bf16 *h16[3] = {s->qkv, s->att, s->y1};
+    float *f[3] = {b->qkv, b->att, b->y1};
+    size_t w[3] = {3 * D, D, D};
+    if (k == 1) h16[0] = s->h, h16[1] = s->y2, f[0] = b->h, f[1] = b->y2, w[0] = hin, w[1] = D, w[2] = 0;
+    for (int i = 0; i < 3 && w[i]; i++) {
+        if (back) be->from_bf16(be, f[i], h16[i], (size_t)n * w[i]);
+        else be->to_bf16(be, h16[i], f[i], (size_t)n * w[i]);
+    }
+}
+
 int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_t *const *mask,
                          const dv2_vit_droppath *dp, dv2_error *err) {
     dv2_vit *m = ps->m;
@@ -510,12 +530,7 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                 be->linear_forward(be, b->y1, NULL, b->att, PD(bi->proj_w), P16(bi->proj_w), PD(bi->proj_b), n,
                                    D, D, 0);
                 be->residual_forward(be, ps->x, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
-                if (train && ps->st && ps->st[l].qkv) {
-                    const stash16 *s = &ps->st[l];
-                    be->to_bf16(be, s->qkv, b->qkv, (size_t)n * 3 * D);
-                    be->to_bf16(be, s->att, b->att, (size_t)n * D);
-                    be->to_bf16(be, s->y1, b->y1, (size_t)n * D);
-                }
+                keep16(ps, l, 0, n, 0);
             } else {
                 float *ln = ps->bb[0].ln1;
                 be->layernorm_forward(be, ln, b->mean2, b->rstd2, in, PD(bi->norm2_w),
@@ -531,10 +546,7 @@ int dv2_vit_pass_forward(dv2_vit_pass *ps, const float *const *img, const uint8_
                 }
                 be->linear_forward(be, b->y2, NULL, act, PD(bi->fc2_w), P16(bi->fc2_w), PD(bi->fc2_b), n, hid, D, 0);
                 be->residual_forward(be, ps->x, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
-                if (train && ps->st && ps->st[l].h) {
-                    be->to_bf16(be, ps->st[l].h, b->h, (size_t)n * hin);
-                    be->to_bf16(be, ps->st[l].y2, b->y2, (size_t)n * D);
-                }
+                keep16(ps, l, 1, n, 0);
             }
         }
         if (ps->blk_out && ps->blk_out[l]) be->copy(be, ps->blk_out[l], ps->x, sizeof(float) * (size_t)ps->T * D);
@@ -625,11 +637,7 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         /* FFN branch */
         const branch *br = &ps->br[2 * l + 1];
         int n = br->n;
-        const stash16 *st = ps->st && ps->st[l].qkv ? &ps->st[l] : NULL;
-        if (st) {
-            be->from_bf16(be, b->h, st->h, (size_t)n * hin);
-            be->from_bf16(be, b->y2, st->y2, (size_t)n * D);
-        }
+        keep16(ps, l, 1, n, 1);
         be->zero(be, ps->dy, sizeof(float) * (size_t)n * D);
         be->residual_backward(be, ps->dy, PG(bi->ls2), ps->dx, b->y2, PD(bi->ls2), br->rows, br->scale, n, D);
         /* recompute the FFN activation (not kept per block: 4D floats per token) */
@@ -655,11 +663,7 @@ int dv2_vit_pass_backward(dv2_vit_pass *ps, const float *dout, dv2_error *err) {
         /* attention branch */
         br = &ps->br[2 * l];
         n = br->n;
-        if (st) {
-            be->from_bf16(be, b->qkv, st->qkv, (size_t)n * 3 * D);
-            be->from_bf16(be, b->att, st->att, (size_t)n * D);
-            be->from_bf16(be, b->y1, st->y1, (size_t)n * D);
-        }
+        keep16(ps, l, 0, n, 1);
         be->zero(be, ps->dy, sizeof(float) * (size_t)n * D);
         be->residual_backward(be, ps->dy, PG(bi->ls1), ps->dx, b->y1, PD(bi->ls1), br->rows, br->scale, n, D);
         be->linear_backward(be, ps->datt, PG(bi->proj_w), PG(bi->proj_b), NULL, ps->dy, NULL, b->att,
