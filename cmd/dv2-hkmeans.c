@@ -67,10 +67,17 @@ static int on_opt(void *vc, int idx, const char *arg) {
 }
 
 /* called on rank 0 only */
-static void on_level(void *vctx, int level, int reused, double secs, int64_t empty) {
+static void on_level(void *vctx, const dv2_hkm_level_info *in) {
     (void)vctx;
-    if (reused) dv2_infof("level %d: reused (saved with the same input and parameters)", level);
-    else dv2_infof("level %d: clustered in %.1f s (%lld empty clusters)", level, secs, (long long)empty);
+    if (in->reused) {
+        dv2_infof("level %d: reused (saved with the same input and parameters)", in->level);
+        return;
+    }
+    const dv2_hkm_seed_stats *s = &in->seeding;
+    dv2_infof("level %d: clustered in %.1f s (%lld empty clusters; k-means++ seeding %.1f s, %.1f%% of its distances "
+              "computed)",
+              in->level, in->seconds, (long long)in->empty, s->seconds,
+              s->full ? 100.0 * (double)s->computed / (double)s->full : 0.0);
 }
 
 /* Fills one per-level list from a one-value or a full list. */

@@ -69,6 +69,22 @@ expect_exit 0 dv2-hkmeans --tree tk --clusters 50,10 --steps 2 --sample-size 5 -
 expect_grep "1 of the 991 ids in keep.ids are not in the pool" err.txt
 expect_exit 2 dv2-hkmeans --tree tk --keep keep.ids --target 10
 
+# 160-d blobs in a 16-d subspace: the seeding's projection bound prunes most
+# distances and changes no seed (the same level files as every distance
+# computed), and the files do not depend on the BLAS's number of threads
+$PY "$REF" blobs blobs.emb || fail "making the blobs"
+bargs="--clusters 200,20 --steps 2 --niter 5"
+expect_exit 0 dv2-hkmeans -v --tree b1 $bargs blobs.emb
+pct=$(sed -n 's/.*level 1: .*seeding [0-9.]* s, \([0-9.]*\)% of its distances computed.*/\1/p' err.txt)
+cmpf "'$pct' != '' and $pct < 60" "level 1 seeding computed ${pct:-?}% of its distances (the bound should prune most)"
+expect_exit 0 env DV2_HKM_SEED_PRUNE=0 dv2-hkmeans -v --tree b2 $bargs blobs.emb
+expect_grep "level 1: .* 100.0% of its distances computed" err.txt
+expect_same b1/level-1.hkm b2/level-1.hkm
+expect_same b1/level-2.hkm b2/level-2.hkm
+expect_exit 0 env OPENBLAS_NUM_THREADS=1 dv2-hkmeans -j 1 --tree b3 $bargs blobs.emb
+expect_same b1/level-1.hkm b3/level-1.hkm
+expect_same b1/level-2.hkm b3/level-2.hkm
+
 # errors
 expect_exit 2 dv2-hkmeans --clusters 10 rings.emb
 expect_exit 2 dv2-hkmeans --tree t2

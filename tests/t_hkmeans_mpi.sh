@@ -1,6 +1,8 @@
 # t_hkmeans_mpi.sh — dv2-hkmeans under `mpirun -np 2` writes a tree
 # byte-identical to one process's and samples the same ids (the assignment
-# is split by whole blocks of rows and merged exactly), reuses saved levels
+# is split by whole blocks of rows and merged exactly, the seeding's draws
+# by blocks of rows summed in order), also at 160 dims where the GEMM's
+# rounding differs between the processes, reuses saved levels
 # the same way, and both ranks take part.
 . "$DV2_ROOT/tests/lib.sh"
 REF="$DV2_ROOT/tests/ref/hkmeans_ref.py"
@@ -22,4 +24,15 @@ expect_same s1.ids s2.ids
 $MPI dv2-hkmeans --tree t2 $args rings.emb > s3.ids 2> err3.txt || fail "mpirun rerun: $(cat err3.txt)"
 expect_grep "level 2: reused" err3.txt
 expect_same s1.ids s3.ids
+
+# 160 dims (9,000 points, 3 seeding blocks, 5 assignment blocks): the
+# k-means++ seeding split by blocks too, and the BLAS of each rank running
+# on fewer threads than the one process's, still the same files
+$PY "$REF" blobs blobs.emb || fail "making the blobs"
+bargs="--clusters 200,20 --steps 2 --niter 5 --target 500"
+dv2-hkmeans -q --tree b1 $bargs blobs.emb > b1.ids || fail "one process (blobs)"
+$MPI dv2-hkmeans -q --tree b2 $bargs blobs.emb > b2.ids 2> errb.txt || fail "mpirun (blobs): $(cat errb.txt)"
+expect_same b1/level-1.hkm b2/level-1.hkm
+expect_same b1/level-2.hkm b2/level-2.hkm
+expect_same b1.ids b2.ids
 finish

@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +62,13 @@ void dv2_hkm_tree_free(dv2_hkm_tree *t) {
 /* ---- k-means pieces ------------------------------------------------------ */
 
 /* Nearest centroid (squared L2) of each of the n rows of x: |x|^2 - 2 x.c +
- * |c|^2 with the cross term as one GEMM per block of rows.  Returns the
- * number of empty clusters in *empty. */
+ * |c|^2 with the cross term as one GEMM per block of rows, then the exact
+ * distance in double to every centroid within the GEMM's rounding bound of
+ * the best (eps (|c|^2 + 2 (dim + 2) |x| |c|), doubled twice): the nearest
+ * by that exact distance (ties to the lower index) and its distance do not
+ * depend on how the GEMM rounds, which changes with its number of threads
+ * (and so between one process and several).  Returns the number of empty
+ * clusters in *empty. */
 static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float *x, int64_t n, int dim,
                       const float *c, int k, const dv2_dist *dd, dv2_error *err) {
     int world = dd ? dd->world : 1, rank = dd ? dd->rank : 0;
@@ -73,11 +79,14 @@ static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float 
         free(g), free(cn), free(cnt);
         return dv2_error_set(err, DV2_ENOMEM, "k-means assignment: out of memory (%d clusters)", k);
     }
+    double cmax = 0;
     for (int j = 0; j < k; j++) {
         double s = 0;
         for (int d = 0; d < dim; d++) s += (double)c[(size_t)j * dim + d] * c[(size_t)j * dim + d];
         cn[j] = (float)s;
+        if (s > cmax) cmax = s;
     }
+    cmax = sqrt(cmax);
     if (world > 1) {
         memset(assign, 0, sizeof(int32_t) * (size_t)n);
         memset(dist, 0, sizeof(float) * (size_t)n);
@@ -93,15 +102,26 @@ static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float 
             double xn = 0;
             for (int d = 0; d < dim; d++) xn += (double)xi[d] * xi[d];
             const float *gi = g + (size_t)i * k;
-            int best = 0;
             float bd = FLT_MAX;
             for (int j = 0; j < k; j++) {
                 float v = cn[j] - 2.0f * gi[j];
-                if (v < bd) bd = v, best = j;
+                if (v < bd) bd = v;
+            }
+            double tol = 4.0 * FLT_EPSILON * (cmax * cmax + 2.0 * (dim + 2) * sqrt(xn) * cmax + fabs((double)bd));
+            int best = 0;
+            double be = DBL_MAX;
+            for (int j = 0; j < k; j++) {
+                if ((double)(cn[j] - 2.0f * gi[j]) > (double)bd + tol) continue;
+                const float *cj = c + (size_t)j * dim;
+                double s = 0;
+                for (int d = 0; d < dim; d++) {
+                    double v = (double)xi[d] - cj[d];
+                    s += v * v;
+                }
+                if (s < be) be = s, best = j;
             }
             assign[r0 + i] = best;
-            double dd = xn + bd;
-            dist[r0 + i] = dd > 0 ? (float)dd : 0.0f;
+            dist[r0 + i] = (float)be;
         }
     }
     int rc = 0;
@@ -128,6 +148,188 @@ static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float 
     return 0;
 }
 
+/* An orthonormal basis q (m rows of dim) of the m leading principal
+ * directions of x: the covariance of at most 8192 evenly spaced rows, then
+ * orthogonal iteration (30 products, modified Gram-Schmidt twice after
+ * each).  The seeding below needs only that the rows are orthonormal (then
+ * |q v| <= |v| for every v); the closer to the principal directions, the
+ * tighter its bounds. */
+static int principal_basis(double *q, const float *x, int64_t n, int dim, int m, dv2_error *err) {
+    enum { CHUNK = 256 };
+    int64_t s = n < 8192 ? n : 8192;
+    double *xs = malloc(sizeof(double) * CHUNK * (size_t)dim), *cv = malloc(sizeof(double) * (size_t)dim * dim);
+    double *z = malloc(sizeof(double) * (size_t)m * dim), *mu = calloc((size_t)dim, sizeof(double));
+    if (!xs || !cv || !z || !mu) {
+        free(xs), free(cv), free(z), free(mu);
+        return dv2_error_set(err, DV2_ENOMEM, "k-means++ seeding: out of memory (%d dims)", dim);
+    }
+    for (int64_t r = 0; r < s; r++)
+        for (int t = 0; t < dim; t++) mu[t] += x[(size_t)(r * n / s) * dim + t];
+    for (int t = 0; t < dim; t++) mu[t] /= (double)s;
+    /* the scatter of the sample around its mean, CHUNK rows at a time */
+    for (int64_t r0 = 0; r0 < s; r0 += CHUNK) {
+        int64_t c = s - r0 < CHUNK ? s - r0 : CHUNK;
+        for (int64_t r = 0; r < c; r++) {
+            const float *xr = x + (size_t)((r0 + r) * n / s) * dim;
+            for (int t = 0; t < dim; t++) xs[(size_t)r * dim + t] = xr[t] - mu[t];
+        }
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, (int)c, 1.0, xs, dim, r0 ? 1.0 : 0.0, cv, dim);
+    }
+    for (int i = 0; i < dim; i++)
+        for (int j = 0; j < i; j++) cv[(size_t)i * dim + j] = cv[(size_t)j * dim + i];
+    dv2_rng rng;
+    dv2_rng_seed(&rng, 0x9e3779b97f4a7c15ull, 5);
+    for (size_t i = 0; i < (size_t)m * dim; i++) q[i] = dv2_rng_normal(&rng);
+    for (int it = 0; it <= 30; it++) {
+        if (it) { /* z = q cv, then z back into q */
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, dim, dim, 1.0, q, dim, cv, dim, 0.0, z, dim);
+            memcpy(q, z, sizeof(double) * (size_t)m * dim);
+        }
+        for (int pass = 0; pass < 2; pass++)
+            for (int a = 0; a < m; a++) {
+                double *qa = q + (size_t)a * dim;
+                for (int b = 0; b < a; b++) {
+                    const double *qb = q + (size_t)b * dim;
+                    double d = 0;
+                    for (int t = 0; t < dim; t++) d += qa[t] * qb[t];
+                    for (int t = 0; t < dim; t++) qa[t] -= d * qb[t];
+                }
+                double nn = 0;
+                for (int t = 0; t < dim; t++) nn += qa[t] * qa[t];
+                if (nn < 1e-300) { /* a rank-deficient sample: any unit vector orthogonal to the rest */
+                    for (int t = 0; t < dim; t++) qa[t] = dv2_rng_normal(&rng);
+                    a--;
+                    continue;
+                }
+                nn = 1.0 / sqrt(nn);
+                for (int t = 0; t < dim; t++) qa[t] *= nn;
+            }
+    }
+    free(xs), free(cv), free(z), free(mu);
+    return 0;
+}
+
+/* y (m) = q x in double, rounded to float; *r its norm */
+static void project(float *y, float *r, const double *q, const float *x, int dim, int m) {
+    double nn = 0;
+    for (int a = 0; a < m; a++) {
+        const double *qa = q + (size_t)a * dim;
+        double v = 0;
+        for (int t = 0; t < dim; t++) v += qa[t] * x[t];
+        y[a] = (float)v;
+        nn += (double)y[a] * y[a];
+    }
+    *r = (float)sqrt(nn);
+}
+
+/* k-means++ seeding (Arthur and Vassilvitskii 2007) of k centroids c from
+ * the n rows of x.  d2[i] is the squared distance of row i to its nearest
+ * seed so far.  A pass over the pool per seed is bound by memory, not
+ * arithmetic, so when dim is large each row also keeps its projection y on
+ * SEED_PROJ principal directions (8% of the bytes at 384 dims): |y_i - y_j|
+ * is a lower bound of |x_i - c_j|, and a row whose bound already exceeds
+ * sqrt(d2[i]) cannot come closer to the new seed, so its full distance is
+ * not computed.  The bound is taken down by 1e-6 (|y_i| + |y_j|), far more
+ * than the float rounding of the stored projections (6e-8 of their norm),
+ * so the pruned and the plain computation keep the same d2: the seeds are
+ * those of the plain algorithm.  The draw sums d2 per block of SEED_BLOCK
+ * rows and the blocks in order, so the seeds do not depend on the number of
+ * threads; with MPI each process updates the blocks b with b % world ==
+ * rank, the block sums are all-reduced (one process holds each, the rest 0:
+ * exact) and the process holding the drawn row names it to the others.  st
+ * (may be NULL) gathers the seconds and the distances computed against
+ * those a plain pass would compute (this process's rows). */
+#define SEED_BLOCK 4096
+#define SEED_PROJ 32
+static int kmeanspp(float *c, const float *x, int64_t n, int dim, int k, dv2_rng *rng, const dv2_dist *dd,
+                    dv2_hkm_seed_stats *st, dv2_error *err) {
+    int world = dd ? dd->world : 1, rank = dd ? dd->rank : 0;
+    const char *pe = getenv("DV2_HKM_SEED_PRUNE"); /* 0: every distance (tests) */
+    int m = dim >= 4 * SEED_PROJ && n > SEED_BLOCK && !(pe && !strcmp(pe, "0")) ? SEED_PROJ : 0;
+    int64_t nb = (n + SEED_BLOCK - 1) / SEED_BLOCK, computed = 0, owned = 0;
+    double t0 = now_s();
+    double *d2 = malloc(sizeof(double) * (size_t)n), *part = malloc(sizeof(double) * (size_t)nb);
+    double *q = m ? malloc(sizeof(double) * (size_t)m * dim) : NULL;
+    float *y = m ? malloc(sizeof(float) * (size_t)n * m) : NULL, *yr = m ? malloc(sizeof(float) * (size_t)n) : NULL;
+    float yc[SEED_PROJ], rc_ = 0;
+    int rc = 0;
+    if (!d2 || !part || (m && (!q || !y || !yr))) {
+        rc = dv2_error_set(err, DV2_ENOMEM, "k-means++ seeding: out of memory (%lld points)", (long long)n);
+        goto out;
+    }
+    if (m && (rc = principal_basis(q, x, n, dim, m, err))) goto out;
+    int64_t first = (int64_t)dv2_rng_below(rng, (uint64_t)n);
+    memcpy(c, x + (size_t)first * dim, sizeof(float) * dim);
+    for (int j = 1; j <= k; j++) {
+        const float *cj = c + (size_t)(j - 1) * dim;
+        if (m) project(yc, &rc_, q, cj, dim, m);
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : computed, owned)
+        for (int64_t b = 0; b < nb; b++) {
+            double sb = 0;
+            if (b % world == rank)
+                for (int64_t i = b * SEED_BLOCK, e = i + SEED_BLOCK < n ? i + SEED_BLOCK : n; i < e; i++) {
+                    if (j == 1) {
+                        owned++;
+                        if (m) project(y + (size_t)i * m, yr + i, q, x + (size_t)i * dim, dim, m);
+                    } else if (m) {
+                        const float *yi = y + (size_t)i * m;
+                        double lb = 0;
+                        for (int a = 0; a < m; a++) {
+                            double v = (double)yi[a] - yc[a];
+                            lb += v * v;
+                        }
+                        double tt = sqrt(d2[i]) + 1e-6 * ((double)yr[i] + rc_);
+                        if (lb > tt * tt) {
+                            sb += d2[i];
+                            continue;
+                        }
+                    }
+                    const float *xi = x + (size_t)i * dim;
+                    double s = 0;
+                    for (int t = 0; t < dim; t++) {
+                        double v = (double)xi[t] - cj[t];
+                        s += v * v;
+                    }
+                    computed++;
+                    if (j == 1 || s < d2[i]) d2[i] = s;
+                    sb += d2[i];
+                }
+            part[b] = sb;
+        }
+        if (j == k) break;
+        if (world > 1 && (rc = dv2_dist_allreduce_sum_f64(dd, part, (size_t)nb, err))) goto out;
+        double total = 0;
+        for (int64_t b = 0; b < nb; b++) total += part[b];
+        int64_t pick = (int64_t)dv2_rng_below(rng, (uint64_t)n);
+        if (total > 0) {
+            double u = dv2_rng_uniform(rng) * total, acc = 0;
+            int64_t b = 0;
+            while (b < nb - 1 && !(acc + part[b] > u && part[b] > 0)) acc += part[b++];
+            pick = 0;
+            if (b % world == rank) {
+                int64_t i = b * SEED_BLOCK, e = i + SEED_BLOCK < n ? i + SEED_BLOCK : n;
+                for (pick = e - 1; i < e; i++) {
+                    acc += d2[i];
+                    if (acc > u) {
+                        pick = i;
+                        break;
+                    }
+                }
+            }
+            if (world > 1 && (rc = dv2_dist_allreduce_sum_i64(dd, &pick, 1, err))) goto out;
+        }
+        memcpy(c + (size_t)j * dim, x + (size_t)pick * dim, sizeof(float) * dim);
+    }
+    if (st) {
+        st->seconds += now_s() - t0;
+        st->computed += computed;
+        st->full += owned * (int64_t)k;
+    }
+out:
+    free(d2), free(part), free(q), free(y), free(yr);
+    return rc;
+}
+
 /* k-means of x into k centroids: k-means++ seeding (Arthur and Vassilvitskii
  * 2007), then Lloyd iterations (sums in double; an empty cluster keeps its
  * centroid) until no assignment changes or niter.  Not FAISS's Clustering:
@@ -135,46 +337,19 @@ static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float 
  * are dense, and the resampling steps then reproduce that allocation instead
  * of flattening it (measured on the ring data of tests/t_hkmeans.sh). */
 static int kmeans(float *c, const float *x, int64_t n, int dim, int k, int niter, uint64_t seed, const dv2_dist *dd,
-                  dv2_error *err) {
-    double *d2 = malloc(sizeof(double) * (size_t)n), *sum = malloc(sizeof(double) * (size_t)k * dim);
+                  dv2_hkm_seed_stats *st, dv2_error *err) {
+    double *sum = malloc(sizeof(double) * (size_t)k * dim);
     int32_t *a = malloc(sizeof(int32_t) * (size_t)n), *prev = malloc(sizeof(int32_t) * (size_t)n);
     float *dist = malloc(sizeof(float) * (size_t)n);
     int64_t *cnt = malloc(sizeof(int64_t) * (size_t)k);
     int rc = 0;
-    if (!d2 || !sum || !a || !prev || !dist || !cnt) {
+    if (!sum || !a || !prev || !dist || !cnt) {
         rc = dv2_error_set(err, DV2_ENOMEM, "k-means: out of memory (%lld points, %d clusters)", (long long)n, k);
         goto out;
     }
     dv2_rng rng;
     dv2_rng_seed(&rng, seed, 31);
-    int64_t first = (int64_t)dv2_rng_below(&rng, (uint64_t)n);
-    memcpy(c, x + (size_t)first * dim, sizeof(float) * dim);
-    for (int j = 1; j <= k; j++) {
-        /* d2: squared distance to the nearest seed so far (after seed j-1) */
-        const float *cj = c + (size_t)(j - 1) * dim;
-        double total = 0;
-#pragma omp parallel for reduction(+ : total) schedule(static)
-        for (int64_t i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * dim;
-            double s = 0;
-            for (int t = 0; t < dim; t++) {
-                double v = (double)xi[t] - cj[t];
-                s += v * v;
-            }
-            if (j == 1 || s < d2[i]) d2[i] = s;
-            total += d2[i];
-        }
-        if (j == k) break;
-        int64_t pick = (int64_t)dv2_rng_below(&rng, (uint64_t)n);
-        if (total > 0) {
-            double u = dv2_rng_uniform(&rng) * total, acc = 0;
-            for (pick = 0; pick < n - 1; pick++) {
-                acc += d2[pick];
-                if (acc > u) break;
-            }
-        }
-        memcpy(c + (size_t)j * dim, x + (size_t)pick * dim, sizeof(float) * dim);
-    }
+    if ((rc = kmeanspp(c, x, n, dim, k, &rng, dd, st, err))) goto out;
     int64_t empty;
     for (int it = 0; it < niter; it++) {
         if ((rc = assign_all(a, dist, &empty, x, n, dim, c, k, dd, err))) goto out;
@@ -193,7 +368,7 @@ static int kmeans(float *c, const float *x, int64_t n, int dim, int k, int niter
                 for (int t = 0; t < dim; t++) c[(size_t)j * dim + t] = (float)(sum[(size_t)j * dim + t] / cnt[j]);
     }
 out:
-    free(d2), free(sum), free(a), free(prev), free(dist), free(cnt);
+    free(sum), free(a), free(prev), free(dist), free(cnt);
     return rc;
 }
 
@@ -247,14 +422,15 @@ static void csr_free(csr *s) {
 
 /* One level: k-means of x (n × dim), then the resampling steps. */
 static int run_level(dv2_hkm_level *L, const float *x, int64_t n, int dim, int k, int steps, int sample,
-                     int closest, int niter, uint64_t seed, int64_t *empty, const dv2_dist *dd, dv2_error *err) {
+                     int closest, int niter, uint64_t seed, int64_t *empty, dv2_hkm_seed_stats *st, const dv2_dist *dd,
+                     dv2_error *err) {
     if (n < k) return dv2_error_set(err, DV2_EINVAL, "%lld inputs cannot make %d clusters", (long long)n, k);
     L->n = n, L->k = k, L->dim = dim;
     L->centroids = malloc(sizeof(float) * (size_t)k * dim);
     L->assign = malloc(sizeof(int32_t) * (size_t)n);
     L->dist = malloc(sizeof(float) * (size_t)n);
     if (!L->centroids || !L->assign || !L->dist) return dv2_error_set(err, DV2_ENOMEM, "level: out of memory");
-    int rc = kmeans(L->centroids, x, n, dim, k, niter, seed, dd, err);
+    int rc = kmeans(L->centroids, x, n, dim, k, niter, seed, dd, st, err);
     if (!rc) rc = assign_all(L->assign, L->dist, empty, x, n, dim, L->centroids, k, dd, err);
     float *sub = NULL, *nc = NULL;
     if (!rc && steps > 0) {
@@ -281,7 +457,7 @@ static int run_level(dv2_hkm_level *L, const float *x, int64_t n, int dim, int k
         }
         csr_free(&m);
         if (ns < k) break; /* too few points left to re-cluster: keep the current centroids */
-        if ((rc = kmeans(nc, sub, ns, dim, k, niter, seed + 1 + (uint64_t)s, dd, err))) break;
+        if ((rc = kmeans(nc, sub, ns, dim, k, niter, seed + 1 + (uint64_t)s, dd, st, err))) break;
         memcpy(L->centroids, nc, sizeof(float) * (size_t)k * dim);
         rc = assign_all(L->assign, L->dist, empty, x, n, dim, L->centroids, k, dd, err);
     }
@@ -417,7 +593,7 @@ int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t 
         want.input_hash = dv2_xxh64(in, sizeof(float) * (size_t)nin * dim, 0);
         double t0 = now_s();
         int32_t reused = 0;
-        int64_t empty = 0;
+        dv2_hkm_level_info info = {.level = l + 1};
         /* rank 0 decides whether the saved level is reused, the others follow */
         if (!recompute && root) {
             lvl_header have;
@@ -441,12 +617,13 @@ int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t 
         if (!rc && !reused) {
             recompute = 1;
             rc = run_level(&lv[l], in, nin, dim, p->k[l], p->steps[l], p->sample[l], p->resample_closest,
-                           p->niter, p->seed + (uint64_t)l * 7919u, &empty, dist, err);
+                           p->niter, p->seed + (uint64_t)l * 7919u, &info.empty, &info.seeding, dist, err);
             if (!rc && root) rc = level_save(path, &lv[l], &want, err);
         }
         free(path);
         if ((rc = agree(dist, rc, err))) break;
-        if (cb && root) cb(ctx, l + 1, reused, now_s() - t0, empty);
+        info.reused = reused, info.seconds = now_s() - t0;
+        if (cb && root) cb(ctx, &info);
         in = lv[l].centroids;
         nin = lv[l].k;
     }

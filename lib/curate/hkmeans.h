@@ -65,8 +65,24 @@ typedef struct dv2_hkm_tree {
     uint64_t *ids;      /* n: their ids */
 } dv2_hkm_tree;
 
-/* Called after each level: reused = 1 when it was loaded from DIR. */
-typedef void (*dv2_hkm_level_fn)(void *ctx, int level, int reused, double seconds, int64_t empty);
+/* The k-means++ seeding of a level (its main k-means and every resampling
+ * step): wall seconds, and the point-to-seed distances computed against the
+ * n k of a plain pass (the rest were pruned; on this process's rows). */
+typedef struct dv2_hkm_seed_stats {
+    double seconds;
+    int64_t computed, full;
+} dv2_hkm_seed_stats;
+
+/* What dv2_hkm_build reports after each level (1-based); reused = 1 when it
+ * was loaded from DIR, and then only seconds is set. */
+typedef struct dv2_hkm_level_info {
+    int level, reused;
+    double seconds;
+    int64_t empty;      /* empty clusters after the last assignment */
+    dv2_hkm_seed_stats seeding;
+} dv2_hkm_level_info;
+
+typedef void (*dv2_hkm_level_fn)(void *ctx, const dv2_hkm_level_info *info);
 
 /* Builds (or resumes) the tree of x (n × dim, row-major, as stored) with
  * record ids in dir (created if missing).  dist may be NULL (one process);

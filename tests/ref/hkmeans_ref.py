@@ -15,6 +15,11 @@ measures of tests/t_hkmeans.sh and docs/RESULTS.md.
     shares IN.emb IDS
         share of each label among the ids: label=share lines, then
         entropy=H (bits) and n=count
+    blobs OUT.emb [--n 9000] [--dim 160] [--seed S]
+        n points around 300 centres of Zipf-like sizes that span a 16-d
+        subspace of dim dimensions, with isotropic noise a tenth of the
+        centres' spread: data with the low-dimensional structure of real
+        embeddings, on which the seeding's projection bound prunes
     longtail IN.emb OUT.emb [--max 6000] [--min 60] [--seed S]
         a long-tailed subset of a labelled matrix: class c (in label order)
         keeps max * (min/max)^(c/9) rows, drawn at random
@@ -43,6 +48,16 @@ def rings(out, seed=0, scale=1):
     y = np.concatenate(lab)
     perm = rng.permutation(len(x))
     emb_util.write(out, np.arange(len(x)) + 1, x[perm], y[perm], features="five rings")
+
+
+def blobs(out, n=9000, dim=160, seed=0):
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((dim, 16)))[0]
+    centres = rng.standard_normal((300, 16)) @ basis.T
+    w = 1.0 / np.arange(1, 301)
+    lab = rng.choice(300, n, p=w / w.sum())
+    x = centres[lab] + 0.1 * rng.standard_normal((n, dim)) * np.sqrt(16 / dim)
+    emb_util.write(out, np.arange(n) + 1, x.astype(np.float32), lab, features="blobs in a 16-d subspace")
 
 
 def sqdist(x, c):
@@ -170,6 +185,9 @@ def main():
     if cmd == "rings":
         kw = opts(a[1:])
         rings(a[0], int(kw.get("seed", 0)), int(kw.get("scale", 1)))
+    elif cmd == "blobs":
+        kw = opts(a[1:])
+        blobs(a[0], int(kw.get("n", 9000)), int(kw.get("dim", 160)), int(kw.get("seed", 0)))
     elif cmd == "run":
         kw = opts(a[1:])
         ids, _, x = emb_util.read(a[0])
