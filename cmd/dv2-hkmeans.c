@@ -24,7 +24,7 @@ typedef struct ctx {
     const char *tree, *keep;
     int levels, nk, nsteps, nsample;
     int k[DV2_HKM_MAX_LEVELS], steps[DV2_HKM_MAX_LEVELS], sample[DV2_HKM_MAX_LEVELS];
-    int resample_closest, sampling_closest, niter;
+    int resample_closest, sampling_closest, niter, multiplier;
     int64_t target;
 } ctx;
 
@@ -39,6 +39,7 @@ static const dv2_opt opts[] = {
     {"target", 0, 1, "N", "sample N images from the tree and print their ids"},
     {"sampling", 0, 1, "HOW", "points taken in a level-1 cluster: random (default) or closest"},
     {"keep", 0, 1, "IDS", "cluster only the pool rows whose id is listed (e.g. dv2-dedup output)"},
+    {"multiplier", 0, 1, "M", "an image may be sampled up to M times (its id printed as often; default 1)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -62,6 +63,7 @@ static int on_opt(void *vc, int idx, const char *arg) {
     case 7: if (dv2_parse_i64(arg, 0, INT64_MAX, &c->target)) return dv2_usage_error("--target: expected a count, got '%s'", arg); break;
     case 8: return parse_how(arg, "--sampling", &c->sampling_closest);
     case 9: c->keep = arg; break;
+    case 10: if (dv2_parse_int(arg, 1, 1 << 20, &c->multiplier)) return dv2_usage_error("--multiplier: expected 1..%d, got '%s'", 1 << 20, arg); break;
     }
     return 0;
 }
@@ -167,7 +169,7 @@ static int sample(const ctx *c, const dv2_cli *cli) {
     if (rc) return dv2_report(&err);
     uint64_t *ids = NULL;
     int64_t n = 0;
-    rc = dv2_hkm_sample(&ids, &n, &t, c->target, c->sampling_closest, cli->seed, &err);
+    rc = dv2_hkm_sample(&ids, &n, &t, c->target, c->sampling_closest, c->multiplier, cli->seed, &err);
     if (!rc) {
         dv2_afile af;
         rc = dv2_afile_open(&af, cli->output ? cli->output : "-", cli->force, &err);
@@ -181,14 +183,22 @@ static int sample(const ctx *c, const dv2_cli *cli) {
     free(ids);
     dv2_hkm_tree_free(&t);
     if (rc) return dv2_report(&err);
-    if (c->target > pool) dv2_warnf("--target %lld is larger than the pool (%lld): all images selected", (long long)c->target, (long long)pool);
-    dv2_infof("%lld of %lld images sampled from a %d-level tree (%s)", (long long)n, (long long)pool, levels,
-              c->sampling_closest ? "closest first" : "random");
+    if (c->multiplier == 1 && c->target > pool)
+        dv2_warnf("--target %lld is larger than the pool (%lld): all images selected", (long long)c->target, (long long)pool);
+    else if (c->target > pool * c->multiplier)
+        dv2_warnf("--target %lld is larger than the pool (%lld) times --multiplier %d: every image selected %d times",
+                  (long long)c->target, (long long)pool, c->multiplier, c->multiplier);
+    if (c->multiplier == 1)
+        dv2_infof("%lld of %lld images sampled from a %d-level tree (%s)", (long long)n, (long long)pool, levels,
+                  c->sampling_closest ? "closest first" : "random");
+    else
+        dv2_infof("%lld samples of %lld images from a %d-level tree (%s, up to %d times each)", (long long)n,
+                  (long long)pool, levels, c->sampling_closest ? "closest first" : "random", c->multiplier);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    ctx c = {.resample_closest = 1, .niter = 50, .target = -1};
+    ctx c = {.resample_closest = 1, .niter = 50, .target = -1, .multiplier = 1};
     static const dv2_cli_spec spec = {
         "dv2-hkmeans", "--tree DIR [--clusters K1,K2,... [--keep IDS] [options] POOL.emb] [--target N] > selected.ids",
         "Curation without a seed set: hierarchical k-means of a pool with resampling (the cluster tree is "

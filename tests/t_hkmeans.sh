@@ -40,6 +40,23 @@ expect_exit 0 dv2-hkmeans --tree tree --target 50
 expect_eq "$(wc -l < out.txt | tr -d ' ')" 50 "--target 50 from the tree"
 expect_exit 0 dv2-hkmeans --tree tree --target 100 --sampling closest -o closest.ids
 expect_eq "$(wc -l < closest.ids | tr -d ' ')" 100 "closest sampling"
+# --multiplier 3 (an image up to three times): at half the pool the three
+# small rings fill their whole capacity, three times their size, as in the
+# numpy sampler
+expect_exit 0 dv2-hkmeans --tree tree --target 1500 --multiplier 3 -o m3.ids
+expect_eq "$(wc -l < m3.ids | tr -d ' ')" 1500 "--multiplier 3 sample size"
+expect_eq "$(sort m3.ids | uniq -c | awk '$1 > m { m = $1 } END { print m }')" 3 "most times one id is taken"
+$PY "$REF" run rings.emb $args --target 1500 --multiplier 3 > refm3.ids || fail "numpy sampler, --multiplier 3"
+$PY "$REF" shares rings.emb m3.ids > m3.txt
+$PY "$REF" shares rings.emb refm3.ids > rm3.txt
+for r in 1 2 3; do expect_eq "$(H $r m3.txt)" "$(H $r rm3.txt)" "ring $r share with --multiplier 3"; done
+expect_eq "$(H 1 m3.txt)" 0.0400 "ring 1 (20 points) taken three times"
+cmpf "abs($(H entropy m3.txt) - $(H entropy rm3.txt)) < 0.25" "--multiplier 3 entropy $(H entropy m3.txt) vs numpy $(H entropy rm3.txt)"
+expect_exit 0 dv2-hkmeans --tree tree --target 20000 --multiplier 3 -o m3all.ids
+expect_grep "times --multiplier 3" err.txt
+expect_eq "$(sort m3all.ids | uniq -c | awk '{ print $1 }' | sort -u | tr '\n' ' ')" "3 " "every id three times"
+expect_eq "$(wc -l < m3all.ids | tr -d ' ')" 8910 "pool times 3"
+expect_exit 2 dv2-hkmeans --tree tree --target 10 --multiplier 0
 # a changed upper level: level 1 reused, level 2 recomputed
 expect_exit 0 dv2-hkmeans --tree tree --clusters 100,20 --steps 10 --sample-size 15,2 rings.emb
 expect_grep "level 1: reused" err.txt

@@ -697,12 +697,14 @@ typedef struct sampler {
     csr m[DV2_HKM_MAX_LEVELS]; /* members of each cluster of each level */
     int64_t *size[DV2_HKM_MAX_LEVELS]; /* pool rows under each cluster */
     int closest;
+    int64_t mult;                      /* times a pool row may be taken */
     dv2_rng rng;
     uint64_t *out;
     int64_t nout;
 } sampler;
 
-/* Splits budget over children (their sizes in sz, m of them) into alloc. */
+/* Splits budget over children (their capacities in sz, m of them) into
+ * alloc. */
 static void split_budget(int64_t *alloc, const int64_t *sz, int64_t m, int64_t budget, dv2_rng *rng) {
     int64_t lo = 0, hi = 0;
     for (int64_t i = 0; i < m; i++) hi = sz[i] > hi ? sz[i] : hi;
@@ -737,7 +739,13 @@ static int sample_node(sampler *s, int level, int64_t cluster, int64_t budget, d
     int64_t *mem = m->idx + m->off[cluster], cnt = m->off[cluster + 1] - m->off[cluster];
     if (budget <= 0 || cnt == 0) return 0;
     if (level == 0) {
-        if (budget > cnt) budget = cnt;
+        /* with a multiplier above 1, whole copies of the cluster while the
+         * budget allows; then the rest, random or closest first (a budget of
+         * the whole cluster still draws, as it always did, so that a seed
+         * gives the samples of earlier versions) */
+        if (budget > cnt * s->mult) budget = cnt * s->mult;
+        for (; s->mult > 1 && budget >= cnt; budget -= cnt)
+            for (int64_t i = 0; i < cnt; i++) s->out[s->nout++] = s->t->ids[mem[i]];
         if (!s->closest)
             for (int64_t i = 0; i < budget; i++) {
                 int64_t r = i + (int64_t)dv2_rng_below(&s->rng, (uint64_t)(cnt - i));
@@ -750,7 +758,7 @@ static int sample_node(sampler *s, int level, int64_t cluster, int64_t budget, d
     int64_t *sz = calloc((size_t)cnt * 2, sizeof *sz);
     if (!sz) return dv2_error_set(err, DV2_ENOMEM, "sampling: out of memory");
     int64_t *alloc = sz + cnt;
-    for (int64_t i = 0; i < cnt; i++) sz[i] = s->size[level - 1][mem[i]];
+    for (int64_t i = 0; i < cnt; i++) sz[i] = s->size[level - 1][mem[i]] * s->mult;
     split_budget(alloc, sz, cnt, budget, &s->rng);
     int rc = 0;
     for (int64_t i = 0; i < cnt && !rc; i++) rc = sample_node(s, level - 1, mem[i], alloc[i], err);
@@ -764,13 +772,14 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 int dv2_hkm_sample(uint64_t **out, int64_t *nout, const dv2_hkm_tree *t, int64_t target, int closest,
-                   uint64_t seed, dv2_error *err) {
+                   int multiplier, uint64_t seed, dv2_error *err) {
     *out = NULL, *nout = 0;
     if (target < 0) return dv2_error_set(err, DV2_EINVAL, "target: expected >= 0");
-    if (target > t->n) target = t->n;
+    if (multiplier < 1) return dv2_error_set(err, DV2_EINVAL, "multiplier: expected >= 1");
+    if (target > t->n * multiplier) target = t->n * multiplier;
     sampler s;
     memset(&s, 0, sizeof s);
-    s.t = t, s.closest = closest;
+    s.t = t, s.closest = closest, s.mult = multiplier;
     dv2_rng_seed(&s.rng, seed, 77);
     int rc = 0;
     int L = t->levels;
@@ -781,19 +790,23 @@ int dv2_hkm_sample(uint64_t **out, int64_t *nout, const dv2_hkm_tree *t, int64_t
             rc = dv2_error_set(err, DV2_ENOMEM, "sampling: out of memory");
         for (int64_t i = 0; !rc && i < lv->n; i++) s.size[l][lv->assign[i]] += l ? s.size[l - 1][i] : 1;
     }
+    int64_t *top = NULL; /* capacities of the top-level clusters */
     if (!rc && !(s.out = malloc(sizeof(uint64_t) * (size_t)(target ? target : 1))))
         rc = dv2_error_set(err, DV2_ENOMEM, "sampling: out of memory");
     if (!rc) {
         /* the root: its children are the top-level clusters */
         int kt = t->lv[L - 1].k;
         int64_t *alloc = malloc(sizeof(int64_t) * (size_t)kt);
-        if (!alloc) rc = dv2_error_set(err, DV2_ENOMEM, "sampling: out of memory");
+        top = calloc((size_t)kt, sizeof(int64_t));
+        if (!alloc || !top) rc = dv2_error_set(err, DV2_ENOMEM, "sampling: out of memory");
         else {
-            split_budget(alloc, s.size[L - 1], kt, target, &s.rng);
+            for (int j = 0; j < kt; j++) top[j] = s.size[L - 1][j] * s.mult;
+            split_budget(alloc, top, kt, target, &s.rng);
             for (int j = 0; j < kt && !rc; j++) rc = sample_node(&s, L - 1, j, alloc[j], err);
-            free(alloc);
         }
+        free(alloc);
     }
+    free(top);
     for (int l = 0; l < L; l++) {
         csr_free(&s.m[l]);
         free(s.size[l]);

@@ -15,7 +15,8 @@
  *
  * Sampling (top-down): a target size is split over the top clusters, then
  * over the children of each cluster, down to the points: at every node the
- * largest per-child cap x with sum(min(x, size_i)) <= budget, the remainder
+ * largest per-child cap x with sum(min(x, cap_i)) <= budget (cap_i the
+ * child's size times the multiplier, 1 by default), the remainder
  * one each to random children above the cap; in a level-1 cluster the points
  * are taken at random or closest to the centroid first.  Sampling reads only
  * the saved tree, so it reruns with another target without clustering.
@@ -95,11 +96,15 @@ int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t 
 int dv2_hkm_load(dv2_hkm_tree *t, const char *dir, dv2_error *err);
 void dv2_hkm_tree_free(dv2_hkm_tree *t);
 
-/* Hierarchical balanced sampling of min(target, n) pool rows.  closest: 1
- * takes the points of a level-1 cluster closest to its centroid first, 0 at
- * random (seeded).  *out (malloc'd, *nout entries) holds the pool ids in
- * ascending order. */
+/* Hierarchical balanced sampling of min(target, n multiplier) pool rows.
+ * closest: 1 takes the points of a level-1 cluster closest to its centroid
+ * first, 0 at random (seeded).  multiplier (>= 1): the times one pool row
+ * may be taken; every cluster's capacity is its size times it, and a
+ * level-1 cluster given at least its size takes all its points once per
+ * whole multiple, then the rest as above (the reference sampler's
+ * multiplier).  *out (malloc'd, *nout entries) holds the pool ids in
+ * ascending order, an id repeated as often as it was taken. */
 int dv2_hkm_sample(uint64_t **out, int64_t *nout, const dv2_hkm_tree *t, int64_t target, int closest,
-                   uint64_t seed, dv2_error *err);
+                   int multiplier, uint64_t seed, dv2_error *err);
 
 #endif

@@ -8,12 +8,14 @@ measures of tests/t_hkmeans.sh and docs/RESULTS.md.
         data of the ssl-data-curation README), divided by F (default 1);
         label = ring
     run IN.emb --clusters K1,K2 --steps S --sample-size N1,N2 --target T
-        [--resample closest|random] [--seed S]
-        the numpy method; prints the ids of the sample, one per line
+        [--resample closest|random] [--seed S] [--multiplier M]
+        the numpy method; prints the ids of the sample, one per line (an
+        id up to M times)
     random IN.emb --target T [--seed S]
         a uniform random sample of T ids
     shares IN.emb IDS
-        share of each label among the ids: label=share lines, then
+        share of each label among the ids (an id listed twice counts
+        twice): label=share lines, then
         entropy=H (bits) and n=count
     blobs OUT.emb [--n 9000] [--dim 160] [--seed S]
         n points around 300 centres of Zipf-like sizes that span a 16-d
@@ -124,7 +126,10 @@ def split(budget, sizes, rng):
     return alloc
 
 
-def run(x, ids, ks, steps, samples, target, closest, seed, leaf_closest=False):
+def run(x, ids, ks, steps, samples, target, closest, seed, leaf_closest=False, mult=1):
+    """mult: the times one point may be taken (every capacity is a size
+    times it; a leaf given b points takes all its points b // size times,
+    then b % size of them)."""
     rng = np.random.default_rng(seed)
     levels = []
     inp = x
@@ -143,14 +148,18 @@ def run(x, ids, ks, steps, samples, target, closest, seed, leaf_closest=False):
         if b <= 0 or len(mem) == 0:
             return
         if l == 0:
+            b = min(b, len(mem) * mult)
+            while mult > 1 and b >= len(mem):
+                out.extend(ids[mem])
+                b -= len(mem)
             mem = mem[np.argsort(d[mem], kind="stable")] if leaf_closest else rng.permutation(mem)
             out.extend(ids[mem[:b]])
             return
-        for m, bb in zip(mem, split(b, sizes[l - 1][mem], rng)):
+        for m, bb in zip(mem, split(b, sizes[l - 1][mem] * mult, rng)):
             node(l - 1, m, bb)
 
     top = len(ks) - 1
-    for j, b in enumerate(split(min(target, len(x)), sizes[top], rng)):
+    for j, b in enumerate(split(min(target, len(x) * mult), sizes[top] * mult, rng)):
         node(top, j, b)
     return np.sort(np.array(out, dtype=np.uint64))
 
@@ -169,9 +178,11 @@ def ints(s, n):
 
 def shares(path, ids_path):
     ids, lab, _ = emb_util.read(path)
-    sel = set(int(t) for t in open(ids_path).read().split())
-    m = np.array([int(i) in sel for i in ids])
-    cnt = np.bincount(lab[m], minlength=lab.max() + 1)
+    sel = {}
+    for t in open(ids_path).read().split():  # an id listed twice counts twice
+        sel[int(t)] = sel.get(int(t), 0) + 1
+    w = np.array([sel.get(int(i), 0) for i in ids], dtype=np.int64)
+    cnt = np.bincount(lab, weights=w, minlength=lab.max() + 1).astype(np.int64)
     p = cnt / max(1, cnt.sum())
     for c, v in enumerate(p):
         print("%d=%.4f" % (c, v))
@@ -193,7 +204,8 @@ def main():
         ids, _, x = emb_util.read(a[0])
         ks = ints(kw["clusters"], 1)
         out = run(x, ids, ks, ints(kw.get("steps", "10"), len(ks)), ints(kw.get("sample-size", "10"), len(ks)),
-                  int(kw["target"]), kw.get("resample", "closest") == "closest", int(kw.get("seed", 0)))
+                  int(kw["target"]), kw.get("resample", "closest") == "closest", int(kw.get("seed", 0)),
+                  mult=int(kw.get("multiplier", 1)))
         sys.stdout.write("".join("%d\n" % i for i in out))
     elif cmd == "random":
         kw = opts(a[1:])
