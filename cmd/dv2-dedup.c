@@ -22,7 +22,8 @@
 
 typedef struct ctx {
     int k, nprobe, report_groups;
-    double threshold, against_threshold;
+    double threshold, against_threshold, margin; /* margin: -INFINITY off */
+    int margin_rank;
     int64_t block;
     const char *against[MAX_INPUTS];
     int nagainst;
@@ -49,6 +50,8 @@ static const dv2_opt opts[] = {
     {"cache", 0, 1, "SIZE", "exact search: keep a pool of up to SIZE float32 bytes converted in memory (default 2G; 0 streams)"},
     {"save-index", 0, 1, "FILE", "write the FAISS index built for --index to FILE"},
     {"load-index", 0, 1, "FILE", "search with a FAISS index saved by --save-index over the same pool"},
+    {"margin", 0, 1, "M|off", "keep an edge only if its cosine also beats both ends' background (see --margin-rank) by M (default off)"},
+    {"margin-rank", 0, 1, "R", "an image's background for --margin: the cosine of its R-th nearest neighbour (default 10, at most -k)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -85,6 +88,11 @@ static int on_opt(void *vc, int idx, const char *arg) {
     }
     case 13: c->save_index = arg; break;
     case 14: c->load_index = arg; break;
+    case 15:
+        if (!strcmp(arg, "off")) c->margin = -INFINITY;
+        else if (dv2_parse_double(arg, 0, 2, &c->margin)) return dv2_usage_error("--margin: expected 0..2 or off, got '%s'", arg);
+        break;
+    case 16: if (dv2_parse_int(arg, 1, 2048, &c->margin_rank)) return dv2_usage_error("--margin-rank: expected 1..2048, got '%s'", arg); break;
     }
     return 0;
 }
@@ -142,7 +150,7 @@ static int write_outputs(const dv2_cli *cli, const ctx *c, const uint64_t *ids, 
 }
 
 int main(int argc, char **argv) {
-    ctx c = {.k = 64, .nprobe = 16, .threshold = NAN, .against_threshold = NAN, .block = 0, .report_groups = 50};
+    ctx c = {.k = 64, .nprobe = 16, .threshold = NAN, .against_threshold = NAN, .margin = -INFINITY, .margin_rank = 10, .block = 0, .report_groups = 50};
     static const dv2_cli_spec spec = {
         "dv2-dedup", "[options] POOL.emb... > kept.ids",
         "Copy-detection dedup of an embedding pool: k-NN graph by cosine, components above a threshold, "
@@ -160,6 +168,7 @@ int main(int argc, char **argv) {
     if ((c.save_index || c.load_index) && !c.index)
         return dv2_usage_error("--save-index and --load-index go with --index");
     if (c.save_index && c.load_index) return dv2_usage_error("--save-index and --load-index exclude each other");
+    if (c.margin > -INFINITY && c.margin_rank > c.k) return dv2_usage_error("--margin-rank %d is above --neighbors %d", c.margin_rank, c.k);
     int cuda = strcmp(cli.device, "cuda") == 0;
     if (!strcmp(cli.device, "cpu-bf16"))
         return dv2_usage_error("--device cpu-bf16 is a model backend; the search runs on cpu or cuda");
@@ -232,6 +241,9 @@ int main(int argc, char **argv) {
     p.k = c.k;
     p.threshold = (float)c.threshold;
     p.against_threshold = (float)c.against_threshold;
+    p.margin_on = c.margin > -INFINITY;
+    p.margin = p.margin_on ? (float)c.margin : 0.0f;
+    p.margin_rank = c.margin_rank;
     p.query_block = c.block;
     p.pool_knn.cache_bytes = p.against_knn.cache_bytes = c.cache;
     if (cuda) {
@@ -273,10 +285,13 @@ int main(int argc, char **argv) {
     if (root) {
         if (write_outputs(&cli, &c, ids, against_ids, &res, &err) < 0) goto fail;
         dv2_infof("pool %lld images: kept %lld, removed %lld as copies, %lld as leakage; "
-                  "%lld duplicate groups, largest %lld images; %lld edges above %.2f (%.1f s)",
+                  "%lld duplicate groups, largest %lld images; %lld edges above %g (%.1f s)",
                   (long long)n, (long long)res.kept, (long long)res.copies, (long long)res.leaked,
                   (long long)res.multi_components, (long long)(n ? res.largest : 0), (long long)res.edges,
                   c.threshold, secs);
+        if (p.margin_on)
+            dv2_infof("margin %g over the cosine of each image's neighbour %d: %lld edges above %g dropped",
+                      c.margin, c.margin_rank, (long long)res.margin_dropped, c.threshold);
         /* Features that do not tell images apart make every image a copy of
          * every other: say so instead of handing on a pool of one. */
         float med = dv2_dedup_median_nn(&res);

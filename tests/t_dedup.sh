@@ -57,6 +57,38 @@ EOF
 expect_exit 0 dv2-dedup -k 2 -t 0.8 pool.emb
 expect_same out.txt ref_k2.ids
 
+# --margin: the pool plus a dense blob of 60 near-identical non-copies (pair
+# cosines 0.8-0.9) that plain components chain into one group; with the
+# margin only the pairs that stand out from both ends' 10th neighbour stay
+$PY - <<EOF || fail "could not make the dense pool"
+import sys; sys.path.insert(0, "$REF")
+import emb_util as e, numpy as np
+ids, _, x = e.read("pool.emb")
+rng = np.random.default_rng(3)
+c = rng.standard_normal(96)
+blob = e.unit(c / np.linalg.norm(c) + 0.045 * rng.standard_normal((60, 96))).astype(np.float32)
+e.write("dense.emb", np.concatenate([ids, np.arange(1, 61)]), np.concatenate([x, blob]))
+EOF
+$PY "$REF/dedup_ref.py" dedup dense.emb > ref_dense.ids
+$PY "$REF/dedup_ref.py" dedup dense.emb --margin 0.05 > ref_margin.ids
+$PY "$REF/dedup_ref.py" dedup dense.emb --margin 0.02 --rank 4 -t 0.7 > ref_margin4.ids
+expect_exit 0 dv2-dedup dense.emb
+expect_same out.txt ref_dense.ids
+expect_exit 0 dv2-dedup --margin 0.05 dense.emb
+expect_same out.txt ref_margin.ids
+expect_grep "margin 0.05 over the cosine of each image's neighbour 10" err.txt
+expect_exit 0 dv2-dedup --margin 0.02 --margin-rank 4 -t 0.7 --block 100 dense.emb
+expect_same out.txt ref_margin4.ids
+# the blob is one group without the margin and not with it (the check can fail)
+n_plain=$(wc -l < ref_dense.ids); n_margin=$(wc -l < ref_margin.ids)
+echo "dense pool: $n_plain ids kept without the margin, $n_margin with it" >&2
+[ "$n_margin" -gt $((n_plain + 20)) ] && ok || fail "the margin kept $n_margin ids, plain $n_plain: the blob should split"
+expect_exit 0 dv2-dedup --margin off dense.emb
+expect_same out.txt ref_dense.ids
+expect_exit 2 dv2-dedup --margin 0.05 --margin-rank 65 dense.emb
+expect_exit 2 dv2-dedup --margin -1 dense.emb
+expect_exit 0 dv2-dedup -k 5 dense.emb
+
 # float16 matrices, converted once or streamed from the mapping block by block
 expect_exit 0 dv2-dedup --block 100 pool16.emb
 expect_same out.txt ref16.ids

@@ -12,7 +12,8 @@
 # Fashion-MNIST); on Fashion-MNIST (dark background, centred garments at
 # 28 px) unrelated garments are as close as copies and single-link
 # components chain them, so pair precision on the whole benchmark stays
-# near 1%.  The test pins what holds and prints the rest.
+# near 1%; dv2-dedup --margin trades recall there for precision.  The test
+# pins what holds and prints the rest.
 . "$DV2_ROOT/tests/lib.sh"
 REF="$DV2_ROOT/tests/ref"
 [ -d /usr/share/datasets/fashion-mnist ] || skip "dataset-fashion-mnist not installed"
@@ -58,4 +59,20 @@ $PY -c "import sys; sys.exit(not $f_copy >= $f_pix)" && ok || fail "flip recall 
 # photographs and faces alone (pairs with no Fashion-MNIST image)
 atleast copy.txt precision_nofashion 0.9
 atleast copy.txt recall_nofashion 0.6
+
+# --margin 0.05: an edge must also beat both ends' 10th neighbour by 0.05, so
+# the Fashion-MNIST garments, as close to each other as to their copies,
+# stop chaining: pair precision from ~1% to above 0.9, the largest group
+# from ~1,000 to a copy group's size, and the photographs' and faces'
+# pairs kept as they were
+expect_exit 0 dv2-dedup --margin 0.05 --groups gmargin.tsv copy.emb
+expect_grep "margin 0.05" err.txt
+$PY "$REF/copydetect_ref.py" eval . ls.tsv gmargin.tsv > margin.txt || fail "evaluation (copy, margin)"
+sed 's/^/copy --margin 0.05: /' margin.txt >&2
+atleast margin.txt precision 0.9
+atleast margin.txt precision_nofashion 0.99
+p_nm=$(get copy.txt recall_nofashion)
+atleast margin.txt recall_nofashion "$p_nm"
+big=$(get margin.txt largest_group)
+[ "$big" -le 20 ] && ok || fail "largest group with the margin: $big images"
 finish

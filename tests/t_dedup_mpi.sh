@@ -22,7 +22,7 @@ PYEOF
 $MPI dv2-dedup -v --block 128 pool.emb > /dev/null 2> ranks.txt
 expect_grep "rank 1 of 2" ranks.txt
 
-for args in "--block 128" "--block 128 --against eval.emb" "--block 64 -k 8 -t 0.7"; do
+for args in "--block 128" "--block 128 --against eval.emb" "--block 64 -k 8 -t 0.7" "--block 64 --margin 0.02 --margin-rank 4"; do
 	dv2-dedup $args --groups g1.tsv pool.emb > k1.ids 2>/dev/null
 	$MPI dv2-dedup $args --groups g2.tsv pool.emb > k2.ids 2> err2.txt || fail "mpirun dedup $args: $(cat err2.txt)"
 	expect_same k1.ids k2.ids

@@ -11,6 +11,8 @@ void dv2_dedup_params_default(dv2_dedup_params *p) {
     p->k = 64;
     p->threshold = 0.6f;
     p->against_threshold = 0.45f;
+    p->margin = 0.05f;
+    p->margin_rank = 10;
     p->query_block = 0;
     dv2_knn_opts_default(&p->pool_knn);
     dv2_knn_opts_default(&p->against_knn);
@@ -34,6 +36,8 @@ void dv2_dedup_part_free(dv2_dedup_part *part) {
     free(part->best_sim);
     free(part->leak_sim);
     free(part->leak_row);
+    free(part->bg);
+    free(part->cand);
     memset(part, 0, sizeof *part);
 }
 
@@ -43,6 +47,8 @@ int dv2_dedup_search(dv2_dedup_part *part, const dv2_vecsrc *pool, const dv2_vec
     int64_t n = pool->n;
     int dim = pool->dim, k = p->k;
     if (k <= 0) return dv2_error_set(err, DV2_EINVAL, "dedup: k must be positive");
+    if (p->margin_on && (p->margin_rank < 1 || p->margin_rank > k))
+        return dv2_error_set(err, DV2_EINVAL, "dedup: the margin's neighbour rank %d is not in 1..k (%d)", p->margin_rank, k);
     if (q0 < 0 || q1 < q0 || q1 > n) return dv2_error_set(err, DV2_EINVAL, "dedup: bad query range");
     if (against && against->dim != dim)
         return dv2_error_set(err, DV2_EINVAL, "dedup: against vectors have dimension %d, pool %d",
@@ -56,6 +62,11 @@ int dv2_dedup_search(dv2_dedup_part *part, const dv2_vecsrc *pool, const dv2_vec
     int64_t m = q1 - q0;
     part->best_sim = dv2_malloc_array(m > 0 ? (size_t)m : 1, sizeof(float));
     part->leak_sim = dv2_malloc_array(m > 0 ? (size_t)m : 1, sizeof(float));
+    part->margin = p->margin;
+    if (p->margin_on && !(part->bg = dv2_malloc_array(m > 0 ? (size_t)m : 1, sizeof(float)))) {
+        dv2_dedup_part_free(part);
+        return dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)m);
+    }
     part->leak_row = dv2_malloc_array(m > 0 ? (size_t)m : 1, sizeof(int64_t));
     float *q = dv2_malloc_array((size_t)qb * (size_t)dim, sizeof(float));
     float *sim = dv2_malloc_array((size_t)qb * (size_t)k, sizeof(float));
@@ -89,11 +100,29 @@ int dv2_dedup_search(dv2_dedup_part *part, const dv2_vecsrc *pool, const dv2_vec
         if (rc < 0) goto done;
         for (int64_t i = 0; i < nb; i++) {
             part->best_sim[b - q0 + i] = sim[i * k];
+            if (p->margin_on) {
+                int64_t r = row[i * k + p->margin_rank - 1];
+                part->bg[b - q0 + i] = r >= 0 ? sim[i * k + p->margin_rank - 1] : -INFINITY;
+            }
             for (int j = 0; j < k; j++) {
                 int64_t r = row[i * k + j];
                 if (r < 0 || !(sim[i * k + j] > p->threshold)) break; /* best first */
-                part->edges++;
-                dv2_uf_union(&part->uf, b + i, r);
+                if (!p->margin_on) {
+                    part->edges++;
+                    dv2_uf_union(&part->uf, b + i, r);
+                    continue;
+                }
+                if (part->ncand == part->capcand) {
+                    int64_t cap = part->capcand ? 2 * part->capcand : 4096;
+                    void *nc = realloc(part->cand, sizeof *part->cand * (size_t)cap);
+                    if (!nc) {
+                        rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld edges", (long long)cap);
+                        goto done;
+                    }
+                    part->cand = nc;
+                    part->capcand = cap;
+                }
+                part->cand[part->ncand++] = (struct dv2_dedup_cand){b + i, r, sim[i * k + j]};
             }
         }
         if (ag) {
@@ -199,6 +228,45 @@ static int merge_forests(dv2_dedup_part *part, const dv2_dist *d, dv2_error *err
     return rc;
 }
 
+/* The margin: every row's background (gathered from the ranks), then the
+ * candidate edges of this rank that beat both ends' background by
+ * part->margin united into part->uf. */
+static int apply_margin(dv2_dedup_part *part, const dv2_dist *d, dv2_error *err) {
+    int64_t n = part->n;
+    float *bg = dv2_malloc_array(n > 0 ? (size_t)n : 1, sizeof(float));
+    int64_t *q0s = dv2_calloc_array((size_t)d->world, sizeof(int64_t));
+    int64_t *q1s = dv2_calloc_array((size_t)d->world, sizeof(int64_t));
+    int rc = 0;
+    if (!bg || !q0s || !q1s) {
+        rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)n);
+        goto done;
+    }
+    if (d->world > 1) {
+        rc = dv2_dist_allgather(d, &part->q0, sizeof(int64_t), q0s, err);
+        if (rc == 0) rc = dv2_dist_allgather(d, &part->q1, sizeof(int64_t), q1s, err);
+        if (rc == 0) rc = gather_rows(bg, part->bg, sizeof(float), part, d, q0s, q1s, err);
+        if (rc < 0) goto done;
+    } else {
+        for (int64_t i = 0; i < n; i++) bg[i] = -INFINITY;
+        memcpy(bg + part->q0, part->bg, sizeof(float) * (size_t)(part->q1 - part->q0));
+    }
+    for (int64_t e = 0; e < part->ncand; e++) {
+        const struct dv2_dedup_cand *c = &part->cand[e];
+        float b = bg[c->a] > bg[c->b] ? bg[c->a] : bg[c->b];
+        if (c->s - b > part->margin) {
+            part->edges++;
+            dv2_uf_union(&part->uf, c->a, c->b);
+        } else {
+            part->dropped++;
+        }
+    }
+done:
+    free(bg);
+    free(q0s);
+    free(q1s);
+    return rc;
+}
+
 int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist *d,
                     float against_threshold, dv2_error *err) {
     memset(res, 0, sizeof *res);
@@ -221,10 +289,12 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
         rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)n);
         goto done;
     }
-    int64_t edges = part->edges;
+    if (part->bg && (rc = apply_margin(part, d, err)) < 0) goto done;
+    int64_t edges = part->edges, dropped = part->dropped;
     if (d->world > 1) {
         rc = merge_forests(part, d, err);
         if (rc == 0) rc = dv2_dist_allreduce_sum_i64(d, &edges, 1, err);
+        if (rc == 0) rc = dv2_dist_allreduce_sum_i64(d, &dropped, 1, err);
         if (rc == 0) rc = dv2_dist_allgather(d, &part->q0, sizeof(int64_t), q0s, err);
         if (rc == 0) rc = dv2_dist_allgather(d, &part->q1, sizeof(int64_t), q1s, err);
         if (rc == 0) rc = gather_rows(res->best_sim, part->best_sim, sizeof(float), part, d, q0s, q1s, err);
@@ -250,6 +320,7 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
         memcpy(res->leak_row, part->leak_row, sizeof(int64_t) * (size_t)n);
     }
     res->edges = edges;
+    res->margin_dropped = dropped;
     dv2_uf_flatten(&part->uf);
     for (int64_t i = 0; i < n; i++) {
         int64_t r = part->uf.parent[i];

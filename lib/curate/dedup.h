@@ -4,6 +4,13 @@
  *   2. keep the edges with similarity > threshold (0.6);
  *   3. connected components of that graph with union-find;
  *   4. keep one representative per component.
+ *   Optional score normalisation (the margin, after SSCD's background
+ *   normalisation): an edge i-j is kept only when its similarity also
+ *   exceeds by `margin` the similarity of the margin_rank-th nearest pool
+ *   neighbour of i and of j, so an image in a dense region of the
+ *   descriptor space (many near-identical non-copies) needs a match that
+ *   stands out from its neighbourhood, and such regions are not chained
+ *   into one component.
  *   Leakage removal: every component that holds an image whose similarity to
  *   any image of the "against" sets (evaluation sets) is > against_threshold
  *   (0.45) is dropped whole.
@@ -37,6 +44,9 @@ typedef struct dv2_dedup_params {
     int k;                    /* neighbours per image (64) */
     float threshold;          /* edge if similarity > threshold (0.6) */
     float against_threshold;  /* leakage if similarity > this (0.45) */
+    int margin_on;            /* 1: keep an edge only if it beats both ends' background by margin */
+    float margin;             /* by how much (e.g. 0.05) */
+    int margin_rank;          /* background: the similarity of this neighbour (10; <= k) */
     int64_t query_block;      /* pool rows searched at once (0: dv2_dedup_block) */
     dv2_knn_opts pool_knn;    /* backend for pool-vs-pool */
     dv2_knn_opts against_knn; /* backend for pool-vs-against */
@@ -53,7 +63,16 @@ typedef struct dv2_dedup_part {
     float *best_sim;     /* q1-q0: similarity of the nearest other pool image (-inf if none) */
     float *leak_sim;     /* q1-q0: best similarity to any against image (-inf if none) */
     int64_t *leak_row;   /* q1-q0: the against row of leak_sim (-1 if none) */
-    int64_t edges;       /* edges above threshold found */
+    int64_t edges;       /* edges above threshold found (with the margin: kept by it, after the merge) */
+    /* with the margin: the background of rows q0..q1-1 and the edges above
+     * threshold found from them, united only in dv2_dedup_merge once every
+     * row's background is known */
+    float *bg, margin;
+    struct dv2_dedup_cand {
+        int64_t a, b;
+        float s;
+    } *cand;
+    int64_t ncand, capcand, dropped; /* dropped: candidates the margin removed */
 } dv2_dedup_part;
 
 /* The final classification of every pool row. */
@@ -66,6 +85,7 @@ typedef struct dv2_dedup_result {
     float *leak_sim;
     int64_t *leak_row;
     int64_t kept, copies, leaked, components, multi_components, largest, edges;
+    int64_t margin_dropped;  /* edges above threshold that the margin removed */
 } dv2_dedup_result;
 
 /* The query block in effect: query_block, or 1024 rows for the exact CPU

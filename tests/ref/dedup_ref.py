@@ -2,7 +2,11 @@
 written from the paper's description (not from our C code), used by the
 tests to check the programs' outputs.
 
-    dedup POOL.emb [--against EVAL.emb] [-k 64] [-t 0.6] [--at 0.45]   -> kept ids
+    dedup POOL.emb [--against EVAL.emb] [-k 64] [-t 0.6] [--at 0.45]
+          [--margin M [--rank R]]                                       -> kept ids
+        --margin: an edge i-j also needs a similarity above M plus the
+        larger of the similarities of i's and of j's R-th nearest
+        neighbour (R = 10)
     sample QUERIES.emb POOL.emb -n N [--repeats]                        -> pool id, query id, sim
     kmeans POOL.emb K NITER SEED                                        -> FAISS Kmeans objective
 """
@@ -20,11 +24,17 @@ def unit(x):
     return np.where(n > 0, x / np.where(n > 0, n, 1), 0)
 
 
-def dedup(x, k=64, thr=0.6, ev=None, athr=0.45):
+def dedup(x, k=64, thr=0.6, ev=None, athr=0.45, margin=None, rank=10):
     n = len(x)
     xn = unit(x)
     s = xn @ xn.T
     np.fill_diagonal(s, -np.inf)
+    bg = np.full(n, -np.inf)
+    if margin is not None:
+        for i in range(n):
+            order = np.lexsort((np.arange(n), -s[i]))
+            if rank <= n - 1:
+                bg[i] = s[i, order[rank - 1]]
     parent = list(range(n))
 
     def find(a):
@@ -37,7 +47,7 @@ def dedup(x, k=64, thr=0.6, ev=None, athr=0.45):
         # k nearest by similarity, ties to the lower row
         order = np.lexsort((np.arange(n), -s[i]))[:k]
         for j in order:
-            if s[i, j] > thr:
+            if s[i, j] > thr and (margin is None or s[i, j] - max(bg[i], bg[j]) > margin):
                 a, b = find(i), find(int(j))
                 if a != b:
                     parent[max(a, b)] = min(a, b)
@@ -68,7 +78,7 @@ def main(argv):
     cmd = argv[0]
     if cmd == "dedup":
         ids, _, x = emb_util.read(argv[1])
-        ev, k, t, at = None, 64, 0.6, 0.45
+        ev, k, t, at, m, r = None, 64, 0.6, 0.45, None, 10
         a = argv[2:]
         while a:
             if a[0] == "--against":
@@ -79,8 +89,12 @@ def main(argv):
                 t = float(a[1])
             elif a[0] == "--at":
                 at = float(a[1])
+            elif a[0] == "--margin":
+                m = float(a[1])
+            elif a[0] == "--rank":
+                r = int(a[1])
             a = a[2:]
-        kept, _ = dedup(x, k, t, ev, at)
+        kept, _ = dedup(x, k, t, ev, at, m, r)
         for i in kept:
             print(int(ids[i]))
     elif cmd == "sample":
