@@ -102,15 +102,19 @@ static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float 
             double xn = 0;
             for (int d = 0; d < dim; d++) xn += (double)xi[d] * xi[d];
             const float *gi = g + (size_t)i * k;
-            float bd = FLT_MAX;
+            float bd = FLT_MAX, bd2 = FLT_MAX; /* the best and the second best */
+            int first = 0;
             for (int j = 0; j < k; j++) {
                 float v = cn[j] - 2.0f * gi[j];
-                if (v < bd) bd = v;
+                if (v < bd) bd2 = bd, bd = v, first = j;
+                else if (v < bd2) bd2 = v;
             }
             double tol = 4.0 * FLT_EPSILON * (cmax * cmax + 2.0 * (dim + 2) * sqrt(xn) * cmax + fabs((double)bd));
-            int best = 0;
+            /* one candidate (the usual case) or a scan for all of them */
+            int best = 0, j0 = 0, j1 = k;
+            if ((double)bd2 > (double)bd + tol) j0 = first, j1 = first + 1;
             double be = DBL_MAX;
-            for (int j = 0; j < k; j++) {
+            for (int j = j0; j < j1; j++) {
                 if ((double)(cn[j] - 2.0f * gi[j]) > (double)bd + tol) continue;
                 const float *cj = c + (size_t)j * dim;
                 double s = 0;
