@@ -85,6 +85,38 @@ echo "dense pool: $n_plain ids kept without the margin, $n_margin with it" >&2
 [ "$n_margin" -gt $((n_plain + 20)) ] && ok || fail "the margin kept $n_margin ids, plain $n_plain: the blob should split"
 expect_exit 0 dv2-dedup --margin off dense.emb
 expect_same out.txt ref_dense.ids
+# leakage with the margin: an eval image inside the blob (its pool matches
+# do not stand out) and the planted groups' centres (they do)
+$PY - <<EOF || fail "could not make the dense eval set"
+import sys; sys.path.insert(0, "$REF")
+import emb_util as e, numpy as np
+_, _, x = e.read("dense.emb")
+_, _, ev = e.read("eval.emb")
+centre = e.unit(x[-60:].mean(0, keepdims=True))
+e.write("eval_dense.emb", [1, 2, 3, 4, 5], np.concatenate([ev, x[-1:] * 0.999 + 0.001 * x[-2:-1], centre]).astype(np.float32))
+EOF
+$PY "$REF/dedup_ref.py" dedup dense.emb --against eval_dense.emb > ref_dleak.ids
+$PY "$REF/dedup_ref.py" dedup dense.emb --against eval_dense.emb --margin 0.1 > ref_dleak_m.ids
+expect_exit 0 dv2-dedup --against eval_dense.emb dense.emb
+expect_same out.txt ref_dleak.ids
+expect_exit 0 dv2-dedup --against eval_dense.emb --margin 0.1 dense.emb
+expect_same out.txt ref_dleak_m.ids
+# the blob's centre and the near-copy of one of its images are ~0.9 from
+# every image of the blob, no more than those images' own neighbours
+# (0.85): with the margin only the near-copy's original leaks with the
+# planted groups (9 images), without the margin's leak rule all 60 would
+leaked=$(sed -n 's/.*copies, \([0-9]*\) as leakage.*/\1/p' err.txt)
+echo "leaked with the margin: $leaked" >&2
+[ "${leaked:-0}" -gt 0 ] && [ "${leaked:-0}" -lt 20 ] && ok || fail "$leaked images leaked with the margin"
+# without the margin's leak rule the 60 singletons would leak: check the
+# reference agrees that they are close to the centre
+$PY -c "
+import sys; sys.path.insert(0, '$REF')
+import emb_util as e, numpy as np
+_, _, x = e.read('dense.emb'); _, _, ev = e.read('eval_dense.emb')
+b = x[-60:] / np.linalg.norm(x[-60:], axis=1, keepdims=True)
+sys.exit(not (b @ ev[-1] / np.linalg.norm(ev[-1]) > 0.8).all())" && ok || fail "the blob is not near its centre"
+
 expect_exit 2 dv2-dedup --margin 0.05 --margin-rank 65 dense.emb
 expect_exit 2 dv2-dedup --margin -1 dense.emb
 expect_exit 0 dv2-dedup -k 5 dense.emb

@@ -154,6 +154,7 @@ void dv2_dedup_result_free(dv2_dedup_result *res) {
     free(res->best_sim);
     free(res->leak_sim);
     free(res->leak_row);
+    free(res->bg);
     memset(res, 0, sizeof *res);
 }
 
@@ -228,16 +229,15 @@ static int merge_forests(dv2_dedup_part *part, const dv2_dist *d, dv2_error *err
     return rc;
 }
 
-/* The margin: every row's background (gathered from the ranks), then the
- * candidate edges of this rank that beat both ends' background by
- * part->margin united into part->uf. */
-static int apply_margin(dv2_dedup_part *part, const dv2_dist *d, dv2_error *err) {
+/* The margin: every row's background (gathered from the ranks into bg, n
+ * floats), then the candidate edges of this rank that beat both ends'
+ * background by part->margin united into part->uf. */
+static int apply_margin(float *bg, dv2_dedup_part *part, const dv2_dist *d, dv2_error *err) {
     int64_t n = part->n;
-    float *bg = dv2_malloc_array(n > 0 ? (size_t)n : 1, sizeof(float));
     int64_t *q0s = dv2_calloc_array((size_t)d->world, sizeof(int64_t));
     int64_t *q1s = dv2_calloc_array((size_t)d->world, sizeof(int64_t));
     int rc = 0;
-    if (!bg || !q0s || !q1s) {
+    if (!q0s || !q1s) {
         rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)n);
         goto done;
     }
@@ -261,7 +261,6 @@ static int apply_margin(dv2_dedup_part *part, const dv2_dist *d, dv2_error *err)
         }
     }
 done:
-    free(bg);
     free(q0s);
     free(q1s);
     return rc;
@@ -289,7 +288,13 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
         rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)n);
         goto done;
     }
-    if (part->bg && (rc = apply_margin(part, d, err)) < 0) goto done;
+    if (part->bg) {
+        if (!(res->bg = dv2_malloc_array(nn, sizeof(float)))) {
+            rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)n);
+            goto done;
+        }
+        if ((rc = apply_margin(res->bg, part, d, err)) < 0) goto done;
+    }
     int64_t edges = part->edges, dropped = part->dropped;
     if (d->world > 1) {
         rc = merge_forests(part, d, err);
@@ -326,7 +331,9 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
         int64_t r = part->uf.parent[i];
         res->root[i] = r;
         size[r]++;
-        if (res->leak_sim[i] > against_threshold) leaky[r] = 1;
+        /* with the margin a leak must also stand out from the row's background */
+        if (res->leak_sim[i] > against_threshold && (!res->bg || res->leak_sim[i] - res->bg[i] > part->margin))
+            leaky[r] = 1;
     }
     for (int64_t i = 0; i < n; i++) {
         int64_t r = res->root[i];

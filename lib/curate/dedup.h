@@ -10,7 +10,9 @@
  *   neighbour of i and of j, so an image in a dense region of the
  *   descriptor space (many near-identical non-copies) needs a match that
  *   stands out from its neighbourhood, and such regions are not chained
- *   into one component.
+ *   into one component.  Leakage likewise: an image leaks only if its best
+ *   similarity to the against sets also beats its own background by the
+ *   margin.
  *   Leakage removal: every component that holds an image whose similarity to
  *   any image of the "against" sets (evaluation sets) is > against_threshold
  *   (0.45) is dropped whole.
@@ -86,6 +88,7 @@ typedef struct dv2_dedup_result {
     int64_t *leak_row;
     int64_t kept, copies, leaked, components, multi_components, largest, edges;
     int64_t margin_dropped;  /* edges above threshold that the margin removed */
+    float *bg;               /* with the margin: every row's background, else NULL */
 } dv2_dedup_result;
 
 /* The query block in effect: query_block, or 1024 rows for the exact CPU

@@ -6,7 +6,8 @@ tests to check the programs' outputs.
           [--margin M [--rank R]]                                       -> kept ids
         --margin: an edge i-j also needs a similarity above M plus the
         larger of the similarities of i's and of j's R-th nearest
-        neighbour (R = 10)
+        neighbour (R = 10), and a leak a best similarity to EVAL above M
+        plus its own R-th neighbour's
     sample QUERIES.emb POOL.emb -n N [--repeats]                        -> pool id, query id, sim
     kmeans POOL.emb K NITER SEED                                        -> FAISS Kmeans objective
 """
@@ -55,7 +56,7 @@ def dedup(x, k=64, thr=0.6, ev=None, athr=0.45, margin=None, rank=10):
     leaky = set()
     if ev is not None and len(ev):
         best = (xn @ unit(ev).T).max(axis=1)
-        leaky = {root[i] for i in range(n) if best[i] > athr}
+        leaky = {root[i] for i in range(n) if best[i] > athr and (margin is None or best[i] - bg[i] > margin)}
     return [i for i in range(n) if root[i] == i and root[i] not in leaky], root
 
 
