@@ -9,6 +9,7 @@
  * mpirun the assignment work is split across the processes and the tree is
  * byte-identical to one process. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,15 @@ static int build(const ctx *c, const dv2_cli *cli, const char *pool, const dv2_d
         dv2_matrix_free(&m);
         return dv2_report(&err);
     }
+    /* a NaN or an infinity would silently take a centroid (or every
+     * distance) with it: refuse the pool, naming the row */
+    for (size_t i = 0; i < m.rows; i++)
+        for (size_t j = 0; j < m.dim; j++)
+            if (!isfinite(m.vecs[i * m.ld + j])) {
+                dv2_errorf("%s: row %zu (id %" PRIu64 "): vector contains NaN or infinity", pool, i, m.ids[i]);
+                dv2_matrix_free(&m);
+                return DV2_EXIT_ERROR;
+            }
     if ((int64_t)m.rows < p.k[0]) {
         dv2_matrix_free(&m);
         dv2_errorf("%s: %zu rows cannot make %d clusters", pool, m.rows, p.k[0]);

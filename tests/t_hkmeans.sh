@@ -102,6 +102,18 @@ expect_exit 0 env OPENBLAS_NUM_THREADS=1 dv2-hkmeans -j 1 --tree b3 $bargs blobs
 expect_same b1/level-1.hkm b3/level-1.hkm
 expect_same b1/level-2.hkm b3/level-2.hkm
 
+# a NaN in the pool is refused, naming the row, before any clustering
+$PY - <<EOF || fail "could not make the NaN pool"
+import sys; sys.path.insert(0, "$DV2_ROOT/tests/ref")
+import emb_util as e, numpy as np
+ids, _, x = e.read("rings.emb")
+x = x.copy(); x[17, 1] = np.nan
+e.write("nan.emb", ids, x)
+EOF
+expect_exit 1 dv2-hkmeans --tree tnan --clusters 10 nan.emb
+expect_grep "nan.emb: row 17 (id [0-9]*): vector contains NaN or infinity" err.txt
+[ ! -e tnan/level-1.hkm ] && ok || fail "a level was written from a NaN pool"
+
 # errors
 expect_exit 2 dv2-hkmeans --clusters 10 rings.emb
 expect_exit 2 dv2-hkmeans --tree t2
