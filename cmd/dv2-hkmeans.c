@@ -69,9 +69,29 @@ static int on_opt(void *vc, int idx, const char *arg) {
     return 0;
 }
 
+/* the meter of the level being built (--progress, or stderr a terminal) */
+typedef struct meter {
+    dv2_progress p;
+    int level;
+    char what[48];
+} meter;
+
+/* called on rank 0 only */
+static void on_progress(void *vm, int level, uint64_t done, uint64_t total) {
+    meter *m = vm;
+    if (level != m->level) {
+        dv2_progress_end(&m->p);
+        snprintf(m->what, sizeof m->what, "distances of level %d", level);
+        dv2_progress_start(&m->p, m->p.enabled, m->what, total, 0);
+        m->level = level;
+    }
+    dv2_progress_update(&m->p, done, 0);
+}
+
 /* called on rank 0 only */
 static void on_level(void *vctx, const dv2_hkm_level_info *in) {
-    (void)vctx;
+    meter *m = vctx;
+    dv2_progress_end(&m->p);
     if (in->reused) {
         dv2_infof("level %d: reused (saved with the same input and parameters)", in->level);
         return;
@@ -161,8 +181,12 @@ static int build(const ctx *c, const dv2_cli *cli, const char *pool, const dv2_d
     }
     if (dist->world > 1)
         dv2_debugf("rank %d of %d: assigns every %d-th block of rows", dist->rank, dist->world, dist->world);
+    meter mt = {.p = {.enabled = cli->progress && dist->rank == 0}};
+    p.progress = on_progress;
+    p.progress_ctx = &mt;
     double t0 = dv2_now();
-    rc = dv2_hkm_build(c->tree, m.vecs, m.ids, (int64_t)m.rows, (int)m.dim, &p, dist, on_level, NULL, &err);
+    rc = dv2_hkm_build(c->tree, m.vecs, m.ids, (int64_t)m.rows, (int)m.dim, &p, dist, on_level, &mt, &err);
+    dv2_progress_end(&mt.p);
     size_t rows = m.rows;
     dv2_matrix_free(&m);
     if (rc) return dv2_report(&err);
@@ -216,7 +240,7 @@ int main(int argc, char **argv) {
         "With POOL.emb the tree is built (levels saved with the same input and parameters are reused;\n"
         "-f recomputes them); with --target N images are sampled from the tree and their ids printed.\n"
         "Both may be given in one run.",
-        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_SEED | DV2_CLI_THREADS, opts, NULL};
+        DV2_CLI_OUTPUT | DV2_CLI_FORCE | DV2_CLI_SEED | DV2_CLI_THREADS | DV2_CLI_PROGRESS, opts, NULL};
     dv2_cli cli;
     int rc = dv2_cli_parse(&cli, &spec, argc, argv, on_opt, &c);
     if (rc != DV2_CLI_RUN) return rc;

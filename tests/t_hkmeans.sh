@@ -114,6 +114,14 @@ expect_exit 1 dv2-hkmeans --tree tnan --clusters 10 nan.emb
 expect_grep "nan.emb: row 17 (id [0-9]*): vector contains NaN or infinity" err.txt
 [ ! -e tnan/level-1.hkm ] && ok || fail "a level was written from a NaN pool"
 
+# --progress: a meter per level, in distances of the assignment GEMM, that
+# ends at 100%
+expect_exit 0 dv2-hkmeans --progress -f --tree tprog --clusters 50,10 --steps 2 rings.emb
+tr '\r' '\n' < err.txt > prog.txt
+expect_grep "distances of level 1 (100.0%)" prog.txt
+expect_grep "distances of level 2 (100.0%)" prog.txt
+expect_grep "level 2: clustered" prog.txt
+
 # errors
 expect_exit 2 dv2-hkmeans --clusters 10 rings.emb
 expect_exit 2 dv2-hkmeans --tree t2

@@ -226,6 +226,27 @@ static void project(float *y, float *r, const double *q, const float *x, int dim
     *r = (float)sqrt(nn);
 }
 
+/* What a level's k-means runs report as they go: the seeding statistics and
+ * the progress, to the caller's callback (rank 0's; fn NULL elsewhere), in
+ * units of one point-to-centroid distance in the assignment GEMM: a Lloyd
+ * iteration or an assignment of m rows to k centroids is m k, a seed's pass
+ * over m rows SEED_COST m (a scalar pass in double runs at about a 28th of
+ * the GEMM's rate per distance, docs/SCALING.md), so that the share done
+ * follows the time. */
+#define SEED_COST 28
+typedef struct hkm_work {
+    dv2_hkm_seed_stats *seed;
+    dv2_hkm_progress_fn fn;
+    void *ctx;
+    int level;
+    uint64_t done, total;
+} hkm_work;
+
+static void work_add(hkm_work *w, uint64_t rows) {
+    w->done += rows;
+    if (w->fn) w->fn(w->ctx, w->level, w->done < w->total ? w->done : w->total, w->total);
+}
+
 /* k-means++ seeding (Arthur and Vassilvitskii 2007) of k centroids c from
  * the n rows of x.  d2[i] is the squared distance of row i to its nearest
  * seed so far.  A pass over the pool per seed is bound by memory, not
@@ -240,13 +261,13 @@ static void project(float *y, float *r, const double *q, const float *x, int dim
  * rows and the blocks in order, so the seeds do not depend on the number of
  * threads; with MPI each process updates the blocks b with b % world ==
  * rank, the block sums are all-reduced (one process holds each, the rest 0:
- * exact) and the process holding the drawn row names it to the others.  st
- * (may be NULL) gathers the seconds and the distances computed against
- * those a plain pass would compute (this process's rows). */
+ * exact) and the process holding the drawn row names it to the others.  w
+ * gathers the seconds and the distances computed against those a plain
+ * pass would compute (this process's rows), and counts a pass per seed. */
 #define SEED_BLOCK 4096
 #define SEED_PROJ 32
 static int kmeanspp(float *c, const float *x, int64_t n, int dim, int k, dv2_rng *rng, const dv2_dist *dd,
-                    dv2_hkm_seed_stats *st, dv2_error *err) {
+                    hkm_work *w, dv2_error *err) {
     int world = dd ? dd->world : 1, rank = dd ? dd->rank : 0;
     const char *pe = getenv("DV2_HKM_SEED_PRUNE"); /* 0: every distance (tests) */
     int m = dim >= 4 * SEED_PROJ && n > SEED_BLOCK && !(pe && !strcmp(pe, "0")) ? SEED_PROJ : 0;
@@ -300,6 +321,7 @@ static int kmeanspp(float *c, const float *x, int64_t n, int dim, int k, dv2_rng
                 }
             part[b] = sb;
         }
+        work_add(w, SEED_COST * (uint64_t)n);
         if (j == k) break;
         if (world > 1 && (rc = dv2_dist_allreduce_sum_f64(dd, part, (size_t)nb, err))) goto out;
         double total = 0;
@@ -324,11 +346,9 @@ static int kmeanspp(float *c, const float *x, int64_t n, int dim, int k, dv2_rng
         }
         memcpy(c + (size_t)j * dim, x + (size_t)pick * dim, sizeof(float) * dim);
     }
-    if (st) {
-        st->seconds += now_s() - t0;
-        st->computed += computed;
-        st->full += owned * (int64_t)k;
-    }
+    w->seed->seconds += now_s() - t0;
+    w->seed->computed += computed;
+    w->seed->full += owned * (int64_t)k;
 out:
     free(d2), free(part), free(q), free(y), free(yr);
     return rc;
@@ -341,7 +361,7 @@ out:
  * are dense, and the resampling steps then reproduce that allocation instead
  * of flattening it (measured on the ring data of tests/t_hkmeans.sh). */
 static int kmeans(float *c, const float *x, int64_t n, int dim, int k, int niter, uint64_t seed, const dv2_dist *dd,
-                  dv2_hkm_seed_stats *st, dv2_error *err) {
+                  hkm_work *w, dv2_error *err) {
     double *sum = malloc(sizeof(double) * (size_t)k * dim);
     int32_t *a = malloc(sizeof(int32_t) * (size_t)n), *prev = malloc(sizeof(int32_t) * (size_t)n);
     float *dist = malloc(sizeof(float) * (size_t)n);
@@ -353,11 +373,15 @@ static int kmeans(float *c, const float *x, int64_t n, int dim, int k, int niter
     }
     dv2_rng rng;
     dv2_rng_seed(&rng, seed, 31);
-    if ((rc = kmeanspp(c, x, n, dim, k, &rng, dd, st, err))) goto out;
+    if ((rc = kmeanspp(c, x, n, dim, k, &rng, dd, w, err))) goto out;
     int64_t empty;
     for (int it = 0; it < niter; it++) {
         if ((rc = assign_all(a, dist, &empty, x, n, dim, c, k, dd, err))) goto out;
-        if (it > 0 && !memcmp(a, prev, sizeof(int32_t) * (size_t)n)) break;
+        work_add(w, (uint64_t)n * (uint64_t)k);
+        if (it > 0 && !memcmp(a, prev, sizeof(int32_t) * (size_t)n)) {
+            work_add(w, (uint64_t)n * (uint64_t)k * (uint64_t)(niter - 1 - it)); /* converged: the rest is skipped */
+            break;
+        }
         memcpy(prev, a, sizeof(int32_t) * (size_t)n);
         memset(sum, 0, sizeof(double) * (size_t)k * dim);
         memset(cnt, 0, sizeof(int64_t) * (size_t)k);
@@ -426,7 +450,7 @@ static void csr_free(csr *s) {
 
 /* One level: k-means of x (n × dim), then the resampling steps. */
 static int run_level(dv2_hkm_level *L, const float *x, int64_t n, int dim, int k, int steps, int sample,
-                     int closest, int niter, uint64_t seed, int64_t *empty, dv2_hkm_seed_stats *st, const dv2_dist *dd,
+                     int closest, int niter, uint64_t seed, int64_t *empty, hkm_work *w, const dv2_dist *dd,
                      dv2_error *err) {
     if (n < k) return dv2_error_set(err, DV2_EINVAL, "%lld inputs cannot make %d clusters", (long long)n, k);
     L->n = n, L->k = k, L->dim = dim;
@@ -434,8 +458,9 @@ static int run_level(dv2_hkm_level *L, const float *x, int64_t n, int dim, int k
     L->assign = malloc(sizeof(int32_t) * (size_t)n);
     L->dist = malloc(sizeof(float) * (size_t)n);
     if (!L->centroids || !L->assign || !L->dist) return dv2_error_set(err, DV2_ENOMEM, "level: out of memory");
-    int rc = kmeans(L->centroids, x, n, dim, k, niter, seed, dd, st, err);
+    int rc = kmeans(L->centroids, x, n, dim, k, niter, seed, dd, w, err);
     if (!rc) rc = assign_all(L->assign, L->dist, empty, x, n, dim, L->centroids, k, dd, err);
+    if (!rc) work_add(w, (uint64_t)n * (uint64_t)k);
     float *sub = NULL, *nc = NULL;
     if (!rc && steps > 0) {
         sub = malloc(sizeof(float) * (size_t)k * (size_t)sample * dim);
@@ -461,9 +486,10 @@ static int run_level(dv2_hkm_level *L, const float *x, int64_t n, int dim, int k
         }
         csr_free(&m);
         if (ns < k) break; /* too few points left to re-cluster: keep the current centroids */
-        if ((rc = kmeans(nc, sub, ns, dim, k, niter, seed + 1 + (uint64_t)s, dd, st, err))) break;
+        if ((rc = kmeans(nc, sub, ns, dim, k, niter, seed + 1 + (uint64_t)s, dd, w, err))) break;
         memcpy(L->centroids, nc, sizeof(float) * (size_t)k * dim);
         rc = assign_all(L->assign, L->dist, empty, x, n, dim, L->centroids, k, dd, err);
+        work_add(w, (uint64_t)n * (uint64_t)k);
     }
     free(sub);
     free(nc);
@@ -620,8 +646,17 @@ int dv2_hkm_build(const char *dir, const float *x, const uint64_t *ids, int64_t 
         }
         if (!rc && !reused) {
             recompute = 1;
+            /* the work of a level at most: seeding, iterations and the
+             * assignment on the inputs, then per step seeding and
+             * iterations on the resampled subset and a reassignment */
+            uint64_t ns = (uint64_t)p->k[l] * (uint64_t)(p->steps[l] ? p->sample[l] : 0), k = (uint64_t)p->k[l];
+            if (ns > (uint64_t)nin) ns = (uint64_t)nin;
+            hkm_work w = {&info.seeding, root ? p->progress : NULL, p->progress_ctx, l + 1, 0,
+                          (uint64_t)nin * k * (SEED_COST + (uint64_t)p->niter + 1) +
+                              (uint64_t)p->steps[l] * (ns * k * (SEED_COST + (uint64_t)p->niter) + (uint64_t)nin * k)};
             rc = run_level(&lv[l], in, nin, dim, p->k[l], p->steps[l], p->sample[l], p->resample_closest,
-                           p->niter, p->seed + (uint64_t)l * 7919u, &info.empty, &info.seeding, dist, err);
+                           p->niter, p->seed + (uint64_t)l * 7919u, &info.empty, &w, dist, err);
+            if (!rc && w.fn) w.fn(w.ctx, w.level, w.total, w.total);
             if (!rc && root) rc = level_save(path, &lv[l], &want, err);
         }
         free(path);

@@ -36,6 +36,12 @@
 
 #define DV2_HKM_MAX_LEVELS 8
 
+/* Progress of a level being built (rank 0 only): done of total units of
+ * work (one unit: a point-to-centroid distance in the assignment GEMM; a
+ * seed's scalar pass counts 28 per row; total is the most the level can
+ * take, reached when it ends). */
+typedef void (*dv2_hkm_progress_fn)(void *ctx, int level, uint64_t done, uint64_t total);
+
 typedef struct dv2_hkm_params {
     int levels;
     int k[DV2_HKM_MAX_LEVELS];      /* clusters per level */
@@ -45,6 +51,8 @@ typedef struct dv2_hkm_params {
     int niter;                      /* Lloyd iterations per k-means (default 50) */
     uint64_t seed;
     int force;                      /* recompute every level even if saved */
+    dv2_hkm_progress_fn progress;   /* may be NULL */
+    void *progress_ctx;
 } dv2_hkm_params;
 
 void dv2_hkm_params_default(dv2_hkm_params *p);
