@@ -6,8 +6,8 @@
  * Its own program rather than a mode of dv2-retrieve: it takes no query set,
  * keeps state between runs (the tree, resumable per level) and has two
  * phases that run separately (cluster once, sample many targets).  Under
- * mpirun the assignment work is split across the processes and the tree is
- * byte-identical to one process. */
+ * mpirun the assignment and seeding work is split across the processes and
+ * the tree is byte-identical to one process. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>

@@ -21,10 +21,12 @@
  * are taken at random or closest to the centroid first.  Sampling reads only
  * the saved tree, so it reruns with another target without clustering.
  *
- * Under MPI (dist with world > 1) every rank holds the whole input and the
- * nearest-centroid assignment, the O(n k dim) part, is split across ranks
- * by whole blocks of rows, the same blocks one process uses, and merged
- * exactly; everything else runs identically on every rank, so the tree is
+ * Under MPI (dist with world > 1) every rank holds the whole input; the
+ * nearest-centroid assignment, the O(n k dim) part, and the k-means++
+ * seeding's distance updates are split across ranks by whole blocks of
+ * rows, the same blocks one process uses, and merged exactly (each
+ * assignment is settled in double, so the BLAS's threads do not matter);
+ * everything else runs identically on every rank, so the tree is
  * byte-identical to one process.  Rank 0 writes the files.  The functions
  * never print. */
 #ifndef DV2_HKMEANS_H
