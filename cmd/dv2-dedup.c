@@ -305,7 +305,7 @@ int main(int argc, char **argv) {
                       (long long)res.largest, (long long)n, (double)med, c.threshold);
         if (c.report) {
             dv2_report_opts ro = {c.shards, c.nshards, c.report_groups, 24, (float)c.threshold,
-                                  (float)c.against_threshold, c.k, NULL, cli.force};
+                                  (float)c.against_threshold, c.k, NULL, cli.force, c.margin_rank};
             if (dv2_report_dedup(c.report, &ro, ids, &res, against_ids, na, &err) < 0) goto fail;
             dv2_infof("report written to %s/index.html", c.report);
         }

@@ -42,6 +42,10 @@ expect_grep "Leakage hits (1 components dropped)" rep/index.html
 cmp -s "rep/$(grep -o 'img/[0-9]*\.jpg' rep/index.html | head -n 1)" img/00_jpeg.jpg ||
 	cmp -s "rep/$(grep -o 'img/[0-9]*\.jpg' rep/index.html | head -n 1)" img/01_jpeg.jpg && ok ||
 	fail "thumbnail bytes differ from the packed image"
+# with --margin the page says so and gives each image's background
+expect_exit 0 dv2-dedup --margin 0.02 --margin-rank 2 --report repm --shards ds --shards evds --against eval.emb pool.emb
+expect_grep "Margin 0.020: an edge, and a leak" repm/index.html
+expect_grep ", bg [0-9.]*<" repm/index.html
 # a second run refreshes the report in place
 expect_exit 0 dv2-dedup --report rep --shards ds pool.emb
 

@@ -293,6 +293,7 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
             rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)n);
             goto done;
         }
+        res->margin = part->margin;
         if ((rc = apply_margin(res->bg, part, d, err)) < 0) goto done;
     }
     int64_t edges = part->edges, dropped = part->dropped;
@@ -332,7 +333,7 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
         res->root[i] = r;
         size[r]++;
         /* with the margin a leak must also stand out from the row's background */
-        if (res->leak_sim[i] > against_threshold && (!res->bg || res->leak_sim[i] - res->bg[i] > part->margin))
+        if (res->leak_sim[i] > against_threshold && (!res->bg || res->leak_sim[i] - res->bg[i] > res->margin))
             leaky[r] = 1;
     }
     for (int64_t i = 0; i < n; i++) {

@@ -89,6 +89,7 @@ typedef struct dv2_dedup_result {
     int64_t kept, copies, leaked, components, multi_components, largest, edges;
     int64_t margin_dropped;  /* edges above threshold that the margin removed */
     float *bg;               /* with the margin: every row's background, else NULL */
+    float margin;            /* with the margin: by how much */
 } dv2_dedup_result;
 
 /* The query block in effect: query_block, or 1024 rows for the exact CPU

@@ -133,6 +133,15 @@ static void sim_text(char *b, size_t n, const char *what, float s) {
     else snprintf(b, n, "%s -", what);
 }
 
+/* appends ", bg S" (the margin's background) to a caption */
+static void bg_text(char *b, size_t n, float s) {
+    size_t l = strlen(b);
+    if (l + 1 < n) {
+        if (isfinite(s)) snprintf(b + l, n - l, ", bg %.3f", s);
+        else snprintf(b + l, n - l, ", bg -");
+    }
+}
+
 int dv2_report_dedup(const char *dir, const dv2_report_opts *o, const uint64_t *pool_ids,
                      const dv2_dedup_result *res, const uint64_t *against_ids, int64_t n_against,
                      dv2_error *err) {
@@ -231,6 +240,10 @@ int dv2_report_dedup(const char *dir, const dv2_report_opts *o, const uint64_t *
                "(the first of its group in pool order).</p>\n",
             title, n, res->kept, res->copies, res->leaked, res->multi_components, res->largest, o->k,
             o->threshold, o->against_threshold);
+    if (res->bg)
+        fprintf(f, "<p>Margin %.3f: an edge, and a leak, also beat by it the similarity of each image's "
+                   "neighbour %d (its background, in the captions).</p>\n",
+                res->margin, o->margin_rank);
     fprintf(f, "<h2 id=\"groups\">Largest duplicate groups (%" PRId64 " shown)</h2>\n", ngroups);
     for (int64_t c = 0; c < ncomp; c++) {
         if (shown[c] != 1) continue;
@@ -241,6 +254,7 @@ int dv2_report_dedup(const char *dir, const dv2_report_opts *o, const uint64_t *
             if (res->root[i] == ci[c].root) {
                 char cap[64];
                 sim_text(cap, sizeof cap, "best", res->best_sim[i]);
+                if (res->bg) bg_text(cap, sizeof cap, res->bg[i]);
                 put_img(f, &t, pool_ids[i], cap, i == ci[c].root);
                 m++;
             }
@@ -257,9 +271,12 @@ int dv2_report_dedup(const char *dir, const dv2_report_opts *o, const uint64_t *
             if (res->root[i] == ci[c].root) {
                 char cap[64];
                 sim_text(cap, sizeof cap, "leak", res->leak_sim[i]);
+                if (res->bg) bg_text(cap, sizeof cap, res->bg[i]);
                 put_img(f, &t, pool_ids[i], cap, 0);
+                /* the eval image of each member that made the component leak */
                 if (res->leak_row[i] >= 0 && against_ids && res->leak_row[i] < n_against &&
-                    res->leak_sim[i] > o->against_threshold)
+                    res->leak_sim[i] > o->against_threshold &&
+                    (!res->bg || res->leak_sim[i] - res->bg[i] > res->margin))
                     put_img(f, &t, against_ids[res->leak_row[i]], "eval image", 0);
                 m++;
             }

@@ -22,6 +22,7 @@ typedef struct dv2_report_opts {
     int k;
     const char *title;           /* page title, NULL = "dv2-dedup report" */
     int force;                   /* DIR/index.html may exist */
+    int margin_rank;             /* with dv2-dedup --margin (res->bg set): its neighbour */
 } dv2_report_opts;
 
 /* Writes the report into dir (created if needed).  pool_ids[res->n] are the
