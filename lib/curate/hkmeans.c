@@ -21,6 +21,7 @@
 #include "core/afile.h"
 #include "core/hash.h"
 #include "core/rng.h"
+#include "ops/cpu/cpu.h"
 
 static const char k_ids_magic[8] = {'D', 'V', '2', 'H', 'K', 'M', 'I', '\n'};
 static const char k_lvl_magic[8] = {'D', 'V', '2', 'H', 'K', 'M', 'L', '\n'};
@@ -94,8 +95,9 @@ static int assign_all(int32_t *assign, float *dist, int64_t *empty, const float 
     for (int64_t r0 = 0, blk = 0; r0 < n; r0 += B, blk++) {
         if (blk % world != rank) continue;
         int64_t m = n - r0 < B ? n - r0 : B;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, k, dim, 1.0f, x + (size_t)r0 * dim, dim, c,
-                    dim, 0.0f, g, k);
+        /* OpenMP blocks of single-threaded BLAS calls: OpenBLAS's own pool
+         * would spin against the OpenMP threads of the scan below */
+        dv2_cpu_sgemm(0, 1, (int)m, k, dim, 1.0f, x + (size_t)r0 * dim, dim, c, dim, 0.0f, g, k);
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < m; i++) {
             const float *xi = x + (size_t)(r0 + i) * dim;
