@@ -9,7 +9,6 @@
  * mpirun the assignment and seeding work is split across the processes and
  * the tree is byte-identical to one process. */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,13 +166,10 @@ static int build(const ctx *c, const dv2_cli *cli, const char *pool, const dv2_d
     }
     /* a NaN or an infinity would silently take a centroid (or every
      * distance) with it: refuse the pool, naming the row */
-    for (size_t i = 0; i < m.rows; i++)
-        for (size_t j = 0; j < m.dim; j++)
-            if (!isfinite(m.vecs[i * m.ld + j])) {
-                dv2_errorf("%s: row %zu (id %" PRIu64 "): vector contains NaN or infinity", pool, i, m.ids[i]);
-                dv2_matrix_free(&m);
-                return DV2_EXIT_ERROR;
-            }
+    if (dv2_matrix_check_finite(m.vecs, m.ld, m.dim, (int64_t)m.rows, m.ids, 0, pool, &err)) {
+        dv2_matrix_free(&m);
+        return dv2_report(&err);
+    }
     if ((int64_t)m.rows < p.k[0]) {
         dv2_matrix_free(&m);
         dv2_errorf("%s: %zu rows cannot make %d clusters", pool, m.rows, p.k[0]);

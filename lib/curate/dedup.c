@@ -229,25 +229,17 @@ static int merge_forests(dv2_dedup_part *part, const dv2_dist *d, dv2_error *err
     return rc;
 }
 
-/* The margin: every row's background (gathered from the ranks into bg, n
- * floats), then the candidate edges of this rank that beat both ends'
- * background by part->margin united into part->uf. */
-static int apply_margin(float *bg, dv2_dedup_part *part, const dv2_dist *d, dv2_error *err) {
-    int64_t n = part->n;
-    int64_t *q0s = dv2_calloc_array((size_t)d->world, sizeof(int64_t));
-    int64_t *q1s = dv2_calloc_array((size_t)d->world, sizeof(int64_t));
-    int rc = 0;
-    if (!q0s || !q1s) {
-        rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)n);
-        goto done;
-    }
+/* The margin: every row's background (gathered from the ranks, whose
+ * searched ranges are q0s/q1s, into bg, n floats), then the candidate edges
+ * of this rank that beat both ends' background by part->margin united into
+ * part->uf. */
+static int apply_margin(float *bg, dv2_dedup_part *part, const dv2_dist *d, const int64_t *q0s, const int64_t *q1s,
+                        dv2_error *err) {
     if (d->world > 1) {
-        rc = dv2_dist_allgather(d, &part->q0, sizeof(int64_t), q0s, err);
-        if (rc == 0) rc = dv2_dist_allgather(d, &part->q1, sizeof(int64_t), q1s, err);
-        if (rc == 0) rc = gather_rows(bg, part->bg, sizeof(float), part, d, q0s, q1s, err);
-        if (rc < 0) goto done;
+        int rc = gather_rows(bg, part->bg, sizeof(float), part, d, q0s, q1s, err);
+        if (rc < 0) return rc;
     } else {
-        for (int64_t i = 0; i < n; i++) bg[i] = -INFINITY;
+        for (int64_t i = 0; i < part->n; i++) bg[i] = -INFINITY;
         memcpy(bg + part->q0, part->bg, sizeof(float) * (size_t)(part->q1 - part->q0));
     }
     for (int64_t e = 0; e < part->ncand; e++) {
@@ -260,10 +252,7 @@ static int apply_margin(float *bg, dv2_dedup_part *part, const dv2_dist *d, dv2_
             part->dropped++;
         }
     }
-done:
-    free(q0s);
-    free(q1s);
-    return rc;
+    return 0;
 }
 
 int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist *d,
@@ -288,21 +277,24 @@ int dv2_dedup_merge(dv2_dedup_result *res, dv2_dedup_part *part, const dv2_dist 
         rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)n);
         goto done;
     }
+    if (d->world > 1) { /* every rank's searched range, for the gathers below */
+        rc = dv2_dist_allgather(d, &part->q0, sizeof(int64_t), q0s, err);
+        if (rc == 0) rc = dv2_dist_allgather(d, &part->q1, sizeof(int64_t), q1s, err);
+        if (rc < 0) goto done;
+    }
     if (part->bg) {
         if (!(res->bg = dv2_malloc_array(nn, sizeof(float)))) {
             rc = dv2_error_set(err, DV2_ENOMEM, "dedup: out of memory for %lld rows", (long long)n);
             goto done;
         }
         res->margin = part->margin;
-        if ((rc = apply_margin(res->bg, part, d, err)) < 0) goto done;
+        if ((rc = apply_margin(res->bg, part, d, q0s, q1s, err)) < 0) goto done;
     }
     int64_t edges = part->edges, dropped = part->dropped;
     if (d->world > 1) {
         rc = merge_forests(part, d, err);
         if (rc == 0) rc = dv2_dist_allreduce_sum_i64(d, &edges, 1, err);
         if (rc == 0) rc = dv2_dist_allreduce_sum_i64(d, &dropped, 1, err);
-        if (rc == 0) rc = dv2_dist_allgather(d, &part->q0, sizeof(int64_t), q0s, err);
-        if (rc == 0) rc = dv2_dist_allgather(d, &part->q1, sizeof(int64_t), q1s, err);
         if (rc == 0) rc = gather_rows(res->best_sim, part->best_sim, sizeof(float), part, d, q0s, q1s, err);
         if (rc == 0) rc = gather_rows(res->leak_sim, part->leak_sim, sizeof(float), part, d, q0s, q1s, err);
         if (rc == 0) rc = gather_rows(res->leak_row, part->leak_row, sizeof(int64_t), part, d, q0s, q1s, err);

@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -223,6 +225,16 @@ int dv2_matrix_check_same_dim(const dv2_matrix_info *a, const char *name_a,
     if (a->dim != b->dim)
         return dv2_error_set(err, DV2_EINVAL, "%s: dimension %u does not match %s (%u)", name_b,
                              b->dim, name_a, a->dim);
+    return DV2_OK;
+}
+
+int dv2_matrix_check_finite(const float *x, size_t ld, size_t dim, int64_t n, const uint64_t *ids,
+                            int64_t first_row, const char *name, dv2_error *err) {
+    for (int64_t i = 0; i < n; i++)
+        for (size_t j = 0; j < dim; j++)
+            if (!isfinite(x[(size_t)i * ld + j]))
+                return dv2_error_set(err, DV2_ECORRUPT, "%s: row %lld (id %" PRIu64 "): vector contains NaN or infinity",
+                                     name, (long long)(first_row + i), ids[i]);
     return DV2_OK;
 }
 

@@ -204,6 +204,11 @@ void dv2_matrix_free(dv2_matrix *m);
  * vector dimensions differ. */
 int dv2_matrix_check_same_dim(const dv2_matrix_info *a, const char *name_a,
                               const dv2_matrix_info *b, const char *name_b, dv2_error *err);
+/* DV2_ECORRUPT with "NAME: row R (id I): vector contains NaN or infinity"
+ * for the first such vector of the n rows of x (ld floats apart, dim used);
+ * their ids are ids[0..n-1] and R counts from first_row. */
+int dv2_matrix_check_finite(const float *x, size_t ld, size_t dim, int64_t n, const uint64_t *ids,
+                            int64_t first_row, const char *name, dv2_error *err);
 
 /* ---- .npy export (for users: numpy.load) ------------------------------------------ */
 

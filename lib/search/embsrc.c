@@ -15,13 +15,8 @@
 /* Names the file, row and id of the first non-finite vector in out (the
  * rows start..start+count-1), after dv2_knn_normalize refused the block. */
 static int row_error(const dv2_embsrc *e, const float *out, int64_t start, int64_t count, dv2_error *err) {
-    for (int64_t i = 0; i < count; i++)
-        for (int j = 0; j < e->dim; j++)
-            if (!isfinite(out[i * e->dim + j]))
-                return dv2_error_set(err, DV2_ECORRUPT,
-                                     "%s: row %lld (id %" PRIu64 "): vector contains NaN or infinity", e->name,
-                                     (long long)(start + i), e->ids[start + i]);
-    return dv2_error_prefix(err, "%s", e->name);
+    int rc = dv2_matrix_check_finite(out, (size_t)e->dim, (size_t)e->dim, count, e->ids + start, start, e->name, err);
+    return rc ? rc : dv2_error_prefix(err, "%s", e->name);
 }
 
 static int mapped_read(const dv2_vecsrc *src, float *out, int64_t start, int64_t count, dv2_error *err) {
